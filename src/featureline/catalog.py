@@ -1,0 +1,84 @@
+"""Definitions as held by one registry version, with lookups that explain misses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from featureline.definitions import Entity, FeatureService, FeatureView, parse_ref
+from featureline.definitions._refs import FeatureRef
+from featureline.errors import NotFoundError, ValidationError, unknown
+
+
+@dataclass
+class Catalog:
+    version: int
+    entities: dict[str, Entity] = field(default_factory=dict)
+    views: dict[str, list[FeatureView]] = field(default_factory=dict)  # ascending versions
+    services: dict[str, FeatureService] = field(default_factory=dict)
+
+    @classmethod
+    def from_snapshot(cls, version: int, snap: dict[str, Any]) -> Catalog:
+        ents = {n: Entity.from_dict(d) for n, d in snap.get("entities", {}).items()}
+        views = {n: [FeatureView.from_dict(d, ents) for d in vs] for n, vs in snap.get("views", {}).items()}
+        svcs = {n: FeatureService.from_dict(d) for n, d in snap.get("services", {}).items()}
+        return cls(version, ents, views, svcs)
+
+    def view(self, name: str, version: int | None = None) -> FeatureView:
+        if name not in self.views:
+            raise NotFoundError(unknown("feature view", name, self.views) + self._when())
+        versions = self.views[name]
+        if version is None:
+            return versions[-1]
+        for v in versions:
+            if v.version == version:
+                return v
+        raise NotFoundError(
+            f"Feature view `{name}` has no version {version}; it has "
+            f"{', '.join('v' + str(v.version) for v in versions)}." + self._when()
+        )
+
+    def service(self, name: str) -> FeatureService:
+        if name not in self.services:
+            raise NotFoundError(unknown("feature service", name, self.services) + self._when())
+        return self.services[name]
+
+    def _when(self) -> str:
+        return f" (registry version {self.version})"
+
+    def resolve(self, features: Any) -> list[tuple[FeatureRef, FeatureView]]:
+        """Feature refs / a FeatureService (object or name) -> [(ref, view)], all problems at once."""
+        if isinstance(features, FeatureService):
+            refs = features.refs()
+        elif isinstance(features, str) and ":" not in features:
+            refs = self.service(features).refs()
+        elif isinstance(features, str):
+            refs = [features]
+        else:
+            refs = list(features)
+        if not refs:
+            raise ValidationError("No features requested. Fix: pass features=[\"view:feature\", ...] or a FeatureService.")
+        out: list[tuple[FeatureRef, FeatureView]] = []
+        problems: list[str] = []
+        seen: set[str] = set()
+        for raw in refs:
+            try:
+                ref = parse_ref(raw)
+                view = self.view(ref.view, ref.version)
+            except (ValidationError, NotFoundError) as e:
+                problems.append(str(e))
+                continue
+            names = [f.name for f in view.features]
+            if ref.feature not in names:
+                problems.append(unknown(f"feature of view `{view.name}` v{view.version}", ref.feature, names).replace(
+                    f"Unknown feature of view `{view.name}` v{view.version} `{ref.feature}`",
+                    f"Unknown feature `{raw}`: view `{view.name}` v{view.version} has no feature `{ref.feature}`",
+                ))
+                continue
+            if str(ref) in seen:
+                continue
+            seen.add(str(ref))
+            out.append((ref, view))
+        if problems:
+            raise NotFoundError("\n".join(problems) if len(problems) == 1 else f"{len(problems)} problems with the requested features:\n" + "\n".join(f"  - {p}" for p in problems))
+        return out

@@ -1,0 +1,55 @@
+"""featureline.yaml plus FEATURELINE_* environment overrides, validated once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from featureline.errors import ConfigError, NotFoundError, did_you_mean
+
+CONFIG_FILE = "featureline.yaml"
+_KNOWN = {"project", "registry", "offline_store", "online_store", "description"}
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    repo_path: Path
+    project: str
+    registry: str
+    offline_path: Path
+    online: dict[str, Any]
+
+    @classmethod
+    def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
+        root = Path(repo_path).resolve()
+        f = root / CONFIG_FILE
+        if not f.exists():
+            raise NotFoundError(
+                f"No `{CONFIG_FILE}` in `{root}`: this is not a feature repo. "
+                f"Fix: run `featureline init {repo_path}` or pass the repo folder (--repo / FEATURELINE_REPO)."
+            )
+        import yaml
+
+        try:
+            raw = yaml.safe_load(f.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"`{f}` is not valid YAML: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"`{f}` must be a mapping with at least `project:`.")
+        problems = [
+            f"unknown setting `{k}`.{did_you_mean(k, _KNOWN)}" for k in raw if k not in _KNOWN
+        ]
+        project = raw.get("project")
+        if not isinstance(project, str) or not project:
+            problems.append("`project` must be set to a name, e.g. `project: fraud`.")
+        if problems:
+            raise ConfigError(f"Problems in `{f}`:\n" + "\n".join(f"  - {p}" for p in problems))
+        offline = raw.get("offline_store") or {}
+        online = raw.get("online_store") or {"type": "sqlite", "path": "data/online.db"}
+        registry = os.environ.get("FEATURELINE_REGISTRY") or str(raw.get("registry", "data/registry.db"))
+        offline_path = Path(os.environ.get("FEATURELINE_OFFLINE_PATH") or offline.get("path", "data/offline"))
+        if not offline_path.is_absolute():
+            offline_path = root / offline_path
+        return cls(root, str(project), registry, offline_path, dict(online))

@@ -1,0 +1,240 @@
+"""The definition objects and their dict form (the registry stores the dict form)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from featureline.types import DType, parse_dtype
+
+RESERVED_PREFIX = "__"
+
+
+def _tags(tags: dict[str, str] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (tags or {}).items()}
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A thing features describe (a driver, a card). `join_keys` are its key columns."""
+
+    name: str
+    join_keys: list[str] = field(default_factory=list)
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        keys = list(self.join_keys) if self.join_keys else [self.name]
+        object.__setattr__(self, "join_keys", keys)
+        object.__setattr__(self, "tags", _tags(self.tags))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "join_keys": list(self.join_keys),
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Entity:
+        return cls(d["name"], list(d["join_keys"]), d.get("description", ""), d.get("owner", ""), d.get("tags", {}))
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed column of a feature view."""
+
+    name: str
+    dtype: DType
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dtype, str):
+            object.__setattr__(self, "dtype", parse_dtype(self.dtype))
+        object.__setattr__(self, "tags", _tags(self.tags))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": str(self.dtype), "description": self.description, "tags": dict(self.tags)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Field:
+        return cls(d["name"], parse_dtype(d["dtype"]), d.get("description", ""), d.get("tags", {}))
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Parquet or CSV files (a path or a glob) with an event-time column."""
+
+    path: str
+    timestamp_field: str = "event_timestamp"
+    created_timestamp_field: str | None = None
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "file",
+            "path": self.path,
+            "timestamp_field": self.timestamp_field,
+            "created_timestamp_field": self.created_timestamp_field,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileSource:
+        return cls(d["path"], d["timestamp_field"], d.get("created_timestamp_field"), d.get("name", ""))
+
+    @property
+    def format(self) -> str:
+        return "csv" if self.path.lower().endswith((".csv", ".csv.gz")) else "parquet"
+
+
+@dataclass(frozen=True)
+class FeatureViewProjection:
+    """A view with a subset of its features, as used in a FeatureService: `view[["a", "b"]]`."""
+
+    view: FeatureView
+    features: list[str]
+
+    def refs(self) -> list[str]:
+        return [f"{self.view.name}:{f}" for f in self.features]
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureView:
+    """A group of features over the same entities, read from one source, with a time-to-live."""
+
+    name: str
+    entities: list[Entity] = field(default_factory=list)
+    schema: list[Field] = field(default_factory=list)
+    source: FileSource | None = None
+    ttl: timedelta | None = None
+    owner: str = ""
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    online: bool = True
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entities", list(self.entities))
+        object.__setattr__(self, "schema", list(self.schema))
+        object.__setattr__(self, "tags", _tags(self.tags))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FeatureView) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version))
+
+    def __getitem__(self, features: list[str] | str) -> FeatureViewProjection:
+        names = [features] if isinstance(features, str) else list(features)
+        return FeatureViewProjection(self, names)
+
+    @property
+    def join_keys(self) -> list[str]:
+        keys: list[str] = []
+        for e in self.entities:
+            for k in e.join_keys:
+                if k not in keys:
+                    keys.append(k)
+        return keys
+
+    @property
+    def features(self) -> list[Field]:
+        """Fields that are features (the schema minus the join keys and timestamp columns)."""
+        skip = set(self.join_keys)
+        if self.source is not None:
+            skip |= {self.source.timestamp_field, self.source.created_timestamp_field or ""}
+        return [f for f in self.schema if f.name not in skip]
+
+    @property
+    def key_fields(self) -> dict[str, DType]:
+        """Join keys whose type the schema declares."""
+        keys = set(self.join_keys)
+        return {f.name: f.dtype for f in self.schema if f.name in keys}
+
+    def feature(self, name: str) -> Field | None:
+        for f in self.features:
+            if f.name == name:
+                return f
+        return None
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        if self.ttl is None:
+            return None
+        return self.ttl.total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "entities": [e.name for e in self.entities],
+            "schema": [f.to_dict() for f in self.schema],
+            "source": self.source.to_dict() if self.source is not None else None,
+            "ttl_seconds": self.ttl_seconds,
+            "owner": self.owner,
+            "description": self.description,
+            "tags": dict(self.tags),
+            "online": self.online,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], entities: dict[str, Entity]) -> FeatureView:
+        ttl = d.get("ttl_seconds")
+        return cls(
+            name=d["name"],
+            entities=[entities[n] if n in entities else Entity(n) for n in d["entities"]],
+            schema=[Field.from_dict(f) for f in d["schema"]],
+            source=FileSource.from_dict(d["source"]) if d.get("source") else None,
+            ttl=timedelta(seconds=ttl) if ttl is not None else None,
+            owner=d.get("owner", ""),
+            description=d.get("description", ""),
+            tags=d.get("tags", {}),
+            online=d.get("online", True),
+            version=int(d.get("version", 1)),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """A named set of features a model uses: views, view projections or "view:feature" strings."""
+
+    name: str
+    features: list[Any] = field(default_factory=list)
+    description: str = ""
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", list(self.features))
+        object.__setattr__(self, "tags", _tags(self.tags))
+
+    def refs(self) -> list[str]:
+        """The feature references ("view:feature") this service selects."""
+        out: list[str] = []
+        for item in self.features:
+            if isinstance(item, FeatureView):
+                out += [f"{item.name}:{f.name}" for f in item.features]
+            elif isinstance(item, FeatureViewProjection):
+                out += item.refs()
+            else:
+                out.append(str(item))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "features": self.refs(),
+            "description": self.description,
+            "owner": self.owner,
+            "tags": dict(self.tags),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureService:
+        return cls(d["name"], list(d["features"]), d.get("description", ""), d.get("owner", ""), d.get("tags", {}))

@@ -1,0 +1,135 @@
+"""Validate a whole set of definitions, collecting every problem before raising once."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from featureline.definitions._objects import (
+    RESERVED_PREFIX,
+    Entity,
+    FeatureService,
+    FeatureView,
+    FileSource,
+)
+from featureline.errors import DefinitionError, did_you_mean
+from featureline.types import DType, compatible
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_identifier(kind: str, name: Any) -> str | None:
+    """A problem with a name used as an identifier, or None when it is fine."""
+    if not isinstance(name, str) or not name:
+        return f"{kind} name `{name!r}` must be a non-empty string. Fix: give it a name like `driver_stats`."
+    if name.startswith(RESERVED_PREFIX):
+        return f"{kind} name `{name}` is reserved (names starting with `__` are internal). Fix: rename it, e.g. `{name.lstrip('_') or 'x'}`."
+    if not _IDENT.match(name):
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        if safe[:1].isdigit():
+            safe = "_" + safe
+        return f"{kind} name `{name}` is not a safe identifier (letters, digits and `_`, not starting with a digit). Fix: rename it, e.g. `{safe}`."
+    return None
+
+
+def _dupes(kind: str, names: list[str]) -> list[str]:
+    return [f"Duplicate {kind} name `{n}` (defined {c} times). Fix: give each {kind} a unique name." for n, c in Counter(names).items() if c > 1]
+
+
+def validate_definitions(
+    entities: list[Entity],
+    views: list[FeatureView],
+    services: list[FeatureService],
+    source_schemas: dict[str, dict[str, DType | None]] | None = None,
+) -> None:
+    """Raise one DefinitionError listing every problem found, or return None.
+
+    `source_schemas` maps a view name to the columns its source has (with their types), when
+    the caller could read the source; problems with missing columns are then reported too.
+    """
+    problems: list[str] = []
+    problems += _dupes("entity", [e.name for e in entities])
+    problems += _dupes("feature view", [v.name for v in views])
+    problems += _dupes("feature service", [s.name for s in services])
+    entity_names = {e.name: e for e in entities}
+
+    for e in entities:
+        if p := check_identifier("Entity", e.name):
+            problems.append(p)
+        for k in e.join_keys:
+            if p := check_identifier(f"Join key of entity `{e.name}`", k):
+                problems.append(p)
+
+    for v in views:
+        problems += _view_problems(v, entity_names, (source_schemas or {}).get(v.name))
+
+    view_by_name = {v.name: v for v in views}
+    for s in services:
+        if p := check_identifier("Feature service", s.name):
+            problems.append(p)
+        for ref in s.refs():
+            problems += _ref_problems(f"feature service `{s.name}`", ref, view_by_name)
+
+    if problems:
+        raise DefinitionError.from_problems(problems)
+
+
+def _view_problems(
+    v: FeatureView, entities: dict[str, Entity], source_cols: dict[str, DType | None] | None
+) -> list[str]:
+    problems: list[str] = []
+    where = f"feature view `{v.name}`"
+    if p := check_identifier("Feature view", v.name):
+        problems.append(p)
+    if not v.entities:
+        problems.append(f"{where} has no entities. Fix: pass entities=[...] with at least one Entity.")
+    for e in v.entities:
+        if not isinstance(e, Entity):
+            problems.append(f"{where}: entities must be Entity objects, got `{e!r}`. Fix: pass the Entity, e.g. entities=[driver].")
+        elif e.name not in entities:
+            problems.append(f"{where} uses unknown entity `{e.name}`.{did_you_mean(e.name, entities)} Fix: define the Entity in the repo.")
+        elif entities[e.name].join_keys != e.join_keys:
+            problems.append(f"{where} uses entity `{e.name}` with join keys {e.join_keys}, but the repo defines it with {entities[e.name].join_keys}.")
+    if v.ttl is not None and (not isinstance(v.ttl, timedelta) or v.ttl < timedelta(0)):
+        problems.append(f"{where} has a bad ttl `{v.ttl!r}`. Fix: use a non-negative timedelta, e.g. ttl=timedelta(days=1), or None for no limit.")
+    names = [f.name for f in v.schema]
+    problems += [f"{where}: {p}" for p in _dupes("field", names)]
+    for f in v.schema:
+        if p := check_identifier(f"Field in {where}", f.name):
+            problems.append(p)
+    if not v.features:
+        problems.append(f"{where} has no features. Fix: list at least one Field in schema=[...].")
+    for k in v.join_keys:
+        if k in {f.name for f in v.features}:
+            problems.append(f"{where}: `{k}` is both a join key and a feature.")
+    src = v.source
+    if src is not None and not isinstance(src, FileSource):
+        problems.append(f"{where}: source must be a FileSource, got `{type(src).__name__}`.")
+    elif src is not None and source_cols is not None:
+        needed = [src.timestamp_field, *v.join_keys, *([src.created_timestamp_field] if src.created_timestamp_field else [])]
+        for col in needed:
+            if col not in source_cols:
+                problems.append(f"{where}: column `{col}` is missing from source `{src.path}`.{did_you_mean(col, source_cols)} Found: {', '.join(sorted(source_cols))}.")
+        for f in v.schema:
+            if f.name not in source_cols:
+                problems.append(f"{where}: field `{f.name}` is missing from source `{src.path}`.{did_you_mean(f.name, source_cols)} Fix: add the column or remove the field.")
+            else:
+                found = source_cols[f.name]
+                if found is not None and not compatible(f.dtype, found):
+                    problems.append(f"{where}: field `{f.name}` is declared {f.dtype} but source `{src.path}` has {found}. Fix: change the dtype or the data.")
+    return problems
+
+
+def _ref_problems(where: str, ref: str, views: dict[str, FeatureView]) -> list[str]:
+    if ref.count(":") != 1:
+        return [f"{where}: bad feature reference `{ref}`. Fix: write \"view:feature\"."]
+    view, feat = ref.split(":")
+    view = view.split("@")[0]
+    if view not in views:
+        return [f"{where} references unknown feature view `{view}`.{did_you_mean(view, views)}"]
+    names = [f.name for f in views[view].features]
+    if feat not in names:
+        return [f"{where} references unknown feature `{ref}`.{did_you_mean(feat, names)} Features of `{view}`: {', '.join(names)}."]
+    return []

@@ -1,0 +1,107 @@
+"""Turn what users pass (pandas, polars, pyarrow, a file path) into one Arrow table, at the edge."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from featureline.errors import NotFoundError, ValidationError
+
+UTC_US = pa.timestamp("us", tz="UTC")
+
+
+def read_file(path: str | os.PathLike[str], what: str = "data") -> pa.Table:
+    """Read Parquet or CSV (one file, a folder or a glob) into an Arrow table."""
+    import glob
+
+    p = str(path)
+    files = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
+    if not files:
+        raise NotFoundError(f"No file matches `{p}` for the {what}. Fix: check the path or the glob pattern.")
+    tables = []
+    for f in files:
+        if not os.path.exists(f):
+            raise NotFoundError(f"File `{f}` for the {what} does not exist. Fix: check the path (relative paths are relative to the feature repo).")
+        try:
+            if f.lower().endswith((".csv", ".csv.gz")):
+                import pyarrow.csv as pacsv
+
+                tables.append(pacsv.read_csv(f))
+            else:
+                import pyarrow.parquet as pq
+
+                tables.append(pq.read_table(f))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ValidationError(
+                f"Could not read `{f}` for the {what}: {e}. Fix: check that it is a valid "
+                f"{'CSV' if f.lower().endswith(('.csv', '.csv.gz')) else 'Parquet'} file."
+            ) from e
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowInvalid as e:
+        raise ValidationError(f"Files matching `{p}` have incompatible schemas: {e}. Fix: make their columns agree.") from e
+
+
+def to_arrow(data: Any, what: str = "data") -> pa.Table:
+    """pandas / polars / pyarrow / path -> pa.Table, or a ValidationError naming what was passed."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, str | Path):
+        return read_file(data, what)
+    mod = type(data).__module__.split(".")[0]
+    if mod == "pandas":
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            return pa.Table.from_pandas(data, preserve_index=False)
+    if mod == "polars":
+        return data.to_arrow()  # type: ignore[no-any-return]
+    if isinstance(data, dict):
+        try:
+            return pa.table(data)
+        except (pa.ArrowInvalid, TypeError) as e:
+            raise ValidationError(f"Could not turn the dict passed as {what} into columns: {e}.") from e
+    raise ValidationError(
+        f"Unsupported type `{type(data).__name__}` for the {what}. Fix: pass a pandas or polars "
+        f"DataFrame, a pyarrow Table, or a path to a Parquet/CSV file."
+    )
+
+
+def as_utc_timestamps(col: pa.ChunkedArray, name: str, what: str) -> pa.ChunkedArray:
+    """A timestamp column as timestamp[us, UTC]; naive or non-timestamp columns are refused."""
+    import pyarrow.compute as pc
+
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            col = pc.cast(col, pa.timestamp("us", tz="UTC"))
+        except pa.ArrowInvalid as e:
+            raise ValidationError(
+                f"Column `{name}` of the {what} holds text that is not a timestamp with a time zone ({e}). "
+                f"Fix: use ISO 8601 with an offset, e.g. `2025-01-01T00:00:00+00:00`."
+            ) from e
+        t = col.type
+    if not pa.types.is_timestamp(t):
+        raise ValidationError(
+            f"Column `{name}` of the {what} must be a timestamp, found `{t}`. Fix: convert it, "
+            f"e.g. pandas.to_datetime(df[{name!r}], utc=True)."
+        )
+    if t.tz is None:
+        raise ValidationError(
+            f"Column `{name}` of the {what} has naive timestamps (no time zone); Featureline never "
+            f"guesses. Fix: make them time-zone aware, e.g. df[{name!r}] = df[{name!r}].dt.tz_localize('UTC')."
+        )
+    if t.unit in ("s", "ms", "us") and t.tz == "UTC":
+        return col.cast(UTC_US) if t.unit != "us" else col
+    if t.unit == "ns":
+        # floor to microseconds (DESIGN: microsecond precision); safe=False allows truncation
+        col = pc.cast(col, pa.timestamp("ns", tz="UTC"))
+        return pc.cast(col, UTC_US, safe=False)
+    return pc.cast(col, UTC_US)

@@ -1,0 +1,176 @@
+"""The commit log of one feature view version: Parquet parts plus an append-only JSON-lines log.
+
+A batch is visible only once its line is in the log. Parts are written to a temporary name,
+fsynced and renamed before the line is appended (and fsynced), so a crash at any point leaves
+either the whole batch or nothing visible. A torn last line is ignored by readers and cut off
+by the next writer. Writers of one view serialise on a file lock; `ingested_at` is assigned
+under that lock at commit time and strictly increases.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOG = "_log.jsonl"
+LOCK = "_lock"
+PARTS = "parts"
+
+
+@dataclass(frozen=True)
+class Part:
+    file: str  # relative to the view directory
+    rows: int
+    compacted: bool = False  # a compacted part carries per-row __ingested_at
+
+
+@dataclass(frozen=True)
+class Commit:
+    seq: int
+    ingested_at_us: int
+    parts: list[Part]
+    rows: int
+    meta: dict[str, Any] = field(default_factory=dict)
+    replaces: list[int] = field(default_factory=list)  # commits a compaction supersedes
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "seq": self.seq,
+                "ingested_at_us": self.ingested_at_us,
+                "parts": [p.__dict__ for p in self.parts],
+                "rows": self.rows,
+                "meta": self.meta,
+                "replaces": self.replaces,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> Commit:
+        d = json.loads(line)
+        return cls(
+            d["seq"], d["ingested_at_us"], [Part(**p) for p in d["parts"]], d["rows"], d.get("meta", {}), d.get("replaces", [])
+        )
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class ViewLog:
+    """Commits of one view version, stored under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: tuple[float, int, list[Commit]] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / LOG
+
+    def commits(self) -> list[Commit]:
+        """All committed batches, oldest first (a torn last line is ignored)."""
+        try:
+            st = self.log_path.stat()
+        except FileNotFoundError:
+            return []
+        key = (st.st_mtime, st.st_size)
+        if self._cache is not None and self._cache[:2] == key:
+            return self._cache[2]
+        with open(self.log_path, encoding="utf-8") as fh:
+            data = fh.read()
+        out = []
+        for line in data.split("\n")[:-1]:  # the text after the last newline is torn or empty
+            if line.strip():
+                out.append(Commit.from_json(line))
+        self._cache = (key[0], key[1], out)
+        return out
+
+    def live_commits(self, as_of_us: int | None = None) -> list[Commit]:
+        """Commits visible at system time `as_of_us` (all when None), minus superseded ones."""
+        commits = self.commits()
+        if as_of_us is not None:
+            commits = [c for c in commits if c.ingested_at_us <= as_of_us]
+        replaced = {s for c in commits for s in c.replaces}
+        return [c for c in commits if c.seq not in replaced]
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def new_part_path(self) -> tuple[str, Path]:
+        rel = f"{PARTS}/part-{uuid.uuid4().hex}.parquet"
+        return rel, self.root / rel
+
+    def commit(
+        self,
+        write_parts: Callable[[], list[Part]],
+        meta: dict[str, Any] | None = None,
+        replaces: list[int] | None = None,
+        before_append: Callable[[], None] | None = None,
+    ) -> Commit:
+        """Write parts (under the lock), then make them visible with one log line."""
+        with self._locked():
+            (self.root / PARTS).mkdir(parents=True, exist_ok=True)
+            parts = write_parts()
+            self._repair_torn_tail()
+            prev = self.commits()
+            last_us = prev[-1].ingested_at_us if prev else 0
+            seq = prev[-1].seq + 1 if prev else 1
+            c = Commit(seq, max(now_us(), last_us + 1), parts, sum(p.rows for p in parts), meta or {}, replaces or [])
+            if before_append is not None:
+                before_append()
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(c.to_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            _fsync_dir(self.root)
+            self._cache = None
+            return c
+
+    def _repair_torn_tail(self) -> None:
+        try:
+            with open(self.log_path, "rb+") as fh:
+                data = fh.read()
+                if data and not data.endswith(b"\n"):
+                    fh.truncate(data.rfind(b"\n") + 1)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except FileNotFoundError:
+            return
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file (`<name>.tmp`), fsync it, then rename into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

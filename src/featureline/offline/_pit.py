@@ -1,0 +1,97 @@
+"""The point-in-time join, as SQL for DuckDB (DESIGN §3). Pure string building, golden-tested.
+
+The entity side is a relation `__entities(__rid, <join keys>, __ts)`. Each stored part holds
+rows of one view version; rows that lose a tie inside their own batch were marked once, at
+ingestion (`__shadowed_until`), so a view with a single visible part needs no tie handling
+at query time: the join is one ASOF LEFT JOIN plus a TTL test. With several parts, ties
+across parts are resolved first by (created, ingested, write sequence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENT_TS = "__event_ts"
+CREATED_TS = "__created_ts"
+SEQ = "__seq"
+SHADOWED_UNTIL = "__shadowed_until"
+INGESTED_AT = "__ingested_at"
+
+
+@dataclass(frozen=True)
+class PartRef:
+    path: str
+    ingested_at_us: int
+    compacted: bool = False  # carries its own per-row __ingested_at column
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    parts: list[PartRef]
+    keys: list[str]
+    features: list[tuple[str, str]]  # (stored column, output column)
+    ttl_us: int | None = None
+    as_of_us: int | None = None
+
+
+def q(name: str) -> str:
+    """Quote an identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _visible(spec: JoinSpec, part: PartRef) -> str:
+    if spec.as_of_us is None:
+        cond = f"{SHADOWED_UNTIL} IS NULL"
+    else:
+        cond = f"({SHADOWED_UNTIL} IS NULL OR {SHADOWED_UNTIL} > {spec.as_of_us})"
+        if part.compacted:
+            cond += f" AND {INGESTED_AT} <= {spec.as_of_us}"
+    return cond
+
+
+def _part_select(spec: JoinSpec, part: PartRef, with_order: bool) -> str:
+    cols = [q(k) for k in spec.keys] + [EVENT_TS]
+    if with_order:
+        ing = INGESTED_AT if part.compacted else f"{part.ingested_at_us}::BIGINT AS {INGESTED_AT}"
+        cols += [CREATED_TS, ing, SEQ]
+    cols += [q(s) for s, _ in dict.fromkeys(spec.features)]
+    return f"SELECT {', '.join(cols)} FROM read_parquet([{lit(part.path)}]) WHERE {_visible(spec, part)}"
+
+
+def feature_source_sql(spec: JoinSpec) -> str:
+    """A relation with at most one row per (keys, event time): the tie winners visible at as_of."""
+    if not spec.parts:
+        cols = [f"NULL AS {q(k)}" for k in spec.keys] + [f"NULL::TIMESTAMPTZ AS {EVENT_TS}"]
+        cols += [f"NULL AS {q(s)}" for s, _ in dict.fromkeys(spec.features)]
+        return f"SELECT {', '.join(cols)} WHERE false"
+    if len(spec.parts) == 1:
+        # one part has at most one visible row per (keys, event time) at any system time:
+        # ties inside it were resolved when it was written (ingest or compaction)
+        return _part_select(spec, spec.parts[0], with_order=False)
+    union = "\n    UNION ALL ".join(_part_select(spec, p, with_order=True) for p in spec.parts)
+    part_by = ", ".join([*(q(k) for k in spec.keys), EVENT_TS])
+    return (
+        f"SELECT * FROM (\n    {union}\n  )\n  QUALIFY row_number() OVER (PARTITION BY {part_by} "
+        f"ORDER BY {CREATED_TS} DESC NULLS LAST, {INGESTED_AT} DESC, {SEQ} DESC) = 1"
+    )
+
+
+def pit_join_sql(spec: JoinSpec, entities: str = "__entities") -> str:
+    """SELECT __rid and the requested features for every entity row (order not guaranteed)."""
+    outs = []
+    for stored, out in spec.features:
+        col = f"f.{q(stored)}"
+        if spec.ttl_us:
+            col = f"CASE WHEN f.{EVENT_TS} >= e.__ts - to_microseconds({spec.ttl_us}::BIGINT) THEN {col} END"
+        outs.append(f"{col} AS {q(out)}")
+    on = " AND ".join([*(f"e.{q(k)} = f.{q(k)}" for k in spec.keys), f"e.__ts >= f.{EVENT_TS}"])
+    return (
+        f"SELECT e.__rid, {', '.join(outs)}\n"
+        f"FROM {entities} AS e\n"
+        f"ASOF LEFT JOIN (\n  {feature_source_sql(spec)}\n) AS f\n"
+        f"ON {on}"
+    )

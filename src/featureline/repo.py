@@ -1,0 +1,74 @@
+"""A feature repo: a folder with featureline.yaml and Python modules defining objects."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from featureline.definitions import Entity, FeatureService, FeatureView
+from featureline.errors import DefinitionError
+
+_SKIP_DIRS = {"data", ".venv", "venv", "__pycache__", ".git", "node_modules"}
+
+
+@dataclass
+class RepoContents:
+    entities: list[Entity] = field(default_factory=list)
+    views: list[FeatureView] = field(default_factory=list)
+    services: list[FeatureService] = field(default_factory=list)
+
+    def add(self, obj: object) -> None:
+        for bucket, kind in ((self.entities, Entity), (self.views, FeatureView), (self.services, FeatureService)):
+            if isinstance(obj, kind):
+                if not any(o is obj for o in bucket):
+                    bucket.append(obj)  # type: ignore[arg-type]
+
+
+def definition_files(root: Path) -> list[Path]:
+    out = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root)
+        if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
+            continue
+        if p.name.startswith("test_") or p.name == "setup.py":
+            continue
+        out.append(p)
+    return out
+
+
+def load_repo(root: Path) -> RepoContents:
+    """Import every definitions module in the repo and collect the objects they define.
+
+    A module that fails to import is reported with its file and line, all at once.
+    """
+    contents = RepoContents()
+    problems: list[str] = []
+    for path in definition_files(root):
+        name = "featureline_repo_" + "_".join(path.relative_to(root).with_suffix("").parts)
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(root))
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:
+            problems.append(f"{e.filename}:{e.lineno}: syntax error: {e.msg}. Fix: correct the Python syntax there.")
+            continue
+        except Exception as e:  # user code: report where it failed
+            tb = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
+            line = tb[-1].lineno if tb else "?"
+            problems.append(f"{path}:{line}: {type(e).__name__}: {e}")
+            continue
+        finally:
+            sys.path.remove(str(root))
+            sys.modules.pop(name, None)
+        for value in vars(module).values():
+            contents.add(value)
+    if problems:
+        raise DefinitionError.from_problems(problems, "feature repo modules")
+    return contents
