@@ -7,7 +7,7 @@ from typing import Any
 
 from featureline.definitions import Entity, FeatureService, FeatureView, parse_ref
 from featureline.definitions._refs import FeatureRef
-from featureline.errors import NotFoundError, ValidationError, unknown
+from featureline.errors import FeaturelineError, NotFoundError, ValidationError, did_you_mean, unknown
 
 
 @dataclass
@@ -59,20 +59,20 @@ class Catalog:
         if not refs:
             raise ValidationError("No features requested. Fix: pass features=[\"view:feature\", ...] or a FeatureService.")
         out: list[tuple[FeatureRef, FeatureView]] = []
-        problems: list[str] = []
+        problems: list[FeaturelineError] = []
         seen: set[str] = set()
         for raw in refs:
             try:
                 ref = parse_ref(raw)
                 view = self.view(ref.view, ref.version)
             except (ValidationError, NotFoundError) as e:
-                problems.append(str(e))
+                problems.append(e)
                 continue
             names = [f.name for f in view.features]
             if ref.feature not in names:
-                problems.append(unknown(f"feature of view `{view.name}` v{view.version}", ref.feature, names).replace(
-                    f"Unknown feature of view `{view.name}` v{view.version} `{ref.feature}`",
-                    f"Unknown feature `{raw}`: view `{view.name}` v{view.version} has no feature `{ref.feature}`",
+                problems.append(NotFoundError(
+                    f"Unknown feature `{raw}`: view `{view.name}` v{view.version} has no feature "
+                    f"`{ref.feature}`.{did_you_mean(ref.feature, names)} Features: {', '.join(names)}."
                 ))
                 continue
             if str(ref) in seen:
@@ -80,5 +80,8 @@ class Catalog:
             seen.add(str(ref))
             out.append((ref, view))
         if problems:
-            raise NotFoundError("\n".join(problems) if len(problems) == 1 else f"{len(problems)} problems with the requested features:\n" + "\n".join(f"  - {p}" for p in problems))
+            kind = NotFoundError if all(isinstance(p, NotFoundError) for p in problems) else ValidationError
+            if len(problems) == 1:
+                raise kind(str(problems[0]))
+            raise kind(f"{len(problems)} problems with the requested features:\n" + "\n".join(f"  - {p}" for p in problems))
         return out
