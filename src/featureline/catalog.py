@@ -7,7 +7,13 @@ from typing import Any
 
 from featureline.definitions import Entity, FeatureService, FeatureView, parse_ref
 from featureline.definitions._refs import FeatureRef
-from featureline.errors import FeaturelineError, NotFoundError, ValidationError, did_you_mean, unknown
+from featureline.errors import (
+    FeaturelineError,
+    NotFoundError,
+    ValidationError,
+    did_you_mean,
+    unknown,
+)
 
 
 @dataclass

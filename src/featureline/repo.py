@@ -22,9 +22,8 @@ class RepoContents:
 
     def add(self, obj: object) -> None:
         for bucket, kind in ((self.entities, Entity), (self.views, FeatureView), (self.services, FeatureService)):
-            if isinstance(obj, kind):
-                if not any(o is obj for o in bucket):
-                    bucket.append(obj)  # type: ignore[arg-type]
+            if isinstance(obj, kind) and not any(o is obj for o in bucket):
+                bucket.append(obj)  # type: ignore[arg-type]
 
 
 def definition_files(root: Path) -> list[Path]:

@@ -52,7 +52,7 @@ Bytes = DType("Bytes")
 SCALARS = {t.name: t for t in (Int64, Float64, String, Bool, Timestamp, Bytes)}
 
 
-def Array(element: DType) -> DType:  # noqa: N802 - reads like a type constructor
+def Array(element: DType) -> DType:
     if not isinstance(element, DType) or element.is_array:
         raise ValidationError(
             f"Array element must be a scalar type, got `{element}`. "

@@ -62,7 +62,7 @@ def to_arrow(data: Any, what: str = "data") -> pa.Table:
         if isinstance(data, pd.DataFrame):
             return pa.Table.from_pandas(data, preserve_index=False)
     if mod == "polars":
-        return data.to_arrow()  # type: ignore[no-any-return]
+        return data.to_arrow()
     if isinstance(data, dict):
         try:
             return pa.table(data)

@@ -23,6 +23,7 @@ class PartRef:
     path: str
     ingested_at_us: int
     compacted: bool = False  # carries its own per-row __ingested_at column
+    commit: int = 0  # parts of one commit were tie-resolved together
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,22 @@ def _visible(spec: JoinSpec, part: PartRef) -> str:
     return cond
 
 
-def _part_select(spec: JoinSpec, part: PartRef, with_order: bool) -> str:
+def _part_select(spec: JoinSpec, parts: list[PartRef], with_order: bool) -> str:
+    part = parts[0]
     cols = [q(k) for k in spec.keys] + [EVENT_TS]
     if with_order:
         ing = INGESTED_AT if part.compacted else f"{part.ingested_at_us}::BIGINT AS {INGESTED_AT}"
         cols += [CREATED_TS, ing, SEQ]
     cols += [q(s) for s, _ in dict.fromkeys(spec.features)]
-    return f"SELECT {', '.join(cols)} FROM read_parquet([{lit(part.path)}]) WHERE {_visible(spec, part)}"
+    files = ", ".join(lit(p.path) for p in parts)
+    return f"SELECT {', '.join(cols)} FROM read_parquet([{files}]) WHERE {_visible(spec, part)}"
+
+
+def _by_commit(parts: list[PartRef]) -> list[list[PartRef]]:
+    groups: dict[int, list[PartRef]] = {}
+    for p in parts:
+        groups.setdefault(p.commit, []).append(p)
+    return list(groups.values())
 
 
 def feature_source_sql(spec: JoinSpec) -> str:
@@ -68,11 +78,12 @@ def feature_source_sql(spec: JoinSpec) -> str:
         cols = [f"NULL AS {q(k)}" for k in spec.keys] + [f"NULL::TIMESTAMPTZ AS {EVENT_TS}"]
         cols += [f"NULL AS {q(s)}" for s, _ in dict.fromkeys(spec.features)]
         return f"SELECT {', '.join(cols)} WHERE false"
-    if len(spec.parts) == 1:
-        # one part has at most one visible row per (keys, event time) at any system time:
-        # ties inside it were resolved when it was written (ingest or compaction)
-        return _part_select(spec, spec.parts[0], with_order=False)
-    union = "\n    UNION ALL ".join(_part_select(spec, p, with_order=True) for p in spec.parts)
+    commits = _by_commit(spec.parts)
+    if len(commits) == 1:
+        # one commit has at most one visible row per (keys, event time) at any system time:
+        # its ties were resolved when it was written (ingest or compaction)
+        return _part_select(spec, commits[0], with_order=False)
+    union = "\n    UNION ALL ".join(_part_select(spec, c, with_order=True) for c in commits)
     part_by = ", ".join([*(q(k) for k in spec.keys), EVENT_TS])
     return (
         f"SELECT * FROM (\n    {union}\n  )\n  QUALIFY row_number() OVER (PARTITION BY {part_by} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +51,10 @@ def dt_to_us(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_WRITERS = max(1, min(4, os.cpu_count() or 1))
+_ROWS_PER_WRITER = 1_000_000
+
+
 class OfflineStore:
     """Offline store rooted at a folder: `<root>/<view>/v<version>/{_log.jsonl, parts/}`."""
 
@@ -79,10 +84,26 @@ class OfflineStore:
         stored, key_types = prepare_batch(view, table, self.key_types(view.name, view.version))
         stats = batch_stats(stored, view)
 
-        def write_parts() -> list[Part]:
+        dict_cols = [f.name for f in stored.schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
+        n_parts = max(1, min(_WRITERS, stored.num_rows // _ROWS_PER_WRITER))
+        size = -(-stored.num_rows // n_parts)
+
+        def write_one(i: int) -> Part:
             rel, path = log.new_part_path()
-            write_atomically(path, lambda tmp: pq.write_table(stored, tmp, compression="lz4", row_group_size=1 << 20))
-            return [Part(rel, stored.num_rows)]
+            chunk = stored.slice(i * size, size)
+            write_atomically(
+                path,
+                lambda tmp: pq.write_table(chunk, tmp, compression="lz4", row_group_size=1 << 20, use_dictionary=dict_cols),
+            )
+            return Part(rel, chunk.num_rows)
+
+        def write_parts() -> list[Part]:
+            if n_parts == 1:
+                return [write_one(0)]
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_parts) as ex:  # pyarrow releases the GIL while encoding
+                return list(ex.map(write_one, range(n_parts)))
 
         c = log.commit(write_parts, meta={"key_types": key_types, **stats}, before_append=before_commit)
         return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), stats["shadowed_in_batch"])
@@ -132,7 +153,7 @@ class OfflineStore:
     def parts(self, view: str, version: int, as_of_us: int | None = None) -> list[PartRef]:
         log = self.log(view, version)
         return [
-            PartRef(str(log.root / p.file), c.ingested_at_us, p.compacted)
+            PartRef(str(log.root / p.file), c.ingested_at_us, p.compacted, c.seq)
             for c in log.live_commits(as_of_us)
             for p in c.parts
         ]
@@ -147,7 +168,7 @@ class OfflineStore:
 
         with self._lock:
             if self._con is None:
-                cfg = {"threads": self._threads} if self._threads else {}
+                cfg: dict[str, str | bool | int | float | list[str]] = {"threads": self._threads} if self._threads else {}
                 self._con = duckdb.connect(config=cfg)
             return self._con.cursor()
 

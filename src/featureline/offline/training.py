@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +151,7 @@ def build_training_set(
             offline.parts(v.name, v.version, as_of_us),
             v.join_keys,
             list(zip(feats, outs, strict=True)),
-            ttl_us=int(v.ttl.total_seconds() * 1_000_000) if v.ttl else None,
+            ttl_us=v.ttl // timedelta(microseconds=1) if v.ttl else None,
             as_of_us=as_of_us,
         )
         joined = offline.join(ent.select(["__rid", *v.join_keys, "__ts"]), spec)

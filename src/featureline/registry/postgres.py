@@ -1,0 +1,260 @@
+"""A shared registry in PostgreSQL (psycopg 3). Several projects may share one database."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from featureline.errors import MissingExtraError, StorageError, ValidationError
+from featureline.registry._store import (
+    RegistryCapabilities,
+    RegistryVersion,
+    check_append_args,
+    check_version_arg,
+    dump_json,
+    from_micros,
+    missing_version,
+    next_applied_at,
+    now_micros,
+    require_aware,
+    to_micros,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+T = TypeVar("T")
+
+TABLE = "featureline_registry_versions"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    project    TEXT        NOT NULL,
+    version    INTEGER     NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL,
+    snapshot   JSON        NOT NULL,
+    changes    JSON        NOT NULL,
+    message    TEXT        NOT NULL DEFAULT '',
+    PRIMARY KEY (project, version)
+)
+"""
+_COLUMNS = "version, applied_at, snapshot, changes, message"
+_SCHEMA_LOCK = 0x6665_6174_7265_6700  # "featreg": serialises CREATE TABLE across clients
+_RETRIES = 20
+
+
+def _import_psycopg() -> ModuleType:
+    try:
+        import psycopg
+    except ImportError as e:
+        raise MissingExtraError.for_extra("psycopg", "postgres") from e
+    return psycopg
+
+
+def _lock_key(project: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a project."""
+    digest = hashlib.sha256(f"featureline-registry:{project}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by `***`, safe for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+class PostgresRegistry:
+    """Registry versions of one `project` in a PostgreSQL table shared by many projects.
+
+    Writers serialise per project with a transaction-scoped advisory lock; the primary key
+    `(project, version)` backs that up, and a conflicting write is retried.
+    """
+
+    capabilities = RegistryCapabilities(shared=True)
+
+    def __init__(self, url: str, project: str, *, connect_timeout: int = 10) -> None:
+        if not isinstance(project, str) or not project:
+            raise ValidationError(
+                f"PostgreSQL registry needs a non-empty project name, got `{project!r}`. "
+                "Fix: set `project` in featureline.yaml."
+            )
+        self._pg = _import_psycopg()
+        self.url = url
+        self.project = project
+        self.connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._closed = False
+        self._db: psycopg.Connection[Any] | None = None
+        self._run(self._init_schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresRegistry({redact(self.url)!r}, project={self.project!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.url, self.project))
+
+    def __enter__(self) -> PostgresRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"`{redact(self.url)}` (project `{self.project}`)"
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise StorageError(
+                f"The registry at {self._where()} is closed. Fix: open it again with "
+                "`PostgresRegistry(url, project)`."
+            )
+        if self._db is None or self._db.closed or self._db.broken:
+            try:
+                self._db = self._pg.connect(
+                    self.url, autocommit=True, connect_timeout=self.connect_timeout
+                )
+            except self._pg.Error as e:
+                raise StorageError(
+                    f"Cannot connect to the registry at `{redact(self.url)}`: {e}. "
+                    "Fix: check the URL in featureline.yaml (postgresql://user@host:port/db) "
+                    "and that the server is running."
+                ) from e
+        return self._db
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run `fn(connection)` under the instance lock, retrying write conflicts."""
+        errors = self._pg.errors
+        retryable = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
+        delay = 0.005
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._lock:
+                try:
+                    return fn(self._conn())
+                except retryable as e:
+                    if attempt >= _RETRIES:
+                        raise self._storage_error(e) from e
+                except self._pg.Error as e:
+                    raise self._storage_error(e) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _storage_error(self, e: Exception) -> StorageError:
+        return StorageError(
+            f"The registry at {self._where()} failed: {e}. "
+            "Fix: check the server and that the user may create and write tables."
+        )
+
+    def _init_schema(self, db: psycopg.Connection[Any]) -> None:
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            db.execute(_SCHEMA)
+
+    @staticmethod
+    def _row(row: tuple[Any, ...]) -> RegistryVersion:
+        version, applied_at, snapshot, changes, message = row
+        return RegistryVersion(
+            version=int(version),
+            applied_at=applied_at.astimezone(UTC),
+            snapshot=snapshot,
+            changes=changes,
+            message=message,
+        )
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> RegistryVersion | None:
+        def run(db: psycopg.Connection[Any]) -> RegistryVersion | None:
+            row = db.execute(sql, params).fetchone()
+            return None if row is None else self._row(row)
+
+        return self._run(run)
+
+    # ---- RegistryStore ----------------------------------------------------------------------
+
+    def append(
+        self, snapshot: dict[str, Any], changes: list[dict[str, Any]], message: str = ""
+    ) -> RegistryVersion:
+        check_append_args(snapshot, changes, message)
+        snap_text = dump_json(snapshot, "snapshot")
+        changes_text = dump_json(changes, "changes")
+
+        def run(db: psycopg.Connection[Any]) -> RegistryVersion:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.project),))
+                last = db.execute(
+                    f"SELECT version, applied_at FROM {TABLE} WHERE project = %s "
+                    "ORDER BY version DESC LIMIT 1",
+                    (self.project,),
+                ).fetchone()
+                version = 1 if last is None else int(last[0]) + 1
+                prev_us = None if last is None else to_micros(last[1])
+                applied_at = from_micros(next_applied_at(prev_us, now_micros()))
+                row = db.execute(
+                    f"INSERT INTO {TABLE} (project, {_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s::json, %s::json, %s) "
+                    f"RETURNING {_COLUMNS}",
+                    (self.project, version, applied_at, snap_text, changes_text, message),
+                ).fetchone()
+            if row is None:  # RETURNING always yields the inserted row
+                raise StorageError(
+                    f"The registry at {self._where()} did not return version {version}."
+                )
+            return self._row(row)
+
+        return self._run(run)
+
+    def latest(self) -> RegistryVersion | None:
+        return self._one(
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE project = %s ORDER BY version DESC LIMIT 1",
+            (self.project,),
+        )
+
+    def get(self, version: int) -> RegistryVersion:
+        check_version_arg(version)
+        found = self._one(
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE project = %s AND version = %s",
+            (self.project, version),
+        )
+        if found is None:
+            last = self.latest()
+            raise missing_version(version, None if last is None else last.version, self._where())
+        return found
+
+    def at(self, ts: datetime) -> RegistryVersion | None:
+        when = require_aware(ts)
+        return self._one(
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE project = %s AND applied_at <= %s "
+            "ORDER BY version DESC LIMIT 1",
+            (self.project, when),
+        )
+
+    def history(self) -> list[RegistryVersion]:
+        def run(db: psycopg.Connection[Any]) -> list[RegistryVersion]:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM {TABLE} WHERE project = %s ORDER BY version",
+                (self.project,),
+            ).fetchall()
+            return [self._row(r) for r in rows]
+
+        return self._run(run)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+__all__ = ["PostgresRegistry"]

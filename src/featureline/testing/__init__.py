@@ -1,0 +1,1 @@
+"""Contract test suites every backend must pass (import them in a backend's tests)."""
