@@ -24,7 +24,7 @@ def read_file(path: str | os.PathLike[str], what: str = "data") -> pa.Table:
     tables = []
     for f in files:
         if not os.path.exists(f):
-            raise NotFoundError(f"File `{f}` for the {what} does not exist. Fix: check the path (relative paths are relative to the feature repo).")
+            raise NotFoundError(f"File `{f}` for the {what} does not exist. Fix: check the path (paths in definitions are relative to the feature repo; other paths to the current folder).")
         try:
             if f.lower().endswith((".csv", ".csv.gz")):
                 import pyarrow.csv as pacsv

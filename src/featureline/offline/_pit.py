@@ -24,6 +24,7 @@ class PartRef:
     ingested_at_us: int
     compacted: bool = False  # carries its own per-row __ingested_at column
     commit: int = 0  # parts of one commit were tie-resolved together
+    columns: tuple[str, ...] | None = None  # feature columns the part holds (None: all requested)
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,16 @@ def _part_select(spec: JoinSpec, parts: list[PartRef], with_order: bool) -> str:
     if with_order:
         ing = INGESTED_AT if part.compacted else f"{part.ingested_at_us}::BIGINT AS {INGESTED_AT}"
         cols += [CREATED_TS, ing, SEQ]
-    cols += [q(s) for s, _ in dict.fromkeys(spec.features)]
+    cols += [column_or_null(part, s) for s, _ in dict.fromkeys(spec.features)]
     files = ", ".join(lit(p.path) for p in parts)
     return f"SELECT {', '.join(cols)} FROM read_parquet([{files}]) WHERE {_visible(spec, part)}"
+
+
+def column_or_null(part: PartRef, name: str) -> str:
+    """The column, or NULL when the part was written before the feature existed."""
+    if part.columns is None or name in part.columns:
+        return q(name)
+    return f"NULL AS {q(name)}"
 
 
 def _by_commit(parts: list[PartRef]) -> list[list[PartRef]]:

@@ -21,6 +21,7 @@ from featureline.offline._pit import (
     SEQ,
     SHADOWED_UNTIL,
     JoinSpec,
+    column_or_null,
     PartRef,
     feature_source_sql,
     lit,
@@ -49,6 +50,11 @@ def us_to_dt(us: int) -> datetime:
 def dt_to_us(dt: datetime) -> int:
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _columns(c: Commit) -> tuple[str, ...] | None:
+    cols = c.meta.get("columns")
+    return tuple(cols) if cols is not None else None
 
 
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
@@ -105,7 +111,8 @@ class OfflineStore:
             with ThreadPoolExecutor(n_parts) as ex:  # pyarrow releases the GIL while encoding
                 return list(ex.map(write_one, range(n_parts)))
 
-        c = log.commit(write_parts, meta={"key_types": key_types, **stats}, before_append=before_commit)
+        meta = {"key_types": key_types, "columns": [f.name for f in view.features], **stats}
+        c = log.commit(write_parts, meta=meta, before_append=before_commit)
         return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), stats["shadowed_in_batch"])
 
     def compact(self, view: FeatureView) -> Commit | None:
@@ -121,9 +128,9 @@ class OfflineStore:
         if len(parts) < 2:
             return None
         keys = [q(k) for k in view.join_keys]
-        cols = ", ".join([*keys, EVENT_TS, CREATED_TS, q(SEQ), *(q(f.name) for f in view.features)])
+        base = ", ".join([*keys, EVENT_TS, CREATED_TS, q(SEQ)])
         union = " UNION ALL ".join(
-            f"SELECT {cols}, {SHADOWED_UNTIL}, "
+            f"SELECT {base}, {', '.join(column_or_null(p, f.name) for f in view.features)}, {SHADOWED_UNTIL}, "
             + (f"{INGESTED_AT}" if p.compacted else f"{p.ingested_at_us}::BIGINT AS {INGESTED_AT}")
             + f" FROM read_parquet([{lit(p.path)}])"
             for p in parts
@@ -147,13 +154,13 @@ class OfflineStore:
             write_atomically(path, lambda _t: None)
             return [Part(rel, sum(p.rows for c in live for p in c.parts), compacted=True)]
 
-        meta = {"key_types": self.key_types(view.name, view.version), "compaction": True}
+        meta = {"key_types": self.key_types(view.name, view.version), "compaction": True, "columns": [f.name for f in view.features]}
         return log.commit(write_parts, meta=meta, replaces=[c.seq for c in live])
 
     def parts(self, view: str, version: int, as_of_us: int | None = None) -> list[PartRef]:
         log = self.log(view, version)
         return [
-            PartRef(str(log.root / p.file), c.ingested_at_us, p.compacted, c.seq)
+            PartRef(str(log.root / p.file), c.ingested_at_us, p.compacted, c.seq, _columns(c))
             for c in log.live_commits(as_of_us)
             for p in c.parts
         ]
@@ -205,27 +212,31 @@ class OfflineStore:
         out: dict[str, Any] = {"rows": 0, "commits": len(self.commits(view.name, view.version)), "features": {}}
         if not parts:
             return out
-        files = "[" + ", ".join("'" + p.path.replace("'", "''") + "'" for p in parts) + "]"
-        exprs = ["count(*) AS n", f"min({EVENT_TS}) AS tmin", f"max({EVENT_TS}) AS tmax", f"count({SHADOWED_UNTIL}) AS shadowed"]
-        for i, f in enumerate(view.features):
+        files = "[" + ", ".join(lit(p.path) for p in parts) + "]"
+        present = set().union(*(p.columns or [f.name for f in view.features] for p in parts))
+        stat_features = [f for f in view.features if f.name in present]
+        keys = ", ".join(q(k) for k in view.join_keys)
+        exprs = ["count(*) AS n", f"min({EVENT_TS}) AS tmin", f"max({EVENT_TS}) AS tmax", f"count(DISTINCT ({keys}, {EVENT_TS})) AS uniq"]
+        for i, f in enumerate(stat_features):
             c = q(f.name)
             exprs.append(f"count({c}) AS c{i}")
             exprs.append(f"approx_count_distinct({c}) AS d{i}")
-            if f.dtype.name in ("Int64", "Float64", "Timestamp", "String", "Bool"):
+            if not f.dtype.is_array and f.dtype.name != "Bytes":
                 exprs += [f"min({c}) AS lo{i}", f"max({c}) AS hi{i}"]
             if f.dtype.name in ("Int64", "Float64"):
                 exprs.append(f"avg({c}) AS m{i}")
         con = self.connection()
         try:
-            cur = con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet({files})")
+            cur = con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)")
             row = cur.fetchone()
             names = [d[0] for d in cur.description]
         finally:
             con.close()
         r = dict(zip(names, row or (), strict=True))
         n = int(r["n"])
-        out.update(rows=n, first_event=r["tmin"], last_event=r["tmax"], superseded_rows=int(r["shadowed"]))
-        for i, f in enumerate(view.features):
+        # rows that no longer win their (keys, event time): superseded by a correction or a tie
+        out.update(rows=n, first_event=r["tmin"], last_event=r["tmax"], superseded_rows=n - int(r["uniq"]))
+        for i, f in enumerate(stat_features):
             nonnull = int(r[f"c{i}"])
             out["features"][f.name] = {
                 "dtype": str(f.dtype),
@@ -233,7 +244,7 @@ class OfflineStore:
                 "min": r.get(f"lo{i}"),
                 "max": r.get(f"hi{i}"),
                 "mean": r.get(f"m{i}"),
-                "distinct": int(r[f"d{i}"]),
+                "distinct": min(int(r[f"d{i}"]), nonnull),  # HyperLogLog estimate, capped
             }
         return out
 
