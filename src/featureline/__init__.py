@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from featureline.definitions import Entity, FeatureService, FeatureView, Field, FileSource
+from featureline.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    OnDemandFeatureView,
+    RequestSource,
+    on_demand_feature_view,
+)
 from featureline.errors import FeaturelineError
 from featureline.types import Array, Bool, Bytes, Float64, Int64, String, Timestamp
 
@@ -46,9 +55,12 @@ __all__ = [
     "FileSource",
     "Float64",
     "Int64",
+    "OnDemandFeatureView",
+    "RequestSource",
     "String",
     "Timestamp",
     "TrainingSet",
     "__version__",
     "init_repo",
+    "on_demand_feature_view",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from featureline.definitions import Entity, FeatureService, FeatureView, parse_ref
+from featureline.definitions import Entity, FeatureService, FeatureView, Field, parse_ref
 from featureline.definitions._refs import FeatureRef
 from featureline.errors import (
     FeaturelineError,
@@ -16,23 +16,47 @@ from featureline.errors import (
 )
 
 
+@dataclass(frozen=True)
+class OdfvSpec:
+    """An on-demand feature view as the registry holds it (the function is found at run time)."""
+
+    name: str
+    source_views: list[str]
+    request_fields: list[Field]
+    features: list[Field]
+    mode: str
+    code_hash: str
+    version: int = 1
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OdfvSpec:
+        views = [s["name"] for s in d["sources"] if s["kind"] == "view"]
+        req = [Field.from_dict(f) for s in d["sources"] if s["kind"] == "request" for f in s["schema"]]
+        return cls(d["name"], views, req, [Field.from_dict(f) for f in d["schema"]], d.get("mode", "python"), d["code_hash"])
+
+
 @dataclass
 class Catalog:
     version: int
     entities: dict[str, Entity] = field(default_factory=dict)
     views: dict[str, list[FeatureView]] = field(default_factory=dict)  # ascending versions
     services: dict[str, FeatureService] = field(default_factory=dict)
+    odfvs: dict[str, OdfvSpec] = field(default_factory=dict)
 
     @classmethod
     def from_snapshot(cls, version: int, snap: dict[str, Any]) -> Catalog:
         ents = {n: Entity.from_dict(d) for n, d in snap.get("entities", {}).items()}
         views = {n: [FeatureView.from_dict(d, ents) for d in vs] for n, vs in snap.get("views", {}).items()}
         svcs = {n: FeatureService.from_dict(d) for n, d in snap.get("services", {}).items()}
-        return cls(version, ents, views, svcs)
+        odfvs = {n: OdfvSpec.from_dict(d) for n, d in (snap.get("odfvs") or {}).items()}
+        return cls(version, ents, views, svcs, odfvs)
 
-    def view(self, name: str, version: int | None = None) -> FeatureView:
+    def view(self, name: str, version: int | None = None) -> Any:
+        """A FeatureView version, or an OdfvSpec for an on-demand view."""
+        if name in self.odfvs and version in (None, 1):
+            return self.odfvs[name]
         if name not in self.views:
-            raise NotFoundError(unknown("feature view", name, self.views) + self._when())
+            raise NotFoundError(unknown("feature view", name, [*self.views, *self.odfvs]) + self._when())
         versions = self.views[name]
         if version is None:
             return versions[-1]

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
     from featureline.offline.store import IngestResult, OfflineStore
     from featureline.offline.training import TrainingSet
+    from featureline.online._read import OnlineResponse
+    from featureline.online._store import OnlineStore
+    from featureline.online.materialize import MaterializeResult
     from featureline.registry import Plan, RegistryStore, RegistryVersion
 
 
@@ -36,6 +39,13 @@ def _as_of_us(as_of: datetime | str | None) -> int | None:
     return dt_to_us(as_of)
 
 
+def _typed(name: str, values: list[Any], dtype: Any, pa: Any) -> Any:
+    try:
+        return pa.array(values, type=dtype.to_arrow())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+        raise ValidationError(f"On-demand output `{name}` does not fit its declared type {dtype}: {e}. Fix: return {dtype} values or change the Field dtype.") from e
+
+
 class FeatureStore:
     """The feature store of one feature repo (a folder with featureline.yaml)."""
 
@@ -43,6 +53,10 @@ class FeatureStore:
         self.config = RepoConfig.load(repo_path)
         self._registry: RegistryStore | None = None
         self._offline: OfflineStore | None = None
+        self._online: OnlineStore | None = None
+        self._cat: tuple[float, Catalog] | None = None  # (checked at, catalog) for the hot paths
+        self._hot: dict[Any, Any] = {}  # resolved features, key types, decoders; reset on catalog change
+        self.catalog_refresh_seconds = 1.0
 
     @property
     def repo_path(self) -> Path:
@@ -64,6 +78,14 @@ class FeatureStore:
             self._offline = OfflineStore(self.config.offline_path)
         return self._offline
 
+    @property
+    def online(self) -> OnlineStore:
+        if self._online is None:
+            from featureline.online import open_online_store
+
+            self._online = open_online_store(self.config.online, self.config.repo_path, self.config.project)
+        return self._online
+
     # -- definitions ---------------------------------------------------------------------------
     def _desired(self, objects: Iterable[Any] | None) -> dict[str, Any]:
         from featureline.repo import RepoContents, load_repo
@@ -74,12 +96,15 @@ class FeatureStore:
             contents = RepoContents()
             for o in objects:
                 contents.add(o)
-        validate_definitions(contents.entities, contents.views, contents.services, self._source_schemas(contents.views))
+        validate_definitions(
+            contents.entities, contents.views, contents.services, self._source_schemas(contents.views), contents.odfvs
+        )
         return {
             "project": self.config.project,
             "entities": {e.name: e.to_dict() for e in contents.entities},
             "views": {v.name: [v.to_dict()] for v in contents.views},
             "services": {s.name: s.to_dict() for s in contents.services},
+            "odfvs": {o.name: o.to_dict() for o in contents.odfvs},
         }
 
     def _source_schemas(self, views: list[FeatureView]) -> dict[str, dict[str, Any]]:
@@ -185,13 +210,26 @@ class FeatureStore:
         timestamp_column: str | None = None,
     ) -> TrainingSet:
         """A point-in-time correct training set (DESIGN §3), optionally as the store knew it at `as_of`."""
+        from featureline._ondemand import compute, hidden_inputs, split
+        from featureline.offline._frames import to_arrow
         from featureline.offline.store import us_to_dt
         from featureline.offline.training import TrainingSet, build_training_set
 
         us = _as_of_us(as_of)
         cat = self.catalog(us_to_dt(us) if us is not None else None)
         resolved = cat.resolve(features)
-        table, names = build_training_set(self.offline, entity_df, resolved, us, full_feature_names, timestamp_column)
+        plain, od = split(resolved)
+        if od:
+            entity_df = to_arrow(entity_df, "entity frame")
+        table, names = build_training_set(self.offline, entity_df, plain, us, full_feature_names, timestamp_column)
+        if od:
+            import pyarrow as pa
+
+            hidden, _ = build_training_set(self.offline, entity_df, hidden_inputs(cat, od), us, True, timestamp_column)
+            cols = {c: hidden.column(c).to_pylist() for c in hidden.column_names}
+            for name, (values, dtype) in compute(cat, od, cols, cols, table.num_rows, self._load_repo, full_feature_names).items():
+                table = table.append_column(name, _typed(name, values, dtype, pa))
+                names.append(name)
         return TrainingSet(
             table,
             [str(r) for r, _ in resolved],
@@ -199,6 +237,11 @@ class FeatureStore:
             cat.version,
             {"columns": names},
         )
+
+    def _load_repo(self) -> object:
+        from featureline.repo import load_repo
+
+        return load_repo(self.repo_path)
 
     def preview(self, view: FeatureView | str, n: int = 10) -> pa.Table:
         """The newest `n` stored rows of a view (tie winners only)."""
@@ -211,7 +254,119 @@ class FeatureStore:
         info.update(self.offline.profile(fv))
         return info
 
+    # -- online ----------------------------------------------------------------------------------
+    def _current(self) -> Catalog:
+        """The latest catalog, re-checked at most every `catalog_refresh_seconds` (hot paths)."""
+        import time
+
+        now = time.monotonic()
+        if self._cat is None or now - self._cat[0] > self.catalog_refresh_seconds:
+            latest = self.registry.latest()
+            if self._cat is None or latest is None or latest.version != self._cat[1].version:
+                self._hot.clear()
+                cat = self.catalog()
+            else:
+                cat = self._cat[1]
+            self._cat = (now, cat)
+        return self._cat[1]
+
+    def _online_views(self, cat: Catalog) -> list[FeatureView]:
+        return [vs[-1] for vs in cat.views.values() if vs[-1].online]
+
+    def materialize(
+        self, start: datetime | str | None = None, end: datetime | str | None = None,
+        views: Iterable[str] | None = None, progress: Any = None,
+    ) -> list[MaterializeResult]:
+        """Copy, per key, the winning row with event time in [start, end] to the online store."""
+        from featureline.online.materialize import materialize_view
+
+        cat = self.catalog()
+        chosen = [cat.view(v) for v in views] if views else self._online_views(cat)
+        s, e = _as_of_us(start), _as_of_us(end)
+        return [materialize_view(self.offline, self.online, v, start_us=s, end_us=e, progress=progress) for v in chosen]
+
+    def materialize_incremental(self, views: Iterable[str] | None = None, progress: Any = None) -> list[MaterializeResult]:
+        """Copy what was *ingested* since the last run (late and corrected rows included)."""
+        from featureline.online.materialize import materialize_view
+
+        cat = self.catalog()
+        chosen = [cat.view(v) for v in views] if views else self._online_views(cat)
+        return [materialize_view(self.offline, self.online, v, incremental=True, progress=progress) for v in chosen]
+
+    def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineResponse:
+        """Feature vectors for `entity_rows` from the online store, with per-feature statuses."""
+        from featureline._ondemand import compute, hidden_inputs, split
+        from featureline.online._read import entity_columns, read_online
+
+        cat = self._current()
+        hkey = ("resolved", features if isinstance(features, str) else tuple(features) if isinstance(features, list) else id(features))
+        plan = self._hot.get(hkey)
+        if plan is None:
+            plain, od = split(cat.resolve(features))
+            plan = self._hot[hkey] = (plain, od, hidden_inputs(cat, od) if od else [])
+        plain, od, hidden = plan
+        key_types = self._hot.get(("keys", hkey))
+        if key_types is None:
+            key_types = {}
+            for _, v in [*plain, *hidden]:
+                key_types.update({k: str(t) for k, t in v.key_fields.items()})
+                key_types.update(self.offline.key_types(v.name, v.version))
+            if all(k in key_types for _, v in [*plain, *hidden] for k in v.join_keys):
+                self._hot[("keys", hkey)] = key_types
+        decoders = self._hot.setdefault("decoders", {})
+        resp = read_online(self.online, plain, entity_rows, key_types, full_feature_names, decoders=decoders)
+        if od:
+            rows = entity_columns(entity_rows)
+            hid = read_online(self.online, hidden, rows, key_types, True, decoders=decoders)
+            n = len(next(iter(rows.values()))) if rows else 0
+            for name, (values, dtype) in compute(cat, od, hid.values, rows, n, self._load_repo, full_feature_names).items():
+                resp.values[name] = values
+                resp.statuses[name] = ["PRESENT" if v is not None else "NOT_FOUND" for v in values]
+                resp.event_us[name] = [None] * n
+                resp.dtypes[name] = dtype
+            for k, v in hid.keys.items():
+                resp.keys.setdefault(k, v)
+        return resp
+
+    def push(self, view: FeatureView | str, rows: Any) -> IngestResult:
+        """Write rows to the offline store and, through the same ordering rules, to the online store."""
+        from featureline.offline._frames import to_arrow
+        from featureline.online._read import entity_columns
+
+        fv = self._view(view)
+        if isinstance(rows, list):
+            import pyarrow as pa
+
+            rows = pa.table(entity_columns(rows))
+        result = self.ingest(fv, to_arrow(rows, f"push to `{fv.name}`"))
+        if fv.online:
+            from featureline.online.materialize import materialize_view
+
+            materialize_view(self.offline, self.online, fv, only_commit=result.commit)
+        return result
+
+    def freshness(self) -> dict[str, dict[str, Any]]:
+        """Per view: stored rows, newest event, last ingestion and staleness (now - newest event)."""
+        import time
+
+        from featureline.offline.store import us_to_dt
+
+        out: dict[str, dict[str, Any]] = {}
+        now = time.time_ns() // 1000
+        for v in self.list_feature_views():
+            commits = self.offline.commits(v.name, v.version)
+            last_ev = max((c.meta.get("max_event_us") or 0 for c in commits), default=0) or None
+            out[v.name] = {
+                "rows": sum(c.rows for c in commits),
+                "last_event": us_to_dt(last_ev) if last_ev else None,
+                "last_ingested": us_to_dt(commits[-1].ingested_at_us) if commits else None,
+                "staleness_seconds": (now - last_ev) / 1e6 if last_ev else None,
+            }
+        return out
+
     def close(self) -> None:
+        if self._online is not None:
+            self._online.close()
         if self._offline is not None:
             self._offline.close()
         if self._registry is not None:

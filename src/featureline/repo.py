@@ -7,8 +7,9 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from featureline.definitions import Entity, FeatureService, FeatureView
+from featureline.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from featureline.errors import DefinitionError
 
 _SKIP_DIRS = {"data", ".venv", "venv", "__pycache__", ".git", "node_modules"}
@@ -19,11 +20,15 @@ class RepoContents:
     entities: list[Entity] = field(default_factory=list)
     views: list[FeatureView] = field(default_factory=list)
     services: list[FeatureService] = field(default_factory=list)
+    odfvs: list[OnDemandFeatureView] = field(default_factory=list)
 
     def add(self, obj: object) -> None:
-        for bucket, kind in ((self.entities, Entity), (self.views, FeatureView), (self.services, FeatureService)):
+        kinds: tuple[tuple[list[Any], type], ...] = (
+            (self.entities, Entity), (self.views, FeatureView), (self.services, FeatureService), (self.odfvs, OnDemandFeatureView),
+        )
+        for bucket, kind in kinds:
             if isinstance(obj, kind) and not any(o is obj for o in bucket):
-                bucket.append(obj)  # type: ignore[arg-type]
+                bucket.append(obj)
 
 
 def definition_files(root: Path) -> list[Path]:

@@ -59,7 +59,7 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    from featureline.cli import _data, _defs
+    from featureline.cli import _data, _defs, _online, _serve
 
     for command in (
         _defs.init,
@@ -71,6 +71,10 @@ def _register() -> None:
         _data.preview,
         _data.ingest,
         _data.training_set,
+        _online.materialize,
+        _online.online,
+        _online.compact,
+        _serve.serve,
     ):
         cli.add_command(command)
 

@@ -8,6 +8,7 @@ from featureline.definitions._objects import (
     Field,
     FileSource,
 )
+from featureline.definitions._odfv import OnDemandFeatureView, RequestSource, on_demand_feature_view
 from featureline.definitions._refs import FeatureRef, parse_ref
 from featureline.definitions._validate import validate_definitions
 
@@ -19,6 +20,9 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "OnDemandFeatureView",
+    "RequestSource",
+    "on_demand_feature_view",
     "parse_ref",
     "validate_definitions",
 ]

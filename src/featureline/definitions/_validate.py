@@ -43,6 +43,7 @@ def validate_definitions(
     views: list[FeatureView],
     services: list[FeatureService],
     source_schemas: dict[str, dict[str, DType | None]] | None = None,
+    odfvs: list[Any] | None = None,
 ) -> None:
     """Raise one DefinitionError listing every problem found, or return None.
 
@@ -65,7 +66,22 @@ def validate_definitions(
     for v in views:
         problems += _view_problems(v, entity_names, (source_schemas or {}).get(v.name))
 
-    view_by_name = {v.name: v for v in views}
+    view_by_name: dict[str, Any] = {v.name: v for v in views}
+    for o in odfvs or []:
+        where = f"on-demand feature view `{o.name}`"
+        if p := check_identifier("On-demand feature view", o.name):
+            problems.append(p)
+        if o.name in view_by_name:
+            problems.append(f"{where} has the name of a feature view. Fix: give it a unique name.")
+        for src in o.source_views:
+            if src not in view_by_name:
+                problems.append(f"{where} uses unknown feature view `{src}`.{did_you_mean(src, view_by_name)}")
+        if not o.schema:
+            problems.append(f"{where} declares no outputs. Fix: pass schema=[Field(...)].")
+        for f in o.schema:
+            if p := check_identifier(f"Output of {where}", f.name):
+                problems.append(p)
+        view_by_name[o.name] = o
     for s in services:
         if p := check_identifier("Feature service", s.name):
             problems.append(p)

@@ -79,6 +79,8 @@ def as_utc_timestamps(col: pa.ChunkedArray, name: str, what: str) -> pa.ChunkedA
     import pyarrow.compute as pc
 
     t = col.type
+    if pa.types.is_null(t):  # all values missing: typed nulls (callers decide if nulls are allowed)
+        return pa.chunked_array([pa.nulls(len(col), UTC_US)])
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
             col = pc.cast(col, pa.timestamp("us", tz="UTC"))

@@ -22,7 +22,7 @@ from featureline.errors import ConflictError, NotFoundError, ValidationError, un
 
 Snapshot = dict[str, Any]
 Change = dict[str, Any]
-KINDS = ("entity", "view", "service")
+KINDS = ("entity", "view", "service", "on-demand view")
 _SYMBOL = {"add": "+", "update": "~", "new_version": "~", "remove": "-"}
 _KNOWN_VIEW_KEYS = {"name", "version", "entities", "schema", "source", "ttl_seconds"}
 
@@ -261,7 +261,9 @@ def _plain_details(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) ->
         details += [f"removed feature `{f}`" for f in before if f not in after]
         if details == [] and before != after:
             details.append("feature order changed")
-    return details + _common_details(old, new, {"name", "join_keys", "features"})
+    if kind == "on-demand view" and old.get("code_hash") != new.get("code_hash"):
+        details.append(f"code changed ({old.get('code_hash')} -> {new.get('code_hash')})")
+    return details + _common_details(old, new, {"name", "join_keys", "features", "code", "code_hash"})
 
 
 def _change(
@@ -394,12 +396,18 @@ def plan(
         _section(current, "services", "registry"),
         _section(desired, "services", "desired"),
     )
+    changes += _plain_changes(
+        "on-demand view",
+        _section(current, "odfvs", "registry"),
+        _section(desired, "odfvs", "desired"),
+    )
     project = desired.get("project") or (current or {}).get("project", "")
     snapshot: Snapshot = {
         "project": project,
         "entities": new_entities,
         "views": views,
         "services": copy.deepcopy(_section(desired, "services", "desired")),
+        "odfvs": copy.deepcopy(_section(desired, "odfvs", "desired")),
     }
     return Plan(changes=_sort(changes), snapshot=snapshot, breaking=breaking)
 
@@ -432,6 +440,7 @@ def diff_snapshots(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> list[Ch
     changes += _plain_changes(
         "service", _section(a, "services", "old"), _section(b, "services", "new")
     )
+    changes += _plain_changes("on-demand view", _section(a, "odfvs", "old"), _section(b, "odfvs", "new"))
     return _sort(changes)
 
 

@@ -1,0 +1,94 @@
+"""Online commands: materialize, online (read a feature vector), compact."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from featureline.cli._common import open_store
+
+
+@click.command()
+@click.option("--start", metavar="TS", help="Only rows with event time >= TS (ISO 8601 with offset).")
+@click.option("--end", metavar="TS", help="Only rows with event time <= TS.")
+@click.option("--view", "views", multiple=True, help="Only this view (repeatable). Default: every online view.")
+@click.pass_context
+def materialize(ctx: click.Context, start: str | None, end: str | None, views: tuple[str, ...]) -> None:
+    """Copy the latest feature values to the online store.
+
+    Without --start/--end, copies what was ingested since the last run (incremental, by ingested
+    time, so late and corrected rows arrive too). Safe to interrupt and run again.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from featureline.cli._render import console
+
+    store = open_store(ctx)
+    out = console()
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} keys"), TimeElapsedColumn(), console=out) as bar:
+        task = bar.add_task("Materializing", total=None)
+
+        def progress(n: int) -> None:
+            bar.advance(task, n)
+
+        if start or end:
+            results = store.materialize(start, end, views or None, progress=progress)
+        else:
+            results = store.materialize_incremental(views or None, progress=progress)
+    for r in results:
+        rate = r.rows_scanned / r.seconds if r.seconds > 0 else 0.0
+        out.print(
+            f"{r.view} v{r.version}: {r.rows_scanned:,} offline rows -> {r.keys_written:,} keys written "
+            f"in {r.seconds:.2f} s ({rate:,.0f} rows/s)",
+            markup=False,
+        )
+    out.print(f"Done in {time.perf_counter() - t0:.2f} s.", markup=False)
+
+
+@click.command("online")
+@click.option("--features", "features", required=True, metavar="VIEW:FEATURE,...|SERVICE", help="Feature refs, comma-separated, or a feature service name.")
+@click.option("--entity", "entity", required=True, metavar="JSON", help='Entity keys as JSON, e.g. \'{"driver_id": [1001, 1002]}\'.')
+@click.pass_context
+def online(ctx: click.Context, features: str, entity: str) -> None:
+    """Read feature vectors from the online store (with per-feature statuses)."""
+    from featureline.cli._render import console
+    from featureline.errors import ValidationError
+
+    try:
+        rows = json.loads(entity)
+    except json.JSONDecodeError as e:
+        raise ValidationError(f"--entity is not valid JSON ({e}). Fix: e.g. --entity '{{\"driver_id\": [1001]}}'.") from e
+    refs: str | list[str] = [f.strip() for f in features.split(",")] if ":" in features else features
+    resp = open_store(ctx).get_online_features(refs, rows)
+    from rich.table import Table
+
+    t = Table(title="online features")
+    names = list(resp.keys) + resp.feature_names
+    for n in names:
+        t.add_column(n)
+    d = resp.to_dict()
+    for i in range(len(next(iter(d.values()), []))):
+        cells = [str(d[k][i]) for k in resp.keys]
+        cells += [f"{d[f][i]} ({resp.statuses[f][i]})" for f in resp.feature_names]
+        t.add_row(*cells)
+    console().print(t)
+
+
+@click.command()
+@click.argument("view")
+@click.pass_context
+def compact(ctx: click.Context, view: str) -> None:
+    """Merge a view's stored batches into one part (faster reads; every as-of answer is kept)."""
+    from featureline.cli._render import console
+
+    store = open_store(ctx)
+    fv = store.get_feature_view(view)
+    t0 = time.perf_counter()
+    c = store.offline.compact(fv)
+    if c is None:
+        console().print(f"{view}: nothing to compact (one part or none).", markup=False)
+    else:
+        console().print(f"{view}: merged {len(c.replaces)} commit(s), {c.rows:,} rows in {time.perf_counter() - t0:.2f} s.", markup=False)

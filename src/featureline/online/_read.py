@@ -1,0 +1,203 @@
+"""Online reads: entity rows in, feature vectors with per-feature statuses out (DESIGN §3)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from featureline.definitions import FeatureView
+from featureline.definitions._refs import FeatureRef
+from featureline.errors import ValidationError, did_you_mean
+from featureline.online._codec import ViewCodec, key_encoder
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from featureline.online._store import OnlineStore
+
+
+class Status(StrEnum):
+    PRESENT = "PRESENT"
+    NOT_FOUND = "NOT_FOUND"
+    EXPIRED = "EXPIRED"
+
+
+_PRESENT, _NOT_FOUND, _EXPIRED = "PRESENT", "NOT_FOUND", "EXPIRED"  # plain str on the hot path
+
+
+def table_name(view: FeatureView) -> str:
+    """Online table of a view version; the suffix changes when its feature layout changes, so a
+    non-breaking schema change starts a fresh table instead of misreading old rows."""
+    import hashlib
+
+    layout = ";".join(f"{f.name}:{f.dtype}" for f in view.features)
+    return f"{view.name}__v{view.version}__{hashlib.sha1(layout.encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class OnlineResponse:
+    """Feature vectors for entity rows: `.to_dict()`, `.to_arrow()`, `.to_pandas()`, `.statuses`."""
+
+    keys: dict[str, list[Any]]
+    values: dict[str, list[Any]]
+    statuses: dict[str, list[str]]
+    event_us: dict[str, list[int | None]]  # event time of the value read, microseconds
+    dtypes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_timestamps(self) -> dict[str, list[datetime | None]]:
+        from featureline.offline.store import us_to_dt
+
+        conv: dict[int, list[datetime | None]] = {}
+        out = {}
+        for name, evs in self.event_us.items():
+            if id(evs) not in conv:  # features of one view share one list
+                conv[id(evs)] = [us_to_dt(e) if e is not None else None for e in evs]
+            out[name] = conv[id(evs)]
+        return out
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.values)
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {**self.keys, **self.values}
+
+    def to_arrow(self) -> pa.Table:
+        import pyarrow as pa
+
+        cols: dict[str, Any] = {k: pa.array(v) for k, v in self.keys.items()}
+        for name, vals in self.values.items():
+            t = self.dtypes.get(name)
+            cols[name] = pa.array(vals, type=t.to_arrow() if t is not None else None)
+        return pa.table(cols)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.to_arrow().to_pandas()
+
+
+def entity_columns(entity_rows: Any) -> dict[str, list[Any]]:
+    """list of dicts / dict of columns / Arrow table -> dict of equal-length columns."""
+    if isinstance(entity_rows, dict):
+        cols = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in entity_rows.items()}
+    elif isinstance(entity_rows, list):
+        if not entity_rows:
+            raise ValidationError(
+                'No entity rows given. Fix: pass entity_rows=[{"driver_id": 1001}, ...].'
+            )
+        names = list(entity_rows[0])
+        for i, r in enumerate(entity_rows):
+            if not isinstance(r, dict) or list(r) != names:
+                raise ValidationError(
+                    f"Entity row {i} `{r!r}` does not have the keys {names} of the first row. Fix: give every row the same keys."
+                )
+        cols = {k: [r[k] for r in entity_rows] for k in names}
+    elif hasattr(entity_rows, "to_pydict"):
+        cols = entity_rows.to_pydict()
+    elif hasattr(entity_rows, "to_dict") and type(entity_rows).__module__.startswith("pandas"):
+        cols = {k: list(v) for k, v in entity_rows.to_dict(orient="list").items()}
+    else:
+        raise ValidationError(
+            f"Unsupported entity rows of type `{type(entity_rows).__name__}`. Fix: pass a list of dicts, a dict of columns or a pyarrow Table."
+        )
+    lengths = {len(v) for v in cols.values()}
+    if len(lengths) > 1:
+        raise ValidationError(
+            f"Entity columns have different lengths {sorted(lengths)}. Fix: give every key column one value per entity."
+        )
+    return cols
+
+
+def _check_keys(
+    cols: dict[str, list[Any]], keys: list[str], key_types: dict[str, str], views: list[FeatureView]
+) -> None:
+    problems = []
+    for k in keys:
+        if k not in cols:
+            users = ", ".join(v.name for v in views if k in v.join_keys)
+            problems.append(
+                f"join key `{k}` (needed by {users}) is missing.{did_you_mean(k, cols)} Given: {', '.join(cols) or 'nothing'}."
+            )
+            continue
+        want = key_types.get(k)
+        ok_type = (int,) if want == "Int64" else (str,) if want == "String" else (int, str)
+        for v in cols[k]:
+            if not isinstance(v, ok_type) or isinstance(v, bool):
+                problems.append(
+                    f"join key `{k}` has value `{v!r}` of type {type(v).__name__}; expected {want or 'Int64 or String'}. Fix: send it as {'an integer' if want == 'Int64' else 'a string'}."
+                )
+                break
+    if problems:
+        raise ValidationError("Bad entity rows: " + " ".join(problems))
+
+
+def read_online(
+    store: OnlineStore,
+    resolved: list[tuple[FeatureRef, FeatureView]],
+    entity_rows: Any,
+    key_types: dict[str, str],
+    full_feature_names: bool = False,
+    now_us: int | None = None,
+    decoders: dict[str, Any] | None = None,
+) -> OnlineResponse:
+    """Read features for every entity row; TTL is applied at read time (value null, EXPIRED)."""
+    cols = entity_columns(entity_rows)
+    groups: dict[tuple[str, int], tuple[FeatureView, list[str]]] = {}
+    for ref, view in resolved:
+        groups.setdefault((view.name, view.version), (view, []))[1].append(ref.feature)
+    views = [v for v, _ in groups.values()]
+    keys = list(dict.fromkeys(k for v in views for k in v.join_keys))
+    _check_keys(cols, keys, key_types, views)
+    n = len(next(iter(cols.values()))) if cols else 0
+    now = time.time_ns() // 1000 if now_us is None else now_us
+    values: dict[str, list[Any]] = {}
+    statuses: dict[str, list[str]] = {}
+    stamps: dict[str, list[int | None]] = {}
+    dtypes: dict[str, Any] = {}
+    cache = decoders if decoders is not None else {}
+    for view, feats in groups.values():
+        tname = table_name(view)
+        dec = cache.get(tname)
+        if dec is None:
+            codec = ViewCodec.for_view(view)
+            index = {name: i for i, name in enumerate(codec.names)}
+            dec = cache[tname] = (codec.decoder(), index, key_encoder(view.join_keys, key_types))
+        decode, index, enc_key = dec
+        enc = [enc_key(*vals) for vals in zip(*(cols[k] for k in view.join_keys), strict=True)]
+        raws = store.read(tname, enc)
+        ttl_us = view.ttl // timedelta(microseconds=1) if view.ttl else 0
+        oldest = now - ttl_us if ttl_us else None
+        pos = [index[f] for f in feats]
+        col_vals: list[list[Any]] = [[None] * n for _ in feats]
+        col_status: list[list[str]] = [[_NOT_FOUND] * n for _ in feats]
+        col_ts: list[int | None] = [None] * n
+        for r, raw in enumerate(raws):
+            if raw is None:
+                continue
+            ev, row = decode(raw)
+            col_ts[r] = ev
+            if oldest is not None and ev < oldest:
+                for st in col_status:
+                    st[r] = _EXPIRED
+            else:
+                for j, p in enumerate(pos):
+                    col_vals[j][r] = row[p]
+                    col_status[j][r] = _PRESENT
+        ftypes = {f.name: f.dtype for f in view.features}
+        for j, f in enumerate(feats):
+            o = f"{view.name}__{f}" if full_feature_names else f
+            if o in values:
+                raise ValidationError(
+                    f"Output name `{o}` is requested twice (two views share a feature name). Fix: pass full_feature_names=True."
+                )
+            values[o], statuses[o], stamps[o], dtypes[o] = (
+                col_vals[j],
+                col_status[j],
+                col_ts,
+                ftypes[f],
+            )
+    return OnlineResponse({k: cols[k] for k in keys}, values, statuses, stamps, dtypes)

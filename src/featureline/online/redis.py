@@ -1,0 +1,346 @@
+"""A shared online store in Redis (redis-py). Several projects may share one Redis database.
+
+Layout, for namespace `ns` (the project): one hash per table, `ns:<table>`, whose fields are
+the keys; the set `ns:@tables` of table names; the hash `ns:@meta`. (`@` cannot occur in a
+table name, so these never collide.) A read is one HMGET. A write is a Lua script that applies
+the greatest-order rule to many fields at once; a large write is cut into chunks of
+`chunk_rows`, sent as EVALSHA calls in one MULTI/EXEC pipeline: atomic, and one round trip.
+Redis serves no other client while a transaction runs, so callers should write in batches of
+about 10,000-100,000 rows to keep read latency low.
+
+Connections are made lazily and remade after Redis restarts; the script is loaded again when
+Redis has lost it (NOSCRIPT). Timeouts are short so a dead Redis fails fast: reads and
+`health()` give up after `timeout` seconds, writes after `write_timeout`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from featureline.errors import ConfigError, MissingExtraError, StorageError, ValidationError
+from featureline.online._store import (
+    OnlineCapabilities,
+    check_batch,
+    check_keys,
+    check_meta,
+    check_table,
+    greatest_per_key,
+)
+
+if TYPE_CHECKING:
+    import redis
+
+T = TypeVar("T")
+
+# KEYS[1]: the table's hash; KEYS[2]: the namespace's set of tables.
+# ARGV[1]: the table name; then key, value, key, value, ...
+# A value is stored when its key is absent or the stored value's 32-byte order is smaller.
+# Orders are compared as 8 big-endian unsigned 32-bit integers (exact in Lua's doubles), which
+# is the same as comparing bytes; Lua's own `<` on strings follows the server's locale.
+_WRITE_LUA = """
+local h = KEYS[1]
+redis.call('SADD', KEYS[2], ARGV[1])
+local nf = (#ARGV - 1) / 2
+local fields = {}
+for i = 1, nf do fields[i] = ARGV[2 * i] end
+local cur = redis.call('HMGET', h, unpack(fields))
+local su = struct.unpack
+local out, m, n = {}, 0, 0
+for i = 1, nf do
+  local v = ARGV[2 * i + 1]
+  local c = cur[i]
+  local newer = true
+  if c then
+    local a1, a2 = su('>I4I4', c)
+    local b1, b2 = su('>I4I4', v)
+    if a1 ~= b1 then newer = a1 < b1
+    elseif a2 ~= b2 then newer = a2 < b2
+    else
+      local f = '>I4I4I4I4I4I4'
+      local a3, a4, a5, a6, a7, a8 = su(f, c, 9)
+      local b3, b4, b5, b6, b7, b8 = su(f, v, 9)
+      if a3 ~= b3 then newer = a3 < b3
+      elseif a4 ~= b4 then newer = a4 < b4
+      elseif a5 ~= b5 then newer = a5 < b5
+      elseif a6 ~= b6 then newer = a6 < b6
+      elseif a7 ~= b7 then newer = a7 < b7
+      else newer = a8 < b8 end
+    end
+  end
+  if newer then
+    out[m + 1] = fields[i]
+    out[m + 2] = v
+    m = m + 2
+    n = n + 1
+    if m >= 4000 then
+      redis.call('HSET', h, unpack(out, 1, m))
+      m = 0
+    end
+  end
+end
+if m > 0 then redis.call('HSET', h, unpack(out, 1, m)) end
+return n
+"""
+_MAX_CHUNK = 7000  # HMGET's arguments go through Lua's C stack (8,000 slots)
+_CHUNK_BYTES = 32 << 20
+_READ_CHUNK = 10_000
+
+
+def _import_redis() -> ModuleType:
+    try:
+        import redis
+    except ImportError as e:
+        raise MissingExtraError.for_extra("redis", "redis") from e
+    return redis
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by `***`, safe for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[-1]}"))
+
+
+class RedisOnlineStore:
+    """Online values of one `namespace` (the project) in the Redis at `url`."""
+
+    capabilities = OnlineCapabilities(shared=True, durable=False, concurrent_readers=True)
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        *,
+        timeout: float = 2.0,
+        write_timeout: float = 60.0,
+        chunk_rows: int = 5000,
+    ) -> None:
+        self._redis = _import_redis()
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise ValidationError(
+                f"Redis online store needs a non-empty namespace, got `{namespace!r}`. "
+                "Fix: set `project` in featureline.yaml."
+            )
+        if not isinstance(chunk_rows, int) or not 1 <= chunk_rows <= _MAX_CHUNK:
+            raise ValidationError(
+                f"`chunk_rows` must be an integer in 1..{_MAX_CHUNK}, got `{chunk_rows!r}`."
+            )
+        self.url, self.namespace = url, namespace
+        self.timeout, self.write_timeout, self.chunk_rows = timeout, write_timeout, chunk_rows
+        self._closed = False
+        self._keys: dict[str, bytes] = {}
+        self._tables_key = f"{namespace}:@tables".encode()
+        self._meta_key = f"{namespace}:@meta".encode()
+        self._client = self._new_client(timeout, retries=2)
+        self._writer = self._new_client(write_timeout, retries=2)
+        self._probe = self._new_client(min(timeout, 1.0), retries=0)
+        self._script = self._writer.register_script(_WRITE_LUA)
+        kwargs = self._client.connection_pool.connection_kwargs
+        self.address = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+    def _new_client(self, timeout: float, retries: int) -> redis.Redis:
+        r = self._redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+
+        # Retry only lost connections (e.g. after a Redis restart), not timeouts: a hung
+        # Redis should fail after one timeout, not several.
+        retry = Retry(ExponentialBackoff(cap=0.1, base=0.01), retries, (r.ConnectionError,))
+        try:
+            client: redis.Redis = r.Redis.from_url(
+                self.url,
+                socket_timeout=timeout,
+                socket_connect_timeout=min(timeout, 1.0),
+                retry=retry,
+            )
+        except ValueError as e:
+            raise ConfigError(
+                f"Redis URL `{redact(self.url)}` is invalid: {e}. "
+                "Fix: write e.g. `redis://127.0.0.1:6379/0` (or `rediss://` for TLS)."
+            ) from e
+        return client
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({redact(self.url)!r}, namespace={self.namespace!r})"
+
+    def __reduce__(self) -> tuple[Callable[..., RedisOnlineStore], tuple[()]]:
+        rebuild = functools.partial(
+            type(self),
+            self.url,
+            self.namespace,
+            timeout=self.timeout,
+            write_timeout=self.write_timeout,
+            chunk_rows=self.chunk_rows,
+        )
+        return (rebuild, ())
+
+    def __enter__(self) -> RedisOnlineStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def _unreachable(self, e: BaseException) -> StorageError:
+        return StorageError(
+            f"Redis at `{self.address}` is unreachable: {e}; check that it is running and that "
+            f"`online_store.url` in featureline.yaml (`{redact(self.url)}`) points to it."
+        )
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """Run `fn`, turning Redis errors into StorageError."""
+        if self._closed:
+            raise StorageError(
+                f"The Redis online store `{self.namespace}` at `{self.address}` is closed. Fix: "
+                f"open it again with `RedisOnlineStore({redact(self.url)!r}, "
+                f"{self.namespace!r})`."
+            )
+        r = self._redis
+        try:
+            return fn()
+        except (r.ConnectionError, r.TimeoutError) as e:
+            raise self._unreachable(e) from e
+        except r.RedisError as e:
+            raise StorageError(
+                f"Redis at `{self.address}` refused a request for namespace `{self.namespace}`: "
+                f"{e}. Fix: check the server's log, memory (`maxmemory`) and that no other "
+                "program writes the namespace's keys."
+            ) from e
+
+    def _key(self, table: str) -> bytes:
+        key = self._keys.get(table)
+        if key is None:
+            key = self._keys[table] = f"{self.namespace}:{check_table(table)}".encode()
+        return key
+
+    # ---- OnlineStore ------------------------------------------------------------------------
+
+    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+        hkey = self._key(table)
+        ks, vs = check_batch(table, keys, values)
+        if not ks:
+            return 0
+        ks, vs = greatest_per_key(ks, vs)
+        script, skeys, name = self._script, [hkey, self._tables_key], table.encode()
+        # Keep each EVALSHA well under Redis's limits on one request (`client-query-buffer-limit`).
+        row_bytes = (sum(map(len, ks)) + sum(map(len, vs))) / len(ks)
+        step = max(1, min(self.chunk_rows, int(_CHUNK_BYTES / row_bytes)))
+
+        def args(start: int) -> list[bytes]:
+            part = ks[start : start + step]
+            out = [name] * (2 * len(part) + 1)
+            out[1::2] = part
+            out[2::2] = vs[start : start + step]
+            return out
+
+        def apply() -> int:
+            if len(ks) <= step:  # one script call: atomic by itself
+                return int(script(keys=skeys, args=args(0), client=self._writer))
+            pipe = self._writer.pipeline(transaction=True)  # loads the script if missing
+            for start in range(0, len(ks), step):
+                script(keys=skeys, args=args(start), client=pipe)
+            return sum(int(n) for n in pipe.execute())
+
+        def apply_reloading() -> int:
+            try:
+                return apply()
+            except self._redis.exceptions.NoScriptError:
+                # Redis restarted (or SCRIPT FLUSH) between loading and running the script.
+                # Nothing was applied (every chunk failed), and writes are idempotent anyway.
+                self._writer.script_load(_WRITE_LUA)
+                return apply()
+
+        return self._run(apply_reloading)
+
+    def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        hkey = self._key(table)
+        ks = check_keys(table, keys)
+        if len(ks) <= _READ_CHUNK:
+            if not ks:
+                return []
+            return self._run(lambda: cast("list[bytes | None]", self._client.hmget(hkey, ks)))
+
+        def chunked() -> list[bytes | None]:
+            pipe = self._client.pipeline(transaction=True)  # one snapshot across the chunks
+            for start in range(0, len(ks), _READ_CHUNK):
+                pipe.hmget(hkey, ks[start : start + _READ_CHUNK])
+            return [v for part in pipe.execute() for v in part]
+
+        return self._run(chunked)
+
+    def delete(self, table: str, keys: Sequence[bytes]) -> int:
+        hkey = self._key(table)
+        ks = list(dict.fromkeys(check_keys(table, keys)))
+        if not ks:
+            return 0
+
+        def apply() -> int:
+            pipe = self._client.pipeline(transaction=True)
+            for start in range(0, len(ks), _READ_CHUNK):
+                pipe.hdel(hkey, *ks[start : start + _READ_CHUNK])
+            return sum(int(n) for n in pipe.execute())
+
+        return self._run(apply)
+
+    def drop_table(self, table: str) -> None:
+        hkey = self._key(table)
+
+        def apply() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.delete(hkey)
+            pipe.srem(self._tables_key, table)
+            pipe.execute()
+
+        self._run(apply)
+
+    def count(self, table: str) -> int:
+        hkey = self._key(table)
+        return int(self._run(lambda: self._client.hlen(hkey)))
+
+    def tables(self) -> list[str]:
+        names = self._run(lambda: cast("set[bytes]", self._client.smembers(self._tables_key)))
+        return sorted(n.decode() for n in names)
+
+    def get_meta(self, name: str) -> str | None:
+        check_meta(name)
+        value = self._run(lambda: cast("bytes | None", self._client.hget(self._meta_key, name)))
+        return None if value is None else value.decode()
+
+    def set_meta(self, name: str, value: str) -> None:
+        check_meta(name, value)
+        self._run(lambda: self._client.hset(self._meta_key, name, value))
+
+    def health(self) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "backend": "redis",
+            "url": redact(self.url),
+            "namespace": self.namespace,
+        }
+        if self._closed:
+            return {**base, "ok": False, "detail": "the store is closed"}
+        start = time.perf_counter()
+        try:
+            self._probe.ping()
+        except Exception as e:
+            down = isinstance(e, (self._redis.ConnectionError, self._redis.TimeoutError))
+            text = str(self._unreachable(e)) if down else f"Redis at `{self.address}` failed: {e}"
+            return {**base, "ok": False, "detail": text}
+        ms = (time.perf_counter() - start) * 1000
+        detail = f"Redis at `{self.address}` answered PING in {ms:.2f} ms"
+        return {**base, "ok": True, "detail": detail, "latency_ms": round(ms, 3)}
+
+    def close(self) -> None:
+        self._closed = True
+        for client in (self._client, self._writer, self._probe):
+            client.close()
+
+
+__all__ = ["RedisOnlineStore"]

@@ -1,0 +1,395 @@
+"""The default online store: one SQLite file in WAL mode, durable, many concurrent readers.
+
+Layout: one table per feature table, `"t:<name>" (key BLOB PRIMARY KEY, value BLOB) WITHOUT
+ROWID`, plus `featureline_meta (name, value)`. SQLite folds ASCII case in identifiers, so an
+uppercase letter `X` in a table name is stored as `^x` (`Driver` -> `"t:^driver"`).
+
+Keys and values are bound as `bytearray`: the sqlite3 module binds those directly, while
+`bytes` first go through its adapter lookup, which costs more than the lookup in the table.
+
+One writer connection (serialised by a lock and `BEGIN IMMEDIATE`) and one reader connection
+per thread: in WAL mode readers in any thread or process never block the writer nor each
+other, and always see whole committed transactions. Several keys are read with one query that
+joins a `VALUES` list to the primary key; its text depends only on a size bucket, so the
+prepared statements stay cached.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from featureline.errors import StorageError
+from featureline.online._store import (
+    ORDER_BYTES,
+    OnlineCapabilities,
+    check_batch,
+    check_keys,
+    check_meta,
+    check_table,
+    sorted_greatest_per_key,
+)
+
+T = TypeVar("T")
+
+_META = "featureline_meta"
+_MAX_PER_QUERY = 512
+# Reads of n keys bind a VALUES list of the next bucket size, padded with NULL (which matches
+# nothing); at most a third of the lookups are padding and each table needs ~17 statements.
+_BUCKETS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+_BUCKET_OF = [next(b for b in _BUCKETS if b >= n) for n in range(_MAX_PER_QUERY + 1)]
+
+
+class _Conn(sqlite3.Connection):
+    """A connection that can be weakly referenced (so `close()` can reach every reader)."""
+
+
+def _sql_name(table: str) -> str:
+    """The quoted SQLite identifier of a table (case kept: `A` is spelled `^a`)."""
+    spelled = "".join(f"^{c.lower()}" if "A" <= c <= "Z" else c for c in table)
+    return f'"t:{spelled}"'
+
+
+def _table_name(sql_name: str) -> str:
+    """The inverse of `_sql_name` (without quotes)."""
+    out, upper = [], False
+    for c in sql_name[2:]:
+        if c == "^":
+            upper = True
+            continue
+        out.append(c.upper() if upper else c)
+        upper = False
+    return "".join(out)
+
+
+class _Sql:
+    """The statements of one table, built once."""
+
+    __slots__ = ("count", "create", "delete", "drop", "name", "one", "upsert", "values")
+
+    def __init__(self, table: str) -> None:
+        t = self.name = _sql_name(table)
+        self.create = (
+            f"CREATE TABLE IF NOT EXISTS {t} (key BLOB PRIMARY KEY, value BLOB NOT NULL) "
+            "WITHOUT ROWID"
+        )
+        # substr() of a BLOB is a BLOB, and BLOBs compare with memcmp: unsigned bytes.
+        self.upsert = (
+            f"INSERT INTO {t} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            f"SET value = excluded.value WHERE substr(excluded.value, 1, {ORDER_BYTES}) > "
+            f"substr({t}.value, 1, {ORDER_BYTES})"
+        )
+        self.one = f"SELECT value FROM {t} WHERE key = ?"
+        self.delete = f"DELETE FROM {t} WHERE key = ?"
+        self.count = f"SELECT count(*) FROM {t}"
+        self.drop = f"DROP TABLE IF EXISTS {t}"
+        self.values: dict[int, str] = {}
+
+    def many(self, size: int) -> str:
+        sql = self.values.get(size)
+        if sql is None:
+            rows = ",".join(["(?)"] * size)
+            sql = self.values[size] = (
+                f"WITH q(k) AS (VALUES {rows}) SELECT t.value FROM q LEFT JOIN {self.name} t "
+                "ON t.key = q.k"
+            )
+        return sql
+
+
+def _no_table(e: sqlite3.OperationalError) -> bool:
+    return str(e).startswith("no such table")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+class SqliteOnlineStore:
+    """Online values in a SQLite file. `path` may be relative to the working directory.
+
+    Writers in other processes wait up to `timeout` seconds (SQLite's busy timeout) instead of
+    failing with "database is locked". `mmap_mb` maps that much of the file for readers.
+    """
+
+    capabilities = OnlineCapabilities(shared=False, durable=True, concurrent_readers=True)
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, mmap_mb: int = 1024) -> None:
+        self.path = Path(path).expanduser()
+        self.timeout = timeout
+        self.mmap_mb = mmap_mb
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: weakref.WeakSet[_Conn] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
+        self._sql: dict[str, _Sql] = {}
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._error(e) from e
+        self._writer: _Conn | None = self._retry_busy(self._open_writer)
+
+    def __repr__(self) -> str:
+        return f"SqliteOnlineStore({str(self.path)!r})"
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (str(self.path),))
+
+    def __enter__(self) -> SqliteOnlineStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def _error(self, e: BaseException) -> StorageError:
+        return StorageError(
+            f"The online store at `{self.path}` failed: {e}. Fix: check that the file is a "
+            "Featureline online store, is writable, and is on a local disk (use Redis to share "
+            "an online store between machines)."
+        )
+
+    def _closed_error(self) -> StorageError:
+        return StorageError(
+            f"The online store at `{self.path}` is closed. Fix: open it again with "
+            f"`SqliteOnlineStore({str(self.path)!r})`."
+        )
+
+    def _connect(self) -> _Conn:
+        try:
+            db = sqlite3.connect(
+                str(self.path),
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=1024,
+                factory=_Conn,
+            )
+        except (OSError, sqlite3.Error) as e:
+            raise self._error(e) from e
+        return db
+
+    def _open_writer(self) -> _Conn:
+        db = self._connect()
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"database is locked (journal_mode is {mode})")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA cache_size = -65536")  # 64 MiB: big writes touch many pages
+            db.execute("PRAGMA journal_size_limit = 67108864")  # trim the WAL after checkpoints
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _reader(self) -> _Conn:
+        """This thread's read connection (opened on first use)."""
+        db: _Conn | None = getattr(self._local, "db", None)
+        if db is not None and not self._closed:
+            return db
+        if self._closed:
+            raise self._closed_error()
+        db = self._connect()
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            db.execute(f"PRAGMA mmap_size = {int(self.mmap_mb) << 20}")
+            db.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as e:
+            db.close()
+            raise self._error(e) from e
+        with self._readers_lock:
+            if self._closed:
+                db.close()
+                raise self._closed_error()
+            self._readers.add(db)
+        self._local.db = db
+        return db
+
+    def _retry_busy(self, fn: Callable[[], T]) -> T:
+        """Run `fn`, retrying while SQLite reports a lock its busy handler did not wait out."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                text = str(e).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise self._error(e) from e
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            except sqlite3.Error as e:
+                raise self._error(e) from e
+
+    def _statements(self, table: str) -> _Sql:
+        sql = self._sql.get(table)
+        if sql is None:
+            sql = self._sql[table] = _Sql(check_table(table))
+        return sql
+
+    def _write_txn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(writer)` in one IMMEDIATE transaction (retried while the file is locked)."""
+
+        def run() -> T:
+            with self._write_lock:
+                db = self._writer
+                if db is None:
+                    raise self._closed_error()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    _rollback(db)
+                    raise
+                return out
+
+        return self._retry_busy(run)
+
+    # ---- OnlineStore ------------------------------------------------------------------------
+
+    def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+        sql = self._statements(table)
+        ks, vs = check_batch(table, keys, values)
+        if not ks:
+            return 0
+        ks, vs = sorted_greatest_per_key(ks, vs)
+
+        def apply(db: sqlite3.Connection) -> int:
+            db.execute(sql.create)
+            rows = zip(map(bytearray, ks), map(bytearray, vs), strict=True)
+            return db.executemany(sql.upsert, rows).rowcount
+
+        return self._write_txn(apply)
+
+    def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        sql = self._statements(table)
+        ks = check_keys(table, keys)
+        db = self._reader()
+        n = len(ks)
+        try:
+            if n == 1:
+                row = db.execute(sql.one, (bytearray(ks[0]),)).fetchone()
+                return [None if row is None else row[0]]
+            if n <= _MAX_PER_QUERY:
+                return self._read_many(db, sql, ks)
+            db.execute("BEGIN")  # one snapshot across the queries
+            try:
+                out: list[bytes | None] = []
+                for start in range(0, n, _MAX_PER_QUERY):
+                    out += self._read_many(db, sql, ks[start : start + _MAX_PER_QUERY])
+                return out
+            finally:
+                _rollback(db)
+        except sqlite3.OperationalError as e:
+            if _no_table(e):
+                return [None] * n
+            if self._closed:
+                raise self._closed_error() from e
+            raise self._error(e) from e
+        except sqlite3.Error as e:
+            if self._closed:
+                raise self._closed_error() from e
+            raise self._error(e) from e
+
+    @staticmethod
+    def _read_many(db: sqlite3.Connection, sql: _Sql, keys: list[bytes]) -> list[bytes | None]:
+        size = _BUCKET_OF[len(keys)]
+        params = [*map(bytearray, keys), *([None] * (size - len(keys)))]
+        rows = db.execute(sql.many(size), params).fetchall()
+        return [r[0] for r in rows[: len(keys)]]
+
+    def delete(self, table: str, keys: Sequence[bytes]) -> int:
+        sql = self._statements(table)
+        ks = check_keys(table, keys)
+        if not ks:
+            return 0
+
+        def apply(db: sqlite3.Connection) -> int:
+            try:
+                return db.executemany(sql.delete, ((bytearray(k),) for k in ks)).rowcount
+            except sqlite3.OperationalError as e:
+                if _no_table(e):
+                    return 0
+                raise
+
+        return self._write_txn(apply)
+
+    def drop_table(self, table: str) -> None:
+        sql = self._statements(table)
+        self._write_txn(lambda db: db.execute(sql.drop))
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        db = self._reader()
+        try:
+            return db.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            if isinstance(e, sqlite3.OperationalError) and _no_table(e):
+                return []
+            if self._closed:
+                raise self._closed_error() from e
+            raise self._error(e) from e
+
+    def count(self, table: str) -> int:
+        rows = self._query(self._statements(table).count)
+        return int(rows[0][0]) if rows else 0
+
+    def tables(self) -> list[str]:
+        rows = self._query(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 't:*'"
+        )
+        return sorted(_table_name(name) for (name,) in rows)
+
+    def get_meta(self, name: str) -> str | None:
+        rows = self._query(f"SELECT value FROM {_META} WHERE name = ?", (check_meta(name),))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        check_meta(name, value)
+        self._write_txn(
+            lambda db: db.execute(
+                f"INSERT INTO {_META} (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+        )
+
+    def health(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"backend": "sqlite", "path": str(self.path)}
+        try:
+            tables = len(self.tables())
+            size = sum(
+                p.stat().st_size
+                for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+                if p.exists()
+            )
+        except Exception as e:
+            return {**base, "ok": False, "detail": str(e)}
+        detail = f"SQLite file `{self.path}`: {tables} table(s), {size / 2**20:.1f} MiB"
+        return {**base, "ok": True, "detail": detail, "tables": tables, "bytes": size}
+
+    def close(self) -> None:
+        with self._write_lock, self._readers_lock:
+            self._closed = True
+            readers = list(self._readers)
+            self._readers.clear()
+            writer, self._writer = self._writer, None
+        for db in readers:
+            db.close()
+        if writer is not None:
+            writer.close()
+
+
+__all__ = ["SqliteOnlineStore"]

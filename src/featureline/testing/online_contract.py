@@ -1,0 +1,398 @@
+"""The contract every online store backend passes (see `featureline.online._store`).
+
+Subclass `OnlineStoreContract` in a backend's tests and override the `store` fixture to yield a
+fresh, empty store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from featureline.errors import StorageError, ValidationError
+from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore
+
+TABLE = "driver_stats__v1"
+
+
+def order(n: int) -> bytes:
+    """The 32-byte order of integer `n` (big-endian, so bytes order = integer order)."""
+    return n.to_bytes(ORDER_BYTES, "big")
+
+
+def value(n: int, payload: bytes = b"") -> bytes:
+    return order(n) + payload
+
+
+def payload_of(key: bytes, n: int) -> bytes:
+    """A payload determined by key and order, so equal orders always carry equal values."""
+    return b"p" + key + (n % 2**64).to_bytes(8, "big") * (n % 5)
+
+
+# Binary keys that trip up naive encodings: empty, NUL, invalid UTF-8, separators, long.
+AWKWARD_KEYS = [b"", b"\x00", b"\x00\x00", b"\xff" * 40, b"\xc3\x28", b"a:b", b"\r\n", b"*"]
+AWKWARD_KEYS += ["ünï".encode(), bytes(range(256)), b"A", b"a"]
+
+
+def _converges(
+    store: OnlineStore, writes: list[tuple[int, int]], cuts: list[int], rnd: random.Random
+) -> None:
+    keys = [b"key-%d" % i for i in range(8)]
+    table = f"t_{uuid.uuid4().hex[:12]}"  # hypothesis runs many examples on one store
+    try:
+        shuffled = list(writes)
+        rnd.shuffle(shuffled)
+        bounds = sorted({0, len(shuffled), *(c for c in cuts if c < len(shuffled))})
+        applied = 0
+        for lo, hi in itertools.pairwise(bounds):
+            ks = [keys[k] for k, _ in shuffled[lo:hi]]
+            vs = [value(o, payload_of(keys[k], o)) for k, o in shuffled[lo:hi]]
+            got = store.write(table, ks, vs)
+            assert 0 <= got <= len(set(ks))
+            applied += got
+        best: dict[bytes, int] = {}
+        for k, o in writes:
+            best[keys[k]] = max(o, best.get(keys[k], -1))
+        assert store.read(table, keys) == [
+            value(best[k], payload_of(k, best[k])) if k in best else None for k in keys
+        ]
+        assert store.count(table) == len(best)
+        assert applied >= len(best)
+    finally:
+        store.drop_table(table)
+
+
+class OnlineStoreContract:
+    """Base class of online store backend tests. Override the `store` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[OnlineStore]:
+        raise NotImplementedError("override the `store` fixture to yield a fresh, empty store")
+
+    # ---- basics ---------------------------------------------------------------------------
+
+    def test_is_an_online_store(self, store: OnlineStore) -> None:
+        assert isinstance(store, OnlineStore)
+        caps = store.capabilities
+        assert isinstance(caps, OnlineCapabilities)
+        assert all(isinstance(getattr(caps, f), bool) for f in caps.__dataclass_fields__)
+
+    def test_empty_store(self, store: OnlineStore) -> None:
+        assert store.tables() == []
+        assert store.read(TABLE, [b"a"]) == [None]
+        assert store.read(TABLE, [b"a", b"b", b"a"]) == [None, None, None]
+        assert store.read(TABLE, []) == []
+        assert store.count(TABLE) == 0
+        assert store.delete(TABLE, [b"a"]) == 0
+        store.drop_table(TABLE)
+        assert store.write(TABLE, [], []) == 0
+        assert store.tables() == []
+
+    def test_round_trip_one_key(self, store: OnlineStore) -> None:
+        assert store.write(TABLE, [b"k"], [value(7, b"hello")]) == 1
+        assert store.read(TABLE, [b"k"]) == [value(7, b"hello")]
+        assert store.read(TABLE, (b"k", b"nope")) == [value(7, b"hello"), None]
+        assert store.count(TABLE) == 1
+        assert store.tables() == [TABLE]
+
+    def test_round_trip_many_binary_keys_in_order(self, store: OnlineStore) -> None:
+        rng = random.Random(42)
+        keys = list(
+            dict.fromkeys(AWKWARD_KEYS + [rng.randbytes(rng.randint(1, 64)) for _ in range(1000)])
+        )
+        values = [
+            value(rng.getrandbits(256), b"" if i % 3 == 0 else rng.randbytes(rng.randint(1, 300)))
+            for i in range(len(keys))
+        ]
+        assert store.write(TABLE, keys, values) == len(keys)
+        assert store.count(TABLE) == len(keys)
+        assert store.read(TABLE, keys) == values
+        expected = dict(zip(keys, values, strict=True))
+        probe = [*rng.sample(keys, 500), *(b"missing%d" % i for i in range(50)), *keys[:20]]
+        rng.shuffle(probe)
+        assert store.read(TABLE, probe) == [expected.get(k) for k in probe]
+        for n in (1, 2, 3, 5, 17, 100, 513, 1001):
+            assert store.read(TABLE, probe[:n]) == [expected.get(k) for k in probe[:n]]
+
+    def test_values_of_exactly_an_order_and_large_values(self, store: OnlineStore) -> None:
+        big = value(1, os.urandom(1 << 20))
+        assert store.write(TABLE, [b"empty", b"big"], [order(1), big]) == 2
+        assert store.read(TABLE, [b"empty", b"big"]) == [order(1), big]
+
+    # ---- the greatest order wins ----------------------------------------------------------
+
+    def test_greater_order_wins(self, store: OnlineStore) -> None:
+        assert store.write(TABLE, [b"k"], [value(1, b"one")]) == 1
+        assert store.write(TABLE, [b"k"], [value(2, b"two")]) == 1
+        assert store.read(TABLE, [b"k"]) == [value(2, b"two")]
+
+    def test_smaller_or_equal_order_is_ignored(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"k", b"j"], [value(5, b"five"), value(5, b"j")])
+        assert store.write(TABLE, [b"k"], [value(4, b"four")]) == 0
+        assert store.write(TABLE, [b"k"], [value(5, b"other payload")]) == 0
+        assert store.write(TABLE, [b"k", b"j"], [value(3), value(6, b"six")]) == 1
+        assert store.read(TABLE, [b"k", b"j"]) == [value(5, b"five"), value(6, b"six")]
+
+    def test_orders_compare_as_unsigned_bytes_at_every_position(self, store: OnlineStore) -> None:
+        base = bytes(range(100, 100 + ORDER_BYTES))
+        for pos in range(ORDER_BYTES):
+            for low, high in ((0x00, 0x01), (0x7F, 0x80), (0x00, 0xFF), (0xFE, 0xFF)):
+                key = b"pos%d-%d-%d" % (pos, low, high)
+                small = base[:pos] + bytes([low]) + b"\xff" * (ORDER_BYTES - pos - 1)
+                large = base[:pos] + bytes([high]) + b"\x00" * (ORDER_BYTES - pos - 1)
+                assert small < large
+                assert store.write(TABLE, [key], [large + b"L"]) == 1
+                assert store.write(TABLE, [key], [small + b"S"]) == 0, (pos, low, high)
+                assert store.read(TABLE, [key]) == [large + b"L"]
+                key2 = key + b"-up"
+                assert store.write(TABLE, [key2], [small + b"S"]) == 1
+                assert store.write(TABLE, [key2], [large + b"L"]) == 1, (pos, low, high)
+                assert store.read(TABLE, [key2]) == [large + b"L"]
+
+    def test_only_the_first_32_bytes_are_the_order(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"k"], [value(1, b"\x00")])
+        assert store.write(TABLE, [b"k"], [value(1, b"\xff\xff")]) == 0
+        assert store.read(TABLE, [b"k"]) == [value(1, b"\x00")]
+
+    def test_duplicates_in_one_call(self, store: OnlineStore) -> None:
+        keys = [b"a", b"b", b"a", b"a", b"b"]
+        vals = [value(1, b"a1"), value(9, b"b9"), value(3, b"a3"), value(2, b"a2"), value(8)]
+        assert store.write(TABLE, keys, vals) == 2
+        assert store.read(TABLE, [b"a", b"b"]) == [value(3, b"a3"), value(9, b"b9")]
+        assert store.write(TABLE, [b"a", b"a", b"b"], [value(2), value(3, b"x"), value(1)]) == 0
+        assert store.write(TABLE, [b"a", b"a"], [value(4, b"first"), value(4, b"second")]) == 1
+        assert store.read(TABLE, [b"a"]) == [value(4, b"first")]
+
+    def test_duplicates_across_a_large_call(self, store: OnlineStore) -> None:
+        n = 12_000  # more than one chunk for chunked backends
+        keys = [b"k%d" % (i % (n // 2)) for i in range(n)]
+        vals = [value(i, b"v%d" % i) for i in range(n)]
+        assert store.write(TABLE, keys, vals) == n // 2
+        assert store.count(TABLE) == n // 2
+        assert store.read(TABLE, [b"k0", b"k5999"]) == [vals[6000], vals[11999]]
+        assert store.write(TABLE, keys, vals) == 0
+
+    def test_replay_is_a_no_op(self, store: OnlineStore) -> None:
+        keys = [b"k%d" % i for i in range(300)]
+        vals = [value(i, b"x" * i) for i in range(300)]
+        assert store.write(TABLE, keys, vals) == 300
+        assert store.write(TABLE, keys, vals) == 0
+        assert store.write(TABLE, keys[::-1], vals[::-1]) == 0
+        assert store.read(TABLE, keys) == vals
+
+    def test_out_of_order_batches_converge(self, store: OnlineStore) -> None:
+        """Any permutation of writes, cut into any batches, ends at the greatest order per key."""
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(
+            writes=st.lists(
+                st.tuples(st.integers(0, 7), st.integers(0, 2**256 - 1) | st.integers(0, 20)),
+                min_size=1,
+                max_size=40,
+            ),
+            cuts=st.lists(st.integers(0, 40), max_size=6),
+            rnd=st.randoms(use_true_random=False),
+        )
+        def check(writes: list[tuple[int, int]], cuts: list[int], rnd: random.Random) -> None:
+            _converges(store, writes, cuts, rnd)
+
+        check()
+
+    # ---- delete, drop, count, tables ------------------------------------------------------
+
+    def test_delete(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"a", b"b", b"c"], [value(5), value(5), value(5)])
+        assert store.delete(TABLE, [b"a", b"zz", b"a"]) == 1
+        assert store.read(TABLE, [b"a", b"b"]) == [None, value(5)]
+        assert store.count(TABLE) == 2
+        assert store.delete(TABLE, []) == 0
+        # delete forgets the order too: any later write applies
+        assert store.write(TABLE, [b"a"], [value(1, b"again")]) == 1
+        assert store.read(TABLE, [b"a"]) == [value(1, b"again")]
+        assert store.delete(TABLE, [b"a", b"b", b"c"]) == 3
+        assert store.count(TABLE) == 0
+        assert store.tables() == [TABLE]  # emptied, not dropped
+
+    def test_drop_table(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"a"], [value(5)])
+        store.write("other", [b"a"], [value(6)])
+        store.drop_table(TABLE)
+        store.drop_table(TABLE)
+        assert store.tables() == ["other"]
+        assert store.read(TABLE, [b"a"]) == [None]
+        assert store.count(TABLE) == 0
+        assert store.read("other", [b"a"]) == [value(6)]
+        assert store.write(TABLE, [b"a"], [value(1)]) == 1
+        assert store.tables() == sorted(["other", TABLE])
+
+    def test_count_and_tables(self, store: OnlineStore) -> None:
+        names = ["b_view__v2", "a_view__v1", "B_view__v2", "_x", "9"]
+        for i, name in enumerate(names):
+            store.write(name, [b"k%d" % j for j in range(i + 1)], [value(1)] * (i + 1))
+        assert store.tables() == sorted(names)
+        assert [store.count(n) for n in names] == [1, 2, 3, 4, 5]
+
+    def test_tables_do_not_mix(self, store: OnlineStore) -> None:
+        store.write("one", [b"k"], [value(1, b"one")])
+        store.write("One", [b"k"], [value(1, b"One")])
+        store.write("two", [b"k", b"j"], [value(2, b"two"), value(2)])
+        assert store.read("one", [b"k", b"j"]) == [value(1, b"one"), None]
+        assert store.read("One", [b"k"]) == [value(1, b"One")]
+        assert store.read("two", [b"k"]) == [value(2, b"two")]
+        assert store.delete("one", [b"k", b"j"]) == 1
+        assert store.read("two", [b"k", b"j"]) == [value(2, b"two"), value(2)]
+        assert store.read("One", [b"k"]) == [value(1, b"One")]
+
+    # ---- meta and health --------------------------------------------------------------------
+
+    def test_meta_round_trip(self, store: OnlineStore) -> None:
+        assert store.get_meta("watermark:driver_stats__v1") is None
+        store.set_meta("watermark:driver_stats__v1", "2024-05-01T00:00:00+00:00")
+        assert store.get_meta("watermark:driver_stats__v1") == "2024-05-01T00:00:00+00:00"
+        store.set_meta("watermark:driver_stats__v1", "later")
+        store.set_meta("ünïcode name", "")
+        store.set_meta("json", '{"a": [1, 2]}')
+        assert store.get_meta("watermark:driver_stats__v1") == "later"
+        assert store.get_meta("ünïcode name") == ""
+        assert store.get_meta("json") == '{"a": [1, 2]}'
+        assert store.tables() == []
+
+    def test_health(self, store: OnlineStore) -> None:
+        health = store.health()
+        assert health["ok"] is True
+        assert isinstance(health["backend"], str) and health["backend"]
+        assert isinstance(health["detail"], str)
+
+    # ---- bad input --------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("bad", ["", "a-b", "a b", "x;drop", "ünï", "a:b", "t@", "x" * 201])
+    def test_bad_table_names_are_refused(self, store: OnlineStore, bad: str) -> None:
+        for call in (
+            lambda: store.write(bad, [b"k"], [value(1)]),
+            lambda: store.read(bad, [b"k"]),
+            lambda: store.delete(bad, [b"k"]),
+            lambda: store.count(bad),
+            lambda: store.drop_table(bad),
+        ):
+            with pytest.raises(ValidationError, match="identifier") as info:
+                call()
+            assert f"`{bad!r}`" in str(info.value)
+
+    def test_bad_batches_are_refused_and_write_nothing(self, store: OnlineStore) -> None:
+        good = [value(1), value(2)]
+        cases: list[tuple[list[Any], list[Any], str]] = [
+            ([b"a", "b"], good, "bytes"),
+            ([b"a", b"b"], [value(1), b"short"], "32-byte order"),
+            ([b"a", b"b"], [value(1), "x" * 40], "bytes"),
+            ([b"a", b"b"], [value(1)], "values"),
+        ]
+        for keys, vals, match in cases:
+            with pytest.raises(ValidationError, match=match):
+                store.write(TABLE, keys, vals)
+        assert store.count(TABLE) == 0
+        assert store.tables() == []
+        with pytest.raises(ValidationError, match="bytes"):
+            store.read(TABLE, ["a"])  # type: ignore[list-item]
+        with pytest.raises(ValidationError):
+            store.set_meta("", "x")
+        with pytest.raises(ValidationError):
+            store.set_meta("n", 5)  # type: ignore[arg-type]
+
+    # ---- concurrency and durability ---------------------------------------------------------
+
+    def test_concurrent_readers_never_see_torn_or_older_values(self, store: OnlineStore) -> None:
+        keys = [b"key-%d" % i for i in range(50)]
+        errors: list[str] = []
+        stop = threading.Event()
+        reads = [0]
+
+        def writer() -> None:
+            try:
+                for n in range(1, 10**9):
+                    if stop.is_set():
+                        return
+                    store.write(TABLE, keys, [value(n, payload_of(k, n)) for k in keys])
+            except Exception as e:
+                errors.append(f"writer: {type(e).__name__}: {e}")
+
+        def reader(seed: int) -> None:
+            rng = random.Random(seed)
+            seen = dict.fromkeys(keys, -1)
+            try:
+                while not stop.is_set():
+                    sample = rng.sample(keys, rng.choice([1, 2, 10, 50]))
+                    for k, v in zip(sample, store.read(TABLE, sample), strict=True):
+                        if v is None:
+                            if seen[k] >= 0:
+                                errors.append(f"{k!r} vanished after order {seen[k]}")
+                            continue
+                        n = int.from_bytes(v[:ORDER_BYTES], "big")
+                        if v != value(n, payload_of(k, n)):
+                            errors.append(f"torn value for {k!r}: {v!r}")
+                        if n < seen[k]:
+                            errors.append(f"{k!r} went back from order {seen[k]} to {n}")
+                        seen[k] = n
+                    reads[0] += 1
+            except Exception as e:
+                errors.append(f"reader: {type(e).__name__}: {e}")
+
+        threads = [threading.Thread(target=writer)]
+        threads += [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)
+        assert errors[:5] == []
+        assert reads[0] > 10
+        assert store.read(TABLE, keys[:1])[0] is not None
+
+    def test_data_survives_close_and_reopen(self, store: OnlineStore) -> None:
+        caps = store.capabilities
+        if not (caps.durable or caps.shared):
+            pytest.skip("the store keeps data only while it is open")
+        keys = [b"k%d" % i for i in range(100)]
+        vals = [value(i, b"v") for i in range(100)]
+        store.write(TABLE, keys, vals)
+        store.set_meta("watermark", "42")
+        blob = pickle.dumps(store)
+        store.close()
+        reopened: OnlineStore = pickle.loads(blob)
+        try:
+            assert reopened.read(TABLE, keys) == vals
+            assert reopened.get_meta("watermark") == "42"
+            assert reopened.tables() == [TABLE]
+            assert reopened.write(TABLE, keys[:1], [value(1000)]) == 1
+        finally:
+            reopened.close()
+
+    def test_closed_store_raises_storage_error(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"a"], [value(1)])
+        store.close()
+        store.close()  # idempotent
+        for call in (
+            lambda: store.read(TABLE, [b"a"]),
+            lambda: store.read(TABLE, [b"a", b"b"]),
+            lambda: store.write(TABLE, [b"a"], [value(2)]),
+            lambda: store.get_meta("x"),
+            lambda: store.tables(),
+        ):
+            with pytest.raises(StorageError, match="closed"):
+                call()
+        assert store.health()["ok"] is False
+
+
+__all__ = ["AWKWARD_KEYS", "OnlineStoreContract", "order", "payload_of", "value"]
