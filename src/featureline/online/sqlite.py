@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from featureline._sqlite import retry_busy
 from featureline.errors import StorageError
 from featureline.online._store import (
     ORDER_BYTES,
@@ -218,20 +218,7 @@ class SqliteOnlineStore:
         return db
 
     def _retry_busy(self, fn: Callable[[], T]) -> T:
-        """Run `fn`, retrying while SQLite reports a lock its busy handler did not wait out."""
-        deadline = time.monotonic() + self.timeout
-        delay = 0.005
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as e:
-                text = str(e).lower()
-                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
-                    raise self._error(e) from e
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-            except sqlite3.Error as e:
-                raise self._error(e) from e
+        return retry_busy(fn, self.timeout, self._error)
 
     def _statements(self, table: str) -> _Sql:
         sql = self._sql.get(table)
