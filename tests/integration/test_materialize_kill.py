@@ -69,7 +69,7 @@ def test_killed_materialization_converges(tmp_path: Path) -> None:
 
     store.ingest("v", _batch(60_000, 1, seed=2))  # late/corrected rows arrive meanwhile
     store.materialize_incremental()
-    keys = list(range(0, 60_000, 7)) + [999_999]
+    keys = [*range(0, 60_000, 7), 999_999]
     now = datetime.now(UTC)
     online = store.get_online_features(["v:x", "v:n"], {"user_id": keys})
     ent = pa.table({"user_id": pa.array(keys, pa.int64()), "event_timestamp": pa.array([now] * len(keys), TS)})
