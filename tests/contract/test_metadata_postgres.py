@@ -12,7 +12,11 @@ import pytest
 from featureline.errors import MissingExtraError, NotFoundError, StorageError
 from featureline.pipelines.metadata import MetadataStore, open_metadata_store
 from featureline.pipelines.metadata.postgres import PostgresMetadataStore, redact
-from featureline.testing.metadata_contract import MetadataStoreContract, ModelRegistryContract, make_ref
+from featureline.testing.metadata_contract import (
+    MetadataStoreContract,
+    ModelRegistryContract,
+    make_ref,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,11 @@ import pytest
 from featureline.errors import ConfigError, NotFoundError, StorageError
 from featureline.pipelines.metadata import MetadataStore, open_metadata_store
 from featureline.pipelines.metadata.sqlite import SqliteMetadataStore
-from featureline.testing.metadata_contract import MetadataStoreContract, ModelRegistryContract, make_ref
+from featureline.testing.metadata_contract import (
+    MetadataStoreContract,
+    ModelRegistryContract,
+    make_ref,
+)
 
 
 class TestSqliteMetadataStore(MetadataStoreContract, ModelRegistryContract):
