@@ -10,7 +10,7 @@ from typing import Any
 from featureline.errors import ConfigError, NotFoundError, did_you_mean
 
 CONFIG_FILE = "featureline.yaml"
-_KNOWN = {"project", "registry", "offline_store", "online_store", "description"}
+_KNOWN = {"project", "registry", "offline_store", "online_store", "description", "metadata", "artifacts"}
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class RepoConfig:
     registry: str
     offline_path: Path
     online: dict[str, Any]
+    metadata: str = "data/metadata.db"
+    artifacts: str = "data/artifacts"
 
     @classmethod
     def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
@@ -52,4 +54,8 @@ class RepoConfig:
         offline_path = Path(os.environ.get("FEATURELINE_OFFLINE_PATH") or offline.get("path", "data/offline"))
         if not offline_path.is_absolute():
             offline_path = root / offline_path
-        return cls(root, str(project), registry, offline_path, dict(online))
+        metadata = os.environ.get("FEATURELINE_METADATA") or str(raw.get("metadata", "data/metadata.db"))
+        artifacts = str(raw.get("artifacts", "data/artifacts"))
+        if "://" not in artifacts and not Path(artifacts).is_absolute():
+            artifacts = str(root / artifacts)
+        return cls(root, str(project), registry, offline_path, dict(online), metadata, artifacts)

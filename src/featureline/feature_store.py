@@ -16,6 +16,7 @@ from featureline.errors import NotFoundError, ValidationError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from featureline.models import ModelRegistry
     from featureline.offline.store import IngestResult, OfflineStore
     from featureline.offline.training import TrainingSet
     from featureline.online._read import OnlineResponse
@@ -54,6 +55,7 @@ class FeatureStore:
         self._registry: RegistryStore | None = None
         self._offline: OfflineStore | None = None
         self._online: OnlineStore | None = None
+        self._models: ModelRegistry | None = None
         self._cat: tuple[float, Catalog] | None = None  # (checked at, catalog) for the hot paths
         self._hot: dict[Any, Any] = {}  # resolved features, key types, decoders; reset on catalog change
         self.catalog_refresh_seconds = 1.0
@@ -85,6 +87,18 @@ class FeatureStore:
 
             self._online = open_online_store(self.config.online, self.config.repo_path, self.config.project)
         return self._online
+
+    @property
+    def models(self) -> ModelRegistry:
+        """The model registry (kept in the metadata store next to pipeline runs)."""
+        if self._models is None:
+            from featureline.models import ModelRegistry
+            from featureline.pipelines.artifacts import ArtifactStore
+            from featureline.pipelines.metadata import open_metadata_store
+
+            md = open_metadata_store(self.config.metadata, self.repo_path, self.config.project)
+            self._models = ModelRegistry(md, ArtifactStore(self.config.artifacts))
+        return self._models
 
     # -- definitions ---------------------------------------------------------------------------
     def _desired(self, objects: Iterable[Any] | None) -> dict[str, Any]:
@@ -365,6 +379,8 @@ class FeatureStore:
         return out
 
     def close(self) -> None:
+        if self._models is not None:
+            self._models.metadata.close()
         if self._online is not None:
             self._online.close()
         if self._offline is not None:

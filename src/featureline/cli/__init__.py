@@ -59,7 +59,7 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    from featureline.cli import _data, _defs, _online, _serve
+    from featureline.cli import _data, _defs, _ml, _online, _serve
 
     for command in (
         _defs.init,
@@ -75,6 +75,10 @@ def _register() -> None:
         _online.online,
         _online.compact,
         _serve.serve,
+        _ml.run_cmd,
+        _ml.runs,
+        _ml.models,
+        _ml.lineage,
     ):
         cli.add_command(command)
 

@@ -320,8 +320,16 @@ def create_app(
         finally:
             svc.close()
 
+    from featureline.models import Predictor
+    from featureline.server._models import ModelRoutes
+
+    models = ModelRoutes(
+        Predictor(fs, fs.models, fs.repo_path / "data" / "predictions"), max_entities, max_body_bytes, JSONResponse
+    )
     ep = svc.endpoint
     routes = [
+        Route("/models/{name}/predict", ep("/models/{name}/predict", models.predict), methods=["POST"]),
+        Route("/models", ep("/models", models.list_models), methods=["GET"]),
         Route("/features/online", ep("/features/online", svc.json_route(svc.online)), methods=["POST"]),
         Route("/get-online-features", ep("/get-online-features", svc.json_route(svc.feast_online)), methods=["POST"]),
         Route("/push/{view}", ep("/push/{view}", svc.push), methods=["POST"]),
