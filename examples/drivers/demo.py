@@ -250,6 +250,9 @@ def run(repo: Path, seed: int) -> int:
     check("late rows invisible at T, visible now", bool(hit_late.any()) and bool(differ[hit_late].mean() > 0.9), f"{int(hit_late.sum())} entity rows hit a late hour")
     check("rows that differ are exactly those hitting late or corrected hours", not differ[~(hit_fix | hit_late)].any())
 
+    from ml_loop import ml_loop
+
+    ml_loop(repo, console, check, timings)
     show_examples(now_t, past_t, np.flatnonzero(hit_fix)[:4], np.flatnonzero(hit_late & differ)[:2])
     show_summary(now_t, past_t, info, r1.rows, r2.rows, int(differ.sum()), int(hit_fix.sum()), int(hit_late.sum()), timings)
     return show_checks(checks, repo)
@@ -328,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return run(args.repo, args.seed)
 
+
+sys.path.insert(0, str(HERE))
 
 if __name__ == "__main__":
     sys.exit(main())
