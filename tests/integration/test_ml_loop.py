@@ -53,6 +53,7 @@ def test_model_card_records_lineage(trained: tuple[Path, str]) -> None:
         assert t["feature_service"] == "driver_activity" and t["registry_version"] == 1 and t["as_of"] is None
         assert len(t["entity_hash"]) == 64 and t["entity_rows"] == 3000
         assert card["metrics"]["auc"] >= 0.6
+        assert card["params"]["n"] == 3000 and card["params"]["drivers"] == 50 and card["run_id"] == run_id
         up = store.models.lineage("model", mv.ref, "up")
         kinds = {(e["src_kind"], e["dst_kind"]) for e in up}
         assert ("feature_view", "training_set") in kinds
@@ -92,6 +93,19 @@ def test_cli_lineage_models_runs(trained: tuple[Path, str]) -> None:
     assert out.exit_code == 0 and "driver_quality" in out.output
     out = runner.invoke(cli, ["--repo", str(root), "runs", "show", run_id])
     assert out.exit_code == 0 and "build_training_set" in out.output
+
+
+def test_cli_run_registers_a_new_version(trained: tuple[Path, str]) -> None:
+    root, _ = trained
+    args = ["--repo", str(root), "run", "driver_pipeline:training", "--executor", "inline",
+            "-p", f"repo={root}", "-p", "n=3000", "-p", "drivers=50", "-p", "days=6"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert "register_model" in out.output and "succeeded" in out.output
+    again = CliRunner().invoke(cli, args)  # cached steps are reused; registering always runs
+    assert again.exit_code == 0 and "cached" in again.output
+    with fl.FeatureStore(root) as store:
+        assert [m["version"] for m in store.models.versions("driver_quality")][:2] == [3, 2]
 
 
 def test_refused_when_features_no_longer_served(trained: tuple[Path, str]) -> None:

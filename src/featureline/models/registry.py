@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from featureline.errors import FeaturelineError
 from featureline.pipelines.artifacts import ArtifactRef, ArtifactStore
 
 
@@ -64,6 +65,11 @@ class ModelRegistry:
         ref = self.artifacts.put(model)
         self.metadata.record_artifact(ref)
         info = dict(training or {})
+        if params is None and run_id:  # the run's parameters belong on the card
+            try:
+                params = dict(self.metadata.get_run(run_id).get("params", {}))
+            except FeaturelineError:
+                params = {}
         card = {
             "description": description,
             "features": list(info.get("features") or features),
