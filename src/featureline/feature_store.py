@@ -284,8 +284,10 @@ class FeatureStore:
             self._cat = (now, cat)
         return self._cat[1]
 
-    def _online_views(self, cat: Catalog) -> list[FeatureView]:
-        return [vs[-1] for vs in cat.views.values() if vs[-1].online]
+    def _online_views(self, cat: Catalog, names: Iterable[str] | None = None) -> list[FeatureView]:
+        """Every version of the chosen views that is served online (old versions stay readable)."""
+        chosen = [(n, cat.views[n]) if n in cat.views else (n, [cat.view(n)]) for n in names] if names else list(cat.views.items())
+        return [v for _, vs in chosen for v in vs if v.online]
 
     def materialize(
         self, start: datetime | str | None = None, end: datetime | str | None = None,
@@ -295,7 +297,7 @@ class FeatureStore:
         from featureline.online.materialize import materialize_view
 
         cat = self.catalog()
-        chosen = [cat.view(v) for v in views] if views else self._online_views(cat)
+        chosen = self._online_views(cat, views)
         s, e = _as_of_us(start), _as_of_us(end)
         return [materialize_view(self.offline, self.online, v, start_us=s, end_us=e, progress=progress) for v in chosen]
 
@@ -304,7 +306,7 @@ class FeatureStore:
         from featureline.online.materialize import materialize_view
 
         cat = self.catalog()
-        chosen = [cat.view(v) for v in views] if views else self._online_views(cat)
+        chosen = self._online_views(cat, views)
         return [materialize_view(self.offline, self.online, v, incremental=True, progress=progress) for v in chosen]
 
     def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineResponse:

@@ -86,3 +86,19 @@ def test_compaction_keeps_every_as_of_answer(tmp_path: Path) -> None:
     assert before == after
     assert after[-1].column("rate").to_pylist() == [3.0, 13.0, None]
     assert after[0].column("rate").to_pylist() == [0.0, 10.0, None]
+
+
+def test_both_view_versions_are_served_online(tmp_path: Path) -> None:
+    driver, v1 = driver_defs(ttl=None)
+    store = new_store(tmp_path, driver, v1)
+    store.ingest("driver_stats", rows([1], [utc(2025, 1, 1)], [0.5], [7]))
+    v2 = fl.FeatureView(
+        "driver_stats", [driver],
+        [fl.Field("driver_id", fl.Int64), fl.Field("rate", fl.Float64), fl.Field("trips", fl.Float64)],
+    )
+    store.apply([driver, v2], new_versions=["driver_stats"])
+    store.ingest("driver_stats", pa.table({"driver_id": [1], "event_timestamp": pa.array([utc(2025, 1, 1)], TS), "rate": [0.9], "trips": [2.5]}))
+    results = store.materialize_incremental()
+    assert sorted((r.view, r.version) for r in results) == [("driver_stats", 1), ("driver_stats", 2)]
+    got = store.get_online_features(["driver_stats@v1:trips", "driver_stats:rate"], {"driver_id": [1]}, full_feature_names=True)
+    assert got.to_dict()["driver_stats__trips"] == [7] and got.to_dict()["driver_stats__rate"] == [0.9]
