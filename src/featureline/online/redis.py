@@ -18,11 +18,10 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
 
-from featureline.errors import ConfigError, MissingExtraError, StorageError, ValidationError
+from featureline._urls import import_extra, redact
+from featureline.errors import ConfigError, StorageError, ValidationError
 from featureline.online._store import (
     OnlineCapabilities,
     check_batch,
@@ -91,21 +90,7 @@ _CHUNK_BYTES = 32 << 20
 _READ_CHUNK = 10_000
 
 
-def _import_redis() -> ModuleType:
-    try:
-        import redis
-    except ImportError as e:
-        raise MissingExtraError.for_extra("redis", "redis") from e
-    return redis
 
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by `***`, safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[-1]}"))
 
 
 class RedisOnlineStore:
@@ -122,7 +107,7 @@ class RedisOnlineStore:
         write_timeout: float = 60.0,
         chunk_rows: int = 5000,
     ) -> None:
-        self._redis = _import_redis()
+        self._redis = import_extra("redis", "redis")
         if not isinstance(namespace, str) or not namespace.strip():
             raise ValidationError(
                 f"Redis online store needs a non-empty namespace, got `{namespace!r}`. "

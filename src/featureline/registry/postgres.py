@@ -7,11 +7,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-from featureline.errors import MissingExtraError, StorageError, ValidationError
+from featureline._urls import import_extra, redact
+from featureline.errors import StorageError, ValidationError
 from featureline.registry._store import (
     RegistryCapabilities,
     RegistryVersion,
@@ -48,13 +47,6 @@ _SCHEMA_LOCK = 0x6665_6174_7265_6700  # "featreg": serialises CREATE TABLE acros
 _RETRIES = 20
 
 
-def _import_psycopg() -> ModuleType:
-    try:
-        import psycopg
-    except ImportError as e:
-        raise MissingExtraError.for_extra("psycopg", "postgres") from e
-    return psycopg
-
 
 def _lock_key(project: str) -> int:
     """A stable signed 64-bit advisory-lock key for a project."""
@@ -62,14 +54,6 @@ def _lock_key(project: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def redact(url: str) -> str:
-    """The URL with its password replaced by `***`, safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
 class PostgresRegistry:
@@ -87,7 +71,7 @@ class PostgresRegistry:
                 f"PostgreSQL registry needs a non-empty project name, got `{project!r}`. "
                 "Fix: set `project` in featureline.yaml."
             )
-        self._pg = _import_psycopg()
+        self._pg = import_extra("psycopg", "postgres")
         self.url = url
         self.project = project
         self.connect_timeout = connect_timeout

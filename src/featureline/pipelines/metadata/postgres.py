@@ -6,11 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-from featureline.errors import MissingExtraError, StorageError, ValidationError
+from featureline._urls import import_extra, redact
+from featureline.errors import StorageError, ValidationError
 from featureline.pipelines.metadata._models import MODELS_SCHEMA
 from featureline.pipelines.metadata._sql import SqlMetadataStore
 from featureline.pipelines.metadata._store import SCHEMA, TABLES, MetadataCapabilities
@@ -24,21 +23,7 @@ _SCHEMA_LOCK = 0x6665_6174_6D65_7461  # "featmeta": serialises CREATE TABLE acro
 _RETRIES = 20
 
 
-def _import_psycopg() -> ModuleType:
-    try:
-        import psycopg
-    except ImportError as e:
-        raise MissingExtraError.for_extra("psycopg", "postgres") from e
-    return psycopg
 
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by `***`, safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class PostgresMetadataStore(SqlMetadataStore):
@@ -56,7 +41,7 @@ class PostgresMetadataStore(SqlMetadataStore):
                 f"Metadata namespace must be a non-empty string, got `{namespace!r}`. "
                 "Fix: pass the project name."
             )
-        self._pg = _import_psycopg()
+        self._pg = import_extra("psycopg", "postgres")
         self.url = url
         self.namespace = namespace
         self.connect_timeout = connect_timeout

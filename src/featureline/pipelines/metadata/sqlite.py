@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from featureline._sqlite import retry_busy
 from featureline.errors import StorageError, ValidationError
 from featureline.pipelines.metadata._models import MODELS_SCHEMA
 from featureline.pipelines.metadata._sql import SqlMetadataStore
@@ -93,20 +93,7 @@ class SqliteMetadataStore(SqlMetadataStore):
         return self._db
 
     def _retry_busy(self, fn: Callable[[], T]) -> T:
-        """Run `fn`, retrying while SQLite reports a lock its busy handler did not wait out."""
-        deadline = time.monotonic() + self.timeout
-        delay = 0.005
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as e:
-                text = str(e).lower()
-                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
-                    raise self._storage_error(e) from e
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-            except sqlite3.Error as e:
-                raise self._storage_error(e) from e
+        return retry_busy(fn, self.timeout, self._storage_error)
 
     def _storage_error(self, e: Exception) -> StorageError:
         return StorageError(
