@@ -148,7 +148,7 @@ async def run_load(url: str, body: bytes, concurrency: int, seconds: float, clie
     return lat, errors, time.perf_counter() - start
 
 
-def run_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> None:
+def run_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\nwrk.headers["Content-Type"] = "application/json"\n')
         script = f.name
@@ -159,6 +159,28 @@ def run_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> None:
     finally:
         os.unlink(script)
     print(out)
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    """Throughput, latency percentiles (ms) and errors from `wrk --latency` output."""
+    import re
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if m is None:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    if errs:
+        errors += sum(int(g) for g in errs.groups())
+    return {"rps": float(rps.group(1)) if rps else float("nan"), "requests": int(total.group(1)) if total else 0,
+            "errors": errors, "p50_ms": ms("50%"), "p90_ms": ms("90%"), "p99_ms": ms("99%")}
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -206,7 +228,12 @@ def main() -> None:
             url = base + args.path
         check_once(url, body)
         if args.client == "wrk":
-            run_wrk(url, body, args.concurrency, args.duration)
+            res = run_wrk(url, body, args.concurrency, args.duration)
+            print(f"{url}  client=wrk concurrency={args.concurrency}")
+            print(f"requests: {res['requests']:,}  errors: {res['errors']:,}  throughput: {res['rps']:,.0f} req/s")
+            print(f"latency ms: p50 {res['p50_ms']:.3f}  p90 {res['p90_ms']:.3f}  p99 {res['p99_ms']:.3f}")
+            if args.json:
+                print(json.dumps({"url": url, **res}))
             return
         if args.warmup > 0:
             asyncio.run(run_load(url, body, args.concurrency, args.warmup, args.client))

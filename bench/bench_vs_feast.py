@@ -109,7 +109,7 @@ def feast_values(raw: bytes) -> list[Any]:
 
 def http_load(name: str, url: str, body_file: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(BENCH / "bench_http.py"), "--url", url, "--body-file", str(body_file),
-           "--concurrency", str(args.concurrency), "--duration", str(args.duration), "--json"]
+           "--concurrency", str(args.concurrency), "--duration", str(args.duration), "--client", args.client, "--json"]
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if p.returncode != 0:
         raise RuntimeError(f"bench_http.py against {name} failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
@@ -239,6 +239,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--client", choices=["raw", "wrk", "httpx"], default="raw", help="Load generator: raw (Python, default) or wrk (C, lighter on shared cores).")
     ap.add_argument("--calls", type=int, default=5000, help="Timed in-process 1-entity calls.")
     ap.add_argument("--calls-100", type=int, default=1000, help="Timed in-process 100-entity calls.")
     ap.add_argument("--keep", type=Path, help="Build everything in this folder and keep it.")

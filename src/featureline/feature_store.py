@@ -312,36 +312,34 @@ class FeatureStore:
     def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineResponse:
         """Feature vectors for `entity_rows` from the online store, with per-feature statuses."""
         from featureline._ondemand import compute, hidden_inputs, split
-        from featureline.online._read import entity_columns, read_online
+        from featureline.online._read import entity_columns, make_plan, read_with_plan
 
         cat = self._current()
-        hkey = ("resolved", features if isinstance(features, str) else tuple(features) if isinstance(features, list) else id(features))
+        hkey = (features if isinstance(features, str) else tuple(features) if isinstance(features, list) else id(features), full_feature_names)
         plan = self._hot.get(hkey)
         if plan is None:
             plain, od = split(cat.resolve(features))
-            plan = self._hot[hkey] = (plain, od, hidden_inputs(cat, od) if od else [])
-        plain, od, hidden = plan
-        key_types = self._hot.get(("keys", hkey))
-        if key_types is None:
-            key_types = {}
+            hidden = hidden_inputs(cat, od) if od else []
+            key_types: dict[str, str] = {}
             for _, v in [*plain, *hidden]:
                 key_types.update({k: str(t) for k, t in v.key_fields.items()})
                 key_types.update(self.offline.key_types(v.name, v.version))
+            plan = (make_plan(plain, key_types, full_feature_names), od, make_plan(hidden, key_types, True) if od else None)
             if all(k in key_types for _, v in [*plain, *hidden] for k in v.join_keys):
-                self._hot[("keys", hkey)] = key_types
-        decoders = self._hot.setdefault("decoders", {})
-        resp = read_online(self.online, plain, entity_rows, key_types, full_feature_names, decoders=decoders)
-        if od:
+                self._hot[hkey] = plan  # key types are known once data exists: then the plan is final
+        read_plan, od, hidden_plan = plan
+        resp = read_with_plan(self.online, read_plan, entity_rows)
+        if od and hidden_plan is not None:
             rows = entity_columns(entity_rows)
-            hid = read_online(self.online, hidden, rows, key_types, True, decoders=decoders)
+            hid = read_with_plan(self.online, hidden_plan, rows)
             n = len(next(iter(rows.values()))) if rows else 0
             for name, (values, dtype) in compute(cat, od, hid.values, rows, n, self._load_repo, full_feature_names).items():
                 resp.values[name] = values
                 resp.statuses[name] = ["PRESENT" if v is not None else "NOT_FOUND" for v in values]
                 resp.event_us[name] = [None] * n
                 resp.dtypes[name] = dtype
-            for k, v in hid.keys.items():
-                resp.keys.setdefault(k, v)
+            for key, col in hid.keys.items():
+                resp.keys.setdefault(key, col)
         return resp
 
     def push(self, view: FeatureView | str, rows: Any) -> IngestResult:

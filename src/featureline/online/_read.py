@@ -145,6 +145,58 @@ def _check_keys(
         raise ValidationError("Bad entity rows: " + " ".join(problems))
 
 
+@dataclass(frozen=True)
+class _Group:
+    """One view version's share of a read, prepared once per feature list (the hot path)."""
+
+    view: FeatureView
+    table: str
+    keys: tuple[str, ...]
+    decode: Any
+    enc_key: Any
+    pos: tuple[int, ...]
+    outs: tuple[str, ...]
+    dtypes: tuple[Any, ...]
+    ttl_us: int
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    groups: tuple[_Group, ...]
+    keys: tuple[str, ...]
+    views: tuple[FeatureView, ...]
+    key_types: dict[str, str]
+
+
+def make_plan(
+    resolved: list[tuple[FeatureRef, FeatureView]], key_types: dict[str, str], full_feature_names: bool
+) -> ReadPlan:
+    """Group the features by view version and prepare codecs, table names and output names."""
+    by_view: dict[tuple[str, int], tuple[FeatureView, list[str]]] = {}
+    for ref, view in resolved:
+        by_view.setdefault((view.name, view.version), (view, []))[1].append(ref.feature)
+    groups, seen = [], set()
+    for view, feats in by_view.values():
+        codec = ViewCodec.for_view(view)
+        index = {name: i for i, name in enumerate(codec.names)}
+        outs = tuple(f"{view.name}__{f}" if full_feature_names else f for f in feats)
+        for o in outs:
+            if o in seen:
+                raise ValidationError(
+                    f"Output name `{o}` is requested twice (two views share a feature name). Fix: pass full_feature_names=True."
+                )
+            seen.add(o)
+        ftypes = {f.name: f.dtype for f in view.features}
+        groups.append(_Group(
+            view, table_name(view), tuple(view.join_keys), codec.decoder(), key_encoder(view.join_keys, key_types),
+            tuple(index[f] for f in feats), outs, tuple(ftypes[f] for f in feats),
+            view.ttl // timedelta(microseconds=1) if view.ttl else 0,
+        ))
+    views = tuple(v for v, _ in by_view.values())
+    keys = tuple(dict.fromkeys(k for v in views for k in v.join_keys))
+    return ReadPlan(tuple(groups), keys, views, key_types)
+
+
 def read_online(
     store: OnlineStore,
     resolved: list[tuple[FeatureRef, FeatureView]],
@@ -152,39 +204,33 @@ def read_online(
     key_types: dict[str, str],
     full_feature_names: bool = False,
     now_us: int | None = None,
-    decoders: dict[str, Any] | None = None,
 ) -> OnlineResponse:
     """Read features for every entity row; TTL is applied at read time (value null, EXPIRED)."""
+    return read_with_plan(store, make_plan(resolved, key_types, full_feature_names), entity_rows, now_us)
+
+
+def read_with_plan(store: OnlineStore, plan: ReadPlan, entity_rows: Any, now_us: int | None = None) -> OnlineResponse:
     cols = entity_columns(entity_rows)
-    groups: dict[tuple[str, int], tuple[FeatureView, list[str]]] = {}
-    for ref, view in resolved:
-        groups.setdefault((view.name, view.version), (view, []))[1].append(ref.feature)
-    views = [v for v, _ in groups.values()]
-    keys = list(dict.fromkeys(k for v in views for k in v.join_keys))
-    _check_keys(cols, keys, key_types, views)
+    _check_keys(cols, list(plan.keys), plan.key_types, list(plan.views))
     n = len(next(iter(cols.values()))) if cols else 0
     now = time.time_ns() // 1000 if now_us is None else now_us
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     stamps: dict[str, list[int | None]] = {}
     dtypes: dict[str, Any] = {}
-    cache = decoders if decoders is not None else {}
-    for view, feats in groups.values():
-        tname = table_name(view)
-        dec = cache.get(tname)
-        if dec is None:
-            codec = ViewCodec.for_view(view)
-            index = {name: i for i, name in enumerate(codec.names)}
-            dec = cache[tname] = (codec.decoder(), index, key_encoder(view.join_keys, key_types))
-        decode, index, enc_key = dec
-        enc = [enc_key(*vals) for vals in zip(*(cols[k] for k in view.join_keys), strict=True)]
-        raws = store.read(tname, enc)
-        ttl_us = view.ttl // timedelta(microseconds=1) if view.ttl else 0
-        oldest = now - ttl_us if ttl_us else None
-        pos = [index[f] for f in feats]
-        col_vals: list[list[Any]] = [[None] * n for _ in feats]
-        col_status: list[list[str]] = [[_NOT_FOUND] * n for _ in feats]
+    for g in plan.groups:
+        enc_key = g.enc_key
+        if len(g.keys) == 1:
+            enc = [enc_key(v) for v in cols[g.keys[0]]]
+        else:
+            enc = [enc_key(*vals) for vals in zip(*(cols[k] for k in g.keys), strict=True)]
+        raws = store.read(g.table, enc)
+        oldest = now - g.ttl_us if g.ttl_us else None
+        pos = g.pos
+        col_vals: list[list[Any]] = [[None] * n for _ in pos]
+        col_status: list[list[str]] = [[_NOT_FOUND] * n for _ in pos]
         col_ts: list[int | None] = [None] * n
+        decode = g.decode
         for r, raw in enumerate(raws):
             if raw is None:
                 continue
@@ -197,17 +243,6 @@ def read_online(
                 for j, p in enumerate(pos):
                     col_vals[j][r] = row[p]
                     col_status[j][r] = _PRESENT
-        ftypes = {f.name: f.dtype for f in view.features}
-        for j, f in enumerate(feats):
-            o = f"{view.name}__{f}" if full_feature_names else f
-            if o in values:
-                raise ValidationError(
-                    f"Output name `{o}` is requested twice (two views share a feature name). Fix: pass full_feature_names=True."
-                )
-            values[o], statuses[o], stamps[o], dtypes[o] = (
-                col_vals[j],
-                col_status[j],
-                col_ts,
-                ftypes[f],
-            )
-    return OnlineResponse({k: cols[k] for k in keys}, values, statuses, stamps, dtypes)
+        for j, o in enumerate(g.outs):
+            values[o], statuses[o], stamps[o], dtypes[o] = col_vals[j], col_status[j], col_ts, g.dtypes[j]
+    return OnlineResponse({k: cols[k] for k in plan.keys}, values, statuses, stamps, dtypes)

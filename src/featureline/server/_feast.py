@@ -40,6 +40,22 @@ def rfc3339(ts: datetime | None) -> str:
     return f"{base}.{us:06d}Z"
 
 
+_STAMPS: dict[int, str] = {}  # event time (us) -> Feast's text; values repeat for hot keys
+
+
+def _stamp(us: int | None) -> str:
+    if us is None:
+        return EPOCH
+    text = _STAMPS.get(us)
+    if text is None:
+        from featureline.offline.store import us_to_dt
+
+        if len(_STAMPS) > 100_000:
+            _STAMPS.clear()
+        text = _STAMPS[us] = rfc3339(us_to_dt(us))
+    return text
+
+
 def online_response(resp: OnlineResult) -> dict[str, Any]:
     """Feast's JSON body for a Featureline OnlineResponse."""
     data = resp.to_dict()
@@ -51,11 +67,14 @@ def online_response(resp: OnlineResult) -> dict[str, Any]:
     for k in keys:
         results.append({"values": data[k], "statuses": key_status, "event_timestamps": key_stamps})
     stamp_cache: dict[int, list[str]] = {}  # features of one view share their timestamp list
-    statuses, stamps = resp.statuses, resp.event_timestamps
+    statuses, stamps = resp.statuses, resp.event_us
     for name in resp.feature_names:
         ts = stamps[name]
         printed = stamp_cache.get(id(ts))
         if printed is None:
-            printed = stamp_cache[id(ts)] = [rfc3339(t) for t in ts]
-        results.append({"values": data[name], "statuses": [STATUS.get(s, s) for s in statuses[name]], "event_timestamps": printed})
+            printed = stamp_cache[id(ts)] = [_stamp(t) for t in ts]
+        st = statuses[name]
+        if "EXPIRED" in st or "STALE" in st:
+            st = [STATUS.get(x, x) for x in st]
+        results.append({"values": data[name], "statuses": st, "event_timestamps": printed})
     return {"metadata": {"feature_names": [*keys, *resp.feature_names]}, "results": results}
