@@ -35,7 +35,7 @@ class ModelRoutes:
         version = body.get("version")
         if version is not None and not isinstance(version, int | str):
             raise ValidationError(f"{what}: `version` must be a number or an alias, got `{version!r}`.")
-        out = await run_in_threadpool(self.predictor.predict, name, entities, version)
+        out = self.predictor.predict(name, entities, version)  # ~0.3 ms: cheaper inline than a thread hop
         return self.respond(out)
 
     async def list_models(self, request: Request) -> Response:
