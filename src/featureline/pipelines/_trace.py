@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 class _Handle:
     """Comparisons on handles build `Condition`s for `when`; handles have no value at trace time."""
 
-    def _source(self) -> Source:
-        raise NotImplementedError
+    def _source(self) -> Source:  # overridden by Param and Output, the only handles
+        raise TypeError(f"{type(self).__name__} has no source")
 
     def _cond(self, op: str, other: Any) -> Condition:
         right = other._source() if isinstance(other, _Handle) else other

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -51,7 +52,7 @@ _WHERE_RUN = "WHERE namespace = ? AND run_id = ?"
 _BATCH = 200  # lineage nodes per query: stays far below any backend's parameter limit
 
 
-class SqlMetadataStore(ModelRegistryMixin):
+class SqlMetadataStore(ModelRegistryMixin, ABC):
     """Shared implementation. Subclasses set `capabilities`, `namespace`, `placeholder` and
     implement `_write`/`_read` (run `fn(connection)` in a transaction), `_to_db`/`_from_db`
     (timestamps) and `_where` (a description for messages)."""
@@ -60,20 +61,25 @@ class SqlMetadataStore(ModelRegistryMixin):
     namespace: str
     placeholder = "?"
 
+    @abstractmethod
     def _write(self, fn: Callable[[Any], T]) -> T:
-        raise NotImplementedError
+        """Backend hook."""
 
+    @abstractmethod
     def _read(self, fn: Callable[[Any], T]) -> T:
-        raise NotImplementedError
+        """Backend hook."""
 
+    @abstractmethod
     def _to_db(self, ts: datetime) -> Any:
-        raise NotImplementedError
+        """Backend hook."""
 
+    @abstractmethod
     def _from_db(self, value: Any) -> datetime:
-        raise NotImplementedError
+        """Backend hook."""
 
+    @abstractmethod
     def _where(self) -> str:
-        raise NotImplementedError
+        """Backend hook."""
 
     # ---- plumbing ---------------------------------------------------------------------------
 
