@@ -152,3 +152,18 @@ def test_hot_path_is_fast(tmp_path: Path) -> None:
         store.get_online_features(["v:x", "v:tag", "v:n"], [{"user_id": 1}])
     assert (time.perf_counter() - t0) / 200 < 0.005
     store.close()
+
+
+def test_online_equals_offline_after_many_pushes_and_merges(tmp_path: Path) -> None:
+    store = _store(tmp_path / "repo", {"type": "sqlite", "path": "data/online.db"}, None)
+    for i in range(20):  # 20 small commits: merged along the way
+        store.push("v", _batch([{"user_id": i % 4, "ago": i % 5, "created": None, "x": float(i), "tag": str(i)}]))
+    store.materialize_incremental()
+    keys = [0, 1, 2, 3, 7]
+    ent = pa.table({"user_id": pa.array(keys, pa.int64()), "event_timestamp": pa.array([NOW] * len(keys), TS)})
+    offline = store.get_training_set(ent, ["v:x", "v:tag"]).to_arrow()
+    online = store.get_online_features(["v:x", "v:tag"], {"user_id": keys})
+    assert online.to_dict()["x"] == offline.column("x").to_pylist()
+    assert online.to_dict()["tag"] == offline.column("tag").to_pylist()
+    assert len(store.offline.commits("v", 1)) < 8
+    store.close()

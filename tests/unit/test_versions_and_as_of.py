@@ -102,3 +102,25 @@ def test_both_view_versions_are_served_online(tmp_path: Path) -> None:
     assert sorted((r.view, r.version) for r in results) == [("driver_stats", 1), ("driver_stats", 2)]
     got = store.get_online_features(["driver_stats@v1:trips", "driver_stats:rate"], {"driver_id": [1]}, full_feature_names=True)
     assert got.to_dict()["driver_stats__trips"] == [7] and got.to_dict()["driver_stats__rate"] == [0.9]
+
+
+def test_many_small_commits_are_merged_and_every_answer_kept(tmp_path: Path) -> None:
+    from featureline.offline import store as offline_store
+
+    driver, view = driver_defs(ttl=None)
+    store = new_store(tmp_path, driver, view)
+    cuts = []
+    for i in range(20):  # pushes: one tiny commit each
+        t = rows([i % 3, 9], [utc(2025, 1, 1, i % 4), utc(2025, 1, 1)], [float(i), float(100 + i)])
+        cuts.append(store.ingest("driver_stats", t).ingested_at)
+    assert len(store.offline.commits("driver_stats", 1)) < offline_store.COMPACT_AFTER
+    ent = _entities([0, 1, 2, 9, 5], [utc(2025, 1, 2)] * 5)
+    got = [store.get_training_set(ent, ["driver_stats:rate"], as_of=c).to_arrow().column("rate").to_pylist() for c in cuts]
+    # the expected answers, from the rules: latest event per key, ties -> the latest ingested
+    for k, cut in enumerate(cuts):
+        best: dict[int, tuple[tuple[int, int], float]] = {}
+        for i in range(k + 1):
+            for key, hour, val in ((i % 3, i % 4, float(i)), (9, 0, float(100 + i))):
+                if key not in best or (hour, i) > best[key][0]:
+                    best[key] = ((hour, i), val)
+        assert got[k] == [best.get(x, (None, None))[1] for x in (0, 1, 2, 9, 5)], f"as of cut {k} ({cut})"

@@ -57,6 +57,8 @@ def _columns(c: Commit) -> tuple[str, ...] | None:
     return tuple(cols) if cols is not None else None
 
 
+COMPACT_AFTER = 8  # small commits of a view version that trigger a merge of those commits
+COMPACT_ROWS = 1_000_000  # a commit up to this size counts as small
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
 _ROWS_PER_WRITER = 1_000_000
 
@@ -113,19 +115,24 @@ class OfflineStore:
 
         meta = {"key_types": key_types, "columns": [f.name for f in view.features], **stats}
         c = log.commit(write_parts, meta=meta, before_append=before_commit)
+        small = [x for x in log.live_commits() if x.rows <= COMPACT_ROWS]
+        if len(small) >= COMPACT_AFTER:  # many small commits (pushes): merge them, reads stay fast
+            self.compact(view, max_rows=COMPACT_ROWS)
         return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), stats["shadowed_in_batch"])
 
-    def compact(self, view: FeatureView) -> Commit | None:
-        """Merge every live part of a view version into one, keeping full history.
+    def compact(self, view: FeatureView, max_rows: int | None = None) -> Commit | None:
+        """Merge live commits of a view version into one part, keeping full history.
 
         Each row keeps its own ingested time, and gets the system time from which a later tie
-        beats it (`__shadowed_until`), so as-of reads at any time stay exact while reads see a
-        single part again (the fast path). Returns None when there is nothing to merge.
+        beats it (`__shadowed_until`), so as-of reads at any time stay exact while reads see
+        fewer parts (one: the fast path). `max_rows` merges only commits up to that size (the
+        small ones that pushes leave behind). Returns None when there is nothing to merge.
         """
         log = self.log(view.name, view.version)
-        live = log.live_commits()
-        parts = self.parts(view.name, view.version)
-        if len(parts) < 2:
+        live = [c for c in log.live_commits() if max_rows is None or c.rows <= max_rows]
+        chosen = {c.seq for c in live}
+        parts = [p for p in self.parts(view.name, view.version) if p.commit in chosen]
+        if len(live) < 2:
             return None
         keys = [q(k) for k in view.join_keys]
         base = ", ".join([*keys, EVENT_TS, CREATED_TS, q(SEQ)])
