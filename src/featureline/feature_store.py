@@ -315,7 +315,10 @@ class FeatureStore:
         from featureline.online._read import entity_columns, make_plan, read_with_plan
 
         cat = self._current()
-        hkey = (features if isinstance(features, str) else tuple(features) if isinstance(features, list) else id(features), full_feature_names)
+        if isinstance(features, FeatureService):
+            hkey: tuple[Any, ...] = ("service", features.name, tuple(features.refs()), full_feature_names)
+        else:
+            hkey = (features if isinstance(features, str) else tuple(features), full_feature_names)
         plan = self._hot.get(hkey)
         if plan is None:
             plain, od = split(cat.resolve(features))
