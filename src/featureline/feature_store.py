@@ -213,6 +213,12 @@ class FeatureStore:
             data = self._source_path(fv.source.path)
         elif isinstance(data, str | os.PathLike) and not os.path.isabs(data) and not os.path.exists(data):
             data = str(self.repo_path / data)
+        if isinstance(data, str | os.PathLike):
+            from featureline.offline import _stream
+
+            rows = _stream.file_rows(str(data))
+            if rows is not None and rows > _stream.STREAM_ROWS:  # large file: bounded memory
+                return _stream.ingest_stream(self.offline, fv, _stream.file_batches(str(data)))
         return self.offline.ingest(fv, to_arrow(data, f"batch for feature view `{fv.name}`"))
 
     def get_training_set(

@@ -26,7 +26,9 @@ def timestamp_columns(view: FeatureView) -> tuple[str, str | None]:
     return "event_timestamp", None
 
 
-def prepare_batch(view: FeatureView, table: pa.Table, key_types: dict[str, str]) -> tuple[pa.Table, dict[str, str]]:
+def prepare_batch(
+    view: FeatureView, table: pa.Table, key_types: dict[str, str], seq_offset: int = 0, shadow: bool = True
+) -> tuple[pa.Table, dict[str, str]]:
     """Check `table` against `view` and return (stored layout, key types).
 
     Every problem in the batch is collected and reported at once; nothing is written when
@@ -91,9 +93,10 @@ def prepare_batch(view: FeatureView, table: pa.Table, key_types: dict[str, str])
             problems.append(f"column `{f.name}` cannot be stored as {f.dtype}: {e}")
     if problems:
         raise _batch_error(what, problems)
-    out[SEQ] = pa.chunked_array([pa.array(np.arange(table.num_rows, dtype=np.int64))])
+    out[SEQ] = pa.chunked_array([pa.array(np.arange(seq_offset, seq_offset + table.num_rows, dtype=np.int64))])
     stored = pa.table(out)
-    stored = stored.append_column(SHADOWED_UNTIL, pa.chunked_array([_in_batch_shadow(stored, view.join_keys)]))
+    marks = _in_batch_shadow(stored, view.join_keys) if shadow else pa.nulls(table.num_rows, pa.int64())
+    stored = stored.append_column(SHADOWED_UNTIL, pa.chunked_array([marks]))
     return stored, new_key_types
 
 

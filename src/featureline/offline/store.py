@@ -184,6 +184,7 @@ class OfflineStore:
             if self._con is None:
                 cfg: dict[str, str | bool | int | float | list[str]] = {"threads": self._threads} if self._threads else {}
                 self._con = duckdb.connect(config=cfg)
+                self._con.execute("SET enable_progress_bar = false")  # never print bars from a library
             return self._con.cursor()
 
     def join(self, entities: pa.Table, spec: JoinSpec) -> pa.Table:

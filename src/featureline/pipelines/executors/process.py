@@ -203,7 +203,27 @@ class ProcessExecutor:
         threading.Thread(target=self._recover, args=(pool, procs), name="featureline-pool-recovery", daemon=True).start()
 
     def _recover(self, old: ProcessPoolExecutor, procs: dict[int, Any]) -> None:
-        old.shutdown(wait=True, cancel_futures=True)  # workers are terminated and joined
+        # End the broken pool's workers ourselves, until its manager thread is gone: on some
+        # Python versions (3.11.7 here) the pool joins idle workers that still wait on its
+        # call queue, and waits forever (gh-94777). A SIGTERMed busy worker's step is
+        # restarted below, as a teardown casualty; a worker still alive after 10 s is killed.
+        old.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + 10
+        ours: set[int] = set()  # workers ended here, not by their step: their steps run again
+        while True:
+            live = {**procs, **(getattr(old, "_processes", None) or {})}
+            for pid, proc in live.items():
+                with contextlib.suppress(Exception):
+                    if proc.is_alive():
+                        ours.add(pid)
+                        proc.kill() if time.monotonic() > deadline else proc.terminate()
+            manager = getattr(old, "_executor_manager_thread", None)
+            if manager is None or not manager.is_alive():
+                break
+            manager.join(0.2)
+        for proc in procs.values():  # reap them, so their exit codes say why they ended
+            with contextlib.suppress(Exception):
+                proc.join(5)
         with self._lock:
             if self._pool is old and not self._closed:
                 self._pool = self._new_pool()
@@ -216,7 +236,7 @@ class ProcessExecutor:
                 if rec.killed:
                     self._forget(rec)
                     rec.outer.set_exception(WorkerCrashedError(f"step `{rec.task.name}` was killed after its timeout"))
-                elif (pid is None or code == -signal.SIGTERM) and rec.restarts < MAX_FREE_RESTARTS:
+                elif (pid is None or pid in ours or code == -signal.SIGTERM) and rec.restarts < MAX_FREE_RESTARTS:
                     rec.restarts += 1  # caught in the teardown, not the cause: run it again
                     if rec.task.pid_path:
                         Path(rec.task.pid_path).unlink(missing_ok=True)

@@ -1,0 +1,123 @@
+"""Ingesting a large file in bounded memory: validate and stage it chunk by chunk, then resolve
+ties over the whole batch in DuckDB (which spills to disk) while writing the one part."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from featureline.definitions import FeatureView
+from featureline.errors import NotFoundError, ValidationError
+from featureline.offline._ingest import NEVER_VISIBLE, batch_stats, prepare_batch
+from featureline.offline._log import PARTS, Part, write_atomically
+from featureline.offline._pit import CREATED_TS, EVENT_TS, SEQ, SHADOWED_UNTIL, lit, q
+
+if TYPE_CHECKING:
+    from featureline.offline.store import IngestResult, OfflineStore
+
+STREAM_ROWS = 16_000_000  # files with more rows than this are ingested in chunks (bounded memory)
+CHUNK_ROWS = 1_000_000
+MEMORY_LIMIT = "1GB"  # DuckDB's budget for resolving ties; beyond it, it spills to disk
+
+
+def file_rows(path: str) -> int | None:
+    """Total rows of Parquet file(s) from their footers (None for CSV: unknown without reading)."""
+    files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path]
+    if not files or any(f.lower().endswith((".csv", ".csv.gz")) for f in files):
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    except (OSError, pa.ArrowInvalid):
+        return None  # the normal reader reports it with a clear message
+
+
+def file_batches(path: str, rows: int | None = None) -> Iterator[pa.Table]:
+    """Chunks of about `rows` (default CHUNK_ROWS) rows, read sequentially: memory stays flat."""
+    import pyarrow.parquet as pq
+
+    rows = rows or CHUNK_ROWS
+    files = sorted(glob.glob(path)) if any(c in path for c in "*?[") else [path]
+    if not files or not all(os.path.exists(f) for f in files):
+        raise NotFoundError(f"No file matches `{path}`. Fix: check the path or the glob pattern.")
+    pool = pa.default_memory_pool()
+    for f in files:
+        if f.lower().endswith((".csv", ".csv.gz")):
+            import pyarrow.csv as pacsv
+
+            with pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=64 << 20)) as reader:
+                for batch in reader:
+                    yield pa.Table.from_batches([batch])
+            continue
+        pf = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False)
+        for batch in pf.iter_batches(batch_size=rows):
+            yield pa.Table.from_batches([batch])
+            pool.release_unused()  # hand freed chunks back, so RSS tracks the chunk size
+
+
+def ingest_stream(store: OfflineStore, view: FeatureView, batches: Iterator[pa.Table], before_commit: Any = None) -> IngestResult:
+    """One atomic commit from many chunks, with memory bounded by the chunk size."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from featureline.offline.store import IngestResult, us_to_dt
+
+    log = store.log(view.name, view.version)
+    staging = log.root / PARTS / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir(parents=True)
+    try:
+        key_types = store.key_types(view.name, view.version)
+        rows, lo, hi = 0, None, None
+        for i, chunk in enumerate(batches):
+            if chunk.num_rows == 0:
+                continue
+            stored, key_types = prepare_batch(view, chunk, key_types, seq_offset=rows, shadow=False)
+            st = batch_stats(stored, view)
+            lo = st["min_event_us"] if lo is None else min(lo, st["min_event_us"])
+            hi = st["max_event_us"] if hi is None else max(hi, st["max_event_us"])
+            pq.write_table(stored, staging / f"{i:06d}.parquet", compression="none", use_dictionary=False)
+            rows += stored.num_rows
+        if rows == 0:
+            raise ValidationError(f"The batch for feature view `{view.name}` is empty (0 rows). Fix: pass at least one row; nothing was written.")
+        part_by = ", ".join([*(q(k) for k in view.join_keys), EVENT_TS])
+        select = (
+            f"SELECT * EXCLUDE ({SHADOWED_UNTIL}), CASE WHEN row_number() OVER (PARTITION BY {part_by} "
+            f"ORDER BY {CREATED_TS} DESC NULLS LAST, {SEQ} DESC) > 1 THEN {NEVER_VISIBLE}::BIGINT END AS {SHADOWED_UNTIL} "
+            f"FROM read_parquet({lit(str(staging / '*.parquet'))})"
+        )
+
+        def write_parts() -> list[Part]:
+            rel, path = log.new_part_path()
+            con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(staging / "spill")})
+            con.execute("SET enable_progress_bar = false")
+
+            def copy(tmp: Path) -> None:
+                con.execute(f"COPY ({select}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)")
+
+            try:
+                write_atomically(path, copy)
+            finally:
+                con.close()
+            return [Part(rel, rows)]
+
+        meta = {"key_types": key_types, "columns": [f.name for f in view.features], "min_event_us": lo, "max_event_us": hi, "streamed": True}
+        c = log.commit(write_parts, meta=meta, before_append=before_commit)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shadowed = _count_shadowed(log.root / c.parts[0].file)
+    return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed)
+
+
+def _count_shadowed(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    col = pq.read_table(path, columns=[SHADOWED_UNTIL]).column(0)
+    return int(len(col) - col.null_count)
