@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from featureline._urls import import_extra, redact
+from featureline._postgres import PgConnection
+from featureline._urls import redact
 from featureline.errors import StorageError, ValidationError
 from featureline.registry._store import (
     RegistryCapabilities,
@@ -44,7 +43,6 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 """
 _COLUMNS = "version, applied_at, snapshot, changes, message"
 _SCHEMA_LOCK = 0x6665_6174_7265_6700  # "featreg": serialises CREATE TABLE across clients
-_RETRIES = 20
 
 
 
@@ -71,13 +69,12 @@ class PostgresRegistry:
                 f"PostgreSQL registry needs a non-empty project name, got `{project!r}`. "
                 "Fix: set `project` in featureline.yaml."
             )
-        self._pg = import_extra("psycopg", "postgres")
         self.url = url
         self.project = project
-        self.connect_timeout = connect_timeout
-        self._lock = threading.RLock()
-        self._closed = False
-        self._db: psycopg.Connection[Any] | None = None
+        self._pg = PgConnection(
+            url, "the registry", "PostgresRegistry(url, project)", connect_timeout,
+            ("UniqueViolation", "SerializationFailure", "DeadlockDetected"),
+        )
         self._run(self._init_schema)
 
     def __repr__(self) -> str:
@@ -97,49 +94,9 @@ class PostgresRegistry:
     def _where(self) -> str:
         return f"`{redact(self.url)}` (project `{self.project}`)"
 
-    def _conn(self) -> psycopg.Connection[Any]:
-        if self._closed:
-            raise StorageError(
-                f"The registry at {self._where()} is closed. Fix: open it again with "
-                "`PostgresRegistry(url, project)`."
-            )
-        if self._db is None or self._db.closed or self._db.broken:
-            try:
-                self._db = self._pg.connect(
-                    self.url, autocommit=True, connect_timeout=self.connect_timeout
-                )
-            except self._pg.Error as e:
-                raise StorageError(
-                    f"Cannot connect to the registry at `{redact(self.url)}`: {e}. "
-                    "Fix: check the URL in featureline.yaml (postgresql://user@host:port/db) "
-                    "and that the server is running."
-                ) from e
-        return self._db
-
     def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """Run `fn(connection)` under the instance lock, retrying write conflicts."""
-        errors = self._pg.errors
-        retryable = (errors.UniqueViolation, errors.SerializationFailure, errors.DeadlockDetected)
-        delay = 0.005
-        attempt = 0
-        while True:
-            attempt += 1
-            with self._lock:
-                try:
-                    return fn(self._conn())
-                except retryable as e:
-                    if attempt >= _RETRIES:
-                        raise self._storage_error(e) from e
-                except self._pg.Error as e:
-                    raise self._storage_error(e) from e
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-    def _storage_error(self, e: Exception) -> StorageError:
-        return StorageError(
-            f"The registry at {self._where()} failed: {e}. "
-            "Fix: check the server and that the user may create and write tables."
-        )
+        """Run `fn(connection)` under the connection's lock, retrying write conflicts."""
+        return self._pg.run(fn, f"the registry at {self._where()}")
 
     def _init_schema(self, db: psycopg.Connection[Any]) -> None:
         with db.transaction():
@@ -234,11 +191,7 @@ class PostgresRegistry:
         return self._run(run)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self._pg.close()
 
 
 __all__ = ["PostgresRegistry"]
