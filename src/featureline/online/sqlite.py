@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from featureline._sqlite import retry_busy
+from featureline._sqlite import retry_busy, use_wal
 from featureline.errors import StorageError
 from featureline.online._store import (
     ORDER_BYTES,
@@ -179,11 +179,7 @@ class SqliteOnlineStore:
     def _open_writer(self) -> _Conn:
         db = self._connect()
         try:
-            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"database is locked (journal_mode is {mode})")
-            db.execute("PRAGMA synchronous = NORMAL")
+            use_wal(db, self.timeout)
             db.execute("PRAGMA cache_size = -65536")  # 64 MiB: big writes touch many pages
             db.execute("PRAGMA journal_size_limit = 67108864")  # trim the WAL after checkpoints
             db.execute(

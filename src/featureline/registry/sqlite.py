@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from featureline._sqlite import retry_busy
+from featureline._sqlite import open_file, retry_busy, use_wal
 from featureline.errors import StorageError
 from featureline.registry._store import (
     RegistryCapabilities,
@@ -59,16 +59,7 @@ class SqliteRegistry:
         self.path = Path(path).expanduser()
         self.timeout = timeout
         self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as e:
-            raise StorageError(
-                f"Cannot open the registry at `{self.path}`: {e}. "
-                "Fix: point `registry` in featureline.yaml to a writable file path."
-            ) from e
+        conn = open_file(self.path, timeout, "the registry", "point `registry` in featureline.yaml to a writable file path.")
         self._db: sqlite3.Connection | None = conn
         self._retry_busy(self._init_schema)
 
@@ -107,11 +98,7 @@ class SqliteRegistry:
     def _init_schema(self) -> None:
         with self._lock:
             db = self._conn()
-            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"database is locked (journal_mode is {mode})")
-            db.execute("PRAGMA synchronous = NORMAL")
+            use_wal(db, self.timeout)
             db.execute("BEGIN IMMEDIATE")
             try:
                 for stmt in _SCHEMA.split(";"):

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from featureline._sqlite import retry_busy
+from featureline._sqlite import open_file, retry_busy, use_wal
 from featureline.errors import StorageError, ValidationError
 from featureline.pipelines.metadata._models import MODELS_SCHEMA
 from featureline.pipelines.metadata._sql import SqlMetadataStore
@@ -48,16 +48,7 @@ class SqliteMetadataStore(SqlMetadataStore):
         self.namespace = namespace
         self.timeout = timeout
         self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as e:
-            raise StorageError(
-                f"Cannot open the metadata store at `{self.path}`: {e}. "
-                "Fix: point the metadata location to a writable file path."
-            ) from e
+        conn = open_file(self.path, timeout, "the metadata store", "point the metadata location to a writable file path.")
         self._db: sqlite3.Connection | None = conn
         self._retry_busy(self._init_schema)
 
@@ -128,11 +119,7 @@ class SqliteMetadataStore(SqlMetadataStore):
     def _init_schema(self) -> None:
         with self._lock:
             db = self._conn()
-            db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"database is locked (journal_mode is {mode})")
-            db.execute("PRAGMA synchronous = NORMAL")
+            use_wal(db, self.timeout)
         self._write(self._create_tables)
 
     @staticmethod
