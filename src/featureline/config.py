@@ -10,7 +10,9 @@ from typing import Any
 from featureline.errors import ConfigError, NotFoundError, did_you_mean
 
 CONFIG_FILE = "featureline.yaml"
-_KNOWN = {"project", "registry", "offline_store", "online_store", "description", "metadata", "artifacts"}
+_KNOWN = {"project", "registry", "offline_store", "online_store", "description", "metadata", "artifacts", "writes"}
+_WRITE_KEYS = {"max_future_seconds"}
+DEFAULT_MAX_FUTURE_SECONDS = 300.0  # how far past now an event time may be when written
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class RepoConfig:
     online: dict[str, Any]
     metadata: str = "data/metadata.db"
     artifacts: str = "data/artifacts"
+    max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS  # None: no bound
 
     @classmethod
     def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
@@ -46,6 +49,20 @@ class RepoConfig:
         project = raw.get("project")
         if not isinstance(project, str) or not project:
             problems.append("`project` must be set to a name, e.g. `project: fraud`.")
+        writes = raw.get("writes") or {}
+        max_future: float | None = DEFAULT_MAX_FUTURE_SECONDS
+        if not isinstance(writes, dict):
+            problems.append("`writes` must be a mapping, e.g. `writes: {max_future_seconds: 300}`.")
+        else:
+            problems += [f"unknown setting `writes.{k}`.{did_you_mean(k, _WRITE_KEYS)}" for k in writes if k not in _WRITE_KEYS]
+            if "max_future_seconds" in writes:
+                v = writes["max_future_seconds"]
+                if v is None:
+                    max_future = None
+                elif isinstance(v, int | float) and not isinstance(v, bool) and v >= 0:
+                    max_future = float(v)
+                else:
+                    problems.append(f"`writes.max_future_seconds` must be a number of seconds >= 0 or null (no bound), got `{v}`.")
         if problems:
             raise ConfigError(f"Problems in `{f}`:\n" + "\n".join(f"  - {p}" for p in problems))
         offline = raw.get("offline_store") or {}
@@ -58,4 +75,4 @@ class RepoConfig:
         artifacts = str(raw.get("artifacts", "data/artifacts"))
         if "://" not in artifacts and not Path(artifacts).is_absolute():
             artifacts = str(root / artifacts)
-        return cls(root, str(project), registry, offline_path, dict(online), metadata, artifacts)
+        return cls(root, str(project), registry, offline_path, dict(online), metadata, artifacts, max_future)

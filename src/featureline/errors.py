@@ -69,6 +69,21 @@ class StorageError(FeaturelineError):
     http_status = 503
 
 
+class PartialWriteError(StorageError):
+    """A write committed offline (it is durable and counted) but its online apply failed.
+
+    Carries the commit; retrying with the same idempotency key completes the online apply
+    without writing the batch twice.
+    """
+
+    def __init__(self, message: str, commit: int = 0) -> None:
+        self.commit = commit
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:  # type: ignore[override]
+        return (type(self), (self.message, self.commit))
+
+
 class MissingExtraError(FeaturelineError):
     """An optional dependency is not installed."""
 

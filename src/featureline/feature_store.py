@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from featureline.catalog import Catalog
 from featureline.config import RepoConfig
 from featureline.definitions import Entity, FeatureService, FeatureView, validate_definitions
-from featureline.errors import NotFoundError, ValidationError
+from featureline.errors import NotFoundError, ValidationError, did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from featureline.models import ModelRegistry
-    from featureline.offline.store import IngestResult, OfflineStore
+    from featureline.offline._log import Commit
+    from featureline.offline.store import IngestResult, OfflineStore, VacuumResult
     from featureline.offline.training import TrainingSet
     from featureline.online._read import OnlineResponse
     from featureline.online._store import OnlineStore
@@ -202,24 +203,16 @@ class FeatureStore:
         return self.catalog().view(name, version)
 
     # -- data ------------------------------------------------------------------------------------
-    def ingest(self, view: FeatureView | str, data: Any = None, version: int | None = None) -> IngestResult:
-        """Append a batch (pandas, polars, pyarrow, a file path; None = the view's source) atomically."""
-        from featureline.offline._frames import to_arrow
+    def ingest(
+        self, view: FeatureView | str, data: Any = None, version: int | None = None, idempotency_key: str | None = None
+    ) -> IngestResult:
+        """Append a batch (pandas, polars, pyarrow, a file path; None = the view's source) atomically.
 
-        fv = self._view(view, version)
-        if data is None:
-            if fv.source is None:
-                raise ValidationError(f"Feature view `{fv.name}` has no source to read. Fix: pass the data, e.g. store.ingest('{fv.name}', df).")
-            data = self._source_path(fv.source.path)
-        elif isinstance(data, str | os.PathLike) and not os.path.isabs(data) and not os.path.exists(data):
-            data = str(self.repo_path / data)
-        if isinstance(data, str | os.PathLike):
-            from featureline.offline import _stream
+        The same `idempotency_key` twice is one commit: the second call returns the first's.
+        """
+        from featureline.write import write
 
-            rows = _stream.file_rows(str(data))
-            if rows is not None and rows > _stream.STREAM_ROWS:  # large file: bounded memory
-                return _stream.ingest_stream(self.offline, fv, _stream.file_batches(str(data)))
-        return self.offline.ingest(fv, to_arrow(data, f"batch for feature view `{fv.name}`"))
+        return write(self, self._view(view, version), data, online=False, idempotency_key=idempotency_key)
 
     def get_training_set(
         self,
@@ -351,22 +344,47 @@ class FeatureStore:
                 resp.keys.setdefault(key, col)
         return resp
 
-    def push(self, view: FeatureView | str, rows: Any) -> IngestResult:
-        """Write rows to the offline store and, through the same ordering rules, to the online store."""
+    def push(
+        self, view: FeatureView | str, rows: Any, idempotency_key: str | None = None, to: str = "online_and_offline"
+    ) -> IngestResult:
+        """Write rows offline and, through the same ordering rules, online; readable online on return.
+
+        `to="offline"` writes the offline store only. The same `idempotency_key` twice is one
+        commit (and completes the online apply if the first call could not).
+        """
         from featureline.offline._frames import to_arrow
         from featureline.online._read import entity_columns
+        from featureline.write import write
 
+        modes = ("online_and_offline", "offline")
+        if to not in modes:
+            raise ValidationError(f"`{to}` is not a push target.{did_you_mean(str(to), modes)} Valid: {', '.join(modes)}.")
         fv = self._view(view)
         if isinstance(rows, list):
             import pyarrow as pa
 
             rows = pa.table(entity_columns(rows))
-        result = self.ingest(fv, to_arrow(rows, f"push to `{fv.name}`"))
-        if fv.online:
-            from featureline.online.materialize import materialize_view
+        table = to_arrow(rows, f"push to `{fv.name}`")
+        return write(self, fv, table, online=to != "offline", idempotency_key=idempotency_key)
 
-            materialize_view(self.offline, self.online, fv, only_commit=result.commit)
-        return result
+    def compact(self, view: FeatureView | str) -> Commit | None:
+        """Merge a view's live commits into one part (every as-of answer kept), then vacuum."""
+        fv = self._view(view)
+        c = self.offline.compact(fv)
+        if c is not None:
+            self.offline.vacuum(fv)
+        return c
+
+    def vacuum(self, view: FeatureView | str | None = None, grace_seconds: float | None = None) -> list[VacuumResult]:
+        """Delete superseded and orphaned files of a view (all views when None), keeping every as-of answer."""
+        from featureline.offline.store import VACUUM_GRACE_SECONDS
+
+        grace = VACUUM_GRACE_SECONDS if grace_seconds is None else grace_seconds
+        if grace < 0:
+            raise ValidationError(f"grace_seconds `{grace}` is negative. Fix: pass seconds >= 0.")
+        cat = self.catalog()
+        views = [self._view(view)] if view is not None else [v for vs in cat.views.values() for v in vs]
+        return [self.offline.vacuum(v, grace) for v in views]
 
     def freshness(self) -> dict[str, dict[str, Any]]:
         """Per view: stored rows, newest event, last ingestion and staleness (now - newest event)."""

@@ -58,7 +58,8 @@ def _store(root: Path, online: dict[str, Any], ttl_s: int | None) -> fl.FeatureS
     (root / "definitions.py").unlink()
     cfg = (root / "featureline.yaml").read_text().split("online_store:")[0]
     body = "".join(f"\n  {k}: {v}" for k, v in online.items())
-    (root / "featureline.yaml").write_text(cfg + "online_store:" + body + "\n")
+    # reads happen at a simulated NOW in 2030: let writes carry such event times
+    (root / "featureline.yaml").write_text(cfg + "writes: {max_future_seconds: null}\nonline_store:" + body + "\n")
     s = fl.FeatureStore(root)
     s.apply([USER, _view(ttl_s)])
     return s

@@ -74,6 +74,7 @@ def _register() -> None:
         _online.materialize,
         _online.online,
         _online.compact,
+        _online.vacuum,
         _serve.serve,
         _ml.run_cmd,
         _ml.runs,

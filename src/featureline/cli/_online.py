@@ -1,4 +1,4 @@
-"""Online commands: materialize, online (read a feature vector), compact."""
+"""Online and storage commands: materialize, online (read a feature vector), compact, vacuum."""
 
 from __future__ import annotations
 
@@ -87,8 +87,23 @@ def compact(ctx: click.Context, view: str) -> None:
     store = open_store(ctx)
     fv = store.get_feature_view(view)
     t0 = time.perf_counter()
-    c = store.offline.compact(fv)
+    c = store.compact(fv)
     if c is None:
-        console().print(f"{view}: nothing to compact (one part or none).", markup=False)
+        console().print(f"{view}: nothing to compact (one part or none, or another compaction won).", markup=False)
     else:
         console().print(f"{view}: merged {len(c.replaces)} commit(s), {c.rows:,} rows in {time.perf_counter() - t0:.2f} s.", markup=False)
+
+
+@click.command()
+@click.argument("view", required=False)
+@click.option("--grace", "grace", type=float, default=None, help="Keep superseded parts this many seconds (default 3600: readers in flight).")
+@click.pass_context
+def vacuum(ctx: click.Context, view: str | None, grace: float | None) -> None:
+    """Delete files no live commit references (superseded parts, leftovers of killed writers)."""
+    from featureline.cli._render import console
+
+    store = open_store(ctx)
+    results = store.vacuum(view, grace)
+    files = sum(r.files_removed for r in results)
+    freed = sum(r.bytes_freed for r in results)
+    console().print(f"vacuum: removed {files} file(s), {freed:,} bytes, over {len(results)} view version(s).", markup=False)

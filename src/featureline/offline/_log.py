@@ -5,6 +5,11 @@ fsynced and renamed before the line is appended (and fsynced), so a crash at any
 either the whole batch or nothing visible. A torn last line is ignored by readers and cut off
 by the next writer. Writers of one view serialise on a file lock; `ingested_at` is assigned
 under that lock at commit time and strictly increases.
+
+Every append is a compare-and-swap against the log as it is under the lock: a commit that
+replaces others (a compaction) lands only if every commit it replaces is still live, else it
+raises `CommitConflict` and leaves no trace; a commit with an idempotency key that is already
+in the log is not appended again (the first commit answers).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 LOG = "_log.jsonl"
 LOCK = "_lock"
+COMPACT_LOCK = "_compact.lock"
 PARTS = "parts"
 
 
@@ -62,6 +68,10 @@ class Commit:
         )
 
 
+class CommitConflict(Exception):
+    """A compaction lost the race: a commit it meant to replace is no longer live."""
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -96,15 +106,29 @@ class ViewLog:
         return out
 
     def live_commits(self, as_of_us: int | None = None) -> list[Commit]:
-        """Commits visible at system time `as_of_us` (all when None), minus superseded ones."""
+        """The commits a reader at system time `as_of_us` (now when None) must read.
+
+        Always the commits live *now* (superseded ones may have been vacuumed): a compacted
+        part keeps each row's ingested time, so rows ingested after `as_of_us` are filtered
+        out row by row; a plain commit is read only if it was ingested by then.
+        """
         commits = self.commits()
-        if as_of_us is not None:
-            commits = [c for c in commits if c.ingested_at_us <= as_of_us]
         replaced = {s for c in commits for s in c.replaces}
-        return [c for c in commits if c.seq not in replaced]
+        live = [c for c in commits if c.seq not in replaced]
+        if as_of_us is not None:
+            live = [c for c in live if _first_ingested_us(c) <= as_of_us]
+        return live
+
+    def find_key(self, key: str) -> Commit | None:
+        """The commit written with idempotency key `key`, if any (replaced ones included)."""
+        for c in self.commits():
+            if c.meta.get("idempotency_key") == key:
+                return c
+        return None
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
+        """The view's writer lock (commits serialise on it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK, "a+") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -117,19 +141,55 @@ class ViewLog:
         rel = f"{PARTS}/part-{uuid.uuid4().hex}.parquet"
         return rel, self.root / rel
 
+    @contextmanager
+    def compaction_slot(self, wait: bool) -> Iterator[bool]:
+        """One compactor per view at a time; with `wait=False` yields False when it is taken."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / COMPACT_LOCK, "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def commit(
         self,
         write_parts: Callable[[], list[Part]],
         meta: dict[str, Any] | None = None,
         replaces: list[int] | None = None,
         before_append: Callable[[], None] | None = None,
+        idempotency_key: str | None = None,
     ) -> Commit:
-        """Write parts (under the lock), then make them visible with one log line."""
-        with self._locked():
+        """Write parts (under the lock), then make them visible with one log line.
+
+        Raises `CommitConflict` (after removing what `write_parts` wrote) when a commit in
+        `replaces` is no longer live. With `idempotency_key` already in the log, nothing is
+        written and the earlier commit is returned.
+        """
+        with self.locked():
             (self.root / PARTS).mkdir(parents=True, exist_ok=True)
-            parts = write_parts()
             self._repair_torn_tail()
+            self._cache = None
+            if idempotency_key is not None:
+                earlier = self.find_key(idempotency_key)
+                if earlier is not None:
+                    return earlier
             prev = self.commits()
+            parts = write_parts()
+            if replaces:
+                gone = {s for c in prev for s in c.replaces}
+                known = {c.seq for c in prev}
+                stale = sorted(s for s in replaces if s in gone or s not in known)
+                if stale:
+                    for p in parts:
+                        (self.root / p.file).unlink(missing_ok=True)
+                    raise CommitConflict(f"commits {stale} of {self.root} were replaced meanwhile")
+            if idempotency_key is not None:
+                meta = {**(meta or {}), "idempotency_key": idempotency_key}
             last_us = prev[-1].ingested_at_us if prev else 0
             seq = prev[-1].seq + 1 if prev else 1
             c = Commit(seq, max(now_us(), last_us + 1), parts, sum(p.rows for p in parts), meta or {}, replaces or [])
@@ -153,6 +213,14 @@ class ViewLog:
                     os.fsync(fh.fileno())
         except FileNotFoundError:
             return
+
+
+def _first_ingested_us(c: Commit) -> int:
+    """The earliest ingested time of a row in `c` (a compaction holds older rows)."""
+    if c.replaces:
+        first = c.meta.get("first_ingested_us")
+        return int(first) if first is not None else -(2**63)
+    return c.ingested_at_us
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:

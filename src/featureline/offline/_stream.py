@@ -63,7 +63,9 @@ def file_batches(path: str, rows: int | None = None) -> Iterator[pa.Table]:
             pool.release_unused()  # hand freed chunks back, so RSS tracks the chunk size
 
 
-def ingest_stream(store: OfflineStore, view: FeatureView, batches: Iterator[pa.Table], before_commit: Any = None) -> IngestResult:
+def ingest_stream(
+    store: OfflineStore, view: FeatureView, batches: Iterator[pa.Table], before_commit: Any = None, idempotency_key: str | None = None
+) -> IngestResult:
     """One atomic commit from many chunks, with memory bounded by the chunk size."""
     import duckdb
     import pyarrow.parquet as pq
@@ -108,12 +110,22 @@ def ingest_stream(store: OfflineStore, view: FeatureView, batches: Iterator[pa.T
                 con.close()
             return [Part(rel, rows)]
 
-        meta = {"key_types": key_types, "columns": [f.name for f in view.features], "min_event_us": lo, "max_event_us": hi, "streamed": True}
-        c = log.commit(write_parts, meta=meta, before_append=before_commit)
+        batch_id = uuid.uuid4().hex
+        meta = {
+            "key_types": key_types, "columns": [f.name for f in view.features], "min_event_us": lo, "max_event_us": hi,
+            "streamed": True, "batch_id": batch_id,
+        }
+        c = log.commit(write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    shadowed = _count_shadowed(log.root / c.parts[0].file)
-    return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed)
+    replayed = c.meta.get("batch_id") != batch_id
+    try:  # after the commit point nothing may fail the write
+        shadowed = _count_shadowed(log.root / c.parts[0].file)
+    except Exception:
+        shadowed = 0
+    if not replayed:
+        store.after_commit(view)
+    return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed)
 
 
 def _count_shadowed(path: Path) -> int:

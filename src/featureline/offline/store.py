@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ import pyarrow as pa
 
 from featureline.definitions import FeatureView
 from featureline.offline._ingest import batch_stats, prepare_batch
-from featureline.offline._log import Commit, Part, ViewLog, write_atomically
+from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
 from featureline.offline._pit import (
     CREATED_TS,
     EVENT_TS,
@@ -29,6 +31,8 @@ from featureline.offline._pit import (
     q,
 )
 
+_log = logging.getLogger("featureline.offline")
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -38,9 +42,19 @@ class IngestResult:
     commit: int
     ingested_at: datetime
     shadowed_in_batch: int
+    replayed: bool = False  # the idempotency key was seen before: this is the earlier commit
 
     def __str__(self) -> str:
         return f"{self.rows:,} rows into {self.view} v{self.version} (commit {self.commit}, ingested at {self.ingested_at.isoformat()})"
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    files_removed: int
+    bytes_freed: int
+
+    def __str__(self) -> str:
+        return f"removed {self.files_removed} file(s), {self.bytes_freed:,} bytes"
 
 
 def us_to_dt(us: int) -> datetime:
@@ -52,11 +66,27 @@ def dt_to_us(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def _first_ingested(c: Commit) -> int:
+    return int(c.meta.get("first_ingested_us", c.ingested_at_us)) if c.replaces else c.ingested_at_us
+
+
+def _min_opt(values: Any) -> int | None:
+    vs = [v for v in values if v is not None]
+    return min(vs) if vs else None
+
+
+def _max_opt(values: Any) -> int | None:
+    vs = [v for v in values if v is not None]
+    return max(vs) if vs else None
+
+
 def _columns(c: Commit) -> tuple[str, ...] | None:
     cols = c.meta.get("columns")
     return tuple(cols) if cols is not None else None
 
 
+VACUUM_GRACE_SECONDS = 3600.0  # superseded parts stay this long for readers in flight
+ORPHAN_MIN_AGE_SECONDS = 600.0  # unreferenced files younger than this may belong to a writer in flight
 COMPACT_AFTER = 8  # small commits of a view version that trigger a merge of those commits
 COMPACT_ROWS = 1_000_000  # a commit up to this size counts as small
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
@@ -84,8 +114,16 @@ class OfflineStore:
         commits = self.log(view, version).commits()
         return dict(commits[0].meta.get("key_types", {})) if commits else {}
 
-    def ingest(self, view: FeatureView, table: pa.Table, before_commit: Any = None) -> IngestResult:
+    def ingest(
+        self, view: FeatureView, table: pa.Table, before_commit: Any = None, idempotency_key: str | None = None
+    ) -> IngestResult:
         """Append one batch atomically; returns when it is visible to readers."""
+        return self.ingest_stored(view, table, before_commit, idempotency_key)[0]
+
+    def ingest_stored(
+        self, view: FeatureView, table: pa.Table, before_commit: Any = None, idempotency_key: str | None = None
+    ) -> tuple[IngestResult, pa.Table]:
+        """`ingest`, also returning the batch as stored (for the online apply of a push)."""
         import pyarrow.parquet as pq
 
         log = self.log(view.name, view.version)
@@ -113,27 +151,52 @@ class OfflineStore:
             with ThreadPoolExecutor(n_parts) as ex:  # pyarrow releases the GIL while encoding
                 return list(ex.map(write_one, range(n_parts)))
 
-        meta = {"key_types": key_types, "columns": [f.name for f in view.features], **stats}
-        c = log.commit(write_parts, meta=meta, before_append=before_commit)
-        small = [x for x in log.live_commits() if x.rows <= COMPACT_ROWS]
-        if len(small) >= COMPACT_AFTER:  # many small commits (pushes): merge them, reads stay fast
-            self.compact(view, max_rows=COMPACT_ROWS)
-        return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), stats["shadowed_in_batch"])
+        batch_id = uuid.uuid4().hex
+        meta = {"key_types": key_types, "columns": [f.name for f in view.features], "batch_id": batch_id, **stats}
+        c = log.commit(write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key)
+        replayed = c.meta.get("batch_id") != batch_id
+        if not replayed:
+            self.after_commit(view)
+        shadowed = int(c.meta.get("shadowed_in_batch", 0))
+        return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed), stored
 
-    def compact(self, view: FeatureView, max_rows: int | None = None) -> Commit | None:
+    def after_commit(self, view: FeatureView) -> None:
+        """Housekeeping after a commit: merge many small commits. Never fails the write."""
+        log = self.log(view.name, view.version)
+        small = [x for x in log.live_commits() if x.rows <= COMPACT_ROWS]
+        if len(small) < COMPACT_AFTER:  # many small commits (pushes): merge them, reads stay fast
+            return
+        try:
+            if self.compact(view, max_rows=COMPACT_ROWS, wait=False) is not None:
+                self.vacuum(view)
+        except Exception as e:  # the batch is committed: a failed merge is retried by the next write
+            _log.warning("automatic compaction of %s v%d failed (the write itself succeeded): %s", view.name, view.version, e)
+
+    def compact(self, view: FeatureView, max_rows: int | None = None, wait: bool = True) -> Commit | None:
         """Merge live commits of a view version into one part, keeping full history.
 
         Each row keeps its own ingested time, and gets the system time from which a later tie
         beats it (`__shadowed_until`), so as-of reads at any time stay exact while reads see
         fewer parts (one: the fast path). `max_rows` merges only commits up to that size (the
-        small ones that pushes leave behind). Returns None when there is nothing to merge.
+        small ones that pushes leave behind). Returns None when there is nothing to merge, when
+        another compactor holds the view (`wait=False`) or when a concurrent compaction
+        replaced a chosen commit first (compare-and-swap: the loser leaves no trace).
         """
         log = self.log(view.name, view.version)
+        with log.compaction_slot(wait) as mine:
+            if not mine:
+                return None
+            try:
+                return self._compact(log, view, max_rows)
+            except CommitConflict:
+                return None
+
+    def _compact(self, log: ViewLog, view: FeatureView, max_rows: int | None) -> Commit | None:
         live = [c for c in log.live_commits() if max_rows is None or c.rows <= max_rows]
-        chosen = {c.seq for c in live}
-        parts = [p for p in self.parts(view.name, view.version) if p.commit in chosen]
         if len(live) < 2:
             return None
+        chosen = {c.seq for c in live}
+        parts = [p for p in self.parts(view.name, view.version) if p.commit in chosen]
         keys = [q(k) for k in view.join_keys]
         base = ", ".join([*keys, EVENT_TS, CREATED_TS, q(SEQ)])
         union = " UNION ALL ".join(
@@ -149,20 +212,80 @@ class OfflineStore:
             f"ELSE min({INGESTED_AT}) OVER (PARTITION BY {part_by} ORDER BY {order} "
             f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END AS {SHADOWED_UNTIL} FROM ({union})"
         )
+        # the merge runs outside the log lock (writers go on); the commit re-checks `live`
+        log.root.joinpath(PARTS).mkdir(parents=True, exist_ok=True)
+        rel, path = log.new_part_path()
+        con = self.connection()
+        try:
+            tmp = path.with_name(path.name + ".tmp")
+            con.execute(f"COPY ({sql}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)")
+        finally:
+            con.close()
+        write_atomically(path, lambda _t: None)
+        part = Part(rel, sum(c.rows for c in live), compacted=True)
+        first = min(_first_ingested(c) for c in live)
+        meta = {
+            "key_types": self.key_types(view.name, view.version),
+            "compaction": True,
+            "columns": [f.name for f in view.features],
+            "first_ingested_us": first,
+            "min_event_us": _min_opt(c.meta.get("min_event_us") for c in live),
+            "max_event_us": _max_opt(c.meta.get("max_event_us") for c in live),
+        }
+        try:
+            return log.commit(lambda: [part], meta=meta, replaces=[c.seq for c in live])
+        except CommitConflict:
+            path.unlink(missing_ok=True)
+            raise
 
-        def write_parts() -> list[Part]:
-            rel, path = log.new_part_path()
-            con = self.connection()
-            try:
-                tmp = path.with_name(path.name + ".tmp")
-                con.execute(f"COPY ({sql}) TO '{tmp}' (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)")
-            finally:
-                con.close()
-            write_atomically(path, lambda _t: None)
-            return [Part(rel, sum(p.rows for c in live for p in c.parts), compacted=True)]
+    def vacuum(self, view: FeatureView, grace_seconds: float = VACUUM_GRACE_SECONDS) -> VacuumResult:
+        """Delete files no live commit references and no reader in flight can still open.
 
-        meta = {"key_types": self.key_types(view.name, view.version), "compaction": True, "columns": [f.name for f in view.features]}
-        return log.commit(write_parts, meta=meta, replaces=[c.seq for c in live])
+        A superseded part is kept until `grace_seconds` after the commit that replaced it
+        (readers that listed it before may still be reading it); every `as_of` answer stays
+        exact without it, because the compacted part that replaced it keeps each row's
+        ingested time. Files no commit references (left by killed writers or by a compaction
+        that lost its compare-and-swap) are removed once older than `grace_seconds`, and never
+        younger than `ORPHAN_MIN_AGE_SECONDS` (a writer may be about to commit them).
+        """
+        import shutil
+        import time
+
+        log = self.log(view.name, view.version)
+        parts_dir = log.root / PARTS
+        if not parts_dir.exists():
+            return VacuumResult(0, 0)
+        now_s = time.time()
+        cutoff_us = int((now_s - grace_seconds) * 1_000_000)
+        removed = freed = 0
+        with log.compaction_slot(wait=True), log.locked():
+            commits = log.commits()
+            replaced_at: dict[int, int] = {}
+            for c in commits:
+                for r in c.replaces:
+                    replaced_at.setdefault(r, c.ingested_at_us)
+            keep = {p.file for c in commits if c.seq not in replaced_at or replaced_at[c.seq] > cutoff_us for p in c.parts}
+            referenced = {p.file for c in commits for p in c.parts}
+            orphan_cutoff = now_s - max(grace_seconds, ORPHAN_MIN_AGE_SECONDS)
+            for entry in parts_dir.iterdir():
+                rel = f"{PARTS}/{entry.name}"
+                if rel in keep:
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                if rel not in referenced and st.st_mtime > orphan_cutoff:
+                    continue  # a writer in flight may still commit it
+                if entry.is_dir():
+                    size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    size = st.st_size
+                    entry.unlink(missing_ok=True)
+                removed += 1
+                freed += size
+        return VacuumResult(removed, freed)
 
     def parts(self, view: str, version: int, as_of_us: int | None = None) -> list[PartRef]:
         log = self.log(view, version)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from featureline.definitions import FeatureView
 from featureline.offline._pit import CREATED_TS, EVENT_TS, INGESTED_AT, SEQ, PartRef, lit, q
 from featureline.offline.store import OfflineStore
@@ -55,6 +57,12 @@ def _scan_sql(
             where.append(f"{EVENT_TS} <= make_timestamptz({end_us}::BIGINT)")
         sql = f"SELECT {', '.join(cols)} FROM read_parquet([{lit(p.path)}])"
         selects.append(sql + (f" WHERE {' AND '.join(where)}" if where else ""))
+    return _winners_sql(view, "\n  UNION ALL ".join(selects))
+
+
+def _winners_sql(view: FeatureView, union: str) -> str:
+    """Per key, the row with the greatest (event, created, ingested, seq) of `union`."""
+    feats = [f.name for f in view.features]
     keys = ", ".join(q(k) for k in view.join_keys)
     order = (
         f"struct_pack(a := epoch_us({EVENT_TS}), b := coalesce(epoch_us({CREATED_TS}), {NULL_CREATED + 1}::BIGINT - 1), "
@@ -69,8 +77,36 @@ def _scan_sql(
             *(f"{q(f)} := {q(f)}" for f in feats),
         ]
     )
-    union = "\n  UNION ALL ".join(selects)
     return f"SELECT {keys}, unnest(arg_max(struct_pack({row}), {order})) FROM (\n  {union}\n) GROUP BY {keys}"
+
+
+def apply_batch(
+    offline: OfflineStore, online: OnlineStore, view: FeatureView, stored: pa.Table, ingested_at_us: int
+) -> int:
+    """Write the per-key winners of one committed batch (as stored) to the online store.
+
+    The batch is applied from memory, not re-read from its commit, so a compaction or vacuum
+    that replaced the commit meanwhile cannot lose it; the ORDER compare makes it idempotent.
+    Returns the number of keys written (or beaten by a newer online value).
+    """
+    feats = [f.name for f in view.features]
+    cols = [*(q(k) for k in view.join_keys), EVENT_TS, CREATED_TS, f"{int(ingested_at_us)}::BIGINT AS {INGESTED_AT}", SEQ]
+    cols += [q(f) for f in feats]
+    con = offline.connection()
+    written = 0
+    try:
+        con.register("__batch", stored)
+        reader = con.sql(_winners_sql(view, f"SELECT {', '.join(cols)} FROM __batch")).to_arrow_reader(CHUNK_ROWS)
+        key_types = offline.key_types(view.name, view.version)
+        codec = ViewCodec.for_view(view)
+        table = table_name(view)
+        for batch in reader:
+            t = pa.Table.from_batches([batch])
+            online.write(table, encode_keys(t, view.join_keys, key_types), codec.encode(t))
+            written += t.num_rows
+    finally:
+        con.close()
+    return written
 
 
 def materialize_view(
@@ -116,8 +152,6 @@ def materialize_view(
                 CHUNK_ROWS
             )
             for batch in reader:
-                import pyarrow as pa
-
                 t = pa.Table.from_batches([batch])
                 keys = encode_keys(t, view.join_keys, key_types)
                 online.write(table, keys, codec.encode(t))

@@ -1,0 +1,112 @@
+"""THE write path (DESIGN §2): every way data enters goes through `write`.
+
+In order: check the principal (a hook; permissions plug in here) → read the batch → row
+checks (today: event times not too far in the future; constraints and quarantine plug in
+here) → schema check and offline commit (one atomic commit, `offline.store`) → online apply
+of the committed batch. The commit is the point of no return: nothing after it reports the
+write as failed. A failed online apply is a `PartialWriteError` naming the commit, and a
+retry with the same idempotency key completes it without storing the batch twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featureline.errors import PartialWriteError, ValidationError
+
+if TYPE_CHECKING:
+    from featureline.definitions import FeatureView
+    from featureline.feature_store import FeatureStore
+    from featureline.offline.store import IngestResult
+
+
+def check_principal(store: FeatureStore, principal: Any, action: str, view: FeatureView) -> None:
+    """Whether `principal` may do `action` on `view`. Open today; the permission check goes here."""
+
+
+def check_rows(store: FeatureStore, view: FeatureView, table: pa.Table) -> pa.Table:
+    """Row checks before anything is written; returns the rows to write (all of them today)."""
+    bound = store.config.max_future_seconds
+    if bound is None:
+        return table
+    from featureline.offline._frames import as_utc_timestamps
+    from featureline.offline._ingest import timestamp_columns
+
+    ts_col, _ = timestamp_columns(view)
+    if ts_col not in table.column_names or table.num_rows == 0:
+        return table  # reported by the schema check
+    try:
+        ts = as_utc_timestamps(table.column(ts_col), ts_col, f"batch for feature view `{view.name}`")
+    except ValidationError:
+        return table  # the schema check reports it with the other problems
+    limit_us = time.time_ns() // 1000 + int(bound * 1_000_000)
+    us = pc.cast(ts, pa.int64())
+    late = pc.sum(pc.greater(us, limit_us)).as_py() or 0
+    if late:
+        worst = pc.max(ts).as_py()
+        raise ValidationError(
+            f"The batch for feature view `{view.name}` was refused; nothing was written: {late} row(s) have an event time "
+            f"more than {bound:g} s in the future (latest `{worst.isoformat()}`). Fix: correct the `{ts_col}` values, or "
+            "raise `writes: {max_future_seconds: N}` in featureline.yaml (null: no bound)."
+        )
+    return table
+
+
+def write(
+    store: FeatureStore,
+    view: FeatureView,
+    data: Any,
+    *,
+    online: bool,
+    idempotency_key: str | None = None,
+    principal: Any = None,
+) -> IngestResult:
+    """Write `data` (a frame, a file path, or None for the view's source) to `view`.
+
+    `online=True` (push) also applies the committed rows to the online store before
+    returning, when the view is served online.
+    """
+    from featureline.offline._frames import to_arrow
+
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 200):
+        raise ValidationError(f"Idempotency key `{idempotency_key}` is not usable. Fix: pass a non-empty string of at most 200 characters.")
+    check_principal(store, principal, "write_online" if online else "write_offline", view)
+    if data is None:
+        if view.source is None:
+            raise ValidationError(f"Feature view `{view.name}` has no source to read. Fix: pass the data, e.g. store.ingest('{view.name}', df).")
+        data = store._source_path(view.source.path)
+    elif isinstance(data, str | os.PathLike) and not os.path.isabs(data) and not os.path.exists(data):
+        data = str(store.repo_path / data)
+    if isinstance(data, str | os.PathLike):
+        from featureline.offline import _stream
+
+        rows = _stream.file_rows(str(data))
+        if rows is not None and rows > _stream.STREAM_ROWS:  # large file: bounded memory, no online apply
+            batches = (check_rows(store, view, b) for b in _stream.file_batches(str(data)))
+            return _stream.ingest_stream(store.offline, view, batches, idempotency_key=idempotency_key)
+    table = check_rows(store, view, to_arrow(data, f"batch for feature view `{view.name}`"))
+    result, stored = store.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
+    if online and view.online:
+        apply_online(store, view, stored, result)
+    return result
+
+
+def apply_online(store: FeatureStore, view: FeatureView, stored: pa.Table, result: IngestResult) -> None:
+    """Apply a committed batch online; a failure here never un-acknowledges the commit."""
+    from featureline.offline.store import dt_to_us
+    from featureline.online.materialize import apply_batch
+
+    try:
+        apply_batch(store.offline, store.online, view, stored, dt_to_us(result.ingested_at))
+    except Exception as e:  # the commit stands; say so
+        raise PartialWriteError(
+            f"The batch was committed offline to `{view.name}` v{view.version} (commit {result.commit}, {result.rows} rows), "
+            f"but writing it to the online store failed: {e}. Fix: retry with the same idempotency key (it is not stored "
+            "twice), or run `featureline materialize`.",
+            result.commit,
+        ) from e
