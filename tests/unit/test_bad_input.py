@@ -140,3 +140,16 @@ def test_errors_pickle_and_have_status() -> None:
     d = pickle.loads(pickle.dumps(DefinitionError.from_problems(["a", "b"])))
     assert d.problems == ["a", "b"]
     assert issubclass(NotFoundError, FeaturelineError) and NotFoundError.http_status == 404
+
+
+def test_unsigned_key_beyond_int64_is_a_clear_error(store: fl.FeatureStore) -> None:
+    t = pa.table({
+        "driver_id": pa.array([1, 2**63 + 5], pa.uint64()),
+        "event_timestamp": pa.array([utc(2025, 1, 1)] * 2, TS),
+        "rate": [0.1, 0.2],
+        "trips": [1, 2],
+    })
+    with pytest.raises(ValidationError, match=r"join key `driver_id` has values that do not fit Int64.*Fix:"):
+        store.ingest("driver_stats", t)
+    ok = t.set_column(0, "driver_id", pa.array([1, 2], pa.uint64()))
+    assert store.ingest("driver_stats", ok).rows == 2  # unsigned keys in range are fine

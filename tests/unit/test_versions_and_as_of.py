@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import featureline as fl
-from featureline.errors import ConflictError, NotFoundError
+from featureline.errors import ConflictError, NotFoundError, ValidationError
 from tests.helpers import TS, driver_defs, new_store, rows, utc
 
 
@@ -43,6 +43,12 @@ def test_breaking_change_refused_then_new_version_keeps_both_readable(tmp_path: 
     assert old.column("trips").to_pylist() == [7] and old.schema.field("trips").type == pa.int64()
     with pytest.raises(NotFoundError, match=r"has no version 3; it has v1, v2"):
         store.get_training_set(ent, ["driver_stats@v3:trips"])
+    # two versions of one view in one training set: full names carry the version
+    both = store.get_training_set(ent, ["driver_stats@v1:trips", "driver_stats:trips"], full_feature_names=True).to_arrow()
+    assert both.column("driver_stats@v1__trips").to_pylist() == [7]
+    assert both.column("driver_stats@v2__trips").to_pylist() == [2.5]
+    with pytest.raises(ValidationError, match=r"`trips`.*would clash.*full_feature_names=True"):
+        store.get_training_set(ent, ["driver_stats@v1:trips", "driver_stats:trips"])
 
 
 def test_as_of_uses_the_definitions_of_that_time(tmp_path: Path) -> None:

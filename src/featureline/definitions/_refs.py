@@ -36,3 +36,17 @@ def parse_ref(ref: str) -> FeatureRef:
     if not view or not feature:
         raise ValidationError(f"Bad feature reference `{ref}`. Fix: write it as \"view:feature\".")
     return FeatureRef(view, feature, version)
+
+
+def output_names(views_and_features: list[tuple[str, int, str]], full_feature_names: bool) -> list[str]:
+    """Output column names for (view, version, feature) triples, the same offline and online.
+
+    `feature`, or `view__feature` with full names; when one request reads several versions
+    of a view, their columns are `view@vN__feature` so that they cannot clash.
+    """
+    if not full_feature_names:
+        return [f for _, _, f in views_and_features]
+    versions: dict[str, set[int]] = {}
+    for v, n, _ in views_and_features:
+        versions.setdefault(v, set()).add(n)
+    return [f"{v}@v{n}__{f}" if len(versions[v]) > 1 else f"{v}__{f}" for v, n, f in views_and_features]

@@ -64,7 +64,14 @@ def prepare_batch(
             continue
         if col.null_count:
             problems.append(f"join key `{k}` has {col.null_count} null value(s). Fix: drop or fill those rows.")
-        out[k] = col.cast(expected.to_arrow())
+        try:
+            out[k] = col.cast(expected.to_arrow())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            problems.append(
+                f"join key `{k}` has values that do not fit {expected} ({col.type}: {e}); Int64 keys range from "
+                f"-9223372036854775808 to 9223372036854775807. Fix: map those keys into that range, or declare the key as a String."
+            )
+            continue
         new_key_types[k] = str(expected)
     for name, target, required in ((ts_col, EVENT_TS, True), (created_col, CREATED_TS, False)):
         if name is None:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from featureline.definitions import FeatureView
-from featureline.definitions._refs import FeatureRef
+from featureline.definitions._refs import FeatureRef, output_names
 from featureline.errors import ValidationError, did_you_mean
 from featureline.offline._frames import as_utc_timestamps, to_arrow
 from featureline.offline._pit import JoinSpec
@@ -132,21 +132,32 @@ def build_training_set(
         key_types.update(offline.key_types(v.name, v.version))
     table, ent = entity_table(entity_data, views, key_types, timestamp_column)
 
-    out_names: list[str] = []
-    for v, feats in groups.values():
-        for f in feats:
-            out_names.append(f"{v.name}__{f}" if full_feature_names else f)
-    clashes = sorted({n for n in out_names if out_names.count(n) > 1} | (set(out_names) & set(table.column_names)))
-    if clashes:
+    triples = [(v.name, v.version, f) for v, feats in groups.values() for f in feats]
+    out_names = output_names(triples, full_feature_names)
+    outs_by_view: dict[tuple[str, int], list[str]] = {(v, n): [] for v, n, _ in triples}
+    for (v, n, _), o in zip(triples, out_names, strict=True):
+        outs_by_view[(v, n)].append(o)
+    twice = sorted({n for n in out_names if out_names.count(n) > 1})
+    taken = sorted(set(out_names) & set(table.column_names))
+    if twice and not full_feature_names:
         raise ValidationError(
-            f"Output column(s) {', '.join(f'`{c}`' for c in clashes)} would clash (two views share a feature name, "
-            f"or the entity frame already has that column). Fix: pass full_feature_names=True (columns become `view__feature`)."
+            f"Output column(s) {', '.join(f'`{c}`' for c in twice)} would clash (two views share a feature name). "
+            "Fix: pass full_feature_names=True (columns become `view__feature`)."
+        )
+    if twice or taken:
+        clash = twice or taken
+        raise ValidationError(
+            f"Output column(s) {', '.join(f'`{c}`' for c in clash)} would clash with "
+            + ("each other" if twice else "columns of the entity frame")
+            + ". Fix: rename those entity columns"
+            + ("" if full_feature_names else ", or pass full_feature_names=True (columns become `view__feature`)")
+            + "."
         )
 
     n = table.num_rows
     result = table
     for v, feats in groups.values():
-        outs = [f"{v.name}__{f}" if full_feature_names else f for f in feats]
+        outs = outs_by_view[(v.name, v.version)]
         spec = JoinSpec(
             offline.parts(v.name, v.version, as_of_us),
             v.join_keys,
