@@ -173,7 +173,6 @@ class ViewLog:
         with self.locked():
             (self.root / PARTS).mkdir(parents=True, exist_ok=True)
             self._repair_torn_tail()
-            self._cache = None
             if idempotency_key is not None:
                 earlier = self.find_key(idempotency_key)
                 if earlier is not None:
