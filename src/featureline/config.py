@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ class RepoConfig:
     metadata: str = "data/metadata.db"
     artifacts: str = "data/artifacts"
     max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS  # None: no bound
+    offline_engine: dict[str, Any] = field(default_factory=dict)  # `offline_store:` minus its path
 
     @classmethod
     def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
@@ -63,9 +64,16 @@ class RepoConfig:
                     max_future = float(v)
                 else:
                     problems.append(f"`writes.max_future_seconds` must be a number of seconds >= 0 or null (no bound), got `{v}`.")
+        offline = raw.get("offline_store") or {}
+        if not isinstance(offline, dict):
+            problems.append("`offline_store` must be a mapping, e.g. `offline_store: {type: duckdb, path: data/offline}`.")
+            offline = {}
+        else:
+            from featureline.offline.engines import validate_engine_config
+
+            problems += validate_engine_config(offline)
         if problems:
             raise ConfigError(f"Problems in `{f}`:\n" + "\n".join(f"  - {p}" for p in problems))
-        offline = raw.get("offline_store") or {}
         online = raw.get("online_store") or {"type": "sqlite", "path": "data/online.db"}
         registry = os.environ.get("FEATURELINE_REGISTRY") or str(raw.get("registry", "data/registry.db"))
         offline_path = Path(os.environ.get("FEATURELINE_OFFLINE_PATH") or offline.get("path", "data/offline"))
@@ -75,4 +83,7 @@ class RepoConfig:
         artifacts = str(raw.get("artifacts", "data/artifacts"))
         if "://" not in artifacts and not Path(artifacts).is_absolute():
             artifacts = str(root / artifacts)
-        return cls(root, str(project), registry, offline_path, dict(online), metadata, artifacts, max_future)
+        return cls(
+            root, str(project), registry, offline_path, dict(online), metadata, artifacts, max_future,
+            offline_engine={k: v for k, v in offline.items() if k != "path"},
+        )

@@ -76,9 +76,10 @@ class FeatureStore:
     @property
     def offline(self) -> OfflineStore:
         if self._offline is None:
+            from featureline.offline.engines import open_engine
             from featureline.offline.store import OfflineStore
 
-            self._offline = OfflineStore(self.config.offline_path)
+            self._offline = OfflineStore(self.config.offline_path, open_engine(self.config.offline_engine))
         return self._offline
 
     @property

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EVENT_TS = "__event_ts"
-CREATED_TS = "__created_ts"
-SEQ = "__seq"
-SHADOWED_UNTIL = "__shadowed_until"
-INGESTED_AT = "__ingested_at"
+from featureline._sql import (
+    CREATED_TS,
+    EVENT_TS,
+    INGESTED_AT,
+    SEQ,
+    SHADOWED_UNTIL,
+    lit,
+    q,
+    tie_order_sql,
+    winner_order_sql,
+)
+
+__all__ = ["CREATED_TS", "EVENT_TS", "INGESTED_AT", "SEQ", "SHADOWED_UNTIL", "JoinSpec", "PartRef", "lit", "q"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +42,6 @@ class JoinSpec:
     features: list[tuple[str, str]]  # (stored column, output column)
     ttl_us: int | None = None
     as_of_us: int | None = None
-
-
-def q(name: str) -> str:
-    """Quote an identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _visible(spec: JoinSpec, part: PartRef) -> str:
@@ -95,7 +94,7 @@ def feature_source_sql(spec: JoinSpec) -> str:
     part_by = ", ".join([*(q(k) for k in spec.keys), EVENT_TS])
     return (
         f"SELECT * FROM (\n    {union}\n  )\n  QUALIFY row_number() OVER (PARTITION BY {part_by} "
-        f"ORDER BY {CREATED_TS} DESC NULLS LAST, {INGESTED_AT} DESC, {SEQ} DESC) = 1"
+        f"ORDER BY {tie_order_sql('DESC')}) = 1"
     )
 
 
@@ -113,4 +112,57 @@ def pit_join_sql(spec: JoinSpec, entities: str = "__entities") -> str:
         f"FROM {entities} AS e\n"
         f"ASOF LEFT JOIN (\n  {feature_source_sql(spec)}\n) AS f\n"
         f"ON {on}"
+    )
+
+
+def _part_rows(view_keys: list[str], features: list[str], p: PartRef, where: list[str], shadow: bool) -> str:
+    ing = INGESTED_AT if p.compacted else f"{p.ingested_at_us}::BIGINT AS {INGESTED_AT}"
+    cols = [*(q(k) for k in view_keys), EVENT_TS, CREATED_TS, ing, SEQ, *(column_or_null(p, f) for f in features)]
+    if shadow:
+        cols.append(SHADOWED_UNTIL)
+    sql = f"SELECT {', '.join(cols)} FROM read_parquet([{lit(p.path)}])"
+    return sql + (f" WHERE {' AND '.join(where)}" if where else "")
+
+
+def winners_sql(keys: list[str], features: list[str], union: str) -> str:
+    """Per key, the row of `union` with the greatest winner order (materialization)."""
+    row = ", ".join(
+        [
+            f"__event_us := epoch_us({EVENT_TS})",
+            f"__created_us := epoch_us({CREATED_TS})",
+            f"__ingested_us := {INGESTED_AT}",
+            f"__seq := {SEQ}",
+            *(f"{q(f)} := {q(f)}" for f in features),
+        ]
+    )
+    k = ", ".join(q(x) for x in keys)
+    return f"SELECT {k}, unnest(arg_max(struct_pack({row}), {winner_order_sql()})) FROM (\n  {union}\n) GROUP BY {k}"
+
+
+def scan_winners_sql(
+    keys: list[str], features: list[str], parts: list[PartRef], since_us: int | None, start_us: int | None, end_us: int | None
+) -> str:
+    """`winners_sql` over stored parts: rows of compacted parts ingested after `since_us`, event time in [start, end]."""
+    selects = []
+    for p in parts:
+        where = []
+        if p.compacted and since_us is not None:
+            where.append(f"{INGESTED_AT} > {int(since_us)}")
+        if start_us is not None:
+            where.append(f"{EVENT_TS} >= make_timestamptz({int(start_us)}::BIGINT)")
+        if end_us is not None:
+            where.append(f"{EVENT_TS} <= make_timestamptz({int(end_us)}::BIGINT)")
+        selects.append(_part_rows(keys, features, p, where, shadow=False))
+    return winners_sql(keys, features, "\n  UNION ALL ".join(selects))
+
+
+def merge_parts_sql(keys: list[str], features: list[str], parts: list[PartRef]) -> str:
+    """All rows of `parts`, each with its ingested time and the system time from which a later
+    tie beats it (`__shadowed_until`; kept when already set) — a compacted part."""
+    union = " UNION ALL ".join(_part_rows(keys, features, p, [], shadow=True) for p in parts)
+    part_by = ", ".join([*(q(k) for k in keys), EVENT_TS])
+    return (
+        f"SELECT * EXCLUDE ({SHADOWED_UNTIL}), CASE WHEN {SHADOWED_UNTIL} IS NOT NULL THEN {SHADOWED_UNTIL} "
+        f"ELSE min({INGESTED_AT}) OVER (PARTITION BY {part_by} ORDER BY {tie_order_sql('ASC')} "
+        f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END AS {SHADOWED_UNTIL} FROM ({union})"
     )

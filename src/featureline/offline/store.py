@@ -1,10 +1,10 @@
-"""The bitemporal offline store: Parquet parts + commit log per view version, queried with DuckDB."""
+"""The bitemporal offline store: the table (Parquet parts + a commit log per view version,
+`_log.py`) and an `OfflineEngine` that computes over its live parts (`engines/`, DuckDB today)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,20 +16,9 @@ import pyarrow as pa
 from featureline.definitions import FeatureView
 from featureline.offline._ingest import batch_stats, prepare_batch
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
-from featureline.offline._pit import (
-    CREATED_TS,
-    EVENT_TS,
-    INGESTED_AT,
-    SEQ,
-    SHADOWED_UNTIL,
-    JoinSpec,
-    PartRef,
-    column_or_null,
-    feature_source_sql,
-    lit,
-    pit_join_sql,
-    q,
-)
+from featureline.offline._pit import JoinSpec, PartRef
+from featureline.offline.engines import OfflineEngine
+from featureline.offline.engines.duckdb import DuckDBEngine
 
 _log = logging.getLogger("featureline.offline")
 
@@ -96,11 +85,9 @@ _ROWS_PER_WRITER = 1_000_000
 class OfflineStore:
     """Offline store rooted at a folder: `<root>/<view>/v<version>/{_log.jsonl, parts/}`."""
 
-    def __init__(self, root: Path, threads: int | None = None) -> None:
+    def __init__(self, root: Path, engine: OfflineEngine | None = None, threads: int | None = None) -> None:
         self.root = Path(root)
-        self._threads = threads
-        self._con: Any = None
-        self._lock = threading.Lock()
+        self.engine: OfflineEngine = engine if engine is not None else DuckDBEngine(threads=threads)
         self._logs: dict[tuple[str, int], ViewLog] = {}
 
     # -- storage -----------------------------------------------------------------------------
@@ -197,31 +184,10 @@ class OfflineStore:
             return None
         chosen = {c.seq for c in live}
         parts = [p for p in self.parts(view.name, view.version) if p.commit in chosen]
-        keys = [q(k) for k in view.join_keys]
-        base = ", ".join([*keys, EVENT_TS, CREATED_TS, q(SEQ)])
-        union = " UNION ALL ".join(
-            f"SELECT {base}, {', '.join(column_or_null(p, f.name) for f in view.features)}, {SHADOWED_UNTIL}, "
-            + (f"{INGESTED_AT}" if p.compacted else f"{p.ingested_at_us}::BIGINT AS {INGESTED_AT}")
-            + f" FROM read_parquet([{lit(p.path)}])"
-            for p in parts
-        )
-        part_by = ", ".join([*keys, EVENT_TS])
-        order = f"{CREATED_TS} ASC NULLS FIRST, {INGESTED_AT}, {q(SEQ)}"
-        sql = (
-            f"SELECT * EXCLUDE ({SHADOWED_UNTIL}), CASE WHEN {SHADOWED_UNTIL} IS NOT NULL THEN {SHADOWED_UNTIL} "
-            f"ELSE min({INGESTED_AT}) OVER (PARTITION BY {part_by} ORDER BY {order} "
-            f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END AS {SHADOWED_UNTIL} FROM ({union})"
-        )
         # the merge runs outside the log lock (writers go on); the commit re-checks `live`
         log.root.joinpath(PARTS).mkdir(parents=True, exist_ok=True)
         rel, path = log.new_part_path()
-        con = self.connection()
-        try:
-            tmp = path.with_name(path.name + ".tmp")
-            con.execute(f"COPY ({sql}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)")
-        finally:
-            con.close()
-        write_atomically(path, lambda _t: None)
+        write_atomically(path, lambda tmp: self.engine.merge_parts(view, parts, tmp))
         part = Part(rel, sum(c.rows for c in live), compacted=True)
         first = min(_first_ingested(c) for c in live)
         meta = {
@@ -298,26 +264,10 @@ class OfflineStore:
     def commits(self, view: str, version: int, as_of_us: int | None = None) -> list[Commit]:
         return self.log(view, version).live_commits(as_of_us)
 
-    # -- queries -----------------------------------------------------------------------------
-    def connection(self) -> Any:
-        """A DuckDB cursor for this thread (one in-memory database per store)."""
-        import duckdb
-
-        with self._lock:
-            if self._con is None:
-                cfg: dict[str, str | bool | int | float | list[str]] = {"threads": self._threads} if self._threads else {}
-                self._con = duckdb.connect(config=cfg)
-                self._con.execute("SET enable_progress_bar = false")  # never print bars from a library
-            return self._con.cursor()
-
+    # -- queries (the engine computes; the log says which parts) ----------------------------------
     def join(self, entities: pa.Table, spec: JoinSpec) -> pa.Table:
         """Run the point-in-time join of `entities(__rid, keys, __ts)` for one view version."""
-        con = self.connection()
-        try:
-            con.register("__entities", entities)
-            return con.sql(pit_join_sql(spec)).to_arrow_table()
-        finally:
-            con.close()
+        return self.engine.point_in_time_join(entities, spec)
 
     def latest_rows(self, view: FeatureView, as_of_us: int | None = None, limit: int | None = None) -> pa.Table:
         """The tie-winning rows of a view version (what a training set can return), newest first."""
@@ -327,60 +277,12 @@ class OfflineStore:
             [(f.name, f.name) for f in view.features],
             as_of_us=as_of_us,
         )
-        keys = ", ".join(q(k) for k in view.join_keys)
-        sql = f"SELECT {keys}, {EVENT_TS} AS event_timestamp, {', '.join(q(f.name) for f in view.features)} FROM ({feature_source_sql(spec)}) ORDER BY {EVENT_TS} DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        con = self.connection()
-        try:
-            return con.sql(sql).to_arrow_table()
-        finally:
-            con.close()
+        return self.engine.latest_rows(spec, limit)
 
     def profile(self, view: FeatureView) -> dict[str, Any]:
         """Row counts, time range and per-feature statistics over all stored rows."""
-        parts = self.parts(view.name, view.version)
-        out: dict[str, Any] = {"rows": 0, "commits": len(self.commits(view.name, view.version)), "features": {}}
-        if not parts:
-            return out
-        files = "[" + ", ".join(lit(p.path) for p in parts) + "]"
-        present = set().union(*(p.columns or [f.name for f in view.features] for p in parts))
-        stat_features = [f for f in view.features if f.name in present]
-        keys = ", ".join(q(k) for k in view.join_keys)
-        exprs = ["count(*) AS n", f"min({EVENT_TS}) AS tmin", f"max({EVENT_TS}) AS tmax", f"count(DISTINCT ({keys}, {EVENT_TS})) AS uniq"]
-        for i, f in enumerate(stat_features):
-            c = q(f.name)
-            exprs.append(f"count({c}) AS c{i}")
-            exprs.append(f"approx_count_distinct({c}) AS d{i}")
-            if not f.dtype.is_array and f.dtype.name != "Bytes":
-                exprs += [f"min({c}) AS lo{i}", f"max({c}) AS hi{i}"]
-            if f.dtype.name in ("Int64", "Float64"):
-                exprs.append(f"avg({c}) AS m{i}")
-        con = self.connection()
-        try:
-            cur = con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)")
-            row = cur.fetchone()
-            names = [d[0] for d in cur.description]
-        finally:
-            con.close()
-        r = dict(zip(names, row or (), strict=True))
-        n = int(r["n"])
-        # rows that no longer win their (keys, event time): superseded by a correction or a tie
-        out.update(rows=n, first_event=r["tmin"], last_event=r["tmax"], superseded_rows=n - int(r["uniq"]))
-        for i, f in enumerate(stat_features):
-            nonnull = int(r[f"c{i}"])
-            out["features"][f.name] = {
-                "dtype": str(f.dtype),
-                "null_rate": (n - nonnull) / n if n else 0.0,
-                "min": r.get(f"lo{i}"),
-                "max": r.get(f"hi{i}"),
-                "mean": r.get(f"m{i}"),
-                "distinct": min(int(r[f"d{i}"]), nonnull),  # HyperLogLog estimate, capped
-            }
-        return out
+        out = self.engine.profile(view, self.parts(view.name, view.version))
+        return {"rows": 0, "commits": len(self.commits(view.name, view.version)), "features": {}, **out}
 
     def close(self) -> None:
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+        self.engine.close()

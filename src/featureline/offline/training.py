@@ -134,9 +134,9 @@ def build_training_set(
 
     triples = [(v.name, v.version, f) for v, feats in groups.values() for f in feats]
     out_names = output_names(triples, full_feature_names)
-    outs_by_view: dict[tuple[str, int], list[str]] = {(v, n): [] for v, n, _ in triples}
-    for (v, n, _), o in zip(triples, out_names, strict=True):
-        outs_by_view[(v, n)].append(o)
+    outs_by_view: dict[tuple[str, int], list[str]] = {(name, n): [] for name, n, _ in triples}
+    for (name, n, _), o in zip(triples, out_names, strict=True):
+        outs_by_view[(name, n)].append(o)
     twice = sorted({n for n in out_names if out_names.count(n) > 1})
     taken = sorted(set(out_names) & set(table.column_names))
     if twice and not full_feature_names:

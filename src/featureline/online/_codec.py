@@ -18,11 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from featureline._sql import NULL_CREATED  # a null created time sorts lowest (the winner order)
 from featureline.definitions import FeatureView
 from featureline.types import DType
 
 ORDER_BYTES = 32
-NULL_CREATED = -(2**63)  # a null created time sorts lowest
+
 _FLIP = np.uint64(1 << 63)
 _FIXED = {
     "Int64": ("q", "<i8"),
