@@ -57,6 +57,32 @@ class ConflictError(FeaturelineError):
     http_status = 409
 
 
+class RegistryConflictError(ConflictError):
+    """Another writer appended a registry version after this change was planned (409).
+
+    `expected` is the version the change was planned against (None: the empty registry),
+    `actual` the registry's version when the append was refused, and `objects` names the
+    conflicting definitions (e.g. "view `driver_stats`") when they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        expected: int | None = None,
+        actual: int | None = None,
+        objects: list[str] | None = None,
+    ) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.objects = list(objects or [])
+        super().__init__(message)
+
+    def __reduce__(  # type: ignore[override]
+        self,
+    ) -> tuple[type, tuple[str, int | None, int | None, list[str]]]:
+        return (type(self), (self.message, self.expected, self.actual, self.objects))
+
+
 class ConfigError(FeaturelineError):
     """featureline.yaml or FEATURELINE_* settings are wrong."""
 
@@ -126,6 +152,7 @@ __all__ = [
     "FeaturelineError",
     "MissingExtraError",
     "NotFoundError",
+    "RegistryConflictError",
     "StorageError",
     "ValidationError",
     "did_you_mean",

@@ -149,20 +149,53 @@ class FeatureStore:
         return path if os.path.isabs(path) else str(self.repo_path / path)
 
     def plan(self, objects: Iterable[Any] | None = None, new_versions: Iterable[str] = ()) -> Plan:
+        """What `apply` would change, planned against the registry's latest version (`base_version`)."""
         from featureline.registry import plan
 
         latest = self.registry.latest()
-        return plan(latest.snapshot if latest else None, self._desired(objects), set(new_versions))
+        p = plan(latest.snapshot if latest else None, self._desired(objects), set(new_versions))
+        p.base_version = latest.version if latest else None
+        return p
 
-    def apply(self, objects: Iterable[Any] | None = None, new_versions: Iterable[str] = (), message: str = "") -> RegistryVersion | None:
-        """Store the repo's definitions (or `objects`) as a new registry version; None if unchanged."""
-        from featureline.registry import check
+    def apply(
+        self, objects: Iterable[Any] | None = None, new_versions: Iterable[str] = (), message: str = "",
+        *, planned: Plan | None = None,
+    ) -> RegistryVersion | None:
+        """Store the repo's definitions (or `objects`) as a new registry version; None if unchanged.
 
-        p = self.plan(objects, new_versions)
+        `planned`: store exactly this plan (from `plan()`, e.g. the one shown to the user)
+        instead of planning again. The new version is appended only onto the version the plan
+        was made against (DESIGN §3, a compare-and-swap). If another apply stored a version
+        meanwhile and the two changed different objects, this plan is re-applied on top of it
+        (a 3-way merge, retried a few times); if they overlap, RegistryConflictError names the
+        objects and nothing is stored.
+        """
+        from featureline.errors import RegistryConflictError
+        from featureline.registry import check, rebase
+
+        p = planned if planned is not None else self.plan(objects, new_versions)
         check(p)
         if p.is_empty:
             return None
-        return self.registry.append(p.snapshot, p.changes, message)
+        attempts = 5
+        todo, base = p, None
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.registry.append(todo.snapshot, todo.changes, message, expected_version=todo.base_version)
+            except RegistryConflictError as e:
+                latest = self.registry.latest()
+                if attempt == attempts or latest is None:
+                    raise RegistryConflictError(
+                        f"{e.message}\n(Gave up after {attempt} attempts: other applies kept storing versions.)",
+                        e.expected, e.actual, e.objects,
+                    ) from e
+            if attempt == 1 and p.base_version is not None:
+                base = self.registry.get(p.base_version).snapshot
+            rebased = rebase(base, p, latest.snapshot, p.base_version, latest.version)
+            if rebased is None:  # the other apply made the very same changes
+                return None
+            todo = rebased
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def catalog(self, as_of: datetime | str | None = None) -> Catalog:
         """The definitions the registry held now, or at system time `as_of`."""

@@ -59,8 +59,14 @@ def plan(ctx: click.Context, new_versions: tuple[str, ...]) -> None:
 @click.option("-m", "--message", default="", help="A note stored with the new registry version.")
 @click.pass_context
 def apply(ctx: click.Context, new_versions: tuple[str, ...], message: str) -> None:
-    """Register the repo's definitions as a new registry version (prints the plan first)."""
+    """Register the repo's definitions as a new registry version (prints the plan first).
+
+    Stores exactly the plan it prints, onto the registry version it was planned against. If
+    another apply stored a version meanwhile, the plan is applied on top of it when the two
+    changed different definitions; otherwise nothing is stored and the conflict is reported.
+    """
     from featureline.cli._render import console, fmt, plan_text
+    from featureline.errors import RegistryConflictError
 
     store = open_store(ctx)
     out = console()
@@ -71,11 +77,24 @@ def apply(ctx: click.Context, new_versions: tuple[str, ...], message: str) -> No
     out.print(plan_text(p.render()), end="")
     if p.breaking:
         raise CliError(f"Nothing was applied: the plan has {len(p.breaking)} refused breaking change(s), listed above with their fix.")
-    rv = store.apply(new_versions=new_versions, message=message)
+    try:
+        rv = store.apply(message=message, planned=p)
+    except RegistryConflictError as e:
+        out.print()
+        raise CliError(e.message) from e
     if rv is None:
-        out.print("No changes: the registry already matches the definitions.")
+        out.print()
+        out.print("No changes: another apply stored these same changes meanwhile.")
         return
     out.print()
+    base = p.base_version or 0
+    if rv.version != base + 1:
+        others = f"version {base + 1}" if rv.version == base + 2 else f"versions {base + 1}..{rv.version - 1}"
+        out.print(
+            f"Another apply stored {others} after this plan was made; it changed other definitions, "
+            "so this plan was applied on top of it.",
+            markup=False,
+        )
     out.print(f"Applied registry version [bold green]{rv.version}[/] at {fmt(rv.applied_at)}.")
 
 

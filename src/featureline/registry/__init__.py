@@ -10,7 +10,13 @@ from urllib.parse import urlsplit
 
 from featureline.errors import ConfigError
 from featureline.registry._plan import Plan, check, diff_snapshots, plan, view_at
-from featureline.registry._store import RegistryCapabilities, RegistryStore, RegistryVersion
+from featureline.registry._rebase import rebase
+from featureline.registry._store import (
+    UNCHECKED,
+    RegistryCapabilities,
+    RegistryStore,
+    RegistryVersion,
+)
 
 _VALID_FORMS = (
     "`path/to/registry.db` (a SQLite file, relative to the project directory), "
@@ -52,6 +58,7 @@ def open_registry(location: str, project: str, base_dir: Path) -> RegistryStore:
 
 
 __all__ = [
+    "UNCHECKED",
     "Plan",
     "RegistryCapabilities",
     "RegistryStore",
@@ -60,5 +67,6 @@ __all__ = [
     "diff_snapshots",
     "open_registry",
     "plan",
+    "rebase",
     "view_at",
 ]

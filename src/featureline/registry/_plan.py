@@ -29,11 +29,17 @@ _KNOWN_VIEW_KEYS = {"name", "version", "entities", "schema", "source", "ttl_seco
 
 @dataclass
 class Plan:
-    """What `apply` would do: the changes, the snapshot to store, and refused changes."""
+    """What `apply` would do: the changes, the snapshot to store, and refused changes.
+
+    `base_version` is the registry version the plan was made against (None: the empty
+    registry); `apply` stores the plan only on top of it (a compare-and-swap), re-applying it
+    on a newer version only when the changes commute (see `_rebase.py`).
+    """
 
     changes: list[Change]
     snapshot: Snapshot
     breaking: list[str]
+    base_version: int | None = None
 
     @property
     def is_empty(self) -> bool:

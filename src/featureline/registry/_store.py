@@ -5,6 +5,11 @@ Every backend obeys the same rules, proven by `featureline.testing.registry_cont
 
 * `append` assigns `version = previous + 1` and `applied_at = now (UTC)`, atomically, and
   `applied_at` strictly increases even when the clock stands still or goes backwards;
+* `append(..., expected_version=n)` is a compare-and-swap: it stores version n + 1 only if
+  the latest version is still `n` (None: the registry is still empty), checked and written
+  in one transaction; otherwise it stores nothing and raises `RegistryConflictError`.
+  Whoever planned a change against a version passes it (`FeatureStore.apply` does); only a
+  blind append (the default, `UNCHECKED`) stacks onto whatever is latest;
 * concurrent writers (threads or processes) never lose or duplicate a version;
 * timestamps are timezone-aware UTC with microsecond precision; naive ones are refused;
 * a store pickles to its construction arguments, so it can be sent to a worker process,
@@ -13,16 +18,27 @@ Every backend obeys the same rules, proven by `featureline.testing.registry_cont
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
-from featureline.errors import NotFoundError, ValidationError
+from featureline.errors import NotFoundError, RegistryConflictError, ValidationError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
+
+
+class Unchecked(enum.Enum):
+    """The type of `UNCHECKED`: an append that does not compare the current version."""
+
+    UNCHECKED = "unchecked"
+
+
+UNCHECKED: Final = Unchecked.UNCHECKED
+ExpectedVersion = int | None | Unchecked
 
 
 @dataclass(frozen=True)
@@ -50,9 +66,18 @@ class RegistryStore(Protocol):
     capabilities: RegistryCapabilities
 
     def append(
-        self, snapshot: dict[str, Any], changes: list[dict[str, Any]], message: str = ""
+        self,
+        snapshot: dict[str, Any],
+        changes: list[dict[str, Any]],
+        message: str = "",
+        *,
+        expected_version: ExpectedVersion = UNCHECKED,
     ) -> RegistryVersion:
-        """Store a new version (previous + 1) stamped with the current UTC time."""
+        """Store a new version (previous + 1) stamped with the current UTC time.
+
+        With `expected_version` (an int, or None for "the registry is empty") the version is
+        stored only if it is still the latest, atomically; else RegistryConflictError.
+        """
         ...
 
     def latest(self) -> RegistryVersion | None:
@@ -151,6 +176,33 @@ def check_append_args(snapshot: Any, changes: Any, message: Any) -> None:
         raise ValidationError(f"Registry message must be a string, got `{message!r}`.")
 
 
+def check_expected_arg(expected: Any) -> None:
+    if expected is None or expected is UNCHECKED:
+        return
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 1:
+        raise ValidationError(
+            f"`expected_version` must be the registry version the change was planned against "
+            f"(an integer >= 1), or None for an empty registry; got `{expected!r}`. "
+            "Fix: pass `latest.version` of the `latest()` you planned against."
+        )
+
+
+def check_expected(expected: ExpectedVersion, current: int | None, where: str) -> None:
+    """Inside the append's transaction: refuse the append if the registry moved on."""
+    if expected is UNCHECKED or expected == current:
+        return
+    planned = "the empty registry" if expected is None else f"version {expected}"
+    now = "is empty" if current is None else f"is at version {current}"
+    raise RegistryConflictError(
+        f"Registry conflict: this change was planned against {planned}, but the registry at "
+        f"{where} {now} (another apply stored a version meanwhile). Nothing was stored. "
+        "Fix: re-run `featureline plan` to see the registry as it is now, then "
+        "`featureline apply`.",
+        expected=expected,
+        actual=current,
+    )
+
+
 def dump_json(value: Any, what: str) -> str:
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -163,6 +215,8 @@ def dump_json(value: Any, what: str) -> str:
 
 
 __all__ = [
+    "UNCHECKED",
+    "ExpectedVersion",
     "RegistryCapabilities",
     "RegistryStore",
     "RegistryVersion",

@@ -11,9 +11,13 @@ from featureline._postgres import PgConnection
 from featureline._urls import redact
 from featureline.errors import StorageError, ValidationError
 from featureline.registry._store import (
+    UNCHECKED,
+    ExpectedVersion,
     RegistryCapabilities,
     RegistryVersion,
     check_append_args,
+    check_expected,
+    check_expected_arg,
     check_version_arg,
     dump_json,
     from_micros,
@@ -124,9 +128,15 @@ class PostgresRegistry:
     # ---- RegistryStore ----------------------------------------------------------------------
 
     def append(
-        self, snapshot: dict[str, Any], changes: list[dict[str, Any]], message: str = ""
+        self,
+        snapshot: dict[str, Any],
+        changes: list[dict[str, Any]],
+        message: str = "",
+        *,
+        expected_version: ExpectedVersion = UNCHECKED,
     ) -> RegistryVersion:
         check_append_args(snapshot, changes, message)
+        check_expected_arg(expected_version)
         snap_text = dump_json(snapshot, "snapshot")
         changes_text = dump_json(changes, "changes")
 
@@ -138,6 +148,9 @@ class PostgresRegistry:
                     "ORDER BY version DESC LIMIT 1",
                     (self.project,),
                 ).fetchone()
+                # The advisory lock serialises this project's writers, so the check and the
+                # insert are one compare-and-swap; the primary key backs it up.
+                check_expected(expected_version, None if last is None else int(last[0]), self._where())
                 version = 1 if last is None else int(last[0]) + 1
                 prev_us = None if last is None else to_micros(last[1])
                 applied_at = from_micros(next_applied_at(prev_us, now_micros()))

@@ -13,9 +13,13 @@ from typing import Any, TypeVar
 from featureline._sqlite import open_file, retry_busy, use_wal
 from featureline.errors import StorageError
 from featureline.registry._store import (
+    UNCHECKED,
+    ExpectedVersion,
     RegistryCapabilities,
     RegistryVersion,
     check_append_args,
+    check_expected,
+    check_expected_arg,
     check_version_arg,
     dump_json,
     from_micros,
@@ -131,9 +135,15 @@ class SqliteRegistry:
     # ---- RegistryStore ----------------------------------------------------------------------
 
     def append(
-        self, snapshot: dict[str, Any], changes: list[dict[str, Any]], message: str = ""
+        self,
+        snapshot: dict[str, Any],
+        changes: list[dict[str, Any]],
+        message: str = "",
+        *,
+        expected_version: ExpectedVersion = UNCHECKED,
     ) -> RegistryVersion:
         check_append_args(snapshot, changes, message)
+        check_expected_arg(expected_version)
         snap_text = dump_json(snapshot, "snapshot")
         changes_text = dump_json(changes, "changes")
 
@@ -146,6 +156,9 @@ class SqliteRegistry:
                         "SELECT version, applied_at_us FROM registry_versions "
                         "ORDER BY version DESC LIMIT 1"
                     ).fetchone()
+                    # Under BEGIN IMMEDIATE no other writer can append between this read and
+                    # the insert: the check and the write are one compare-and-swap.
+                    check_expected(expected_version, None if last is None else int(last[0]), f"`{self.path}`")
                     version = 1 if last is None else int(last[0]) + 1
                     us = next_applied_at(None if last is None else int(last[1]), now_micros())
                     db.execute(

@@ -12,6 +12,11 @@ a fresh, empty store (and closes it afterwards)::
 
 A store must pickle to its construction arguments (`__reduce__`): the suite sends it to
 worker processes and reopens it that way, as pipeline executors do.
+
+`append(..., expected_version=n)` must be an atomic compare-and-swap (DESIGN §3 "Concurrency"):
+it stores version n + 1 only while n is still the latest (None: while the registry is empty),
+and otherwise stores nothing and raises `RegistryConflictError` (a `ConflictError`, HTTP 409).
+The suite checks it from several processes at once.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from featureline.errors import NotFoundError, StorageError, ValidationError
+from featureline.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from featureline.registry._store import RegistryCapabilities, RegistryStore, RegistryVersion
 
 _US = timedelta(microseconds=1)
@@ -96,6 +101,62 @@ def _append_worker(
         results.put((worker, [], f"{type(e).__name__}: {e}"))
     finally:
         store.close()
+
+
+def _cas_worker(
+    store: RegistryStore, worker: int, count: int, barrier: Any, results: Any
+) -> None:
+    """Runs in a spawned process: `count` read-modify-write updates, each a compare-and-swap.
+
+    Each update reads the latest snapshot, adds this worker's mark to its `log` and appends
+    it on the version it read; on a conflict it reads again and retries.
+    """
+    conflicts = 0
+    try:
+        barrier.wait(timeout=120)
+        for i in range(count):
+            while True:
+                latest = store.latest()
+                assert latest is not None  # the parent seeds version 1
+                snapshot = {**latest.snapshot, "log": [*latest.snapshot["log"], f"w{worker}-{i}"]}
+                try:
+                    store.append(snapshot, [], f"w{worker}-{i}", expected_version=latest.version)
+                    break
+                except ConflictError:
+                    conflicts += 1
+        results.put((worker, conflicts, None))
+    except BaseException as e:  # report everything to the parent
+        results.put((worker, conflicts, f"{type(e).__name__}: {e}"))
+    finally:
+        store.close()
+
+
+def _run_workers(target: Any, registry: RegistryStore) -> list[tuple[int, Any, str | None]]:
+    """Start WORKERS spawned processes running `target(store, w, PER_WORKER, barrier, results)`."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(WORKERS)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=target, args=(registry, w, PER_WORKER, barrier, results))
+        for w in range(WORKERS)
+    ]
+    for p in procs:
+        p.start()
+    outcomes: list[tuple[int, Any, str | None]] = []
+    try:
+        for _ in procs:
+            outcomes.append(results.get(timeout=180))
+    except queue.Empty:
+        pytest.fail(f"only {len(outcomes)} of {WORKERS} workers reported within 180 s")
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        results.close()
+        results.join_thread()
+    return outcomes
 
 
 class RegistryContract:
@@ -230,29 +291,7 @@ class RegistryContract:
     def test_concurrent_processes_never_lose_or_duplicate_versions(
         self, registry: RegistryStore
     ) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(WORKERS)
-        results = ctx.Queue()
-        procs = [
-            ctx.Process(target=_append_worker, args=(registry, w, PER_WORKER, barrier, results))
-            for w in range(WORKERS)
-        ]
-        for p in procs:
-            p.start()
-        outcomes: list[tuple[int, list[int], str | None]] = []
-        try:
-            for _ in procs:
-                outcomes.append(results.get(timeout=180))
-        except queue.Empty:
-            pytest.fail(f"only {len(outcomes)} of {WORKERS} workers reported within 180 s")
-        finally:
-            for p in procs:
-                p.join(timeout=60)
-                if p.is_alive():
-                    p.kill()
-                    p.join()
-            results.close()
-            results.join_thread()
+        outcomes = _run_workers(_append_worker, registry)
         errors = [err for _, _, err in outcomes if err]
         assert errors == []
         for _, got, _ in outcomes:
@@ -265,6 +304,65 @@ class RegistryContract:
         assert sorted(v.message for v in history) == sorted(
             f"w{w}-{i}" for w in range(WORKERS) for i in range(PER_WORKER)
         )
+
+    # ---- compare-and-swap on the expected version -------------------------------------------
+
+    def test_append_on_the_expected_version(self, registry: RegistryStore) -> None:
+        v1 = registry.append(make_snapshot(1), _change(1), "first", expected_version=None)
+        v2 = registry.append(make_snapshot(2), _change(2), expected_version=1)
+        v3 = registry.append(make_snapshot(3), [], expected_version=v2.version)
+        assert [v.version for v in (v1, v2, v3)] == [1, 2, 3]
+        assert registry.history() == [v1, v2, v3]
+
+    def test_append_with_a_stale_expected_version_conflicts_and_stores_nothing(
+        self, registry: RegistryStore
+    ) -> None:
+        registry.append(make_snapshot(1), _change(1), expected_version=None)
+        registry.append(make_snapshot(2), _change(2), expected_version=1)
+        before = registry.history()
+        for stale in (None, 1, 3, 99):
+            with pytest.raises(ConflictError) as info:
+                registry.append(make_snapshot(9), _change(9), "stale", expected_version=stale)
+            err = info.value
+            assert err.http_status == 409
+            text = str(err)
+            assert "version 2" in text and "featureline plan" in text
+            assert ("empty" in text) if stale is None else (f"version {stale}" in text)
+            assert pickle.loads(pickle.dumps(err)).message == err.message
+        assert registry.history() == before
+        assert registry.latest() == before[-1]
+        assert registry.append(make_snapshot(3), [], expected_version=2).version == 3
+
+    def test_expected_version_on_an_empty_registry(self, registry: RegistryStore) -> None:
+        with pytest.raises(ConflictError, match="empty"):
+            registry.append(make_snapshot(1), [], expected_version=1)
+        assert registry.history() == []
+        assert registry.append(make_snapshot(1), [], expected_version=None).version == 1
+
+    def test_bad_expected_version_is_a_validation_error(self, registry: RegistryStore) -> None:
+        for bad in (0, -1, True, "1", 1.0):
+            with pytest.raises(ValidationError, match="expected_version"):
+                registry.append(make_snapshot(1), [], expected_version=bad)  # type: ignore[arg-type]
+        assert registry.history() == []
+
+    def test_concurrent_compare_and_swap_updates_lose_nothing(
+        self, registry: RegistryStore
+    ) -> None:
+        registry.append(make_snapshot(0, log=[]), [], "seed", expected_version=None)
+        outcomes = _run_workers(_cas_worker, registry)
+        assert [err for _, _, err in outcomes if err] == []
+        total = WORKERS * PER_WORKER
+        history = registry.history()
+        assert [v.version for v in history] == list(range(1, total + 2))
+        # Linear history: every version extends the log of the one before by exactly one mark.
+        for prev, cur in itertools.pairwise(history):
+            assert cur.snapshot["log"][:-1] == prev.snapshot["log"]
+        final = history[-1].snapshot["log"]
+        assert sorted(final) == sorted(
+            f"w{w}-{i}" for w in range(WORKERS) for i in range(PER_WORKER)
+        )
+        conflicts = sum(n for _, n, _ in outcomes)
+        print(f"\n[{type(registry).__name__}] {total} CAS updates, {conflicts} conflicts retried")
 
 
 __all__ = ["RegistryContract", "make_snapshot"]
