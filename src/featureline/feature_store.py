@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from featureline.online._store import OnlineStore
     from featureline.online.materialize import MaterializeResult
     from featureline.registry import Plan, RegistryStore, RegistryVersion
+    from featureline.write import WriteTarget
 
 
 def _as_of_us(as_of: datetime | str | None) -> int | None:
@@ -246,7 +247,7 @@ class FeatureStore:
         """
         from featureline.write import write
 
-        return write(self, self._view(view, version), data, online=False, idempotency_key=idempotency_key)
+        return write(self._write_target(), self._view(view, version), data, online=False, idempotency_key=idempotency_key)
 
     def get_training_set(
         self,
@@ -399,7 +400,12 @@ class FeatureStore:
 
             rows = pa.table(entity_columns(rows))
         table = to_arrow(rows, f"push to `{fv.name}`")
-        return write(self, fv, table, online=to != "offline", idempotency_key=idempotency_key)
+        return write(self._write_target(), fv, table, online=to != "offline", idempotency_key=idempotency_key)
+
+    def _write_target(self) -> WriteTarget:
+        from featureline.write import WriteTarget
+
+        return WriteTarget(self.offline, lambda: self.online, self.repo_path, self.config.max_future_seconds)
 
     def compact(self, view: FeatureView | str) -> Commit | None:
         """Merge a view's live commits into one part (every as-of answer kept), then vacuum."""

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -21,17 +24,27 @@ from featureline.errors import PartialWriteError, ValidationError
 
 if TYPE_CHECKING:
     from featureline.definitions import FeatureView
-    from featureline.feature_store import FeatureStore
-    from featureline.offline.store import IngestResult
+    from featureline.offline.store import IngestResult, OfflineStore
+    from featureline.online._store import OnlineStore
 
 
-def check_principal(store: FeatureStore, principal: Any, action: str, view: FeatureView) -> None:
+@dataclass(frozen=True)
+class WriteTarget:
+    """What a write reaches: the offline store, the online store (opened on first use), settings."""
+
+    offline: OfflineStore
+    online: Callable[[], OnlineStore]
+    repo_path: Path
+    max_future_seconds: float | None
+
+
+def check_principal(target: WriteTarget, principal: Any, action: str, view: FeatureView) -> None:
     """Whether `principal` may do `action` on `view`. Open today; the permission check goes here."""
 
 
-def check_rows(store: FeatureStore, view: FeatureView, table: pa.Table) -> pa.Table:
+def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Table:
     """Row checks before anything is written; returns the rows to write (all of them today)."""
-    bound = store.config.max_future_seconds
+    bound = target.max_future_seconds
     if bound is None:
         return table
     from featureline.offline._frames import as_utc_timestamps
@@ -58,7 +71,7 @@ def check_rows(store: FeatureStore, view: FeatureView, table: pa.Table) -> pa.Ta
 
 
 def write(
-    store: FeatureStore,
+    target: WriteTarget,
     view: FeatureView,
     data: Any,
     *,
@@ -75,34 +88,35 @@ def write(
 
     if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 200):
         raise ValidationError(f"Idempotency key `{idempotency_key}` is not usable. Fix: pass a non-empty string of at most 200 characters.")
-    check_principal(store, principal, "write_online" if online else "write_offline", view)
+    check_principal(target, principal, "write_online" if online else "write_offline", view)
     if data is None:
         if view.source is None:
             raise ValidationError(f"Feature view `{view.name}` has no source to read. Fix: pass the data, e.g. store.ingest('{view.name}', df).")
-        data = store._source_path(view.source.path)
+        path = view.source.path
+        data = path if os.path.isabs(path) else str(target.repo_path / path)  # a source is relative to the repo
     elif isinstance(data, str | os.PathLike) and not os.path.isabs(data) and not os.path.exists(data):
-        data = str(store.repo_path / data)
+        data = str(target.repo_path / data)
     if isinstance(data, str | os.PathLike):
         from featureline.offline import _stream
 
         rows = _stream.file_rows(str(data))
         if rows is not None and rows > _stream.STREAM_ROWS:  # large file: bounded memory, no online apply
-            batches = (check_rows(store, view, b) for b in _stream.file_batches(str(data)))
-            return _stream.ingest_stream(store.offline, view, batches, idempotency_key=idempotency_key)
-    table = check_rows(store, view, to_arrow(data, f"batch for feature view `{view.name}`"))
-    result, stored = store.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
+            batches = (check_rows(target, view, b) for b in _stream.file_batches(str(data)))
+            return _stream.ingest_stream(target.offline, view, batches, idempotency_key=idempotency_key)
+    table = check_rows(target, view, to_arrow(data, f"batch for feature view `{view.name}`"))
+    result, stored = target.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
     if online and view.online:
-        apply_online(store, view, stored, result)
+        apply_online(target, view, stored, result)
     return result
 
 
-def apply_online(store: FeatureStore, view: FeatureView, stored: pa.Table, result: IngestResult) -> None:
+def apply_online(target: WriteTarget, view: FeatureView, stored: pa.Table, result: IngestResult) -> None:
     """Apply a committed batch online; a failure here never un-acknowledges the commit."""
     from featureline.offline.store import dt_to_us
     from featureline.online.materialize import apply_batch
 
     try:
-        apply_batch(store.offline, store.online, view, stored, dt_to_us(result.ingested_at))
+        apply_batch(target.offline, target.online(), view, stored, dt_to_us(result.ingested_at))
     except Exception as e:  # the commit stands; say so
         raise PartialWriteError(
             f"The batch was committed offline to `{view.name}` v{view.version} (commit {result.commit}, {result.rows} rows), "

@@ -17,7 +17,7 @@ from featureline.definitions import FeatureView
 from featureline.offline._ingest import batch_stats, prepare_batch
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
 from featureline.offline._pit import JoinSpec, PartRef
-from featureline.offline.engines import OfflineEngine
+from featureline.offline.engines._base import OfflineEngine
 from featureline.offline.engines.duckdb import DuckDBEngine
 
 _log = logging.getLogger("featureline.offline")

@@ -20,7 +20,7 @@ from featureline.offline._pit import (
     scan_winners_sql,
     winners_sql,
 )
-from featureline.offline.engines import EngineCapabilities
+from featureline.offline.engines._base import EngineCapabilities
 
 
 class DuckDBEngine:
