@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featureline.catalog import Catalog
+from featureline.catalog import Catalog, OdfvSpec
 from featureline.config import RepoConfig
 from featureline.definitions import Entity, FeatureService, FeatureView, validate_definitions
 from featureline.errors import NotFoundError, ValidationError, did_you_mean
@@ -47,6 +47,18 @@ def _typed(name: str, values: list[Any], dtype: Any, pa: Any) -> Any:
         return pa.array(values, type=dtype.to_arrow())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
         raise ValidationError(f"On-demand output `{name}` does not fit its declared type {dtype}: {e}. Fix: return {dtype} values or change the Field dtype.") from e
+
+
+def _stored_view(view: Any) -> FeatureView:
+    """`view` if it stores rows; an on-demand view is a clear error where a stored one is needed."""
+    if isinstance(view, FeatureView):
+        return view
+    sources = ", ".join(f"`{s}`" for s in getattr(view, "source_views", [])) or "its sources"
+    raise ValidationError(
+        f"`{view.name}` is an on-demand feature view: it is computed at read time from {sources} (and the request) "
+        f"and stores nothing, so it cannot be ingested, previewed or materialized. Fix: use a source view here, "
+        f"or read `{view.name}:<feature>` with get_training_set / get_online_features."
+    )
 
 
 class FeatureStore:
@@ -216,7 +228,11 @@ class FeatureStore:
         return self.registry.history()
 
     def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
-        return self.catalog().view(name, version)
+        return _stored_view(self.catalog().view(name, version))
+
+    def list_on_demand_feature_views(self) -> list[OdfvSpec]:
+        """On-demand feature views as the registry holds them (computed at read time, nothing stored)."""
+        return list(self.catalog().odfvs.values())
 
     def list_feature_views(self) -> list[FeatureView]:
         return [vs[-1] for vs in self.catalog().views.values()]
@@ -235,7 +251,7 @@ class FeatureStore:
             version = int(v.lstrip("vV")) if v.lstrip("vV").isdigit() else None
             if version is None:
                 raise ValidationError(f"Bad view version in `{view}`. Fix: write `view@v2`.")
-        return self.catalog().view(name, version)
+        return _stored_view(self.catalog().view(name, version))
 
     # -- data ------------------------------------------------------------------------------------
     def ingest(
@@ -297,8 +313,20 @@ class FeatureStore:
 
     def describe(self, view: FeatureView | str) -> dict[str, Any]:
         """Definition, version, row counts, time range and per-feature statistics."""
+        cat = self.catalog()
+        if isinstance(view, str) and view in cat.odfvs:
+            spec = cat.odfvs[view]
+            return {
+                "on_demand": True,
+                "definition": {
+                    "name": spec.name, "version": spec.version, "sources": spec.source_views, "mode": spec.mode,
+                    "request_fields": [f.to_dict() for f in spec.request_fields],
+                    "schema": [f.to_dict() for f in spec.features], "code_hash": spec.code_hash,
+                },
+                "versions": [spec.version],
+            }
         fv = self._view(view)
-        info = {"definition": fv.to_dict(), "versions": [v.version for v in self.catalog().views[fv.name]]}
+        info = {"definition": fv.to_dict(), "versions": [v.version for v in cat.views[fv.name]]}
         info.update(self.offline.profile(fv))
         return info
 
@@ -320,7 +348,7 @@ class FeatureStore:
 
     def _online_views(self, cat: Catalog, names: Iterable[str] | None = None) -> list[FeatureView]:
         """Every version of the chosen views that is served online (old versions stay readable)."""
-        chosen = [(n, cat.views[n]) if n in cat.views else (n, [cat.view(n)]) for n in names] if names else list(cat.views.items())
+        chosen = [(n, cat.views[n]) if n in cat.views else (n, [_stored_view(cat.view(n))]) for n in names] if names else list(cat.views.items())
         return [v for _, vs in chosen for v in vs if v.online]
 
     def materialize(

@@ -134,6 +134,8 @@ def list_(ctx: click.Context) -> None:
     out.print(table("Entities", ["name", "join keys", "owner", "description"], ent_rows))
     svc_rows = [(s.name, len(s.refs()), s.owner, s.description) for _, s in sorted(cat.services.items())]
     out.print(table("Feature services", ["name", "features", "owner", "description"], svc_rows, numeric=["features"]))
+    od_rows = [(o.name, ", ".join(o.source_views), ", ".join(f.name for f in o.request_fields), len(o.features), o.mode) for _, o in sorted(cat.odfvs.items())]
+    out.print(table("On-demand feature views", ["name", "sources", "request fields", "features", "mode"], od_rows, numeric=["features"]))
 
 
 @click.command()
@@ -150,6 +152,17 @@ def describe(ctx: click.Context, view: str) -> None:
 
     info: dict[str, Any] = open_store(ctx).describe(view)
     d = info["definition"]
+    if info.get("on_demand"):
+        console().print(f"On-demand feature view {d['name']}", markup=False)
+        console().print(key_values([
+            ("sources", ", ".join(d["sources"])),
+            ("request fields", ", ".join(f"{f['name']} ({f['dtype']})" for f in d["request_fields"])),
+            ("features", ", ".join(f"{f['name']} ({f['dtype']})" for f in d["schema"])),
+            ("mode", d["mode"]),
+            ("code hash", d["code_hash"]),
+            ("stored rows", "none: computed at read time from its sources"),
+        ]))
+        return
     src = d.get("source") or {}
     rows = int(info.get("rows", 0))
     pairs: list[tuple[str, Any]] = [

@@ -25,7 +25,7 @@ def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: 
     import sys
 
     from featureline.cli._render import console
-    from featureline.errors import ValidationError
+    from featureline.errors import ValidationError, did_you_mean
     from featureline.pipelines.runner import run
 
     module, _, attr = target.partition(":")
@@ -34,7 +34,28 @@ def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: 
     store = open_store(ctx)
     sys.path.insert(0, str(store.repo_path))
     sys.path.insert(0, ".")
-    pipe = getattr(importlib.import_module(module), attr)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module and not module.startswith(f"{e.name}."):
+            raise ValidationError(f"Module `{module}` imports `{e.name}`, which is not installed: {e}. Fix: install it in this environment.") from e
+        raise ValidationError(
+            f"No module `{module}` in the repo (`{store.repo_path}`) or the current folder. "
+            f"Fix: pass MODULE:PIPELINE where MODULE.py defines the pipeline, e.g. `featureline run pipelines:training`."
+        ) from e
+    except SyntaxError as e:
+        raise ValidationError(f"Module `{module}` has a syntax error at {e.filename}:{e.lineno}: {e.msg}. Fix: correct it and run again.") from e
+    from featureline.pipelines.dsl import Pipeline
+
+    pipe = getattr(mod, attr, None)
+    if pipe is None:
+        found = [n for n, v in vars(mod).items() if isinstance(v, Pipeline)]
+        raise ValidationError(
+            f"Module `{module}` has no `{attr}`.{did_you_mean(attr, found)} Pipelines it defines: {', '.join(found) or 'none'}. "
+            "Fix: name a function decorated with @pipeline."
+        )
+    if not isinstance(pipe, Pipeline):
+        raise ValidationError(f"`{target}` is a {type(pipe).__name__}, not a pipeline. Fix: decorate it with @pipeline(name=...) or name one that is.")
     values = {}
     for p in params:
         k, _, v = p.partition("=")
