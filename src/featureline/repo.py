@@ -31,13 +31,45 @@ class RepoContents:
                 bucket.append(obj)
 
 
+IGNORE_FILE = ".featurelineignore"
+
+
+def ignore_patterns(root: Path) -> list[str]:
+    """Patterns of `.featurelineignore` (one per line, `#` comments; `dir/` ignores a folder)."""
+    f = root / IGNORE_FILE
+    if not f.exists():
+        return []
+    lines = (line.strip() for line in f.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    import fnmatch
+
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pat in patterns:
+        pat = pat.lstrip("/")
+        if pat.endswith("/"):  # a folder: anything under it
+            if any(fnmatch.fnmatch(p, pat.rstrip("/")) for p in prefixes[:-1]):
+                return True
+        elif fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(parts[-1], pat) or any(fnmatch.fnmatch(p, pat) for p in prefixes[:-1]):
+            return True
+    return False
+
+
 def definition_files(root: Path) -> list[Path]:
+    """The modules `apply` imports: every `*.py` under the repo except hidden folders, data/,
+    virtual environments, `test_*.py`, `setup.py` and what `.featurelineignore` lists."""
+    patterns = ignore_patterns(root)
     out = []
     for p in sorted(root.rglob("*.py")):
         rel = p.relative_to(root)
         if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
             continue
         if p.name.startswith("test_") or p.name == "setup.py":
+            continue
+        if patterns and _ignored(rel.as_posix(), patterns):
             continue
         out.append(p)
     return out
