@@ -6,9 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from featureline.catalog import Catalog, OdfvSpec
-from featureline.definitions import FeatureView
-from featureline.definitions._odfv import find_live
-from featureline.definitions._refs import FeatureRef
+from featureline.definitions import FeatureRef, FeatureView, find_live
 from featureline.errors import ValidationError
 
 Resolved = list[tuple[FeatureRef, Any]]

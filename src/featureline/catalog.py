@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from featureline.definitions import Entity, FeatureService, FeatureView, Field, parse_ref
-from featureline.definitions._refs import FeatureRef
+from featureline.definitions import (
+    Entity,
+    FeatureRef,
+    FeatureService,
+    FeatureView,
+    Field,
+    parse_ref,
+)
 from featureline.errors import (
     FeaturelineError,
     NotFoundError,

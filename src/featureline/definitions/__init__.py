@@ -8,8 +8,13 @@ from featureline.definitions._objects import (
     Field,
     FileSource,
 )
-from featureline.definitions._odfv import OnDemandFeatureView, RequestSource, on_demand_feature_view
-from featureline.definitions._refs import FeatureRef, parse_ref
+from featureline.definitions._odfv import (
+    OnDemandFeatureView,
+    RequestSource,
+    find_live,
+    on_demand_feature_view,
+)
+from featureline.definitions._refs import FeatureRef, output_names, parse_ref
 from featureline.definitions._validate import validate_definitions
 
 __all__ = [
@@ -22,7 +27,9 @@ __all__ = [
     "FileSource",
     "OnDemandFeatureView",
     "RequestSource",
+    "find_live",
     "on_demand_feature_view",
+    "output_names",
     "parse_ref",
     "validate_definitions",
 ]

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from featureline.definitions import FeatureView
-from featureline.definitions._refs import FeatureRef, output_names
+from featureline.definitions import FeatureRef, FeatureView, output_names
 from featureline.errors import ValidationError, did_you_mean
 from featureline.offline._frames import as_utc_timestamps, to_arrow
 from featureline.offline._pit import JoinSpec
