@@ -32,6 +32,8 @@ def _as_of_us(as_of: datetime | str | None) -> int | None:
 
     if as_of is None:
         return None
+    if type(as_of).__name__ == "NaTType" or (isinstance(as_of, float) and as_of != as_of):
+        raise ValidationError("as_of is NaT / NaN (a missing time). Fix: pass a time-zone-aware datetime, or None for now.")
     if isinstance(as_of, str):
         try:
             as_of = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
@@ -220,8 +222,15 @@ class FeatureStore:
 
             rv = self.registry.at(us_to_dt(us))
         if rv is None:
-            when = f" at {as_of}" if as_of is not None else ""
-            raise NotFoundError(f"The registry held no definitions{when}. Fix: run `featureline apply` in the repo first.")
+            if as_of is not None:
+                first = self.registry.history()
+                if first:
+                    raise NotFoundError(
+                        f"The registry held no definitions at {as_of}: its first version was applied at "
+                        f"{first[0].applied_at.isoformat()}. Fix: pass an as_of at or after that time."
+                    )
+                raise NotFoundError(f"The registry held no definitions at {as_of}. Fix: run `featureline apply` in the repo first.")
+            raise NotFoundError("The registry holds no definitions yet. Fix: run `featureline apply` in the repo first.")
         return Catalog.from_snapshot(rv.version, rv.snapshot)
 
     def history(self) -> list[RegistryVersion]:

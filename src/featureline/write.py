@@ -70,6 +70,13 @@ def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Ta
     return table
 
 
+def csv_types(view: FeatureView) -> dict[str, pa.DataType]:
+    """Declared Arrow types of a view's keys and non-timestamp features, for reading CSV."""
+    out = {k: d.to_arrow() for k, d in view.key_fields.items()}
+    out.update({f.name: f.dtype.to_arrow() for f in view.features if f.dtype.name != "Timestamp" and not f.dtype.is_array})
+    return out
+
+
 def write(
     target: WriteTarget,
     view: FeatureView,
@@ -103,7 +110,7 @@ def write(
         if rows is not None and rows > _stream.STREAM_ROWS:  # large file: bounded memory, no online apply
             batches = (check_rows(target, view, b) for b in _stream.file_batches(str(data)))
             return _stream.ingest_stream(target.offline, view, batches, idempotency_key=idempotency_key)
-    table = check_rows(target, view, to_arrow(data, f"batch for feature view `{view.name}`"))
+    table = check_rows(target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view)))
     result, stored = target.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
     if online and view.online:
         apply_online(target, view, stored, result)

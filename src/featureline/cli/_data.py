@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from featureline.cli._common import open_store
+from featureline.errors import ValidationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,6 +91,11 @@ def training_set(
     if bool(refs) == bool(service):
         raise click.UsageError("Pass either --features VIEW:FEATURE,... or --service NAME (exactly one of them).")
     _check_exists(entities)
+    if not out_path.lower().endswith((".parquet", ".pq", ".csv")):
+        raise ValidationError(
+            f"`--out {out_path}`: the output format is chosen by the file name and `{os.path.splitext(out_path)[1] or 'no extension'}` "
+            "is not one Featureline writes. Fix: end it in .parquet or .csv."
+        )
     store = open_store(ctx)
     out = console()
     start = time.perf_counter()

@@ -13,8 +13,11 @@ from featureline.errors import NotFoundError, ValidationError
 UTC_US = pa.timestamp("us", tz="UTC")
 
 
-def read_file(path: str | os.PathLike[str], what: str = "data") -> pa.Table:
-    """Read Parquet or CSV (one file, a folder or a glob) into an Arrow table."""
+def read_file(path: str | os.PathLike[str], what: str = "data", column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
+    """Read Parquet or CSV (one file, a folder or a glob) into an Arrow table.
+
+    CSV columns named in `column_types` are read as those types (a code `5411` declared a
+    String stays a string) instead of being guessed."""
     import glob
 
     p = str(path)
@@ -29,7 +32,8 @@ def read_file(path: str | os.PathLike[str], what: str = "data") -> pa.Table:
             if f.lower().endswith((".csv", ".csv.gz")):
                 import pyarrow.csv as pacsv
 
-                tables.append(pacsv.read_csv(f))
+                opts = pacsv.ConvertOptions(column_types=column_types) if column_types else None
+                tables.append(pacsv.read_csv(f, convert_options=opts))
             else:
                 import pyarrow.parquet as pq
 
@@ -47,14 +51,14 @@ def read_file(path: str | os.PathLike[str], what: str = "data") -> pa.Table:
         raise ValidationError(f"Files matching `{p}` have incompatible schemas: {e}. Fix: make their columns agree.") from e
 
 
-def to_arrow(data: Any, what: str = "data") -> pa.Table:
+def to_arrow(data: Any, what: str = "data", column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
     """pandas / polars / pyarrow / path -> pa.Table, or a ValidationError naming what was passed."""
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if isinstance(data, str | Path):
-        return read_file(data, what)
+        return read_file(data, what, column_types)
     mod = type(data).__module__.split(".")[0]
     if mod == "pandas":
         import pandas as pd
@@ -74,6 +78,19 @@ def to_arrow(data: Any, what: str = "data") -> pa.Table:
     )
 
 
+def _first_unparsable(col: pa.ChunkedArray) -> str | None:
+    import pyarrow.compute as pc
+
+    for v in col.to_pylist():
+        if v is None:
+            continue
+        try:
+            pc.cast(pa.array([v]), pa.timestamp("us", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return str(v)[:80]
+    return None
+
+
 def as_utc_timestamps(col: pa.ChunkedArray, name: str, what: str) -> pa.ChunkedArray:
     """A timestamp column as timestamp[us, UTC]; naive or non-timestamp columns are refused."""
     import pyarrow.compute as pc
@@ -85,9 +102,11 @@ def as_utc_timestamps(col: pa.ChunkedArray, name: str, what: str) -> pa.ChunkedA
         try:
             col = pc.cast(col, pa.timestamp("us", tz="UTC"))
         except pa.ArrowInvalid as e:
+            bad = _first_unparsable(col)
             raise ValidationError(
-                f"Column `{name}` of the {what} holds text that is not a timestamp with a time zone ({e}). "
-                f"Fix: use ISO 8601 with an offset, e.g. `2025-01-01T00:00:00+00:00`."
+                f"Column `{name}` of the {what} holds text that is not a timestamp with a time zone"
+                + (f": `{bad}`" if bad is not None else "")
+                + ". Fix: use ISO 8601 with an offset, e.g. `2025-01-01T00:00:00+00:00`."
             ) from e
         t = col.type
     if not pa.types.is_timestamp(t):

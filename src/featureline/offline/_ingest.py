@@ -41,9 +41,10 @@ def prepare_batch(
     cols = set(table.column_names)
     problems: list[str] = []
     needed = [*view.join_keys, ts_col, *([created_col] if created_col else []), *(f.name for f in view.features)]
+    spare = cols - set(needed)  # a suggestion must be a column that is not already used for something else
     for c in needed:
         if c not in cols:
-            problems.append(f"column `{c}` is missing.{did_you_mean(c, cols)} Found: {', '.join(table.column_names)}.")
+            problems.append(f"column `{c}` is missing.{did_you_mean(c, spare)} Found: {', '.join(table.column_names)}.")
     if problems:
         raise _batch_error(what, problems)
 
