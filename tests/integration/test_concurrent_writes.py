@@ -41,15 +41,48 @@ _WORKER = textwrap.dedent(
         else:
             store.ingest("driver_stats", t)
         acked.extend(ids)
+        with open(f"{repo}/acked-{worker}.txt", "a") as fh:   # acknowledged: readers must see it from now on
+            fh.write(" ".join(map(str, ids)) + "\\n")
         if mode == "mixed" and b % 5 == 4:
             store.offline.compact(view)
     print(json.dumps(acked))
     """
 )
 
+# Reads while the writers run: every row acknowledged before a training set starts is in it,
+# exactly once and with its value (DESIGN §3: visible where promised, counted once).
+_CHECKER = textwrap.dedent(
+    """
+    import glob, json, sys, time
+    from datetime import datetime, timezone
+    import featureline as fl
 
-def _run_workers(repo: Path, modes: list[str], batches: int, size: int) -> list[int]:
+    repo, seconds = sys.argv[1], float(sys.argv[2])
+    store = fl.FeatureStore(repo)
+    checks = bad = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ids = [int(x) for f in glob.glob(f"{repo}/acked-*.txt") for line in open(f).read().splitlines() for x in line.split()]
+        if not ids:
+            time.sleep(0.05)
+            continue
+        now = datetime.now(timezone.utc)
+        ts = store.get_training_set({"driver_id": ids, "event_timestamp": [now] * len(ids)}, ["driver_stats:rate"]).to_arrow()
+        got = ts.column("rate").to_pylist()
+        bad += sum(1 for i, r in zip(ids, got) if r != i * 0.5)
+        checks += 1
+    print(json.dumps({"checks": checks, "bad": bad}))
+    """
+)
+
+
+def _run_workers(repo: Path, modes: list[str], batches: int, size: int, check_seconds: float = 0) -> list[int]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    checker = (
+        subprocess.Popen([sys.executable, "-c", _CHECKER, str(repo), str(check_seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        if check_seconds
+        else None
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(repo), str(i), str(batches), str(size), mode],
@@ -64,6 +97,12 @@ def _run_workers(repo: Path, modes: list[str], batches: int, size: int) -> list[
         out, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()
         acked.extend(json.loads(out))
+    if checker is not None:
+        out, err = checker.communicate(timeout=240)
+        assert checker.returncode == 0, err.decode()
+        seen = json.loads(out)
+        assert seen["checks"] >= 3, f"the reader ran only {seen['checks']} training sets: the test proved little"
+        assert seen["bad"] == 0, f"{seen['bad']} acknowledged rows were missing or wrong in training sets taken during the writes"
     return acked
 
 
@@ -96,7 +135,7 @@ def test_three_pushing_processes_store_each_row_once_and_online(tmp_path: Path) 
 
 def test_ingest_push_and_compact_at_once_store_each_row_once(tmp_path: Path) -> None:
     store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
-    acked = _run_workers(store.repo_path, ["mixed", "mixed", "ingest"], batches=30, size=20)
+    acked = _run_workers(store.repo_path, ["mixed", "mixed", "ingest"], batches=30, size=20, check_seconds=4)
     assert len(acked) == 1_800
     _check(store, acked)
     view = store.get_feature_view("driver_stats")
