@@ -13,6 +13,7 @@ CONFIG_FILE = "featureline.yaml"
 _KNOWN = {"project", "registry", "offline_store", "online_store", "description", "metadata", "artifacts", "writes"}
 _WRITE_KEYS = {"max_future_seconds"}
 DEFAULT_MAX_FUTURE_SECONDS = 300.0  # how far past now an event time may be when written
+_KNOWN |= {"server"}  # the feature server's settings: ServerSettings below
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class RepoConfig:
     metadata: str = "data/metadata.db"
     artifacts: str = "data/artifacts"
     max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS  # None: no bound
+    server: ServerSettings = field(default_factory=lambda: ServerSettings())
     offline_engine: dict[str, Any] = field(default_factory=dict)  # `offline_store:` minus its path
 
     @classmethod
@@ -64,6 +66,7 @@ class RepoConfig:
                     max_future = float(v)
                 else:
                     problems.append(f"`writes.max_future_seconds` must be a number of seconds >= 0 or null (no bound), got `{v}`.")
+        server = _server_settings(raw.get("server"), problems)
         offline = raw.get("offline_store") or {}
         if not isinstance(offline, dict):
             problems.append("`offline_store` must be a mapping, e.g. `offline_store: {type: duckdb, path: data/offline}`.")
@@ -84,6 +87,91 @@ class RepoConfig:
         if "://" not in artifacts and not Path(artifacts).is_absolute():
             artifacts = str(root / artifacts)
         return cls(
-            root, str(project), registry, offline_path, dict(online), metadata, artifacts, max_future,
+            root, str(project), registry, offline_path, dict(online), metadata, artifacts, max_future, server=server,
             offline_engine={k: v for k, v in offline.items() if k != "path"},
         )
+
+
+# -- server: settings of `featureline serve` (and of the read-plan cache every store keeps) --------
+
+
+@dataclass(frozen=True)
+class PredictionLogSettings:
+    """Retention of the prediction log (data/predictions/): size-bounded JSONL segments.
+
+    The current segment of a model rotates once it holds `max_segment_bytes`; rotated segments
+    are deleted oldest first while the whole log is over `max_total_bytes`, there are more than
+    `max_segments` of them, or one is older than `max_age_days` (None: no such bound)."""
+
+    max_segment_bytes: int = 64 * 2**20
+    max_total_bytes: int | None = 2**30
+    max_segments: int | None = None
+    max_age_days: float | None = None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """`server:` in featureline.yaml. `allowed_hosts` adds to the Host names the server always
+    accepts (localhost, 127.0.0.1, ::1 and the address it is reached at, with its port): `name`
+    (any port), `name:port`, `*.domain`, or `*` (no Host check). Timeouts are seconds."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    read_plan_cache: int = 1024  # read plans kept for distinct feature lists (least recently used go)
+    prediction_log: PredictionLogSettings = field(default_factory=PredictionLogSettings)
+
+
+_SERVER_KEYS = {"allowed_hosts", "header_timeout", "body_timeout", "read_plan_cache", "prediction_log"}
+_LOG_KEYS = {"max_segment_bytes", "max_total_bytes", "max_segments", "max_age_days"}
+
+
+def _number(value: Any, name: str, problems: list[str], *, integer: bool = False, optional: bool = False) -> Any:
+    """`value` if it is a positive number (an integer if `integer`; None if `optional`), else a problem."""
+    if value is None and optional:
+        return None
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, kinds) and not isinstance(value, bool) and value > 0:
+        return value if integer else float(value)
+    what = "a positive integer" if integer else "a positive number"
+    problems.append(f"`{name}` must be {what}{' or null (no bound)' if optional else ''}, got `{value!r}`.")
+    return None
+
+
+def _server_settings(raw: Any, problems: list[str]) -> ServerSettings:
+    if raw is None:
+        return ServerSettings()
+    if not isinstance(raw, dict):
+        problems.append("`server` must be a mapping, e.g. `server: {allowed_hosts: [features.internal]}`.")
+        return ServerSettings()
+    problems += [f"unknown setting `server.{k}`.{did_you_mean(str(k), _SERVER_KEYS)}" for k in raw if k not in _SERVER_KEYS]
+    default = ServerSettings()
+    kw: dict[str, Any] = {}
+    hosts = raw.get("allowed_hosts", [])
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h.strip() for h in hosts):
+        problems.append(f"`server.allowed_hosts` must be a list of host names, e.g. `[features.internal, 10.0.0.5:6566]`, got `{hosts!r}`.")
+    else:
+        kw["allowed_hosts"] = tuple(h.strip().lower() for h in hosts)
+    for name in ("header_timeout", "body_timeout"):
+        if name in raw:
+            kw[name] = _number(raw[name], f"server.{name}", problems) or getattr(default, name)
+    if "read_plan_cache" in raw:
+        kw["read_plan_cache"] = _number(raw["read_plan_cache"], "server.read_plan_cache", problems, integer=True) or default.read_plan_cache
+    log = raw.get("prediction_log")
+    if log is not None:
+        if not isinstance(log, dict):
+            problems.append("`server.prediction_log` must be a mapping, e.g. `{max_segment_bytes: 67108864, max_total_bytes: 1073741824}`.")
+        else:
+            problems += [
+                f"unknown setting `server.prediction_log.{k}`.{did_you_mean(str(k), _LOG_KEYS)}" for k in log if k not in _LOG_KEYS
+            ]
+            base = PredictionLogSettings()
+            kw["prediction_log"] = PredictionLogSettings(
+                max_segment_bytes=_number(log.get("max_segment_bytes", base.max_segment_bytes), "server.prediction_log.max_segment_bytes", problems, integer=True) or base.max_segment_bytes,
+                max_total_bytes=_number(log.get("max_total_bytes", base.max_total_bytes), "server.prediction_log.max_total_bytes", problems, integer=True, optional=True),
+                max_segments=_number(log.get("max_segments"), "server.prediction_log.max_segments", problems, integer=True, optional=True),
+                max_age_days=_number(log.get("max_age_days"), "server.prediction_log.max_age_days", problems, optional=True),
+            )
+    return ServerSettings(**kw)

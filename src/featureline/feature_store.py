@@ -73,7 +73,11 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._models: ModelRegistry | None = None
         self._cat: tuple[float, Catalog] | None = None  # (checked at, catalog) for the hot paths
-        self._hot: dict[Any, Any] = {}  # resolved features, key types, decoders; reset on catalog change
+        from featureline.online._read import PlanCache
+
+        # read plans (resolved features, key types, decoders) by feature list, least recently used
+        # dropped first (clients choose the lists); reset on catalog change
+        self._hot = PlanCache(self.config.server.read_plan_cache)
         self.catalog_refresh_seconds = 1.0
 
     @property
@@ -392,7 +396,8 @@ class FeatureStore:
             hkey = (features if isinstance(features, str) else tuple(features), full_feature_names)
         plan = self._hot.get(hkey)
         if plan is None:
-            plain, od = split(cat.resolve(features))
+            unique = list(dict.fromkeys(features)) if isinstance(features, list | tuple) else features  # resolve reads a ref once anyway
+            plain, od = split(cat.resolve(unique))
             hidden = hidden_inputs(cat, od) if od else []
             key_types: dict[str, str] = {}
             for _, v in [*plain, *hidden]:

@@ -1,27 +1,52 @@
-"""Predictions: entity keys -> the model's online features (as trained) -> model -> logged answer."""
+"""Predictions: entity keys -> the model's online features (as trained) -> model -> logged answer.
+
+The prediction log (`PredictionLog`) is one JSON line per request, per model, in size-bounded
+segments under the log folder (data/predictions/ for the server):
+
+    <model>.jsonl                       the current segment, appended to
+    <model>.<UTC time>.jsonl            rotated segments, by the time they were rotated
+
+A current segment rotates once it holds `max_segment_bytes`; rotated segments are deleted oldest
+first (over all models) while the log is over `max_total_bytes` or `max_segments`, or once older
+than `max_age_days` (featureline.yaml `server.prediction_log`). `read_prediction_log(folder)`
+reads every segment back as one pyarrow table, oldest first. Several processes (server workers)
+may append to one log: lines are appended whole, and rotation and pruning hold a file lock.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featureline.config import PredictionLogSettings
 from featureline.errors import ConflictError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from featureline.feature_store import FeatureStore
     from featureline.models.registry import ModelRegistry, ModelVersion
+
+__all__ = ["PredictionLog", "Predictor", "read_prediction_log"]
 
 
 class Predictor:
     """Serve registered models. Models are cached per (name, alias/version) for `refresh` s."""
 
-    def __init__(self, store: FeatureStore, registry: ModelRegistry, log_dir: Path | None = None, refresh: float = 2.0) -> None:
+    def __init__(
+        self, store: FeatureStore, registry: ModelRegistry, log_dir: Path | None = None, refresh: float = 2.0,
+        retention: PredictionLogSettings | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.log_dir = log_dir
+        self.log = PredictionLog(log_dir, retention) if log_dir is not None else None
         self.refresh = refresh
         self._cache: dict[tuple[str, Any], tuple[float, ModelVersion, Any]] = {}
         self._lock = threading.Lock()
@@ -107,16 +132,175 @@ class Predictor:
 
     def _log(self, mv: ModelVersion, out: dict[str, Any]) -> None:
         """One JSON line per prediction request: model version, feature vectors, predictions."""
-        if self.log_dir is None:
-            return
-        line = json.dumps({"ts": time.time(), **out}, default=str) + "\n"
-        with self._lock:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.log_dir / f"{mv.name}.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(line)
+        if self.log is not None:
+            self.log.append(mv.name, {"ts": time.time(), **out})
 
 
 def _out(ref: str) -> str:
     """The output column of a pinned ref with full_feature_names=True."""
     view, feat = ref.split(":")
     return f"{view.split('@')[0]}__{feat}"
+
+
+# -- the prediction log -------------------------------------------------------------------------
+
+_STAMP = re.compile(r"\d{8}T\d{12}Z(?:-\d+)?")
+_PRUNE_EVERY = 60.0  # seconds between retention checks when nothing rotates (for max_age_days)
+
+
+def _segments(root: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[str, Path]]]:
+    """(rotated segments as (stamp, model, path), current segments as (model, path)); rotated oldest first."""
+    rotated: list[tuple[str, str, Path]] = []
+    current: list[tuple[str, Path]] = []
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return [], []
+    for name in names:
+        if not name.endswith(".jsonl") or name.startswith("."):
+            continue
+        stem = name[: -len(".jsonl")]
+        model, _, stamp = stem.rpartition(".")
+        if model and _STAMP.fullmatch(stamp):
+            rotated.append((stamp, model, root / name))
+        else:
+            current.append((stem, root / name))
+    rotated.sort()
+    return rotated, current
+
+
+class _FileLock:
+    """An exclusive lock on `path` between processes (flock); a no-op where flock is missing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: Any = None
+
+    def __enter__(self) -> _FileLock:
+        self._fh = open(self.path, "a")
+        try:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()  # closing releases the lock
+
+
+class PredictionLog:
+    """Append-only JSONL per model, in size-bounded segments with retention (module docstring)."""
+
+    def __init__(self, root: Path, retention: PredictionLogSettings | None = None) -> None:
+        self.root = Path(root)
+        self.retention = retention or PredictionLogSettings()
+        self._lock = threading.Lock()
+        self._ready = False
+        self._pruned_at = 0.0
+
+    def append(self, model: str, record: dict[str, Any]) -> None:
+        data = (json.dumps(record, default=str) + "\n").encode()
+        path = self.root / f"{model}.jsonl"
+        with self._lock:
+            if not self._ready:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._ready = True
+            with open(path, "ab") as fh:
+                fh.write(data)
+                size = fh.tell()
+            now = time.monotonic()
+            if size >= self.retention.max_segment_bytes:
+                self._rotate(model, path)
+            elif now - self._pruned_at > _PRUNE_EVERY:
+                with _FileLock(self.root / ".lock"):
+                    self.prune()
+            else:
+                return
+            self._pruned_at = now
+
+    def _rotate(self, model: str, path: Path) -> None:
+        with _FileLock(self.root / ".lock"):
+            try:
+                if path.stat().st_size < self.retention.max_segment_bytes:
+                    return  # another process rotated it meanwhile
+            except FileNotFoundError:
+                return
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            dest, n = self.root / f"{model}.{stamp}.jsonl", 1
+            while dest.exists():
+                dest, n = self.root / f"{model}.{stamp}-{n}.jsonl", n + 1
+            os.rename(path, dest)
+            self.prune()
+
+    def prune(self) -> list[Path]:
+        """Delete rotated segments, oldest first, until the retention bounds hold (call under the file lock)."""
+        r = self.retention
+        rotated, current = _segments(self.root)
+        sizes: dict[Path, int] = {}
+        mtimes: dict[Path, float] = {}
+        for p in [p for *_, p in rotated] + [p for _, p in current]:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            sizes[p], mtimes[p] = st.st_size, st.st_mtime
+        total = sum(sizes.values())
+        oldest_kept = time.time() - r.max_age_days * 86400 if r.max_age_days is not None else None
+        removed = []
+        count = len(rotated)
+        for _, _, p in rotated:
+            if p not in sizes:
+                count -= 1
+                continue
+            over = (r.max_total_bytes is not None and total > r.max_total_bytes) or (r.max_segments is not None and count > r.max_segments)
+            old = oldest_kept is not None and mtimes[p] < oldest_kept
+            if not (over or old):
+                break
+            p.unlink(missing_ok=True)
+            total -= sizes[p]
+            count -= 1
+            removed.append(p)
+        return removed
+
+
+def read_prediction_log(root: str | os.PathLike[str], model: str | None = None) -> pa.Table:
+    """Every segment of the prediction log in `root` (of one `model`, or all) as one table, oldest first.
+
+    One row per logged request: `ts` (timestamp[us, UTC]), `model`, `version`, `predictions`,
+    `entities`, `features` and `statuses` (structs of lists, by key column or feature ref; models
+    and versions with other features add fields, null elsewhere)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    rotated, current = _segments(Path(root))
+    paths = [p for _, m, p in rotated if model is None or m == model]
+    paths += sorted(p for m, p in current if model is None or m == model)
+    tables = []
+    for p in paths:
+        try:
+            if p.stat().st_size == 0:
+                continue
+            tables.append(pj.read_json(p))
+        except FileNotFoundError:  # pruned meanwhile
+            continue
+        except pa.ArrowInvalid as e:
+            raise ValidationError(f"Prediction log segment `{p.name}` is not JSON lines: {e}. Fix: move the file out of `{root}`.") from e
+    if not tables:
+        return pa.table({
+            "ts": pa.array([], pa.timestamp("us", tz="UTC")), "model": pa.array([], pa.string()), "version": pa.array([], pa.int64()),
+        })
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise ValidationError(
+            f"The prediction log segments in `{root}` do not share one schema ({e}). Fix: read one model at a time: "
+            "read_prediction_log(folder, model=...)."
+        ) from e
+    if "ts" in table.column_names:
+        us = pc.cast(pc.round(pc.multiply(pc.cast(table["ts"], pa.float64()), 1e6)), pa.int64())
+        table = table.set_column(table.column_names.index("ts"), "ts", us.cast(pa.timestamp("us", tz="UTC")))
+        table = table.sort_by("ts")
+    return table

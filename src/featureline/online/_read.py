@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -143,6 +144,67 @@ def _check_keys(
                 break
     if problems:
         raise ValidationError("Bad entity rows: " + " ".join(problems))
+
+
+class PlanCache:
+    """A least-recently-used map of read plans by feature list: at most `maxsize` entries, and at
+    most `max_refs` feature references in their keys together (64 a plan on average by default).
+
+    Clients choose the feature lists, so a plain dict grew with every distinct list sent, by the
+    plan (about 4 KB) plus the key: the list itself, whose strings come from the request (a list
+    of 1,000 refs keeps about 80 KB). A key heavier than an eighth of `max_refs` is not kept (its
+    request pays for resolving, as it pays for parsing). Lock-free: each OrderedDict call is
+    atomic under the GIL, and the races between two calls (a key evicted between `get` and
+    `move_to_end`, two inserts evicting at once) only cost a rebuilt plan, never a wrong one. A
+    hit costs about 0.2 us more than a dict's."""
+
+    __slots__ = ("_data", "_weights", "max_refs", "maxsize", "refs")
+
+    def __init__(self, maxsize: int = 1024, max_refs: int | None = None) -> None:
+        if maxsize < 1:
+            raise ValidationError(f"The read-plan cache size must be at least 1, got {maxsize}. Fix: set `server.read_plan_cache` to a positive integer.")
+        self.maxsize = maxsize
+        self.max_refs = max_refs if max_refs is not None else 64 * maxsize
+        self.refs = 0  # feature references in the keys held
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._weights: dict[Any, int] = {}
+
+    def get(self, key: Any) -> Any:
+        data = self._data
+        value = data.get(key)
+        if value is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the whole lookup
+                data.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        weight = 1 + sum(len(k) for k in key if isinstance(k, tuple)) if isinstance(key, tuple) else 1
+        if weight > self.max_refs // 8 + 1:
+            return
+        data, weights = self._data, self._weights
+        old = weights.get(key)
+        data[key] = value
+        weights[key] = weight
+        self.refs += weight - (old or 0)
+        while len(data) > self.maxsize or (self.refs > self.max_refs and len(data) > 1):
+            try:
+                gone, _ = data.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
+            self.refs -= weights.pop(gone, 0)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._data
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._weights.clear()
+        self.refs = 0
 
 
 @dataclass(frozen=True)

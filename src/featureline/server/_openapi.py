@@ -12,7 +12,7 @@ _ERROR = {
     "type": "object",
     "required": ["error", "message"],
     "properties": {
-        "error": {"type": "string", "description": "Error type, e.g. ValidationError, NotFoundError, RequestTooLarge."},
+        "error": {"type": "string", "description": "Error type, e.g. ValidationError, NotFoundError, RequestTooLarge, UnsupportedMediaType."},
         "message": {"type": "string", "description": "What failed, the offending value, and the fix."},
     },
 }
@@ -26,7 +26,10 @@ def _errors(*codes: int) -> dict[str, Any]:
     what = {
         400: "Bad input: malformed JSON, an unknown field (with did-you-mean), a wrong key type.",
         404: "Unknown feature, view or feature service (with did-you-mean).",
+        408: "The body did not arrive within the body timeout (the connection is closed).",
         413: "Body over max_body_bytes, or more entity rows than max_entities.",
+        415: "The body is not declared `Content-Type: application/json`.",
+        421: "The Host header is not on the server's allow-list (DNS rebinding guard; any route).",
         503: "A backend is unavailable.",
     }
     return {str(c): {"description": what[c], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
@@ -133,26 +136,26 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
             "operationId": "getOnlineFeatures", "tags": ["features"], "summary": "Read online feature vectors",
             "description": "Latest feature values for each entity row, with per-feature statuses and event times. " + limits,
             "requestBody": _json("OnlineRequest", {"features": ["driver_stats:conv_rate", "driver_stats:acc_rate"], "entities": {"driver_id": [1001, 1002]}}),
-            "responses": {"200": ok_json("OnlineResponse", "Feature vectors."), **_errors(400, 404, 413)},
+            "responses": {"200": ok_json("OnlineResponse", "Feature vectors."), **_errors(400, 404, 408, 413, 415, 421)},
         }},
         "/push/{view}": {"post": {
             "operationId": "push", "tags": ["features"], "summary": "Push rows to a feature view",
             "description": "Appends to the offline log and updates the online store through the same code; readable at once.",
             "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
             "requestBody": _json("PushRequest", {"rows": [{"driver_id": 1001, "event_timestamp": "2025-01-01T12:00:00+00:00", "conv_rate": 0.5, "acc_rate": 0.9, "avg_daily_trips": 10}]}),
-            "responses": {"200": ok_json("PushResponse", "Rows written."), **_errors(400, 404, 413)},
+            "responses": {"200": ok_json("PushResponse", "Rows written."), **_errors(400, 404, 408, 413, 415, 421)},
         }},
         "/get-online-features": {"post": {
             "operationId": "feastGetOnlineFeatures", "tags": ["feast"], "summary": "Feast-compatible online read",
             "description": "Request and response shapes of Feast's Python feature server. " + limits,
             "requestBody": _json("FeastOnlineRequest", {"features": ["driver_stats:conv_rate"], "entities": {"driver_id": [1001, 1002]}}),
-            "responses": {"200": ok_json("FeastOnlineResponse", "Feast GetOnlineFeaturesResponse as JSON."), **_errors(400, 404, 413)},
+            "responses": {"200": ok_json("FeastOnlineResponse", "Feast GetOnlineFeaturesResponse as JSON."), **_errors(400, 404, 408, 413, 415, 421)},
         }},
         "/push": {"post": {
             "operationId": "feastPush", "tags": ["feast"], "summary": "Feast-compatible push",
             "description": "Feast's push body; `push_source_name` names the feature view. Returns JSON null, as Feast does.",
             "requestBody": _json("FeastPushRequest", {"push_source_name": "driver_stats", "df": {"driver_id": [1001], "event_timestamp": ["2025-01-01 12:00:00"], "conv_rate": [1.0], "acc_rate": [1.0], "avg_daily_trips": [1000]}, "to": "online"}),
-            "responses": {"200": {"description": "Pushed (body: null)."}, **_errors(400, 404, 413)},
+            "responses": {"200": {"description": "Pushed (body: null)."}, **_errors(400, 404, 408, 413, 415, 421)},
         }},
         "/health": {"get": {
             "operationId": "health", "tags": ["ops"], "summary": "Health of each backend",

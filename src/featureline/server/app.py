@@ -5,12 +5,19 @@ uvicorn. Online reads run inline on the event loop, on a raw-ASGI hot path: a re
 in-process lookup of tens of microseconds, less than a thread hop. Pushes (a Parquet commit),
 health checks and metric scrapes (which read the commit log) run in the threadpool so they never
 stall reads; the store's backends are thread-safe.
+
+Every request, the hot path included, passes two guards first: its Host must be on the allow-list
+(421 otherwise; DNS rebinding, see `_hosts`), and a POST body must be declared `application/json`
+(415 otherwise; a cross-site "simple" POST cannot be). A body must arrive within `body_timeout`
+seconds (408); the header deadline is the HTTP protocol's (`_protocol`, which `featureline serve`
+runs). /health names backends by kind and repo-relative path, never by absolute path or URL.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from featureline.errors import FeaturelineError, ValidationError, did_you_mean
 from featureline.server import _body, _feast
+from featureline.server._hosts import HostCheck
 from featureline.server._metrics import CONTENT_TYPE, Metrics
 from featureline.server._openapi import build_spec, render_docs
 
@@ -41,6 +49,8 @@ DEFAULT_MAX_ENTITIES = 1000
 DEFAULT_MAX_BODY_BYTES = 1_000_000
 ENV_MAX_ENTITIES = "FEATURELINE_SERVE_MAX_ENTITIES"
 ENV_MAX_BODY_BYTES = "FEATURELINE_SERVE_MAX_BODY_BYTES"
+ENV_BODY_TIMEOUT = "FEATURELINE_SERVE_BODY_TIMEOUT"
+ENV_ALLOWED_HOSTS = "FEATURELINE_SERVE_ALLOWED_HOSTS"  # comma-separated
 
 NATIVE_READ_FIELDS = ("entities", "feature_service", "features", "full_feature_names")
 NATIVE_PUSH_FIELDS = ("columns", "rows")
@@ -86,18 +96,23 @@ def _internal(e: Exception) -> str:
 
 
 def error_response(status: int, kind: str, message: str) -> JSONResponse:
-    headers = {"connection": "close"} if status == 413 else None  # the rest of the body is not read
+    headers = {"connection": "close"} if status in _body.CLOSE_STATUSES else None  # the rest of the body is not read
     return JSONResponse({"error": kind, "message": message}, status_code=status, headers=headers)
 
 
 class _Service:
     """The handlers of one app, bound to one store and its limits."""
 
-    def __init__(self, store: FeatureStore, owns_store: bool, max_entities: int, max_body_bytes: int) -> None:
+    def __init__(
+        self, store: FeatureStore, owns_store: bool, max_entities: int, max_body_bytes: int,
+        body_timeout: float | None = None, allowed_hosts: tuple[str, ...] = (),
+    ) -> None:
         self.store = store
         self.owns_store = owns_store
         self.max_entities = max_entities
         self.max_body_bytes = max_body_bytes
+        self.deadlines = _body.BodyDeadlines(body_timeout)
+        self.hosts = HostCheck(allowed_hosts)
         self.metrics = Metrics(self._freshness)
         self.spec = build_spec(max_entities, max_body_bytes)
         self.spec_bytes = dumps(self.spec)
@@ -178,7 +193,7 @@ class _Service:
     def json_route(self, fn: Callable[[Any], Any]) -> Handler:
         """`fn(parsed body)` as a Starlette handler (the same logic the raw ASGI hot path runs)."""
         async def handle(request: Request) -> Response:
-            return JSONResponse(fn(await _body.read_json(request, self.max_body_bytes)))
+            return JSONResponse(fn(await _body.read_json(request, self.max_body_bytes, self.deadlines)))
 
         return handle
 
@@ -187,14 +202,14 @@ class _Service:
         started = time.perf_counter()
         headers = _JSON_HEADERS
         try:
-            payload = dumps(fn(await _body.read_json_asgi(scope, receive, self.max_body_bytes)))
+            payload = dumps(fn(await _body.read_json_asgi(scope, receive, self.max_body_bytes, self.deadlines, f"POST {route}")))
             status = 200
         except _body.ClientGone:
             return
         except FeaturelineError as e:
             status = e.http_status
             payload = dumps({"error": type(e).__name__, "message": e.message})
-            if status == 413:
+            if status in _body.CLOSE_STATUSES:
                 headers = _CLOSE_HEADERS
         except Exception as e:
             log.exception("Unexpected error in POST %s", route)
@@ -203,11 +218,19 @@ class _Service:
         await send({"type": "http.response.body", "body": payload})
         self.metrics.observe(route, "POST", status, started)
 
+    async def misdirected(self, scope: Any, send: Any, host: str) -> None:
+        """421 for a Host that is not on the allow-list (before routing: every route, the hot path too)."""
+        started = time.perf_counter()
+        payload = dumps({"error": "MisdirectedRequest", "message": self.hosts.message(host, scope)})
+        await send({"type": "http.response.start", "status": 421, "headers": [*_CLOSE_HEADERS, (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+        self.metrics.observe("<rejected host>", scope["method"], 421, started)
+
     # -- writes ----------------------------------------------------------------------------------
     async def push(self, request: Request) -> Response:
         view = request.path_params["view"]
         what = f"POST /push/{view}"
-        body = _body.check_object(await _body.read_json(request, self.max_body_bytes), NATIVE_PUSH_FIELDS, what)
+        body = _body.check_object(await _body.read_json(request, self.max_body_bytes, self.deadlines), NATIVE_PUSH_FIELDS, what)
         if ("rows" in body) == ("columns" in body):
             raise ValidationError(
                 f"Give exactly one of `rows` or `columns` in the body of {what}. Fix: send "
@@ -225,7 +248,7 @@ class _Service:
 
     async def feast_push(self, request: Request) -> Response:
         what = "POST /push"
-        body = _body.check_object(await _body.read_json(request, self.max_body_bytes), _feast.PUSH_FIELDS, what)
+        body = _body.check_object(await _body.read_json(request, self.max_body_bytes, self.deadlines), _feast.PUSH_FIELDS, what)
         name = body.get("push_source_name")
         if not isinstance(name, str) or not name:
             raise ValidationError(f"Field `push_source_name` (the feature view to push to) must be a non-empty string, got {_body.json_type(name)}.")
@@ -246,7 +269,14 @@ class _Service:
 
     # -- operations ------------------------------------------------------------------------------
     def check_health(self) -> dict[str, Any]:
-        """Each backend's health; never raises."""
+        """Each backend's health, with no absolute path or URL in it (see `_redact`); never raises."""
+        report = self._raw_health()
+        if not report["ok"]:
+            log.warning("Health check failed: %s", report)  # the server log keeps the full details
+        root = str(self.store.repo_path)
+        return {"ok": report["ok"], "backends": {k: _redact(v, root) for k, v in report["backends"].items()}}
+
+    def _raw_health(self) -> dict[str, Any]:
         backends: dict[str, dict[str, Any]] = {}
         try:
             latest = self.store.registry.latest()
@@ -288,6 +318,25 @@ class _Service:
             self.store.close()
 
 
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s`'\"]+")
+_ABS_PATH = re.compile(r"(?<![\w.~-])(?:/[^\s`'\",;:()]+)+")
+
+
+def _redact(value: Any, root: str) -> Any:
+    """A health report with paths inside the repo made relative to it, and other absolute paths
+    and URLs replaced by their kind: /health is unauthenticated, and a path or a database URL
+    tells a caller about the machine. The server log keeps the full report of a failed check."""
+    if isinstance(value, dict):
+        return {k: _redact(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, root) for v in value]
+    if not isinstance(value, str):
+        return value
+    text = value.replace(root + os.sep, "").replace(root, ".")
+    text = _URL.sub(lambda m: f"<{m.group(1).lower()} URL>", text)
+    return _ABS_PATH.sub("<path outside the repo>", text)
+
+
 def _offline_health(path: Path) -> dict[str, Any]:
     if path.is_dir():
         ok = os.access(path, os.R_OK | os.W_OK | os.X_OK)
@@ -297,20 +346,28 @@ def _offline_health(path: Path) -> dict[str, Any]:
     return {"ok": ok, "path": str(path), "detail": "not created yet (first ingest creates it)" if ok else f"missing, and `{parent}` is not writable"}
 
 
+
 def create_app(
     store: FeatureStore | str | os.PathLike[str],
     *,
     max_entities: int = DEFAULT_MAX_ENTITIES,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float | None = None,
+    allowed_hosts: list[str] | tuple[str, ...] | None = None,
 ) -> FeatureServer:
-    """The feature server app for a FeatureStore or a repo path (then the app opens and closes the store)."""
+    """The feature server app for a FeatureStore or a repo path (then the app opens and closes the store).
+
+    `body_timeout` (seconds) defaults to `server.body_timeout` in the repo's featureline.yaml;
+    `allowed_hosts` are added to the defaults and `server.allowed_hosts` (`["*"]`: no Host check)."""
     from featureline.feature_store import FeatureStore
 
     if max_entities < 1 or max_body_bytes < 1:
         raise ValidationError(f"max_entities ({max_entities}) and max_body_bytes ({max_body_bytes}) must be positive.")
     owns = isinstance(store, str | os.PathLike)
     fs: FeatureStore = FeatureStore(store) if isinstance(store, str | os.PathLike) else store
-    svc = _Service(fs, owns, max_entities, max_body_bytes)
+    settings = fs.config.server
+    hosts = (*settings.allowed_hosts, *(allowed_hosts or ()))
+    svc = _Service(fs, owns, max_entities, max_body_bytes, body_timeout or settings.body_timeout, hosts)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -323,9 +380,8 @@ def create_app(
     from featureline.models import Predictor
     from featureline.server._models import ModelRoutes
 
-    models = ModelRoutes(
-        Predictor(fs, fs.models, fs.repo_path / "data" / "predictions"), max_entities, max_body_bytes, JSONResponse
-    )
+    predictor = Predictor(fs, fs.models, fs.repo_path / "data" / "predictions", retention=settings.prediction_log)
+    models = ModelRoutes(predictor, max_entities, max_body_bytes, JSONResponse, svc.deadlines)
     ep = svc.endpoint
     routes = [
         Route("/models/{name}/predict", ep("/models/{name}/predict", models.predict), methods=["POST"]),
@@ -355,16 +411,22 @@ class FeatureServer(Starlette):
     service: _Service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            hit = self.fast_routes.get(scope["path"])
-            if hit is not None:
-                await self.service.fast(hit[0], hit[1], scope, receive, send)
+        if scope["type"] == "http":
+            bad_host = self.service.hosts.check(scope)
+            if bad_host is not None:
+                await self.service.misdirected(scope, send, bad_host)
                 return
+            if scope["method"] == "POST":
+                hit = self.fast_routes.get(scope["path"])
+                if hit is not None:
+                    await self.service.fast(hit[0], hit[1], scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
 
 
 def app_from_env() -> FeatureServer:
-    """App factory for `uvicorn --factory` (and `featureline serve --workers N`): reads FEATURELINE_REPO and limits."""
+    """App factory for `uvicorn --factory` (and `featureline serve --workers N`): reads FEATURELINE_REPO,
+    limits, the body timeout and extra allowed hosts (unset: featureline.yaml's `server:`)."""
     def limit(name: str, default: int) -> int:
         raw = os.environ.get(name)
         if raw is None or raw == "":
@@ -373,8 +435,23 @@ def app_from_env() -> FeatureServer:
             raise ValidationError(f"{name}=`{raw}` is not a positive integer.")
         return int(raw)
 
+    def seconds(name: str) -> float | None:
+        raw = os.environ.get(name, "")
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if not value > 0:
+            raise ValidationError(f"{name}=`{raw}` is not a positive number of seconds.")
+        return value
+
+    hosts = os.environ.get(ENV_ALLOWED_HOSTS, "")
     return create_app(
         os.environ.get("FEATURELINE_REPO", "."),
         max_entities=limit(ENV_MAX_ENTITIES, DEFAULT_MAX_ENTITIES),
         max_body_bytes=limit(ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES),
+        body_timeout=seconds(ENV_BODY_TIMEOUT),
+        allowed_hosts=[h for h in hosts.split(",") if h.strip()] or None,
     )
