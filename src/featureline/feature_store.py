@@ -241,7 +241,8 @@ class FeatureStore:
         return self.registry.history()
 
     def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
-        return _stored_view(self.catalog().view(name, version))
+        """A feature view by name (the latest version), `name@v2`, or `name` with `version`."""
+        return self._view(name, version)
 
     def list_on_demand_feature_views(self) -> list[OdfvSpec]:
         """On-demand feature views as the registry holds them (computed at read time, nothing stored)."""

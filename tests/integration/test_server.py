@@ -209,6 +209,33 @@ def test_feast_push_then_read(client: httpx.Client) -> None:
     assert feast["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
+def test_push_with_an_idempotency_key_is_one_commit(client: httpx.Client, store: fl.FeatureStore) -> None:
+    now = datetime.now(UTC).isoformat()
+    row = {"driver_id": 5004, "event_timestamp": now, "created": now, "conv_rate": 0.5, "acc_rate": 0.5, "avg_daily_trips": 4}
+    before = int(store.describe("driver_stats")["rows"])
+    first = client.post("/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"})
+    again = client.post("/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"})
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert first.json()["replayed"] is False and again.json()["replayed"] is True
+    assert again.json()["commit"] == first.json()["commit"] and again.json()["ingested_at"] == first.json()["ingested_at"]
+    assert int(store.describe("driver_stats")["rows"]) == before + 1
+    feast = {"push_source_name": "driver_stats", "df": {k: [v] for k, v in row.items()}, "to": "online"}
+    assert client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code == 200
+    assert client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code == 200
+    assert int(store.describe("driver_stats")["rows"]) == before + 2
+    error(client.post("/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "k" * 201}), 400, "Idempotency-Key")
+
+
+def test_feast_push_to_offline_leaves_online_untouched(client: httpx.Client, store: fl.FeatureStore) -> None:
+    now = datetime.now(UTC).isoformat()
+    df = {"driver_id": [5005], "event_timestamp": [now], "created": [now], "conv_rate": [0.1], "acc_rate": [0.1], "avg_daily_trips": [1]}
+    resp = client.post("/push", json={"push_source_name": "driver_stats", "df": df, "to": "offline"})
+    assert resp.status_code == 200, resp.text
+    assert _read_one(client, 5005)["conv_rate"][1] == "NOT_FOUND"
+    ts = store.get_training_set({"driver_id": [5005], "event_timestamp": [datetime.now(UTC)]}, ["driver_stats:conv_rate"])
+    assert ts.to_arrow().column("conv_rate").to_pylist() == [0.1]
+
+
 def test_reads_during_pushes(server: str) -> None:
     """Pushes run in the threadpool while reads run on the event loop: neither fails nor blocks."""
     failures: list[str] = []
@@ -254,24 +281,27 @@ def test_push_bad_input(client: httpx.Client) -> None:
 # -- bad input on reads ---------------------------------------------------------------------------
 
 
+JSON = {"content-type": "application/json"}
+
+
 def test_malformed_json(client: httpx.Client) -> None:
-    msg = error(client.post("/features/online", content=b'{"features": ["driver_stats:conv_rate",], }'), 400, "Malformed JSON", "line 1 column")
+    msg = error(client.post("/features/online", content=b'{"features": ["driver_stats:conv_rate",], }', headers=JSON), 400, "Malformed JSON", "line 1 column")
     assert "Fix" in msg
-    error(client.post("/get-online-features", content=b"{not json"), 400, "Malformed JSON")
-    error(client.post("/features/online", content=b""), 400, "empty")
-    error(client.post("/features/online", content=b"\xff\xfe"), 400)
+    error(client.post("/get-online-features", content=b"{not json", headers=JSON), 400, "Malformed JSON")
+    error(client.post("/features/online", content=b"", headers=JSON), 400, "empty")
+    error(client.post("/features/online", content=b"\xff\xfe", headers=JSON), 400)
     error(client.post("/features/online", json=[1, 2]), 400, "must be a JSON object", "an array")
 
 
 def test_oversize_body(client: httpx.Client) -> None:
     big = json.dumps({"features": FEATURES, "entities": {"driver_id": [1001]}, "pad": "x" * MAX_BODY}).encode()
-    error(client.post("/features/online", content=big), 413, f"{MAX_BODY:,} bytes", "max-body-bytes")
+    error(client.post("/features/online", content=big, headers=JSON), 413, f"{MAX_BODY:,} bytes", "max-body-bytes")
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer, counted while reading
         for _ in range(MAX_BODY // 1000 + 2):
             yield b" " * 1000
 
-    error(client.post("/features/online", content=chunks()), 413, "max_body_bytes")
+    error(client.post("/features/online", content=chunks(), headers=JSON), 413, "max_body_bytes")
     # the server is still fine afterwards
     assert client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001]}}).status_code == 200
 
@@ -367,7 +397,7 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
 def test_metrics(client: httpx.Client) -> None:
     for _ in range(3):
         assert client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001]}}).status_code == 200
-    client.post("/features/online", content=b"{")
+    client.post("/features/online", content=b"{", headers=JSON)
     resp = client.get("/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
@@ -400,7 +430,7 @@ def test_openapi_and_docs(client: httpx.Client, server: str) -> None:
     # every documented operation is served (no 404/405 from the router)
     for path, methods in spec["paths"].items():
         for method in methods:
-            r = client.request(method.upper(), path.replace("{view}", "driver_stats"), content=b"{}")
+            r = client.request(method.upper(), path.replace("{view}", "driver_stats"), content=b"{}", headers=JSON)
             if r.status_code >= 400:
                 assert r.json()["error"] == "ValidationError", (path, r.text)  # the body, not the route
     docs = client.get("/docs")
@@ -459,7 +489,7 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(repo: Path) -> None:
         body = json.dumps({"features": FEATURES, "entities": {"driver_id": [1001, 1002]}}).encode()
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            head = f"POST /features/online HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            head = f"POST /features/online HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             s.sendall(head.encode() + body[:10])  # the request is in flight: headers read, body incomplete
             time.sleep(0.3)
             proc.send_signal(signal.SIGTERM)

@@ -35,6 +35,12 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": what[c], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
 
 
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
+    "description": "The same key twice is one commit; the second call answers with the first commit (safe retries).",
+}
+
+
 def _json(schema_ref: str, example: Any = None) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}
     if example is not None:
@@ -76,7 +82,12 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         },
         "PushResponse": {
             "type": "object",
-            "properties": {"view": {"type": "string"}, "rows": {"type": "integer"}, "ingested_at": {"type": "string", "format": "date-time"}},
+            "properties": {
+                "view": {"type": "string"}, "version": {"type": "integer"}, "rows": {"type": "integer"},
+                "commit": {"type": "integer", "description": "The commit holding the rows (the first one, when the Idempotency-Key was seen)."},
+                "ingested_at": {"type": "string", "format": "date-time"},
+                "replayed": {"type": "boolean", "description": "True when the Idempotency-Key was seen before: nothing new was written."},
+            },
         },
         "FeastOnlineRequest": {
             "type": "object",
@@ -141,7 +152,7 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         "/push/{view}": {"post": {
             "operationId": "push", "tags": ["features"], "summary": "Push rows to a feature view",
             "description": "Appends to the offline log and updates the online store through the same code; readable at once.",
-            "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "view", "in": "path", "required": True, "schema": {"type": "string"}}, _IDEMPOTENCY],
             "requestBody": _json("PushRequest", {"rows": [{"driver_id": 1001, "event_timestamp": "2025-01-01T12:00:00+00:00", "conv_rate": 0.5, "acc_rate": 0.9, "avg_daily_trips": 10}]}),
             "responses": {"200": ok_json("PushResponse", "Rows written."), **_errors(400, 404, 408, 413, 415, 421)},
         }},
@@ -153,7 +164,9 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         }},
         "/push": {"post": {
             "operationId": "feastPush", "tags": ["feast"], "summary": "Feast-compatible push",
-            "description": "Feast's push body; `push_source_name` names the feature view. Returns JSON null, as Feast does.",
+            "description": "Feast's push body; `push_source_name` names the feature view. Returns JSON null, as Feast does. "
+            "`to: offline` writes the offline store only; `online` and `online_and_offline` write both (the offline store is the record).",
+            "parameters": [_IDEMPOTENCY],
             "requestBody": _json("FeastPushRequest", {"push_source_name": "driver_stats", "df": {"driver_id": [1001], "event_timestamp": ["2025-01-01 12:00:00"], "conv_rate": [1.0], "acc_rate": [1.0], "avg_daily_trips": [1000]}, "to": "online"}),
             "responses": {"200": {"description": "Pushed (body: null)."}, **_errors(400, 404, 408, 413, 415, 421)},
         }},

@@ -78,6 +78,19 @@ except ImportError:  # pragma: no cover - exercised only without orjson
         return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header: the same key twice is one commit (the second answers with the first)."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not key.strip() or len(key) > 200:
+        raise ValidationError("Header `Idempotency-Key` must be a non-empty string of at most 200 characters. Fix: send e.g. a UUID.")
+    return key.strip()
+
 class JSONResponse(Response):
     media_type = "application/json"
 
@@ -236,14 +249,16 @@ class _Service:
                 f"Give exactly one of `rows` or `columns` in the body of {what}. Fix: send "
                 "{\"rows\": [{\"col\": value, ...}]} or {\"columns\": {\"col\": [values]}}."
             )
-        fv = self.store.get_feature_view(view.partition("@")[0])
+        fv = self.store.get_feature_view(view)  # the version written (`view@v2`) types the columns
         table = _body.push_rows(fv, body["rows"], what) if "rows" in body else _body.push_columns(fv, body["columns"], what)
-        result = await run_in_threadpool(self.store.push, view, table)
+        result = await run_in_threadpool(self.store.push, view, table, _idempotency_key(request))
         return JSONResponse({
             "view": result.view,
-            "version": getattr(result, "version", None),
+            "version": result.version,
             "rows": result.rows,
+            "commit": result.commit,
             "ingested_at": result.ingested_at,
+            "replayed": result.replayed,
         })
 
     async def feast_push(self, request: Request) -> Response:
@@ -264,7 +279,9 @@ class _Service:
             raise ValidationError(f"The body of {what} has no `df`. Fix: add \"df\": {{\"column\": [values]}}.")
         fv = self.store.get_feature_view(name)
         table = _body.push_columns(fv, body["df"], f"{what} (`df`)", naive_is_utc=True, broadcast=True)
-        await run_in_threadpool(self.store.push, name, table)
+        # Feast's `online` also lands offline here: the offline store is the record online reads are checked against
+        target = "offline" if to == "offline" else "online_and_offline"
+        await run_in_threadpool(self.store.push, name, table, _idempotency_key(request), target)
         return Response(_NULL, media_type="application/json")
 
     # -- operations ------------------------------------------------------------------------------
