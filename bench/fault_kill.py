@@ -1,8 +1,9 @@
 """Fault script (issue 7): SIGKILL writers and compactors at random points under concurrent load.
 
 Three writer processes push batches with idempotency keys (a careful client: after a crash it
-retries the batch it had in flight with the same key, then goes on); a fourth process compacts
-and vacuums in a loop. The script SIGKILLs a random one of them at a random moment, restarts
+retries the batch it had in flight with the same key, then goes on), a fourth pushes over HTTP
+to a `featureline serve` process with an `Idempotency-Key` header (retrying until it gets a
+200), and a compactor compacts and vacuums in a loop. The script SIGKILLs a random one of them at a random moment, restarts
 it, and repeats `--kills` times. Then it checks:
 
 - every acknowledged batch is present exactly once offline (no key twice, stored rows = the
@@ -58,6 +59,36 @@ WRITER = textwrap.dedent(
     """
 )
 
+HTTP_WRITER = textwrap.dedent(
+    """
+    import json, os, sys, time, urllib.request, urllib.error
+    from datetime import datetime, timedelta, timezone
+
+    repo, w, batches, size, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    ack = os.path.join(repo, f"acks-{w}.txt")
+    done = set(open(ack).read().split()) if os.path.exists(ack) else set()
+    t0 = (datetime.now(timezone.utc) - timedelta(minutes=10)).isoformat()
+    with open(ack, "a") as fh:
+        for b in range(batches):
+            if str(b) in done:
+                continue
+            ids = [w * 1_000_000 + b * size + j for j in range(size)]
+            rows = [{"driver_id": i, "event_timestamp": t0, "rate": i * 0.25, "trips": i} for i in ids]
+            body = json.dumps({"rows": rows}).encode()
+            while True:   # a careful client: retry the same key until the server answers 200
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/push/driver_stats", data=body, method="POST",
+                    headers={"content-type": "application/json", "idempotency-key": f"w{w}-b{b}"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        if r.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                    pass
+                time.sleep(0.05)
+            fh.write(f"{b}\\n"); fh.flush(); os.fsync(fh.fileno())   # acknowledged
+    """
+)
+
 COMPACTOR = textwrap.dedent(
     """
     import sys, time
@@ -104,9 +135,29 @@ def main() -> int:
     def writer(w: int) -> subprocess.Popen[bytes]:
         return _spawn(WRITER, str(repo), str(w), str(args.batches), str(SIZE))
 
-    procs: dict[str, subprocess.Popen[bytes]] = {f"w{w}": writer(w) for w in range(args.writers)}
-    procs["compactor"] = _spawn(COMPACTOR, str(repo))
-    kills = {"writer": 0, "compactor": 0}
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    http_w = args.writers  # one more writer, over HTTP, to a server that is killed too
+
+    def server() -> subprocess.Popen[bytes]:
+        code = "import sys; from featureline.cli import main; main(sys.argv[1:])"
+        return _spawn(code, "--repo", str(repo), "serve", "--port", str(port), "--log-level", "warning")
+
+    def spawn(name: str) -> subprocess.Popen[bytes]:
+        if name == "compactor":
+            return _spawn(COMPACTOR, str(repo))
+        if name == "server":
+            return server()
+        if name == f"w{http_w}":
+            return _spawn(HTTP_WRITER, str(repo), str(http_w), str(args.batches), str(SIZE), str(port))
+        return writer(int(name[1:]))
+
+    names = [*(f"w{w}" for w in range(args.writers + 1)), "compactor", "server"]
+    procs: dict[str, subprocess.Popen[bytes]] = {n: spawn(n) for n in names}
+    kills = {"writer": 0, "http_writer": 0, "compactor": 0, "server": 0}
     t0 = time.perf_counter()
     while sum(kills.values()) < args.kills:
         time.sleep(rng.uniform(0.05, 0.6))
@@ -115,26 +166,29 @@ def main() -> int:
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()
-            kills["compactor" if name == "compactor" else "writer"] += 1
+            kind = name if name in ("compactor", "server") else ("http_writer" if name == f"w{http_w}" else "writer")
+            kills[kind] += 1
         elif p.returncode != 0:
             print(f"{name} failed:\n{p.stderr.read().decode() if p.stderr else ''}", file=sys.stderr)
             return 1
-        procs[name] = _spawn(COMPACTOR, str(repo)) if name == "compactor" else writer(int(name[1:]))
+        procs[name] = spawn(name)
     procs["compactor"].send_signal(signal.SIGKILL)
     procs["compactor"].wait()
     for name, p in procs.items():  # writers finish their sequences (retrying what was in flight)
-        if name != "compactor":
+        if name not in ("compactor", "server"):
             _, err = p.communicate(timeout=600)
             if p.returncode != 0:
                 print(f"{name} failed:\n{err.decode()}", file=sys.stderr)
                 return 1
     load_s = time.perf_counter() - t0
+    procs["server"].send_signal(signal.SIGKILL)
+    procs["server"].wait()
 
     fresh = fl.FeatureStore(repo)  # the store opens
     fv = fresh.get_feature_view("driver_stats")
     stored = fresh.offline.latest_rows(fv)
     ids = stored.column("driver_id").to_pylist()
-    acked = {(w, int(b)) for w in range(args.writers) for b in (repo / f"acks-{w}.txt").read_text().split()}
+    acked = {(w, int(b)) for w in range(args.writers + 1) for b in (repo / f"acks-{w}.txt").read_text().split()}
     expected = sorted(w * 1_000_000 + b * SIZE + j for w, b in acked for j in range(SIZE))
     by_batch: dict[tuple[int, int], int] = {}
     for i in ids:
