@@ -22,7 +22,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from featureline.config import PredictionLogSettings
 from featureline.errors import ConflictError, NotFoundError, ValidationError
@@ -30,17 +30,46 @@ from featureline.errors import ConflictError, NotFoundError, ValidationError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from featureline.feature_store import FeatureStore
     from featureline.models.registry import ModelRegistry, ModelVersion
 
-__all__ = ["PredictionLog", "Predictor", "read_prediction_log"]
+__all__ = ["DefinitionLookup", "FeatureReader", "OnlineVectors", "PredictionLog", "Predictor", "read_prediction_log"]
+
+
+# -- what the predictor needs from the store (FeatureStore satisfies these structurally) ---------
+
+
+class OnlineVectors(Protocol):
+    """The part of an online read's response the predictor uses."""
+
+    @property
+    def keys(self) -> dict[str, list[Any]]: ...
+
+    @property
+    def values(self) -> dict[str, list[Any]]: ...
+
+    @property
+    def statuses(self) -> dict[str, list[str]]: ...
+
+
+class DefinitionLookup(Protocol):
+    """The current definitions: a feature view (or on-demand view) by name and version."""
+
+    def view(self, name: str, version: int | None = None) -> Any: ...
+
+
+class FeatureReader(Protocol):
+    """Where the predictor reads features: online vectors, and the definitions they are served with."""
+
+    def catalog(self) -> DefinitionLookup: ...
+
+    def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineVectors: ...
 
 
 class Predictor:
     """Serve registered models. Models are cached per (name, alias/version) for `refresh` s."""
 
     def __init__(
-        self, store: FeatureStore, registry: ModelRegistry, log_dir: Path | None = None, refresh: float = 2.0,
+        self, store: FeatureReader, registry: ModelRegistry, log_dir: Path | None = None, refresh: float = 2.0,
         retention: PredictionLogSettings | None = None,
     ) -> None:
         self.store = store
