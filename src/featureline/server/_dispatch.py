@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,10 +111,11 @@ class Call:
                 return bytes(value).decode("latin-1")
         return None
 
-    async def json(self) -> Any:
-        """The parsed JSON body: 415 unless declared application/json, 413 over the limit, 408 late."""
+    def json(self) -> Coroutine[Any, Any, Any]:
+        """`await call.json()`: the parsed JSON body; 415 unless declared application/json, 413 over
+        the limit, 408 late. (A plain method returning the reader's coroutine: one frame less a read.)"""
         scope = self.scope
-        return await read_json_asgi(scope, self.receive, self._limit, self._deadlines, f"{scope['method']} {scope['path']}")
+        return read_json_asgi(scope, self.receive, self._limit, self._deadlines, f"{scope['method']} {scope['path']}")
 
 
 Handler = Callable[[Call], Awaitable[Any]]
@@ -143,6 +144,7 @@ def anonymous(call: Call) -> Any:
     return None
 
 
+_NO_PARAMS: dict[str, str] = {}
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -195,6 +197,7 @@ class Dispatcher:
         authenticate: Callable[[Call], Any] = anonymous,
     ) -> None:
         self.router = _Router(routes)
+        self._exact = self.router.exact
         self.metrics = metrics
         self.hosts = hosts
         self.max_body_bytes = max_body_bytes
@@ -212,7 +215,10 @@ class Dispatcher:
             if bad_host is not None:
                 raise MisdirectedRequest(self.hosts.message(bad_host, scope))
             label = "<unmatched>"
-            methods, params = self.router.methods(scope["path"])
+            methods = self._exact.get(scope["path"])  # the common case, one dict lookup
+            params: dict[str, str] = _NO_PARAMS
+            if methods is None:
+                methods, params = self.router.methods(scope["path"])
             if methods is None:
                 result: Any = self._not_found(scope)
             else:
