@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -50,8 +52,12 @@ def test_model_card_records_lineage(trained: tuple[Path, str]) -> None:
         card = mv.card
         assert card["features"] == ["driver_stats@v1:conv_rate", "driver_stats@v1:acc_rate", "driver_stats@v1:avg_daily_trips"]
         t = card["training"]
-        assert t["feature_service"] == "driver_activity" and t["registry_version"] == 1 and t["as_of"] is None
+        assert t["feature_service"] == "driver_activity" and t["registry_version"] == 1
+        assert t["as_of"].endswith("+00:00")  # "now", resolved to when the step ran
         assert len(t["entity_hash"]) == 64 and t["entity_rows"] == 3000
+        from featureline.models.steps import rebuild_training_set
+
+        assert store.models.artifacts.put(rebuild_training_set(store, mv)).id == t["training_set_id"]
         assert card["metrics"]["auc"] >= 0.6
         assert card["params"]["n"] == 3000 and card["params"]["drivers"] == 50 and card["run_id"] == run_id
         up = store.models.lineage("model", mv.ref, "up")
@@ -95,17 +101,27 @@ def test_cli_lineage_models_runs(trained: tuple[Path, str]) -> None:
     assert out.exit_code == 0 and "build_training_set" in out.output
 
 
-def test_cli_run_registers_a_new_version(trained: tuple[Path, str]) -> None:
+def test_cli_rerun_returns_the_registered_version_until_new_data(trained: tuple[Path, str]) -> None:
     root, _ = trained
     args = ["--repo", str(root), "run", "driver_pipeline:training", "--executor", "inline",
             "-p", f"repo={root}", "-p", "n=3000", "-p", "drivers=50", "-p", "days=6"]
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 0, out.output
     assert "register_model" in out.output and "succeeded" in out.output
-    again = CliRunner().invoke(cli, args)  # cached steps are reused; registering always runs
+    again = CliRunner().invoke(cli, args)  # cached steps are reused; registering always runs...
     assert again.exit_code == 0 and "cached" in again.output
-    with fl.FeatureStore(root) as store:
-        assert [m["version"] for m in store.models.versions("driver_quality")][:2] == [3, 2]
+    with fl.FeatureStore(root) as store:  # ... and finds the model it registered on that training set
+        assert [m["version"] for m in store.models.versions("driver_quality")] == [1]
+        fixed = store.preview("driver_stats", 50)  # the newest rows, corrected
+        fixed = fixed.set_column(fixed.column_names.index("conv_rate"), "conv_rate",
+                                 pa.array([0.01] * fixed.num_rows, fixed.schema.field("conv_rate").type))
+        created = pa.array([datetime.now(UTC)] * fixed.num_rows, pa.timestamp("us", tz="UTC"))
+        store.ingest("driver_stats", fixed.append_column("created", created))
+    fresh = CliRunner().invoke(cli, args)
+    assert fresh.exit_code == 0, fresh.output
+    with fl.FeatureStore(root) as store:  # a corrected batch: a new training set, a new version
+        assert [m["version"] for m in store.models.versions("driver_quality")] == [2, 1]
+        assert store.models.get("driver_quality", "production").version == 2
 
 
 def test_refused_when_features_no_longer_served(trained: tuple[Path, str]) -> None:

@@ -282,16 +282,79 @@ def test_a_step_that_ignores_the_soft_timeout_is_killed(pool: ProcessExecutor, t
                executor=pool, artifact_root=tmp_path).output("s") == 6.0
 
 
-def test_a_step_defined_in_a_function_fails_clearly_on_the_process_executor(pool: ProcessExecutor, tmp_path: Path) -> None:
+def test_a_step_defined_in_a_function_runs_on_the_process_executor(pool: ProcessExecutor, tmp_path: Path) -> None:
+    offset = 10
+
     @step
-    def local(x: int) -> int:
-        return x
+    def local(x: int) -> int:  # shipped by value, with what it closes over
+        return x + offset
 
     @pipeline
     def p(n: int = 1) -> None:
         local(n)
 
     r = run(p, executor=pool, artifact_root=tmp_path)
-    text = str(r.errors["local"])
-    assert r.status == "failed" and "module level" in text and "inline" in text
-    assert run(p, executor="inline", artifact_root=tmp_path).output("local") == 1
+    assert r.status == "succeeded", r.errors
+    assert r.output("local") == 11
+    assert run(p, executor="inline", artifact_root=tmp_path).statuses["local"] == "cached"
+
+
+def test_a_step_closing_over_an_unpicklable_value_fails_clearly(pool: ProcessExecutor, tmp_path: Path) -> None:
+    import threading
+
+    lock = threading.Lock()
+
+    @step
+    def locked(x: int) -> int:
+        with lock:
+            return x
+
+    @pipeline
+    def p(n: int = 1) -> None:
+        locked(n)
+
+    r = run(p, executor=pool, artifact_root=tmp_path)
+    text = str(r.errors["locked"])
+    assert r.status == "failed" and "lock" in text and "picklable" in text and "inline" in text
+    assert r.steps["locked"].attempts == 1
+    assert run(p, executor="inline", artifact_root=tmp_path).output("locked") == 1
+
+
+# ---- cache_key functions ------------------------------------------------------------------------
+
+
+def test_cache_key_function_must_name_inputs_of_the_step() -> None:
+    def key(n: int, missing: str, **rest: int) -> int:
+        return n
+
+    with pytest.raises(DefinitionError) as info:
+        step(cache_key=key)(scale.fn)
+    text = str(info.value)
+    assert len(info.value.problems) == 3 and "`n` is not an input" in text and "`missing`" in text and "**kwargs" in text
+    assert step(cache_key=lambda x: x)(scale.fn).cache_key_inputs == ("x",)
+
+
+def test_cache_key_function_decides_reuse_and_its_failure_fails_the_step(tmp_path: Path) -> None:
+    world = {"version": 1}
+
+    def key(x: int, factor: float = 2.0) -> dict[str, float]:
+        if world["version"] < 0:
+            raise RuntimeError("cannot reach the world")
+        return {"version": world["version"], "factor": factor}
+
+    keyed = scale.with_options(name="keyed")
+    keyed = Step(scale.fn, "keyed", keyed.options, None, key)
+
+    @pipeline
+    def p(n: int = 2) -> None:
+        keyed(n)
+
+    assert p.run(executor="inline", artifact_root=tmp_path).statuses == {"keyed": "succeeded"}
+    assert p.run(executor="inline", artifact_root=tmp_path).statuses == {"keyed": "cached"}
+    world["version"] = 2
+    again = p.run(executor="inline", artifact_root=tmp_path)
+    assert again.statuses == {"keyed": "succeeded"} and again.output("keyed") == 4.0
+    assert pickle.loads(pickle.dumps(keyed)).cache_key(3) == {"version": 2, "factor": 2.0}
+    world["version"] = -1
+    bad = p.run(executor="inline", artifact_root=tmp_path)
+    assert bad.status == "failed" and "cache_key function failed: RuntimeError: cannot reach the world" in str(bad.errors["keyed"])

@@ -2,9 +2,10 @@
 
 A model card holds metrics, parameters and lineage: the features the model was trained on,
 pinned to view versions (`view@v2:feature`), the feature service, the registry version, the
-training set artifact, the entity-frame hash, `as_of` and the run. Registering also writes
-lineage edges (feature view version -> training set -> run -> model version), so
-`featureline lineage` can walk them both ways.
+training set artifact, the entity frame (stored and hashed), `as_of` and the run. Registering
+also writes lineage edges (feature view version -> training set -> run -> model version), so
+`featureline lineage` can walk them both ways. Registering the same model artifact trained on
+the same training set again (a re-run of a cached pipeline) returns the existing version.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class ModelRegistry:
         alias: str | None = None,
         description: str = "",
     ) -> ModelVersion:
-        """Store `model` and a card; `training` is the info of the training-set step."""
+        """Store `model` and a card; `training` is the info of the training-set step. When a
+        version of `name` already holds this model trained on the same training set, that
+        version is returned (its card unchanged; `alias` still moves to it)."""
         ref = self.artifacts.put(model)
         self.metadata.record_artifact(ref)
         info = dict(training or {})
@@ -78,7 +81,11 @@ class ModelRegistry:
             "training": info,
             "run_id": run_id,
         }
-        version = self.metadata.register_model_version(name, ref, card)
+        version, new = self.metadata.register_model_version_once(name, ref, card)
+        if not new:
+            if alias:
+                self.set_alias(name, alias, version)
+            return self.get(name, version)
         mv_id = f"{name}:{version}"
         edges = [("model", mv_id, "artifact", ref.id, "stored_as")]
         if run_id:

@@ -61,7 +61,8 @@ def _metric(name: object, value: object) -> tuple[str, float]:
 
 
 class Metrics(dict[str, float]):
-    """Step metrics: metric name -> float. Return one from a step to have them tracked."""
+    """Step metrics: metric name -> float. Return one from a step to have them tracked (a
+    plain dict of numbers returned as an output named `metrics` is tracked too)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -74,6 +75,21 @@ class Metrics(dict[str, float]):
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
+
+
+METRICS_OUTPUT = "metrics"
+
+
+def tracked_metrics(name: str, obj: object) -> dict[str, float] | None:
+    """The metrics a step output stands for: a `Metrics`, or a dict of numbers (str keys, not
+    bools) returned as the output named `metrics`; None for anything else."""
+    if isinstance(obj, Metrics):
+        return dict(obj)
+    if name != METRICS_OUTPUT or not isinstance(obj, Mapping) or not obj:
+        return None
+    if all(isinstance(k, str) and k and isinstance(v, numbers.Real) and not isinstance(v, bool) for k, v in obj.items()):
+        return {k: float(v) for k, v in obj.items()}
+    return None
 
 
 def canonical_json(value: Any, *, allow_nan: bool = False) -> bytes:
@@ -229,7 +245,9 @@ def _type_name(obj: object) -> str:
 
 
 class PickleMaterializer:
-    """Any picklable value (pickle protocol 5). Loading a pickle runs code: trust the store."""
+    """Any picklable value (pickle protocol 5, written with cloudpickle: classes and functions
+    of `__main__` are kept by value, other values give the bytes `pickle` gives). Loading a
+    pickle runs code: trust the store."""
 
     kind = "pickle"
 
@@ -237,9 +255,11 @@ class PickleMaterializer:
         return True
 
     def write(self, obj: Any, path: Path) -> None:
+        import cloudpickle
+
         try:
             with open(path, "wb") as f:
-                pickle.dump(obj, f, protocol=5)
+                cloudpickle.dump(obj, f, protocol=5)
         except Exception as e:
             name = getattr(obj, "__qualname__", None)
             what = f"`{_type_name(obj)}`" + (f" (`{name}`)" if isinstance(name, str) else "")

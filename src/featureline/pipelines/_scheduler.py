@@ -235,31 +235,70 @@ class _Run:
                 self._finish_node(node, "succeeded", "", record=True)
         for (name, params, arts, ids), item in zip(items, res.items if mapped else [res], strict=True):
             step = node.step
-            code = self.hashes.get(id(step))
-            if code is None:
-                from featureline.pipelines.cache import code_hash
-
-                code = self.hashes[id(step)] = code_hash(step.fn)
-            from featureline.pipelines.cache import cache_key
-
-            try:
-                key = cache_key(code, params, ids, self.env)
-            except ValidationError:
-                key = ""  # a param without a stable identity: this step is never cached
             task = StepTask(self.run_id, name, step, params, arts, ids, self.root,
                             str(self.log_dir / f"{name}.log"), timeout=step.options.timeout)
-            job = _Job(node, item, task, key, started=time.monotonic())
-            item.cache_key, item.log_path = key, task.log_path
+            job = _Job(node, item, task, "", started=time.monotonic())
+            item.log_path = task.log_path
+            try:
+                extra = self._extra_key(step, params, arts)
+            except Exception as e:
+                self.md.start_step(self.run_id, name, "", ids)
+                what = f"its cache_key function failed: {type(e).__name__}: {e}"
+                self._fail(job, "failed", self._error(job, what, retryable=False), "")
+                continue
+            job.key = item.cache_key = key = self._key(step, params, ids, extra)
             self.md.start_step(self.run_id, name, key, ids)
             hit = self.md.find_cached(key) if key and self.cache and step.options.cache else None
             if hit is not None and set(hit) == set(step.output_names) and all(self.store.exists(r) for r in hit.values()):
                 item.status, item.outputs = "cached", hit
                 item.duration = time.monotonic() - job.started
-                self.md.finish_step(self.run_id, name, "cached", hit, None, None, None, 0)
+                self.md.finish_step(self.run_id, name, "cached", hit, self._metrics_of(hit), None, None, 0)
                 self._lineage(job)
                 self._job_done(job)
             else:
                 self.ready.append(job)
+
+    def _key(self, step: Any, params: dict[str, Any], ids: dict[str, str], extra: Any) -> str:
+        from featureline.pipelines.cache import cache_key, code_hash
+
+        code = self.hashes.get(id(step))
+        if code is None:
+            code = code_hash(step.fn)
+            if step.cache_key is not None:  # its code is part of what the key means
+                code = f"{code}+{code_hash(step.cache_key)}"
+            self.hashes[id(step)] = code
+        try:
+            return cache_key(code, params, ids, self.env, extra)
+        except ValidationError:
+            return ""  # a param without a stable identity: this step is never cached
+
+    def _extra_key(self, step: Any, params: dict[str, Any], arts: dict[str, Any]) -> Any:
+        """What the step's `cache_key` function says about this run (None without one)."""
+        if step.cache_key is None:
+            return None
+        from featureline.pipelines.graph import REQUIRED
+
+        kwargs: dict[str, Any] = {}
+        for name in step.cache_key_inputs:
+            if name in params:
+                kwargs[name] = params[name]
+            elif name in arts:
+                a = arts[name]
+                kwargs[name] = (self.store.get(a.ref)[a.index] if isinstance(a, ItemOf)
+                                else [self.store.get(r) for r in a] if isinstance(a, list) else self.store.get(a))
+            elif step.inputs[name].default is not REQUIRED:
+                kwargs[name] = step.inputs[name].default
+        return {"cache_key": step.cache_key(**kwargs)}
+
+    def _metrics_of(self, outputs: dict[str, Any]) -> dict[str, float] | None:
+        """The metrics a cached step's outputs hold, recorded on this run as if it had run."""
+        from featureline.pipelines.artifacts import METRICS_OUTPUT, tracked_metrics
+
+        found: dict[str, float] = {}
+        for name, ref in outputs.items():
+            if ref.materializer == "featureline.metrics" or (name == METRICS_OUTPUT and ref.kind == "json"):
+                found.update(tracked_metrics(name, self.store.get(ref)) or {})
+        return found or None
 
     def _finish_node(self, node: Node, status: str, reason: str, *, record: bool) -> None:
         res = self.results[node.name]
@@ -284,7 +323,8 @@ class _Run:
         try:
             fut = self.ex.submit(job.task)
         except Exception as e:
-            self._attempt_failed(job, self._error(job, f"could not be submitted: {type(e).__name__}: {e}", retryable=False))
+            what = f"could not be submitted: {type(e).__name__}: {e}.{_pickle_hint(e)}"
+            self._attempt_failed(job, self._error(job, what, retryable=False))
             return
         t = job.task.timeout
         job.deadline = time.monotonic() + t + (grace if self.ex.capabilities.kill else 0.0) if t else None
@@ -298,11 +338,7 @@ class _Run:
             self._attempt_failed(job, self._error(job, str(e)))
             return
         except Exception as e:
-            hint = ""
-            if "pickle" in f"{type(e).__name__} {e}".lower():
-                hint = (" Fix: define steps at module level of an importable module, pass picklable"
-                        " values, or use executor='inline'.")
-            self._attempt_failed(job, self._error(job, f"could not run: {type(e).__name__}: {e}.{hint}", retryable=False))
+            self._attempt_failed(job, self._error(job, f"could not run: {type(e).__name__}: {e}.{_pickle_hint(e)}", retryable=False))
             return
         if not r.ok:
             self._attempt_failed(job, r.error or self._error(job, "failed"))
@@ -373,6 +409,13 @@ class _Run:
                 return f"[log file: {path}]\n" + f.read().decode("utf-8", "replace")
         except OSError:
             return None
+
+
+def _pickle_hint(e: BaseException) -> str:
+    if "pickle" not in f"{type(e).__name__} {e}".lower():
+        return ""
+    return (" Fix: pass picklable values and keep unpicklable objects (locks, connections, open"
+            " files) out of the step's inputs and of what its code refers to, or use executor='inline'.")
 
 
 __all__ = ["OK", "StepResult"]

@@ -31,6 +31,7 @@ from featureline.errors import (
 from featureline.pipelines._materializers import (
     DEFAULT_MATERIALIZERS,
     ID_CHARS,
+    METRICS_OUTPUT,
     ArrowMaterializer,
     DirMaterializer,
     FileMaterializer,
@@ -52,6 +53,7 @@ from featureline.pipelines._materializers import (
     hash_path,
     materializer_for,
     materializer_name,
+    tracked_metrics,
 )
 
 _ID_RE = re.compile(rf"[0-9a-f]{{{ID_CHARS}}}")
@@ -353,6 +355,7 @@ def _reopen(
 
 __all__ = [
     "DEFAULT_MATERIALIZERS",
+    "METRICS_OUTPUT",
     "ArrowMaterializer",
     "ArtifactRef",
     "ArtifactStore",
@@ -370,4 +373,5 @@ __all__ = [
     "canonical_json",
     "hash_path",
     "materializer_for",
+    "tracked_metrics",
 ]

@@ -3,6 +3,10 @@
 `code_hash(fn)` hashes the function's source (decorators and comments ignored, so changing
 `@step(retries=3)` or a comment does not invalidate the cache); it does not follow helper
 functions the step calls: put a version in the step's params to invalidate on their change.
+
+A step whose output depends on more than its inputs (the data a feature store holds now)
+declares `@step(cache_key=fn)`; the runner passes what `fn` returns as `extra`, so the step is
+reused only while that matches too (see `featureline.pipelines.dsl`).
 """
 
 from __future__ import annotations
@@ -81,8 +85,10 @@ def cache_key(
     params: dict[str, Any],
     input_ids: dict[str, str],
     env: dict[str, str] | None = None,
+    extra: Any = None,
 ) -> str:
-    """sha256 hex of a canonical JSON of the step's code hash, params, input ids and env."""
+    """sha256 hex of a canonical JSON of the step's code hash, params, input ids and env, and
+    of `extra` (JSON-like: what a step's `cache_key` function returned) when it is not None."""
     if not isinstance(step_code_hash, str) or not step_code_hash:
         raise ValidationError(
             f"`step_code_hash` must be a non-empty string, got `{step_code_hash!r}`. "
@@ -106,6 +112,8 @@ def cache_key(
         "inputs": dict(input_ids),
         "env": dict(env or {}),
     }
+    if extra is not None:  # absent otherwise: keys of steps without a `cache_key` stay as they were
+        doc["extra"] = _canonical(extra, "cache_key()")
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -27,6 +27,15 @@ Conditions: `with when(handle_or_param <op> value):` with `==, !=, <, <=, >, >=`
 output used in a condition is loaded by the runner, so keep it small (a number, a string).
 A step whose condition is false is "skipped", and so is every step that needs its output.
 
+Cache keys: a step is reused when its code, inputs and environment match a cached run. A step
+whose result also depends on the world outside its inputs (a feature store that ingested new
+rows) declares `@step(cache_key=fn)`: `fn` is called in the runner, before the cache lookup,
+with the step inputs it names (by parameter name), and what it returns (JSON-like) joins the
+key. `featureline.models.steps.build_training_set` keys on the data visible to it this way.
+
+Steps defined in `__main__` (a script or a notebook) or inside a function travel to worker
+processes by value (cloudpickle); steps of an importable module travel by reference.
+
 Fan-out: `step.map(items=list_or_handle, **other_inputs)` runs the step once per element;
 the element goes to the parameter named by `over=`, else to a parameter called `items`, else
 to the first parameter not given in `other_inputs`. Outside a pipeline, calling a step (or
@@ -44,7 +53,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple, TypeVar, overload
 
-from featureline.errors import DefinitionError
+from featureline.errors import DefinitionError, did_you_mean
 from featureline.pipelines._trace import BUILDER, Builder, Output, Param, when
 from featureline.pipelines.graph import (
     REQUIRED,
@@ -112,10 +121,12 @@ class Step:
         name: str | None = None,
         options: StepOptions | None = None,
         outputs: tuple[str, ...] | None = None,
+        cache_key: Callable[..., Any] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.options = options or StepOptions()
+        self.cache_key = cache_key
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         problems = self.options.problems(self.name)
@@ -135,6 +146,7 @@ class Step:
         self._declared_outputs = outputs
         self.outputs: dict[str, Any] = _outputs(self.name, hints.get("return", Any), outputs, problems)
         self.output_names: tuple[str, ...] = tuple(self.outputs)
+        self.cache_key_inputs: tuple[str, ...] = _cache_key_inputs(self, problems)
         if problems:
             raise DefinitionError.from_problems(problems, what=f"step `{self.name}`")
 
@@ -145,7 +157,7 @@ class Step:
             opts = replace(self.options, **changes)
         except TypeError as e:
             raise DefinitionError(f"step `{self.name}`: {e}") from None
-        return Step(self.fn, name, opts, self._declared_outputs)
+        return Step(self.fn, name, opts, self._declared_outputs, self.cache_key)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         builder = BUILDER.get()
@@ -170,11 +182,16 @@ class Step:
         return builder.add(self, (), {**inputs, over: items}, over)
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """By reference (module and name) when a worker can import this very step, else by
+        value: a step of `__main__` (a script, a notebook), made in a function or by
+        `with_options` is shipped with its code, so workers never import the user's main."""
         mod, qual = self.fn.__module__, self.fn.__qualname__
-        found = _resolve(mod, qual, import_=False)
-        if isinstance(found, Step) and found.fn is self.fn and found.name == self.name:
+        if mod != "__main__" and _resolve(mod, qual, import_=False) is self:
             return (load_step, (mod, qual))
-        return (Step, (self.fn, self.name, self.options, self._declared_outputs))
+        import cloudpickle
+
+        state = (self.fn, self.name, self.options, self._declared_outputs, self.cache_key)
+        return (_step_by_value, (cloudpickle.dumps(state, protocol=5),))
 
     def __repr__(self) -> str:
         return f"<step {self.name} ({self.fn.__module__}.{self.fn.__qualname__})>"
@@ -186,6 +203,35 @@ def _resolve(module: str, qualname: str, *, import_: bool) -> Any:
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     return obj
+
+
+def _step_by_value(data: bytes) -> Step:
+    """The other half of `Step.__reduce__` for steps shipped by value."""
+    import pickle
+
+    return Step(*pickle.loads(data))
+
+
+def _cache_key_inputs(st: Step, problems: list[str]) -> tuple[str, ...]:
+    """The step inputs a `cache_key` function is called with (its parameters, all inputs)."""
+    fn = st.cache_key
+    if fn is None:
+        return ()
+    if not callable(fn):
+        problems.append(f"step `{st.name}`: `cache_key` must be a function of the step's inputs, not `{fn!r}`.")
+        return ()
+    names: list[str] = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            problems.append(f"step `{st.name}`: `cache_key` parameter `{p.name}` must be a named input of the step (no *args, **kwargs or `/`).")
+        elif p.name not in st.inputs:
+            problems.append(
+                f"step `{st.name}`: `cache_key` parameter `{p.name}` is not an input of the step."
+                f"{did_you_mean(p.name, st.inputs)} Inputs: {', '.join(f'`{i}`' for i in st.inputs) or 'none'}."
+            )
+        else:
+            names.append(p.name)
+    return tuple(names)
 
 
 def load_step(module: str, qualname: str) -> Step:
@@ -261,6 +307,7 @@ def step(
     resources: Mapping[str, float] | None = ...,
     name: str | None = ...,
     outputs: tuple[str, ...] | None = ...,
+    cache_key: Callable[..., Any] | None = ...,
 ) -> Callable[[_F], Step]: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -273,12 +320,16 @@ def step(
     resources: Mapping[str, float] | None = None,
     name: str | None = None,
     outputs: tuple[str, ...] | None = None,
+    cache_key: Callable[..., Any] | None = None,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
-    """Make a function a pipeline step (bare `@step` or `@step(retries=2, ...)`)."""
+    """Make a function a pipeline step (bare `@step` or `@step(retries=2, ...)`).
+
+    `cache_key`: a function of (some of) the step's inputs whose result joins the step's cache
+    key, for a step that reads something its inputs do not capture (module docstring)."""
     opts = StepOptions(cache, retries, retry_backoff, timeout, dict(resources or {}))
 
     def wrap(f: Callable[..., Any]) -> Step:
-        return Step(f, name, opts, outputs)
+        return Step(f, name, opts, outputs, cache_key)
 
     return wrap(fn) if fn is not None else wrap
 

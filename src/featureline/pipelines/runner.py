@@ -7,9 +7,11 @@
 
 Semantics:
 * A step's cache key is `cache_key(code_hash(fn), params, input artifact ids, env)` with env =
-  Python major.minor and the Featureline version. A hit needs every cached output to still be
-  in the artifact store (`exists`); otherwise the step runs again. `run(..., cache=False)` or
-  `@step(cache=False)` skip the lookup (results are still recorded for later runs).
+  Python major.minor and the Featureline version, plus what the step's `cache_key` function
+  returns, if it declares one (`@step(cache_key=fn)`, called here before the lookup; if it
+  raises, the step fails). A hit needs every cached output to still be in the artifact store
+  (`exists`); otherwise the step runs again. `run(..., cache=False)` or `@step(cache=False)`
+  skip the lookup (results are still recorded for later runs).
 * A failed attempt is retried `retries` times, waiting `retry_backoff * 2**(n-1)` s. A timed
   out attempt counts as failed; a value that cannot be stored (unpicklable) is not retried.
 * On a failure, independent branches run on; the failed step's dependants are "cancelled".
@@ -17,7 +19,8 @@ Semantics:
 * A false condition makes a step "skipped", and its dependants too.
 * Everything is recorded in the metadata store (default: SQLite `<artifact_root>/metadata.db`):
   the run, each step (a mapped step's elements as `name[i]`), cache keys, inputs, outputs,
-  metrics (any `Metrics` output), log tails, attempts and lineage edges
+  metrics (any `Metrics` output, or a dict of numbers output as `metrics`; a cached step's
+  too), log tails, attempts and lineage edges
   artifact -input-> step -output-> artifact. Full logs: `<artifact_root>/logs/<run_id>/`.
 * `run` returns a `RunResult` whatever happened; `raise_for_status()` raises the first error.
 """

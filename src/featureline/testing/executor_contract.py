@@ -14,8 +14,9 @@ a started executor (share one per module: pools and Ray are slow to start)::
             return pool
 
 The steps and pipelines live in `_executor_steps` at module level, so that worker processes
-(and Ray workers) can import them. Tests that need a crash-proof executor (SIGKILL) run only
-when `capabilities.isolation` is declared.
+(and Ray workers) import them by reference; a step made in a function (like one of `__main__`)
+travels by value. Tests that need a crash-proof executor (SIGKILL) run only when
+`capabilities.isolation` is declared.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from featureline.pipelines.dsl import pipeline, step
 from featureline.pipelines.executors import Executor, StepError
 from featureline.pipelines.metadata import open_metadata_store
 from featureline.pipelines.runner import RunResult, run
@@ -200,6 +202,24 @@ class ExecutorContract:
             assert "hello from stdout 7" in step["logs"] and path in step["logs"]
         finally:
             md.close()
+
+    def test_a_step_made_in_a_function_travels_by_value(self, executor: Executor, root: Path) -> None:
+        offset = 5
+
+        def plus_offset(x: int) -> int:  # a helper the worker cannot import either
+            return x + offset
+
+        @step
+        def local(x: int) -> int:
+            return plus_offset(x)
+
+        @pipeline
+        def p(n: int = 1) -> None:
+            local(n)
+
+        r = self.run(executor, p, root, {"n": 2})
+        assert r.status == "succeeded", r.errors
+        assert r.output("local") == 7
 
     def test_sigkilled_step_is_retried(self, executor: Executor, root: Path, tmp_path: Path) -> None:
         if not executor.capabilities.isolation:

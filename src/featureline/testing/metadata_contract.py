@@ -369,3 +369,15 @@ class ModelRegistryContract:
             store.set_model_alias("fraud", "staging", 7)
         with pytest.raises(ValidationError, match=r"ambiguous"):
             store.set_model_alias("fraud", "latest", 1)
+
+    def test_registering_the_same_model_on_the_same_training_set_returns_its_version(self, store: Any) -> None:
+        card = {"metrics": {"auc": 0.8}, "training": {"training_set_id": "ts-1"}}
+        assert store.register_model_version_once("churn", self._ref(1), card) == (1, True)
+        assert store.register_model_version_once("churn", self._ref(1), {**card, "metrics": {"auc": 0.9}}) == (1, False)
+        assert store.register_model_version_once("churn", self._ref(1), {"training": {"training_set_id": "ts-2"}}) == (2, True)
+        assert store.register_model_version_once("churn", self._ref(2), card) == (3, True)
+        assert store.register_model_version_once("churn", self._ref(3), {}) == (4, True)  # no training set
+        assert store.register_model_version_once("churn", self._ref(3), {"metrics": {}}) == (4, False)
+        assert store.register_model_version_once("other", self._ref(1), card) == (1, True)  # per model name
+        assert store.get_model_version("churn", 1)["card"] == card  # the first card stays
+        assert [m["version"] for m in store.list_model_versions("churn")] == [4, 3, 2, 1]

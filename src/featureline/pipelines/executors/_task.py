@@ -109,6 +109,14 @@ def execute_task(task: StepTask) -> TaskResult:
     return res
 
 
+def execute_pickled(data: bytes) -> TaskResult:
+    """`execute_task` of a task pickled with cloudpickle (how the process executor ships tasks:
+    values of classes defined in `__main__` travel by value, as the steps do)."""
+    import pickle
+
+    return execute_task(pickle.loads(data))
+
+
 def _error(task: StepTask, what: str, tb: str = "", error_type: str = "", retryable: bool = True) -> StepError:
     inputs = dict(task.input_ids)
     for k, v in task.params.items():
@@ -200,7 +208,7 @@ class _BadReturn(Exception):
 
 
 def _store_outputs(task: StepTask, res: TaskResult, value: Any, store: Any) -> None:
-    from featureline.pipelines.artifacts import Metrics
+    from featureline.pipelines.artifacts import tracked_metrics
 
     try:
         parts = _split(task, value)
@@ -218,8 +226,9 @@ def _store_outputs(task: StepTask, res: TaskResult, value: Any, store: Any) -> N
             res.error = _error(task, f"storing output `{name}` failed: {type(e).__name__}: {e}", error_type=type(e).__name__)
             return
         res.outputs[name] = ref
-        if isinstance(obj, Metrics):
-            res.metrics.update({k: float(v) for k, v in obj.items()})
+        numbers = tracked_metrics(name, obj)
+        if numbers is not None:
+            res.metrics.update(numbers)
         if isinstance(obj, (list, tuple)):
             res.lengths[name] = len(obj)
     res.ok = True
@@ -241,4 +250,4 @@ def warm(modules: tuple[str, ...] = ()) -> int:
     return os.getpid()
 
 
-__all__ = ["execute_task", "store_for", "warm"]
+__all__ = ["execute_pickled", "execute_task", "store_for", "warm"]

@@ -5,6 +5,11 @@ platform has it, else `spawn`), warmed at `start()` so the first step does not p
 process start-up and imports. Each worker runs one step attempt at a time, with its
 stdout/stderr (file descriptors 1 and 2, so C extensions and subprocesses too) in the step log.
 
+Workers never import the user's `__main__` (`_mp.context_without_main`): a script without an
+`if __name__ == "__main__":` guard is not run again in each worker, and a notebook works too.
+Tasks are shipped with cloudpickle, so steps, helpers, classes and values defined in
+`__main__` travel by value; steps of importable modules travel by reference.
+
 Crashes: a worker killed by a signal (SIGKILL, the OOM killer, a segfault) breaks the whole
 pool (`BrokenProcessPool`). The pool is rebuilt; the attempt whose worker died abnormally
 fails with `WorkerCrashedError` (the runner retries it if the step has retries left), and the
@@ -41,7 +46,8 @@ from featureline.pipelines.executors import (
     TaskResult,
     WorkerCrashedError,
 )
-from featureline.pipelines.executors._task import execute_task, warm
+from featureline.pipelines.executors._mp import context_without_main
+from featureline.pipelines.executors._task import execute_pickled, warm
 
 _PRELOAD = ["featureline.pipelines.executors._task", "featureline.pipelines.artifacts"]
 MAX_FREE_RESTARTS = 3
@@ -50,6 +56,7 @@ MAX_FREE_RESTARTS = 3
 @dataclass(eq=False)
 class _Record:
     task: StepTask
+    payload: bytes
     outer: Future[TaskResult] = field(default_factory=Future)
     pool: Any = None
     inner: Future[TaskResult] | None = None
@@ -113,7 +120,7 @@ class ProcessExecutor:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        ctx = mp.get_context(self.context)
+        ctx = context_without_main(self.context)
         if self.context == "forkserver":
             ctx.set_forkserver_preload([*_PRELOAD, *self.preload])
         return ProcessPoolExecutor(self.max_workers, mp_context=ctx, initializer=warm, initargs=(self.preload,))
@@ -153,7 +160,9 @@ class ProcessExecutor:
         assert self._tmp is not None
         task.capture = "fd"
         task.pid_path = os.path.join(self._tmp, f"{uuid.uuid4().hex}.pid")
-        rec = _Record(task)
+        import cloudpickle
+
+        rec = _Record(task, cloudpickle.dumps(task, protocol=5))  # unpicklable: raises here, to the caller
         with self._lock:
             self._records[id(rec)] = rec
             self._submit_locked(rec)
@@ -166,7 +175,7 @@ class ProcessExecutor:
             rec.outer.set_exception(WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down"))
             return
         try:
-            inner = pool.submit(execute_task, rec.task)
+            inner = pool.submit(execute_pickled, rec.payload)
         except BrokenProcessPool:
             self._start_recovery(pool, dict(getattr(pool, "_processes", None) or {}))
             return

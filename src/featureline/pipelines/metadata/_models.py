@@ -35,6 +35,11 @@ def _check(value: Any, what: str) -> str:
     return value
 
 
+def _training_set_of(card: Any) -> Any:
+    training = card.get("training") if isinstance(card, dict) else None
+    return training.get("training_set_id") if isinstance(training, dict) else None
+
+
 class ModelRegistryMixin:
     """Model registry methods for SqlMetadataStore (shares its connections and transactions)."""
 
@@ -67,6 +72,35 @@ class ModelRegistryMixin:
             return version
 
         return int(self._write(run))
+
+    def register_model_version_once(self, name: str, artifact: ArtifactRef, card: dict[str, Any]) -> tuple[int, bool]:
+        """(version, True) after adding a version like `register_model_version`, or (version,
+        False) when a version of `name` already holds the same model artifact trained on the
+        same training set (`card["training"]["training_set_id"]`, None for none): registering
+        it again returns that version. The check and the insert are one transaction."""
+        from featureline.pipelines.metadata._store import dump, now
+
+        _check(name, "Model name")
+        card_text = dump(card)
+        art = json.dumps(artifact.__dict__)
+        trained_on = _training_set_of(card)
+
+        def run(db: Any) -> tuple[int, bool]:
+            sql = f"SELECT version, artifact, card FROM {P}model_versions WHERE namespace = ? AND name = ? ORDER BY version"
+            found = self._x(db, sql, self.namespace, name).fetchall()
+            for version, other_art, other_card in found:
+                if json.loads(other_art).get("id") == artifact.id and _training_set_of(json.loads(other_card)) == trained_on:
+                    return int(version), False
+            version = max((int(r[0]) for r in found), default=0) + 1
+            self._x(
+                db,
+                f"INSERT INTO {P}model_versions (namespace, name, version, artifact, card, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                self.namespace, name, version, art, card_text, self._to_db(now()),
+            )
+            return version, True
+
+        version, new = self._write(run)
+        return int(version), bool(new)
 
     def set_model_alias(self, name: str, alias: str, version: int) -> None:
         """Point `alias` (e.g. `production`) of model `name` at `version`."""
