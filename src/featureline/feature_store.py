@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from featureline.online._read import OnlineResponse
     from featureline.online._store import OnlineStore
     from featureline.online.materialize import MaterializeResult
+    from featureline.read import ReadSource
     from featureline.registry import Plan, RegistryStore, RegistryVersion
     from featureline.write import WriteTarget
 
@@ -42,13 +43,6 @@ def _as_of_us(as_of: datetime | str | None) -> int | None:
     if not isinstance(as_of, datetime) or as_of.tzinfo is None:
         raise ValidationError(f"as_of `{as_of}` is a naive datetime; Featureline never guesses a time zone. Fix: pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc).")
     return dt_to_us(as_of)
-
-
-def _typed(name: str, values: list[Any], dtype: Any, pa: Any) -> Any:
-    try:
-        return pa.array(values, type=dtype.to_arrow())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
-        raise ValidationError(f"On-demand output `{name}` does not fit its declared type {dtype}: {e}. Fix: return {dtype} values or change the Field dtype.") from e
 
 
 def _stored_view(view: Any) -> FeatureView:
@@ -79,6 +73,7 @@ class FeatureStore:
         # dropped first (clients choose the lists); reset on catalog change
         self._hot = PlanCache(self.config.server.read_plan_cache)
         self.catalog_refresh_seconds = 1.0
+        self._reads: ReadSource | None = None
 
     @property
     def repo_path(self) -> Path:
@@ -288,33 +283,19 @@ class FeatureStore:
         timestamp_column: str | None = None,
     ) -> TrainingSet:
         """A point-in-time correct training set (DESIGN §3), optionally as the store knew it at `as_of`."""
-        from featureline._ondemand import compute, hidden_inputs, split
-        from featureline.offline._frames import to_arrow
         from featureline.offline.store import us_to_dt
-        from featureline.offline.training import TrainingSet, build_training_set
+        from featureline.read import training_set
 
         us = _as_of_us(as_of)
         cat = self.catalog(us_to_dt(us) if us is not None else None)
-        resolved = cat.resolve(features)
-        plain, od = split(resolved)
-        if od:
-            entity_df = to_arrow(entity_df, "entity frame")
-        table, names = build_training_set(self.offline, entity_df, plain, us, full_feature_names, timestamp_column)
-        if od:
-            import pyarrow as pa
+        return training_set(self._read_source(), cat, entity_df, features, us, full_feature_names, timestamp_column)
 
-            hidden, _ = build_training_set(self.offline, entity_df, hidden_inputs(cat, od), us, True, timestamp_column)
-            cols = {c: hidden.column(c).to_pylist() for c in hidden.column_names}
-            for name, (values, dtype) in compute(cat, od, cols, cols, table.num_rows, self._load_repo, full_feature_names).items():
-                table = table.append_column(name, _typed(name, values, dtype, pa))
-                names.append(name)
-        return TrainingSet(
-            table,
-            [str(r) for r, _ in resolved],
-            us_to_dt(us) if us is not None else None,
-            cat.version,
-            {"columns": names},
-        )
+    def _read_source(self) -> ReadSource:
+        if self._reads is None:
+            from featureline.read import ReadSource
+
+            self._reads = ReadSource(self.offline, lambda: self.online, self._load_repo)
+        return self._reads
 
     def _load_repo(self) -> object:
         from featureline.repo import load_repo
@@ -387,40 +368,9 @@ class FeatureStore:
 
     def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineResponse:
         """Feature vectors for `entity_rows` from the online store, with per-feature statuses."""
-        from featureline._ondemand import compute, hidden_inputs, split
-        from featureline.online._read import entity_columns, make_plan, read_with_plan
+        from featureline.read import online_features
 
-        cat = self._current()
-        if isinstance(features, FeatureService):
-            hkey: tuple[Any, ...] = ("service", features.name, tuple(features.refs()), full_feature_names)
-        else:
-            hkey = (features if isinstance(features, str) else tuple(features), full_feature_names)
-        plan = self._hot.get(hkey)
-        if plan is None:
-            unique = list(dict.fromkeys(features)) if isinstance(features, list | tuple) else features  # resolve reads a ref once anyway
-            plain, od = split(cat.resolve(unique))
-            hidden = hidden_inputs(cat, od) if od else []
-            key_types: dict[str, str] = {}
-            for _, v in [*plain, *hidden]:
-                key_types.update({k: str(t) for k, t in v.key_fields.items()})
-                key_types.update(self.offline.key_types(v.name, v.version))
-            plan = (make_plan(plain, key_types, full_feature_names), od, make_plan(hidden, key_types, True) if od else None)
-            if all(k in key_types for _, v in [*plain, *hidden] for k in v.join_keys):
-                self._hot[hkey] = plan  # key types are known once data exists: then the plan is final
-        read_plan, od, hidden_plan = plan
-        resp = read_with_plan(self.online, read_plan, entity_rows)
-        if od and hidden_plan is not None:
-            rows = entity_columns(entity_rows)
-            hid = read_with_plan(self.online, hidden_plan, rows)
-            n = len(next(iter(rows.values()))) if rows else 0
-            for name, (values, dtype) in compute(cat, od, hid.values, rows, n, self._load_repo, full_feature_names).items():
-                resp.values[name] = values
-                resp.statuses[name] = ["PRESENT" if v is not None else "NOT_FOUND" for v in values]
-                resp.event_us[name] = [None] * n
-                resp.dtypes[name] = dtype
-            for key, col in hid.keys.items():
-                resp.keys.setdefault(key, col)
-        return resp
+        return online_features(self._read_source(), self._current(), self._hot, features, entity_rows, full_feature_names)
 
     def push(
         self, view: FeatureView | str, rows: Any, idempotency_key: str | None = None, to: str = "online_and_offline"
