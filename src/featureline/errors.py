@@ -1,9 +1,38 @@
-"""One exception root for Featureline. Each error knows its HTTP status and pickles cleanly."""
+"""One exception root for Featureline. Each error knows its HTTP status and pickles cleanly.
+
+Every exception class Featureline raises on purpose lives here::
+
+    FeaturelineError (500)
+    ├── ValidationError (400)            bad input: a value, a frame, a definition
+    │   ├── DefinitionError              all problems of the definitions at once
+    │   ├── RequestTooLarge (413)
+    │   ├── UnsupportedMediaType (415)
+    │   └── MisdirectedRequest (421)      Host not on the allow-list
+    ├── UnauthenticatedError (401)        no or bad credential
+    ├── PermissionDeniedError (403)       a principal may not do this
+    ├── NotFoundError (404)
+    ├── MethodNotAllowed (405)
+    ├── RequestTimeout (408)
+    ├── ConflictError (409)
+    │   ├── RegistryConflictError         apply lost a compare-and-swap
+    │   └── CommitConflict                a compaction lost its compare-and-swap
+    ├── UserCodeError (500)               a user's function (on-demand view, step) raised
+    │   └── StepError                     a pipeline step failed (step, run, inputs, traceback)
+    ├── WorkerCrashedError (500)          the process running a step died
+    ├── ConfigError (500)
+    ├── StorageError (503)
+    │   └── PartialWriteError             committed offline, online apply failed
+    └── MissingExtraError (500)
+
+`ClientGone` (the client hung up mid-body) is control flow, not an error: it derives from
+`Exception` so that nothing answers it.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class FeaturelineError(Exception):
@@ -83,6 +112,10 @@ class RegistryConflictError(ConflictError):
         return (type(self), (self.message, self.expected, self.actual, self.objects))
 
 
+class CommitConflict(ConflictError):
+    """A compaction lost its compare-and-swap: a commit it meant to replace is no longer live."""
+
+
 class ConfigError(FeaturelineError):
     """featureline.yaml or FEATURELINE_* settings are wrong."""
 
@@ -108,6 +141,108 @@ class PartialWriteError(StorageError):
 
     def __reduce__(self) -> tuple[type, tuple[str, int]]:  # type: ignore[override]
         return (type(self), (self.message, self.commit))
+
+
+class UnauthenticatedError(FeaturelineError):
+    """No credential, or one that is wrong, expired or revoked."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(FeaturelineError):
+    """The principal is known but not granted this action on this resource."""
+
+    http_status = 403
+
+
+class UserCodeError(FeaturelineError):
+    """A user's own code (an on-demand view's function, a pipeline step) raised: a bug to fix
+    in that code, not a validation error of the request."""
+
+    http_status = 500
+
+
+class RequestTooLarge(ValidationError):
+    """The body, or the number of entity rows, is over the server's limit."""
+
+    http_status = 413
+
+class ClientGone(Exception):
+    """The client disconnected before sending the whole body: there is no one to answer."""
+
+
+class UnsupportedMediaType(ValidationError):
+    """A POST body that is not declared `application/json`.
+
+    A web page may send a "simple" cross-site POST (text/plain, a form, or a Blob without a type)
+    to any address, localhost included, without asking the server first (no CORS preflight).
+    Only parsing bodies declared as JSON means such a request can never write or read anything."""
+
+    http_status = 415
+
+
+class RequestTimeout(FeaturelineError):
+    """The request body did not arrive in time (slow or stalled client)."""
+
+    http_status = 408
+
+
+class MisdirectedRequest(ValidationError):
+    """The Host header names a host this server does not answer for (DNS rebinding guard)."""
+
+    http_status = 421
+
+class MethodNotAllowed(FeaturelineError):
+    http_status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.headers: tuple[tuple[bytes, bytes], ...] = ((b"allow", allow.encode()),)
+
+class StepError(UserCodeError):
+    """A step failed. Names the step, the run, its inputs, and carries the user traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        step: str = "",
+        run_id: str = "",
+        inputs: dict[str, str] | None = None,
+        traceback: str = "",
+        error_type: str = "",
+        retryable: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.step, self.run_id, self.inputs = step, run_id, dict(inputs or {})
+        self.traceback, self.error_type, self.retryable = traceback, error_type, retryable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (self.message, self.step, self.run_id, self.inputs, self.traceback, self.error_type, self.retryable)
+        return (type(self), args)
+
+    @classmethod
+    def build(
+        cls,
+        what: str,
+        *,
+        step: str,
+        run_id: str,
+        inputs: dict[str, str],
+        traceback: str = "",
+        error_type: str = "",
+        retryable: bool = True,
+    ) -> StepError:
+        lines = [f"step `{step}` failed in run `{run_id}`: {what}"]
+        if inputs:
+            lines.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in inputs.items()))
+        if traceback:
+            lines.append("  user traceback:")
+            lines += ["    " + ln for ln in traceback.rstrip().splitlines()]
+        return cls("\n".join(lines), step, run_id, inputs, traceback, error_type, retryable)
+
+
+class WorkerCrashedError(FeaturelineError):
+    """The process (or node) running a step died before it could report."""
 
 
 class MissingExtraError(FeaturelineError):
@@ -146,15 +281,28 @@ def unknown(kind: str, value: str, options: Iterable[str]) -> str:
 
 
 __all__ = [
+    "ClientGone",
+    "CommitConflict",
     "ConfigError",
     "ConflictError",
     "DefinitionError",
     "FeaturelineError",
+    "MethodNotAllowed",
+    "MisdirectedRequest",
     "MissingExtraError",
     "NotFoundError",
+    "PartialWriteError",
+    "PermissionDeniedError",
     "RegistryConflictError",
+    "RequestTimeout",
+    "RequestTooLarge",
+    "StepError",
     "StorageError",
+    "UnauthenticatedError",
+    "UnsupportedMediaType",
+    "UserCodeError",
     "ValidationError",
+    "WorkerCrashedError",
     "did_you_mean",
     "unknown",
 ]

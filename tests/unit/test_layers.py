@@ -135,3 +135,17 @@ def test_all_is_exactly_the_public_names() -> None:
     modules = {n for n, v in vars(featureline).items() if type(v).__name__ == "module"}
     assert set(featureline.__all__) == public - modules - {"annotations", "TYPE_CHECKING", "Any"}
     assert len(featureline.__all__) == len(set(featureline.__all__))
+
+
+def test_every_exception_class_lives_in_errors() -> None:
+    """Exception classes are defined in `featureline.errors` only (private control-flow ones excepted)."""
+    bad = []
+    for m, p in _modules().items():
+        if m in ("featureline.errors", "featureline.cli._common"):  # CliError must derive from click's ClickException
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+                if any(b.endswith(("Error", "Exception")) for b in bases) or "Exception" in bases:
+                    bad.append(f"{m}.{node.name}")
+    assert not bad, "exception classes outside errors.py: " + ", ".join(sorted(bad))

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import featureline as fl
-from featureline.errors import FeaturelineError
+from featureline.errors import FeaturelineError, UserCodeError
 from tests.helpers import TS, driver_defs, new_store, rows
 
 REQUEST = fl.RequestSource("trip", [fl.Field("distance_km", fl.Float64)])
@@ -57,7 +57,7 @@ def test_missing_request_field_and_user_error(tmp_path: Path) -> None:
     store.push("driver_stats", rows([1], [datetime.now(UTC)], [0.5]))
     with pytest.raises(FeaturelineError, match=r"needs request field\(s\) `distance_km`"):
         store.get_online_features(["trip_score:score"], {"driver_id": [1]})
-    with pytest.raises(FeaturelineError, match=r"`trip_score` raised TypeError.*Fix the function `trip_score`"):
+    with pytest.raises(UserCodeError, match=r"`trip_score` raised TypeError.*Fix the function `trip_score`"):
         store.get_online_features(["trip_score:score"], {"driver_id": [1], "distance_km": ["far"]})
 
 

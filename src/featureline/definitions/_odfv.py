@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featureline.definitions._objects import FeatureView, Field
-from featureline.errors import NotFoundError, ValidationError
+from featureline.errors import NotFoundError, UserCodeError, ValidationError
 
 MODES = ("python", "pandas")
 _LIVE: dict[tuple[str, str], OnDemandFeatureView] = {}  # (name, code hash) -> object, this process
@@ -99,7 +99,7 @@ class OnDemandFeatureView:
                 result = self.udf(dict(inputs))
         except Exception as e:
             where = traceback.extract_tb(e.__traceback__)[-1]
-            raise ValidationError(
+            raise UserCodeError(
                 f"On-demand feature view `{self.name}` raised {type(e).__name__}: {e} "
                 f"(at {where.filename}:{where.lineno}). Fix the function `{getattr(self.udf, '__name__', '?')}`."
             ) from e

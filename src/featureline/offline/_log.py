@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featureline.errors import CommitConflict
+
 LOG = "_log.jsonl"
 LOCK = "_lock"
 COMPACT_LOCK = "_compact.lock"
@@ -66,10 +68,6 @@ class Commit:
         return cls(
             d["seq"], d["ingested_at_us"], [Part(**p) for p in d["parts"]], d["rows"], d.get("meta", {}), d.get("replaces", [])
         )
-
-
-class CommitConflict(Exception):
-    """A compaction lost the race: a commit it meant to replace is no longer live."""
 
 
 def now_us() -> int:

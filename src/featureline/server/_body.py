@@ -11,7 +11,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from featureline.errors import FeaturelineError, ValidationError, did_you_mean
+from featureline.errors import (  # noqa: F401  (re-exported: the server raises them from here)
+    ClientGone,
+    FeaturelineError,
+    MisdirectedRequest,
+    RequestTimeout,
+    RequestTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+    did_you_mean,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,12 +40,6 @@ except ImportError:  # pragma: no cover - exercised only without orjson
     _DecodeError = json.JSONDecodeError
 
 
-class RequestTooLarge(ValidationError):
-    """The body, or the number of entity rows, is over the server's limit."""
-
-    http_status = 413
-
-
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
 
 
@@ -44,32 +47,6 @@ def json_type(value: Any) -> str:
     if value is None:
         return "null"
     return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-class ClientGone(Exception):
-    """The client disconnected before sending the whole body: there is no one to answer."""
-
-
-class UnsupportedMediaType(ValidationError):
-    """A POST body that is not declared `application/json`.
-
-    A web page may send a "simple" cross-site POST (text/plain, a form, or a Blob without a type)
-    to any address, localhost included, without asking the server first (no CORS preflight).
-    Only parsing bodies declared as JSON means such a request can never write or read anything."""
-
-    http_status = 415
-
-
-class RequestTimeout(FeaturelineError):
-    """The request body did not arrive in time (slow or stalled client)."""
-
-    http_status = 408
-
-
-class MisdirectedRequest(ValidationError):
-    """The Host header names a host this server does not answer for (DNS rebinding guard)."""
-
-    http_status = 421
 
 
 CLOSE_STATUSES = frozenset({408, 413, 415, 421})  # answered before the body was read: close the connection

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from featureline.errors import FeaturelineError, NotFoundError, did_you_mean
+from featureline.errors import FeaturelineError, MethodNotAllowed, NotFoundError, did_you_mean
 from featureline.server._body import (
     CLOSE_STATUSES,
     NO_DEADLINE,
@@ -129,14 +129,6 @@ class Route:
     path: str
     method: str
     handler: Handler
-
-
-class MethodNotAllowed(FeaturelineError):
-    http_status = 405
-
-    def __init__(self, message: str, allow: str) -> None:
-        super().__init__(message)
-        self.headers: Headers = ((b"allow", allow.encode()),)
 
 
 def anonymous(call: Call) -> Any:

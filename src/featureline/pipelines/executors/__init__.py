@@ -19,57 +19,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from featureline.errors import ConfigError, FeaturelineError, unknown
+from featureline.errors import ConfigError, StepError, WorkerCrashedError, unknown
 
 if TYPE_CHECKING:
     from featureline.pipelines.artifacts import ArtifactRef
     from featureline.pipelines.dsl import Step
-
-
-class StepError(FeaturelineError):
-    """A step failed. Names the step, the run, its inputs, and carries the user traceback."""
-
-    def __init__(
-        self,
-        message: str,
-        step: str = "",
-        run_id: str = "",
-        inputs: dict[str, str] | None = None,
-        traceback: str = "",
-        error_type: str = "",
-        retryable: bool = True,
-    ) -> None:
-        super().__init__(message)
-        self.step, self.run_id, self.inputs = step, run_id, dict(inputs or {})
-        self.traceback, self.error_type, self.retryable = traceback, error_type, retryable
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        args = (self.message, self.step, self.run_id, self.inputs, self.traceback, self.error_type, self.retryable)
-        return (type(self), args)
-
-    @classmethod
-    def build(
-        cls,
-        what: str,
-        *,
-        step: str,
-        run_id: str,
-        inputs: dict[str, str],
-        traceback: str = "",
-        error_type: str = "",
-        retryable: bool = True,
-    ) -> StepError:
-        lines = [f"step `{step}` failed in run `{run_id}`: {what}"]
-        if inputs:
-            lines.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in inputs.items()))
-        if traceback:
-            lines.append("  user traceback:")
-            lines += ["    " + ln for ln in traceback.rstrip().splitlines()]
-        return cls("\n".join(lines), step, run_id, inputs, traceback, error_type, retryable)
-
-
-class WorkerCrashedError(FeaturelineError):
-    """The process (or node) running a step died before it could report."""
 
 
 @dataclass(frozen=True)
