@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/python examples/drivers/demo.py
 
-## lint: ruff and mypy
+## lint: ruff (lint and format check) and mypy
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
 ## test: lint, then the test suite (warnings are errors)

@@ -65,9 +65,24 @@ def free_port() -> int:
 
 def start_server(repo: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "featureline.cli", "--repo", str(repo), "serve", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "featureline.cli",
+        "--repo",
+        str(repo),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -76,7 +91,9 @@ def start_server(repo: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
             raise SystemExit(f"featureline serve exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(
+                    f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+                )
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     return proc, base
         except OSError:
@@ -89,7 +106,9 @@ def start_server(repo: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
 # -- clients -------------------------------------------------------------------------------------------
 
 
-async def _raw_worker(host: str, port: int, request: bytes, stop_at: float, lat: list[float], errors: list[str]) -> None:
+async def _raw_worker(
+    host: str, port: int, request: bytes, stop_at: float, lat: list[float], errors: list[str]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     clock = time.perf_counter
     try:
@@ -112,7 +131,9 @@ async def _raw_worker(host: str, port: int, request: bytes, stop_at: float, lat:
         await writer.wait_closed()
 
 
-async def _httpx_worker(url: str, body: bytes, stop_at: float, lat: list[float], errors: list[str]) -> None:
+async def _httpx_worker(
+    url: str, body: bytes, stop_at: float, lat: list[float], errors: list[str]
+) -> None:
     import httpx
 
     clock = time.perf_counter
@@ -128,7 +149,9 @@ async def _httpx_worker(url: str, body: bytes, stop_at: float, lat: list[float],
                 errors.append(f"{r.status_code} {r.text[:200]}")
 
 
-async def run_load(url: str, body: bytes, concurrency: int, seconds: float, client: str) -> tuple[list[float], list[str], float]:
+async def run_load(
+    url: str, body: bytes, concurrency: int, seconds: float, client: str
+) -> tuple[list[float], list[str], float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = parts.path or "/"
@@ -150,12 +173,27 @@ async def run_load(url: str, body: bytes, concurrency: int, seconds: float, clie
 
 def run_wrk(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\nwrk.headers["Content-Type"] = "application/json"\n')
+        f.write(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
         script = f.name
     try:
         threads = min(concurrency, os.cpu_count() or 1)
-        out = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency", "-s", script, url],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{concurrency}",
+                f"-d{int(seconds)}s",
+                "--latency",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         os.unlink(script)
     print(out)
@@ -179,8 +217,14 @@ def parse_wrk(out: str) -> dict[str, float]:
     errors = int(bad.group(1)) if bad else 0
     if errs:
         errors += sum(int(g) for g in errs.groups())
-    return {"rps": float(rps.group(1)) if rps else float("nan"), "requests": int(total.group(1)) if total else 0,
-            "errors": errors, "p50_ms": ms("50%"), "p90_ms": ms("90%"), "p99_ms": ms("99%")}
+    return {
+        "rps": float(rps.group(1)) if rps else float("nan"),
+        "requests": int(total.group(1)) if total else 0,
+        "errors": errors,
+        "p50_ms": ms("50%"),
+        "p90_ms": ms("90%"),
+        "p99_ms": ms("99%"),
+    }
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -200,14 +244,30 @@ def check_once(url: str, body: bytes) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", help="Full URL to POST to; without it a featureline server is started here.")
-    ap.add_argument("--path", default="/features/online", help="Path on the started server (e.g. /get-online-features).")
-    ap.add_argument("--body-file", type=Path, help="JSON request body (default: 1 driver x the 3 example features).")
-    ap.add_argument("--concurrency", "-c", type=int, default=8, help="Concurrent keep-alive connections.")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--url", help="Full URL to POST to; without it a featureline server is started here."
+    )
+    ap.add_argument(
+        "--path",
+        default="/features/online",
+        help="Path on the started server (e.g. /get-online-features).",
+    )
+    ap.add_argument(
+        "--body-file",
+        type=Path,
+        help="JSON request body (default: 1 driver x the 3 example features).",
+    )
+    ap.add_argument(
+        "--concurrency", "-c", type=int, default=8, help="Concurrent keep-alive connections."
+    )
     ap.add_argument("--duration", "-d", type=float, default=10.0, help="Seconds of measured load.")
     ap.add_argument("--warmup", type=float, default=1.0, help="Seconds of unmeasured load first.")
-    ap.add_argument("--workers", type=int, default=1, help="Worker processes of the started server.")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="Worker processes of the started server."
+    )
     ap.add_argument("--repo", type=Path, help="Serve this repo instead of a fresh example repo.")
     ap.add_argument("--client", choices=["raw", "httpx", "wrk"], default="raw")
     ap.add_argument("--json", action="store_true", help="Also print the result as one JSON line.")
@@ -230,14 +290,20 @@ def main() -> None:
         if args.client == "wrk":
             res = run_wrk(url, body, args.concurrency, args.duration)
             print(f"{url}  client=wrk concurrency={args.concurrency}")
-            print(f"requests: {res['requests']:,}  errors: {res['errors']:,}  throughput: {res['rps']:,.0f} req/s")
-            print(f"latency ms: p50 {res['p50_ms']:.3f}  p90 {res['p90_ms']:.3f}  p99 {res['p99_ms']:.3f}")
+            print(
+                f"requests: {res['requests']:,}  errors: {res['errors']:,}  throughput: {res['rps']:,.0f} req/s"
+            )
+            print(
+                f"latency ms: p50 {res['p50_ms']:.3f}  p90 {res['p90_ms']:.3f}  p99 {res['p99_ms']:.3f}"
+            )
             if args.json:
                 print(json.dumps({"url": url, **res}))
             return
         if args.warmup > 0:
             asyncio.run(run_load(url, body, args.concurrency, args.warmup, args.client))
-        lat, errors, elapsed = asyncio.run(run_load(url, body, args.concurrency, args.duration, args.client))
+        lat, errors, elapsed = asyncio.run(
+            run_load(url, body, args.concurrency, args.duration, args.client)
+        )
         lat.sort()
         rps = len(lat) / elapsed
         ms = [percentile(lat, q) * 1000 for q in (50, 90, 99)]
@@ -246,13 +312,26 @@ def main() -> None:
             + (f" server_workers={args.workers}" if proc else "")
         )
         print(f"requests: {len(lat):,}  errors: {len(errors):,}  throughput: {rps:,.0f} req/s")
-        print(f"latency ms: p50 {ms[0]:.3f}  p90 {ms[1]:.3f}  p99 {ms[2]:.3f}  max {lat[-1] * 1000 if lat else float('nan'):.3f}  "
-              f"mean {statistics.fmean(lat) * 1000 if lat else float('nan'):.3f}")
+        print(
+            f"latency ms: p50 {ms[0]:.3f}  p90 {ms[1]:.3f}  p99 {ms[2]:.3f}  max {lat[-1] * 1000 if lat else float('nan'):.3f}  "
+            f"mean {statistics.fmean(lat) * 1000 if lat else float('nan'):.3f}"
+        )
         if errors:
             print(f"first error: {errors[0]}")
         if args.json:
-            print(json.dumps({"url": url, "requests": len(lat), "errors": len(errors), "rps": rps,
-                              "p50_ms": ms[0], "p90_ms": ms[1], "p99_ms": ms[2]}))
+            print(
+                json.dumps(
+                    {
+                        "url": url,
+                        "requests": len(lat),
+                        "errors": len(errors),
+                        "rps": rps,
+                        "p50_ms": ms[0],
+                        "p90_ms": ms[1],
+                        "p99_ms": ms[2],
+                    }
+                )
+            )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

@@ -56,7 +56,9 @@ def _import_featureline() -> Any:
         import featureline
     except ModuleNotFoundError:
         sys.path.insert(0, str(REPO_SRC))
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_SRC), os.environ.get("PYTHONPATH")]))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO_SRC), os.environ.get("PYTHONPATH")])
+        )
         import featureline
     return featureline
 
@@ -78,7 +80,9 @@ def definitions(fl: Any, features: str) -> list[Any]:
         VIEW,
         entities=[entity],
         schema=[fl.Field(KEY, fl.Int64), *(fl.Field(f, fl.Float64) for f in FEATURES)],
-        source=fl.FileSource(features, timestamp_field="event_timestamp", created_timestamp_field="created"),
+        source=fl.FileSource(
+            features, timestamp_field="event_timestamp", created_timestamp_field="created"
+        ),
         ttl=None,  # the data is from 2024; with a TTL everything would be expired "now"
     )
     return [entity, view]
@@ -128,7 +132,12 @@ def _child(kind: str, args: list[str]) -> dict[str, Any]:
 
 def run_child(kind: str, *args: str) -> dict[str, Any]:
     """Spawned while this process is still small: a child's ru_maxrss starts at the parent's RSS."""
-    p = subprocess.run([sys.executable, __file__, "--child", kind, *args], capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        [sys.executable, __file__, "--child", kind, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"child `{kind}` failed:\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -155,7 +164,9 @@ def latencies_us(fn: Any, samples: list[Any], warmup: int) -> dict[str, float]:
     }
 
 
-def online_reads(repo: Path, keys: list[int], calls1: int, calls100: int, seed: int) -> dict[str, Any]:
+def online_reads(
+    repo: Path, keys: list[int], calls1: int, calls100: int, seed: int
+) -> dict[str, Any]:
     fl = _import_featureline()
     rng = random.Random(seed)
     with fl.FeatureStore(repo) as store:
@@ -206,11 +217,18 @@ def _print_mat(label: str, m: dict[str, Any]) -> None:
 
 
 def _print_reads(label: str, r: dict[str, Any]) -> None:
-    for what, x in (("1 entity x 5 features", r["one"]), ("100 entities x 5 features", r["hundred"])):
-        print(f"  get_online_features {label:<8} {what:<26} p50 {x['p50_us']:9.1f} us  p99 {x['p99_us']:9.1f} us  "
-              f"mean {x['mean_us']:9.1f} us  ({x['calls']:,} calls)")
+    for what, x in (
+        ("1 entity x 5 features", r["one"]),
+        ("100 entities x 5 features", r["hundred"]),
+    ):
+        print(
+            f"  get_online_features {label:<8} {what:<26} p50 {x['p50_us']:9.1f} us  p99 {x['p99_us']:9.1f} us  "
+            f"mean {x['mean_us']:9.1f} us  ({x['calls']:,} calls)"
+        )
     if r["not_present_in_check"]:
-        print(f"  WARNING: {r['not_present_in_check']} of 100 existing keys read as not PRESENT ({label})")
+        print(
+            f"  WARNING: {r['not_present_in_check']} of 100 existing keys read as not PRESENT ({label})"
+        )
 
 
 def run(
@@ -223,10 +241,16 @@ def run(
     _import_featureline()
     params, data_dir = data.for_size(small)
     # generate in a child, so that this process stays small while it spawns the RSS children
-    subprocess.run([sys.executable, str(BENCH / "data.py"), *(["--small"] if small else [])], check=True)
+    subprocess.run(
+        [sys.executable, str(BENCH / "data.py"), *(["--small"] if small else [])], check=True
+    )
     features, _ = data.paths(data_dir)
     own_tmp = work_dir is None
-    work = Path(tempfile.mkdtemp(prefix="featureline-online-")) if work_dir is None else work_dir.resolve()
+    work = (
+        Path(tempfile.mkdtemp(prefix="featureline-online-"))
+        if work_dir is None
+        else work_dir.resolve()
+    )
     project = "flbench_" + uuid.uuid4().hex[:10]
     embedded, remote = work / "featureline-embedded", work / "featureline-redis"
     res: dict[str, Any] = {"project": project, "repo": str(embedded)}
@@ -234,7 +258,9 @@ def run(
         for d in (embedded, remote):
             shutil.rmtree(d, ignore_errors=True)
         ing = run_child("ingest", str(embedded), project, str(features))
-        print(f"featureline online serving: {ing['rows']:,} rows ({params.entities:,} entities); project {project}")
+        print(
+            f"featureline online serving: {ing['rows']:,} rows ({params.entities:,} entities); project {project}"
+        )
         print(f"  ingest (setup, not part of the figures): {ing['ingest_seconds']:.1f} s")
         res["rows"], res["entities"] = ing["rows"], params.entities
         res["mat_embedded"] = run_child("materialize", str(embedded))
@@ -255,7 +281,9 @@ def run(
             _print_reads("redis", res["reads_redis"])
     finally:
         if redis_url:
-            print(f"  deleted {delete_redis_keys(redis_url, project):,} Redis keys of project {project}")
+            print(
+                f"  deleted {delete_redis_keys(redis_url, project):,} Redis keys of project {project}"
+            )
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
     return res
@@ -265,16 +293,24 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(_child(argv[1], argv[2:])))
         return 0
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", action="store_true", help="The small smoke-test data (1,000 entities).")
-    ap.add_argument("--work", type=Path, help="Build the repos here and keep them (default: a temp folder).")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--small", action="store_true", help="The small smoke-test data (1,000 entities)."
+    )
+    ap.add_argument(
+        "--work", type=Path, help="Build the repos here and keep them (default: a temp folder)."
+    )
     ap.add_argument("--redis-url", default=DEFAULT_REDIS)
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--calls", type=int, default=5000, help="Timed 1-entity calls.")
     ap.add_argument("--calls-100", type=int, default=1000, help="Timed 100-entity calls.")
     ap.add_argument("--json-out", type=Path, help="Also write the figures here as JSON.")
     args = ap.parse_args(argv)
-    res = run(args.small, args.work, None if args.no_redis else args.redis_url, args.calls, args.calls_100)
+    res = run(
+        args.small, args.work, None if args.no_redis else args.redis_url, args.calls, args.calls_100
+    )
     if args.json_out:
         args.json_out.write_text(json.dumps(res))
     return 0

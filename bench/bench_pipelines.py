@@ -66,7 +66,9 @@ def fan(n: int = 20) -> None:
     total(square.map(items=numbers(n)))
 
 
-def _timed(p: Pipeline, executor: Any, root: Path, params: dict[str, Any] | None = None, cache: bool = True) -> float:
+def _timed(
+    p: Pipeline, executor: Any, root: Path, params: dict[str, Any] | None = None, cache: bool = True
+) -> float:
     t0 = time.perf_counter()
     r = run(p, params, executor=executor, artifact_root=root, cache=cache)
     elapsed = time.perf_counter() - t0
@@ -75,7 +77,9 @@ def _timed(p: Pipeline, executor: Any, root: Path, params: dict[str, Any] | None
     return elapsed
 
 
-def _median(p: Pipeline, executor: Any, base: Path, tag: str, params: dict[str, Any] | None = None) -> float:
+def _median(
+    p: Pipeline, executor: Any, base: Path, tag: str, params: dict[str, Any] | None = None
+) -> float:
     times = [_timed(p, executor, base / f"{tag}{i}", params) for i in range(RUNS)]
     return statistics.median(times)
 
@@ -113,9 +117,24 @@ def main() -> int:
     rows = [
         ("process: 10-step linear", f"{m['linear_s']:.3f} s", "<= 0.5 s", m["linear_s"] <= 0.5),
         ("process: 20-way fan-out + collect", f"{m['fan_s']:.3f} s", "<= 1 s", m["fan_s"] <= 1.0),
-        ("inline: per-step overhead", f"{m['inline_step_ms']:.2f} ms", "<= 10 ms", m["inline_step_ms"] <= 10),
-        ("cached re-run: 10-step linear", f"{m['cached_linear_s']:.3f} s", "<= 0.2 s", m["cached_linear_s"] <= 0.2),
-        ("cached re-run: fan-out", f"{m['cached_fan_s']:.3f} s", "<= 0.2 s", m["cached_fan_s"] <= 0.2),
+        (
+            "inline: per-step overhead",
+            f"{m['inline_step_ms']:.2f} ms",
+            "<= 10 ms",
+            m["inline_step_ms"] <= 10,
+        ),
+        (
+            "cached re-run: 10-step linear",
+            f"{m['cached_linear_s']:.3f} s",
+            "<= 0.2 s",
+            m["cached_linear_s"] <= 0.2,
+        ),
+        (
+            "cached re-run: fan-out",
+            f"{m['cached_fan_s']:.3f} s",
+            "<= 0.2 s",
+            m["cached_fan_s"] <= 0.2,
+        ),
     ]
     for name, value, target, ok in rows:
         print(f"  {name:<36} {value:>10}   target {target:<9} {'ok' if ok else 'MISSED'}")

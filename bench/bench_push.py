@@ -31,8 +31,14 @@ def main() -> None:
     store = fl.FeatureStore(repo)
     driver = fl.Entity("driver", ["driver_id"])
     view = fl.FeatureView(
-        "driver_stats", entities=[driver], ttl=timedelta(days=1),
-        schema=[fl.Field("driver_id", fl.Int64), fl.Field("rate", fl.Float64), fl.Field("trips", fl.Int64)],
+        "driver_stats",
+        entities=[driver],
+        ttl=timedelta(days=1),
+        schema=[
+            fl.Field("driver_id", fl.Int64),
+            fl.Field("rate", fl.Float64),
+            fl.Field("trips", fl.Int64),
+        ],
     )
     store.apply([driver, view])
     now = datetime.now(UTC) - timedelta(seconds=1)
@@ -40,20 +46,24 @@ def main() -> None:
     t0 = time.perf_counter()
     for i in range(args.pushes):
         ids = np.arange(i * args.rows, (i + 1) * args.rows)
-        t = pa.table({
-            "driver_id": pa.array(ids, pa.int64()),
-            "event_timestamp": pa.array([now] * args.rows, pa.timestamp("us", tz="UTC")),
-            "rate": pa.array(ids * 0.5, pa.float64()),
-            "trips": pa.array(ids, pa.int64()),
-        })
+        t = pa.table(
+            {
+                "driver_id": pa.array(ids, pa.int64()),
+                "event_timestamp": pa.array([now] * args.rows, pa.timestamp("us", tz="UTC")),
+                "rate": pa.array(ids * 0.5, pa.float64()),
+                "trips": pa.array(ids, pa.int64()),
+            }
+        )
         s = time.perf_counter()
         store.push("driver_stats", t)
         lat.append(time.perf_counter() - s)
     total = time.perf_counter() - t0
     ms = np.array(lat) * 1000
     rows = store.describe("driver_stats")["rows"]
-    print(f"{args.pushes} pushes x {args.rows} rows: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
-          f"{args.pushes / total:.0f} pushes/s; stored rows {rows} (pushed {args.pushes * args.rows})")
+    print(
+        f"{args.pushes} pushes x {args.rows} rows: p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
+        f"{args.pushes / total:.0f} pushes/s; stored rows {rows} (pushed {args.pushes * args.rows})"
+    )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,10 @@ def feature_lists(n: int) -> list[list[str]]:
 
 def bodies(n: int) -> list[bytes]:
     rnd = random.Random(7)
-    return [json.dumps({"features": f, "entities": {"driver_id": [rnd.choice(DRIVERS)]}}).encode() for f in feature_lists(n)]
+    return [
+        json.dumps({"features": f, "entities": {"driver_id": [rnd.choice(DRIVERS)]}}).encode()
+        for f in feature_lists(n)
+    ]
 
 
 def free_port() -> int:
@@ -69,8 +72,25 @@ def free_port() -> int:
 
 
 def start_server(repo: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "featureline.cli", "--repo", str(repo), "serve", "--port", str(port), "--log-level", "warning", *extra]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "featureline.cli",
+        "--repo",
+        str(repo),
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -78,7 +98,9 @@ def start_server(repo: Path, port: int, extra: list[str]) -> subprocess.Popen[by
             raise SystemExit(f"featureline serve exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(
+                    f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+                )
                 if s.recv(64).startswith(b"HTTP/1.1 200"):
                     return proc
         except OSError:
@@ -108,7 +130,9 @@ class Slowloris:
         self.started = time.monotonic()
         for _ in range(n):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(f"POST /features/online HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Ty".encode())
+            s.sendall(
+                f"POST /features/online HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Ty".encode()
+            )
             s.setblocking(False)
             self.socks.append(s)
 
@@ -143,16 +167,25 @@ def run_wrk(port: int, payloads: list[bytes], seconds: int, connections: int) ->
         f.write(
             "local bodies = {\n" + lua_bodies + "\n}\n"
             "local i = 0\n"
-            "local headers = {[\"Content-Type\"] = \"application/json\"}\n"
+            'local headers = {["Content-Type"] = "application/json"}\n'
             "request = function()\n  i = i % #bodies + 1\n"
-            "  return wrk.format(\"POST\", \"/features/online\", headers, bodies[i])\nend\n"
+            '  return wrk.format("POST", "/features/online", headers, bodies[i])\nend\n'
             "done = function(summary, latency, requests)\n"
-            "  io.write(string.format(\"JSON {\\\"requests\\\": %d, \\\"non2xx\\\": %d, \\\"p50_ms\\\": %.3f, \\\"p99_ms\\\": %.3f}\\n\",\n"
+            '  io.write(string.format("JSON {\\"requests\\": %d, \\"non2xx\\": %d, \\"p50_ms\\": %.3f, \\"p99_ms\\": %.3f}\\n",\n'
             "    summary.requests, summary.errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000))\nend\n"
         )
         script = f.name
     try:
-        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, f"http://127.0.0.1:{port}/features/online"]
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            script,
+            f"http://127.0.0.1:{port}/features/online",
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     finally:
         os.unlink(script)
@@ -165,7 +198,9 @@ def run_wrk(port: int, payloads: list[bytes], seconds: int, connections: int) ->
     return result
 
 
-async def _python_worker(port: int, payloads: list[bytes], start: int, stop_at: float, stats: dict[str, Any]) -> None:
+async def _python_worker(
+    port: int, payloads: list[bytes], start: int, stop_at: float, stats: dict[str, Any]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = start
     try:
@@ -174,7 +209,8 @@ async def _python_worker(port: int, payloads: list[bytes], start: int, stop_at: 
             i += 1
             writer.write(
                 f"POST /features/online HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
             t = time.perf_counter()
             head = await reader.readuntil(b"\r\n\r\n")
@@ -193,7 +229,9 @@ def run_python(port: int, payloads: list[bytes], seconds: int, connections: int)
 
     async def main() -> None:
         stop_at = time.monotonic() + seconds
-        await asyncio.gather(*(_python_worker(port, payloads, k * 7, stop_at, stats) for k in range(connections)))
+        await asyncio.gather(
+            *(_python_worker(port, payloads, k * 7, stop_at, stats) for k in range(connections))
+        )
 
     asyncio.run(main())
     lat = sorted(stats.pop("lat")) or [0.0]
@@ -204,13 +242,24 @@ def run_python(port: int, payloads: list[bytes], seconds: int, connections: int)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=int, default=60)
-    ap.add_argument("--lists", type=int, default=500, help="Distinct feature lists to cycle through.")
+    ap.add_argument(
+        "--lists", type=int, default=500, help="Distinct feature lists to cycle through."
+    )
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--slow", type=int, default=200, help="Half-sent connections opened at the start.")
+    ap.add_argument(
+        "--slow", type=int, default=200, help="Half-sent connections opened at the start."
+    )
     ap.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
-    ap.add_argument("--serve-arg", action="append", default=[], help="Extra `featureline serve` argument (repeatable).")
+    ap.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        help="Extra `featureline serve` argument (repeatable).",
+    )
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "python")
@@ -222,13 +271,21 @@ def main() -> None:
         try:
             payloads = bodies(args.lists)
             samples: list[tuple[float, float, int | None]] = [(0.0, rss_mib(proc.pid), None)]
-            print(f"server pid {proc.pid}; client {client}, {args.connections} connections, {args.lists} distinct feature lists, "
-                  f"{args.seconds} s, {args.slow} half-sent connections", flush=True)
+            print(
+                f"server pid {proc.pid}; client {client}, {args.connections} connections, {args.lists} distinct feature lists, "
+                f"{args.seconds} s, {args.slow} half-sent connections",
+                flush=True,
+            )
             slow = Slowloris(port, args.slow) if args.slow else None
-            print(f"  t=  0 s  RSS {samples[0][1]:7.1f} MiB  (start){'  half-sent open ' + str(slow.poll()) if slow else ''}", flush=True)
+            print(
+                f"  t=  0 s  RSS {samples[0][1]:7.1f} MiB  (start){'  half-sent open ' + str(slow.poll()) if slow else ''}",
+                flush=True,
+            )
             result: dict[str, Any] = {}
             runner = run_wrk if client == "wrk" else run_python
-            load = threading.Thread(target=lambda: result.update(runner(port, payloads, args.seconds, args.connections)))
+            load = threading.Thread(
+                target=lambda: result.update(runner(port, payloads, args.seconds, args.connections))
+            )
             started = time.monotonic()
             load.start()
             next_at = 10.0
@@ -238,28 +295,50 @@ def main() -> None:
                 if elapsed >= next_at and load.is_alive():
                     open_slow = slow.poll() if slow else None
                     samples.append((elapsed, rss_mib(proc.pid), open_slow))
-                    print(f"  t={elapsed:3.0f} s  RSS {samples[-1][1]:7.1f} MiB{'  half-sent open ' + str(open_slow) if slow else ''}", flush=True)
+                    print(
+                        f"  t={elapsed:3.0f} s  RSS {samples[-1][1]:7.1f} MiB{'  half-sent open ' + str(open_slow) if slow else ''}",
+                        flush=True,
+                    )
                     next_at += 10.0
             elapsed = time.monotonic() - started
             open_slow = slow.poll() if slow else None
             samples.append((elapsed, rss_mib(proc.pid), open_slow))
-            print(f"  t={elapsed:3.0f} s  RSS {samples[-1][1]:7.1f} MiB  (end){'  half-sent open ' + str(open_slow) if slow else ''}", flush=True)
+            print(
+                f"  t={elapsed:3.0f} s  RSS {samples[-1][1]:7.1f} MiB  (end){'  half-sent open ' + str(open_slow) if slow else ''}",
+                flush=True,
+            )
             warm = samples[1][1] if len(samples) > 2 else samples[0][1]
-            print(f"requests {result['requests']:,} ({result['requests'] / args.seconds:,.0f}/s), non-2xx {result['non2xx']}, "
-                  f"socket errors {result['socket_errors']}, p50 {result['p50_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms")
-            print(f"RSS start {samples[0][1]:.1f} MiB, after 10 s {warm:.1f} MiB, end {samples[-1][1]:.1f} MiB "
-                  f"(end - 10 s: {samples[-1][1] - warm:+.1f} MiB)")
+            print(
+                f"requests {result['requests']:,} ({result['requests'] / args.seconds:,.0f}/s), non-2xx {result['non2xx']}, "
+                f"socket errors {result['socket_errors']}, p50 {result['p50_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms"
+            )
+            print(
+                f"RSS start {samples[0][1]:.1f} MiB, after 10 s {warm:.1f} MiB, end {samples[-1][1]:.1f} MiB "
+                f"(end - 10 s: {samples[-1][1] - warm:+.1f} MiB)"
+            )
             if slow:
                 times = sorted(slow.closed_at.values())
                 if times:
-                    print(f"half-sent connections closed by the server: {len(times)}/{args.slow}, "
-                          f"after {times[0]:.1f}-{times[-1]:.1f} s")
+                    print(
+                        f"half-sent connections closed by the server: {len(times)}/{args.slow}, "
+                        f"after {times[0]:.1f}-{times[-1]:.1f} s"
+                    )
                 else:
                     print(f"half-sent connections closed by the server: 0/{args.slow}")
                 slow.close()
             if args.json_out:
-                args.json_out.write_text(json.dumps({"client": client, "lists": args.lists, "seconds": args.seconds, "result": result,
-                                                     "rss_mib": [(round(t, 1), round(r, 1)) for t, r, _ in samples]}, indent=2))
+                args.json_out.write_text(
+                    json.dumps(
+                        {
+                            "client": client,
+                            "lists": args.lists,
+                            "seconds": args.seconds,
+                            "result": result,
+                            "rss_mib": [(round(t, 1), round(r, 1)) for t, r, _ in samples],
+                        },
+                        indent=2,
+                    )
+                )
         finally:
             proc.terminate()
             try:

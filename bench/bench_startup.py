@@ -27,13 +27,17 @@ RUNS = 10
 def _env() -> dict[str, str]:
     """The environment for the children: featureline importable (this checkout's src/ if needed)."""
     env = dict(os.environ)
-    probe = subprocess.run([sys.executable, "-c", "import featureline"], env=env, capture_output=True, check=False)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import featureline"], env=env, capture_output=True, check=False
+    )
     if probe.returncode != 0:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_SRC), env.get("PYTHONPATH")]))
     return env
 
 
-def median_seconds(cmd: list[str], env: dict[str, str], runs: int = RUNS) -> tuple[float, list[float]]:
+def median_seconds(
+    cmd: list[str], env: dict[str, str], runs: int = RUNS
+) -> tuple[float, list[float]]:
     subprocess.run(cmd, env=env, check=True, capture_output=True)  # warm-up
     times = []
     for _ in range(runs):
@@ -61,7 +65,9 @@ def run() -> dict[str, Any]:
     for label, cmd in cases.items():
         med, times = median_seconds(cmd, env)
         res[label] = med
-        print(f"{label}: median {med * 1000:.0f} ms over {len(times)} runs (min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms)")
+        print(
+            f"{label}: median {med * 1000:.0f} ms over {len(times)} runs (min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms)"
+        )
     res["import_ms"] = res["python -c 'import featureline'"] * 1000
     res["help_ms"] = res[help_label] * 1000
     res["python_ms"] = res["python -c pass"] * 1000

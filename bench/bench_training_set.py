@@ -49,7 +49,9 @@ def _import_featureline() -> Any:
         import featureline
     except ModuleNotFoundError:
         sys.path.insert(0, str(REPO_SRC))
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_SRC), os.environ.get("PYTHONPATH")]))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO_SRC), os.environ.get("PYTHONPATH")])
+        )
         import featureline
     return featureline
 
@@ -128,7 +130,9 @@ def make_repo(root: Path, features: Path) -> Any:
         VIEW,
         entities=[entity],
         schema=[fl.Field("entity_id", fl.Int64), *(fl.Field(c, fl.Float64) for c in FEATURES)],
-        source=fl.FileSource(str(features), timestamp_field="event_timestamp", created_timestamp_field="created"),
+        source=fl.FileSource(
+            str(features), timestamp_field="event_timestamp", created_timestamp_field="created"
+        ),
         ttl=timedelta(days=TTL_DAYS),
     )
     store.apply([entity, view])
@@ -140,7 +144,10 @@ def training_set(store: Any, entities: Path) -> Any:
 
 
 def best_of(
-    fn: Callable[[Any], Any], setup: Callable[[], Any] = lambda: None, runs: int = 3, warmup: int = 1
+    fn: Callable[[Any], Any],
+    setup: Callable[[], Any] = lambda: None,
+    runs: int = 3,
+    warmup: int = 1,
 ) -> tuple[float, list[float]]:
     """Best wall time of `runs` timed calls `fn(setup())` after `warmup` untimed ones.
 
@@ -175,7 +182,13 @@ def _child(kind: str, args: list[str]) -> dict[str, Any]:
         raise SystemExit(f"unknown child `{kind}`")
     seconds = time.perf_counter() - t0
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"kind": kind, "rows": rows, "seconds": seconds, "peak_rss_mib": rss_kib / 1024, "vmhwm_mib": _vmhwm_mib()}
+    return {
+        "kind": kind,
+        "rows": rows,
+        "seconds": seconds,
+        "peak_rss_mib": rss_kib / 1024,
+        "vmhwm_mib": _vmhwm_mib(),
+    }
 
 
 def _vmhwm_mib() -> float | None:
@@ -198,7 +211,10 @@ def measure_child(kind: str, *args: str) -> dict[str, Any]:
     generates or loads any data.
     """
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, *args], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", kind, *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise RuntimeError(f"child `{kind}` failed:\n{out.stderr}")
@@ -214,7 +230,9 @@ def run(small: bool = False, work_dir: Path | None = None) -> dict[str, Any]:
     _import_featureline()
     _, data_dir = data.for_size(small)
     # generate in a child, so that this process stays small while it spawns the RSS children
-    subprocess.run([sys.executable, str(BENCH / "data.py"), *(["--small"] if small else [])], check=True)
+    subprocess.run(
+        [sys.executable, str(BENCH / "data.py"), *(["--small"] if small else [])], check=True
+    )
     features, entities = data.paths(data_dir)
     n_features = pq.ParquetFile(features).metadata.num_rows
     n_entities = pq.ParquetFile(entities).metadata.num_rows
@@ -233,9 +251,13 @@ def run(small: bool = False, work_dir: Path | None = None) -> dict[str, Any]:
     shutil.rmtree(work / "rss-repo", ignore_errors=True)
 
     a, a_all = best_of(lambda _: run_duckdb(asof_sql(features, entities)))
-    print(f"(a) plain DuckDB ASOF LEFT JOIN (no ties, no TTL): {a:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in a_all)} s)")
+    print(
+        f"(a) plain DuckDB ASOF LEFT JOIN (no ties, no TTL): {a:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in a_all)} s)"
+    )
     b, b_all = best_of(lambda _: run_duckdb(ties_sql(features, entities)))
-    print(f"(b) plain DuckDB dedup ties + ASOF:                 {b:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in b_all)} s)")
+    print(
+        f"(b) plain DuckDB dedup ties + ASOF:                 {b:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in b_all)} s)"
+    )
 
     try:
         stores: list[Any] = []

@@ -74,7 +74,11 @@ def _features(p: Params, rng: np.random.Generator) -> pa.Table:
 def _entities(p: Params, rng: np.random.Generator, first_us: int, last_us: int) -> pa.Table:
     m = p.entity_rows
     absent = rng.random(m) < p.absent_share
-    keys = np.where(absent, rng.integers(p.entities, 2 * p.entities, size=m), rng.integers(0, p.entities, size=m))
+    keys = np.where(
+        absent,
+        rng.integers(p.entities, 2 * p.entities, size=m),
+        rng.integers(0, p.entities, size=m),
+    )
     # from 30 days before the first event to 60 days after the last (beyond a 30-day TTL)
     lo, hi = first_us - 30 * DAY, last_us + 60 * DAY
     times = rng.integers(lo, hi, size=m, dtype=np.int64)
@@ -91,11 +95,18 @@ def paths(data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
     return data_dir / "features.parquet", data_dir / "entities.parquet"
 
 
-def ensure_data(p: Params = Params(), data_dir: Path = DATA_DIR, quiet: bool = False) -> tuple[Path, Path]:
+def ensure_data(
+    p: Params = Params(), data_dir: Path = DATA_DIR, quiet: bool = False
+) -> tuple[Path, Path]:
     """Generate the data unless files made with the same parameters exist; return their paths."""
     features, entities = paths(data_dir)
     meta = data_dir / "meta.json"
-    if features.exists() and entities.exists() and meta.exists() and json.loads(meta.read_text()) == asdict(p):
+    if (
+        features.exists()
+        and entities.exists()
+        and meta.exists()
+        and json.loads(meta.read_text()) == asdict(p)
+    ):
         return features, entities
     data_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -108,7 +108,9 @@ def _spawn(code: str, *args: str) -> subprocess.Popen[bytes]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--writers", type=int, default=3)
     ap.add_argument("--batches", type=int, default=400, help="batches per writer")
@@ -127,8 +129,14 @@ def main() -> int:
     store = fl.FeatureStore(repo)
     driver = fl.Entity("driver", ["driver_id"])
     view = fl.FeatureView(
-        "driver_stats", entities=[driver], ttl=timedelta(days=1),
-        schema=[fl.Field("driver_id", fl.Int64), fl.Field("rate", fl.Float64), fl.Field("trips", fl.Int64)],
+        "driver_stats",
+        entities=[driver],
+        ttl=timedelta(days=1),
+        schema=[
+            fl.Field("driver_id", fl.Int64),
+            fl.Field("rate", fl.Float64),
+            fl.Field("trips", fl.Int64),
+        ],
     )
     store.apply([driver, view])
 
@@ -144,7 +152,9 @@ def main() -> int:
 
     def server() -> subprocess.Popen[bytes]:
         code = "import sys; from featureline.cli import main; main(sys.argv[1:])"
-        return _spawn(code, "--repo", str(repo), "serve", "--port", str(port), "--log-level", "warning")
+        return _spawn(
+            code, "--repo", str(repo), "serve", "--port", str(port), "--log-level", "warning"
+        )
 
     def spawn(name: str) -> subprocess.Popen[bytes]:
         if name == "compactor":
@@ -152,7 +162,9 @@ def main() -> int:
         if name == "server":
             return server()
         if name == f"w{http_w}":
-            return _spawn(HTTP_WRITER, str(repo), str(http_w), str(args.batches), str(SIZE), str(port))
+            return _spawn(
+                HTTP_WRITER, str(repo), str(http_w), str(args.batches), str(SIZE), str(port)
+            )
         return writer(int(name[1:]))
 
     names = [*(f"w{w}" for w in range(args.writers + 1)), "compactor", "server"]
@@ -166,10 +178,16 @@ def main() -> int:
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()
-            kind = name if name in ("compactor", "server") else ("http_writer" if name == f"w{http_w}" else "writer")
+            kind = (
+                name
+                if name in ("compactor", "server")
+                else ("http_writer" if name == f"w{http_w}" else "writer")
+            )
             kills[kind] += 1
         elif p.returncode != 0:
-            print(f"{name} failed:\n{p.stderr.read().decode() if p.stderr else ''}", file=sys.stderr)
+            print(
+                f"{name} failed:\n{p.stderr.read().decode() if p.stderr else ''}", file=sys.stderr
+            )
             return 1
         procs[name] = spawn(name)
     procs["compactor"].send_signal(signal.SIGKILL)
@@ -188,7 +206,11 @@ def main() -> int:
     fv = fresh.get_feature_view("driver_stats")
     stored = fresh.offline.latest_rows(fv)
     ids = stored.column("driver_id").to_pylist()
-    acked = {(w, int(b)) for w in range(args.writers + 1) for b in (repo / f"acks-{w}.txt").read_text().split()}
+    acked = {
+        (w, int(b))
+        for w in range(args.writers + 1)
+        for b in (repo / f"acks-{w}.txt").read_text().split()
+    }
     expected = sorted(w * 1_000_000 + b * SIZE + j for w, b in acked for j in range(SIZE))
     by_batch: dict[tuple[int, int], int] = {}
     for i in ids:
@@ -199,21 +221,42 @@ def main() -> int:
     rows = int(fresh.describe("driver_stats")["rows"])
     missing_offline = len(set(expected) - set(ids))
     now = datetime.now(UTC)
-    ts = fresh.get_training_set({"driver_id": expected, "event_timestamp": [now] * len(expected)}, ["driver_stats:rate"]).to_arrow()
-    wrong_ts = sum(1 for i, r in zip(expected, ts.column("rate").to_pylist(), strict=True) if r != i * 0.25)
+    ts = fresh.get_training_set(
+        {"driver_id": expected, "event_timestamp": [now] * len(expected)}, ["driver_stats:rate"]
+    ).to_arrow()
+    wrong_ts = sum(
+        1 for i, r in zip(expected, ts.column("rate").to_pylist(), strict=True) if r != i * 0.25
+    )
     online = fresh.get_online_features(["driver_stats:rate"], {"driver_id": expected})
-    wrong_online = sum(1 for i, r in zip(expected, online.to_dict()["rate"], strict=True) if r != i * 0.25)
+    wrong_online = sum(
+        1 for i, r in zip(expected, online.to_dict()["rate"], strict=True) if r != i * 0.25
+    )
     commits = fresh.offline.commits("driver_stats", 1)
     files = len(list((fresh.offline.log("driver_stats", 1).root / "parts").iterdir()))
     report = {
-        "kills": kills, "load_seconds": round(load_s, 1), "acknowledged_batches": len(acked),
-        "acknowledged_rows": len(expected), "stored_rows": rows, "keys_stored_twice": dup,
-        "acknowledged_missing_offline": missing_offline, "half_visible_batches": half,
-        "training_set_wrong_or_null": wrong_ts, "online_wrong_or_missing": wrong_online,
-        "live_commits": len(commits), "files_in_parts": files, "repo": str(repo),
+        "kills": kills,
+        "load_seconds": round(load_s, 1),
+        "acknowledged_batches": len(acked),
+        "acknowledged_rows": len(expected),
+        "stored_rows": rows,
+        "keys_stored_twice": dup,
+        "acknowledged_missing_offline": missing_offline,
+        "half_visible_batches": half,
+        "training_set_wrong_or_null": wrong_ts,
+        "online_wrong_or_missing": wrong_online,
+        "live_commits": len(commits),
+        "files_in_parts": files,
+        "repo": str(repo),
     }
     print(json.dumps(report, indent=2))
-    ok = rows == len(expected) and dup == 0 and missing_offline == 0 and half == 0 and wrong_ts == 0 and wrong_online == 0
+    ok = (
+        rows == len(expected)
+        and dup == 0
+        and missing_offline == 0
+        and half == 0
+        and wrong_ts == 0
+        and wrong_online == 0
+    )
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -135,7 +135,9 @@ def run_child(kind: str, repo: Path, source: Path) -> dict[str, Any]:
     """Spawned while this process is still small (its ru_maxrss is the floor of the child's)."""
     p = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(repo), str(source)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if p.returncode != 0:
         raise RuntimeError(f"feast child `{kind}` failed:\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
@@ -163,7 +165,9 @@ def latencies_us(fn: Any, samples: list[Any], warmup: int) -> dict[str, float]:
     }
 
 
-def online_reads(repo: Path, keys: list[int], calls1: int, calls100: int, seed: int) -> dict[str, Any]:
+def online_reads(
+    repo: Path, keys: list[int], calls1: int, calls100: int, seed: int
+) -> dict[str, Any]:
     import logging
 
     logging.disable(logging.WARNING)
@@ -211,10 +215,14 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(_child(argv[1], argv[2], argv[3])))
         return 0
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--features", type=Path, required=True, help="Parquet file of bench/data.py.")
     ap.add_argument("--rows", type=int, default=0, help="Only the first N rows (0 = all).")
-    ap.add_argument("--repo", type=Path, help="Build the Feast repo here and keep it (default: a temp folder).")
+    ap.add_argument(
+        "--repo", type=Path, help="Build the Feast repo here and keep it (default: a temp folder)."
+    )
     ap.add_argument("--calls", type=int, default=5000, help="Timed 1-entity calls.")
     ap.add_argument("--calls-100", type=int, default=1000, help="Timed 100-entity calls.")
     ap.add_argument("--json-out", type=Path, help="Also write the figures here as JSON.")
@@ -254,9 +262,14 @@ def main(argv: list[str]) -> int:
 
         keys = sorted(pc.unique(pq.read_table(source, columns=[KEY]).column(KEY)).to_pylist())
         reads = online_reads(repo, keys, args.calls, args.calls_100, seed=1)
-        for label, r in (("1 entity x 5 features", reads["one"]), ("100 entities x 5 features", reads["hundred"])):
-            print(f"  get_online_features {label:<26} p50 {r['p50_us']:9.1f} us  p99 {r['p99_us']:9.1f} us  "
-                  f"mean {r['mean_us']:9.1f} us  ({r['calls']:,} calls)")
+        for label, r in (
+            ("1 entity x 5 features", reads["one"]),
+            ("100 entities x 5 features", reads["hundred"]),
+        ):
+            print(
+                f"  get_online_features {label:<26} p50 {r['p50_us']:9.1f} us  p99 {r['p99_us']:9.1f} us  "
+                f"mean {r['mean_us']:9.1f} us  ({r['calls']:,} calls)"
+            )
         if reads["missing_in_check"]:
             print(f"  WARNING: {reads['missing_in_check']} of 100 existing keys read as missing")
         out = {

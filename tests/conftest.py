@@ -10,7 +10,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-POSTGRES_URL = os.environ.get("FEATURELINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "FEATURELINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("FEATURELINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

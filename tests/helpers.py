@@ -21,7 +21,11 @@ def driver_defs(ttl: timedelta | None = timedelta(hours=2)) -> tuple[fl.Entity, 
     view = fl.FeatureView(
         "driver_stats",
         entities=[driver],
-        schema=[fl.Field("driver_id", fl.Int64), fl.Field("rate", fl.Float64), fl.Field("trips", fl.Int64)],
+        schema=[
+            fl.Field("driver_id", fl.Int64),
+            fl.Field("rate", fl.Float64),
+            fl.Field("trips", fl.Int64),
+        ],
         ttl=ttl,
     )
     return driver, view
@@ -37,7 +41,9 @@ def new_store(tmp: Path, *objects: object) -> fl.FeatureStore:
     return store
 
 
-def rows(ids: list[int], times: list[datetime], rate: list[float], trips: list[int] | None = None) -> pa.Table:
+def rows(
+    ids: list[int], times: list[datetime], rate: list[float], trips: list[int] | None = None
+) -> pa.Table:
     return pa.table(
         {
             "driver_id": pa.array(ids, pa.int64()),

@@ -76,8 +76,12 @@ def generate(rng: np.random.Generator, now: datetime) -> World:
     late = rng.random((hours, DRIVERS)) < LATE_SHARE
     corrected = (rng.random((hours, DRIVERS)) < CORRECTED_SHARE) & ~late
     step = rng.choice([-1.0, 1.0], (hours, DRIVERS)) * rng.uniform(0.05, 0.2, (hours, DRIVERS))
-    conv_fixed = np.where(np.isnan(conv), np.clip(conv_base[None, :] + step, 0, 1), np.clip(conv + step, 0, 1))
-    conv_fixed = np.where(conv_fixed == conv, np.abs(conv - 0.5), conv_fixed)  # clipped to the same value
+    conv_fixed = np.where(
+        np.isnan(conv), np.clip(conv_base[None, :] + step, 0, 1), np.clip(conv + step, 0, 1)
+    )
+    conv_fixed = np.where(
+        conv_fixed == conv, np.abs(conv - 0.5), conv_fixed
+    )  # clipped to the same value
     acc_fixed = np.clip(acc - np.abs(step) / 2, 0, 1)
     original = {"conv_rate": conv, "acc_rate": acc, "avg_daily_trips": trips}
     final = {
@@ -86,13 +90,23 @@ def generate(rng: np.random.Generator, now: datetime) -> World:
         "avg_daily_trips": trips,
     }
 
-    event_us = start_us + np.arange(hours, dtype=np.int64)[:, None] * HOUR_US + np.zeros((1, DRIVERS), np.int64)
-    created_us = event_us + rng.integers(30_000_000, 900_000_000, (hours, DRIVERS))  # 30 s to 15 min
+    event_us = (
+        start_us
+        + np.arange(hours, dtype=np.int64)[:, None] * HOUR_US
+        + np.zeros((1, DRIVERS), np.int64)
+    )
+    created_us = event_us + rng.integers(
+        30_000_000, 900_000_000, (hours, DRIVERS)
+    )  # 30 s to 15 min
     now_us = int(now.timestamp() * 1_000_000)
-    recomputed_us = np.minimum(created_us + rng.integers(HOUR_US, 48 * HOUR_US, (hours, DRIVERS)), now_us)
+    recomputed_us = np.minimum(
+        created_us + rng.integers(HOUR_US, 48 * HOUR_US, (hours, DRIVERS)), now_us
+    )
     driver = np.broadcast_to(ids[None, :], (hours, DRIVERS))
 
-    def rows(mask: np.ndarray, values: dict[str, np.ndarray], created: np.ndarray) -> dict[str, pa.Array]:
+    def rows(
+        mask: np.ndarray, values: dict[str, np.ndarray], created: np.ndarray
+    ) -> dict[str, pa.Array]:
         conv_col = values["conv_rate"][mask]
         return {
             "driver_id": pa.array(driver[mask]),
@@ -106,7 +120,9 @@ def generate(rng: np.random.Generator, now: datetime) -> World:
     batch1 = pa.table(rows(~late, original, created_us))
     late_rows = pa.table(rows(late, original, created_us))
     fixes = pa.table(rows(corrected, final, recomputed_us))
-    batch2 = pa.concat_tables([late_rows, fixes]).sort_by([("event_timestamp", "ascending"), ("driver_id", "ascending")])
+    batch2 = pa.concat_tables([late_rows, fixes]).sort_by(
+        [("event_timestamp", "ascending"), ("driver_id", "ascending")]
+    )
     return World(start_us, ids, original, final, late, corrected, batch1, batch2)
 
 
@@ -117,15 +133,19 @@ def entity_rows(rng: np.random.Generator, world: World) -> tuple[pa.Table, np.nd
     ts = world.start_us + rng.integers(0, hours * HOUR_US, ENTITY_ROWS)
     h = (ts - world.start_us) // HOUR_US
     completed = rng.random(ENTITY_ROWS) < world.final["acc_rate"][h, d]
-    table = pa.table({
-        "driver_id": pa.array(world.driver_ids[d]),
-        "event_timestamp": pa.array(ts, UTC_US),
-        "trip_completed": pa.array(completed),
-    })
+    table = pa.table(
+        {
+            "driver_id": pa.array(world.driver_ids[d]),
+            "event_timestamp": pa.array(ts, UTC_US),
+            "trip_completed": pa.array(completed),
+        }
+    )
     return table, d, ts
 
 
-def expected(world: World, d: np.ndarray, ts: np.ndarray, ttl_us: int | None, as_of_t: bool) -> dict[str, np.ndarray]:
+def expected(
+    world: World, d: np.ndarray, ts: np.ndarray, ttl_us: int | None, as_of_t: bool
+) -> dict[str, np.ndarray]:
     """The point-in-time answer computed directly: newest visible hour <= ts, within the TTL."""
     h = (ts - world.start_us) // HOUR_US
     if not as_of_t:  # every hour is present now, and corrections win (later created time)
@@ -156,7 +176,12 @@ def run(repo: Path, seed: int) -> int:
     def check(name: str, ok: bool, detail: str = "") -> None:
         checks.append((name, bool(ok), detail))
 
-    console.print(Panel.fit("[bold]Featureline demo[/]: ride-hailing drivers, late and corrected data, time travel", border_style="cyan"))
+    console.print(
+        Panel.fit(
+            "[bold]Featureline demo[/]: ride-hailing drivers, late and corrected data, time travel",
+            border_style="cyan",
+        )
+    )
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     world = generate(rng, datetime.now(UTC))
@@ -179,31 +204,45 @@ def run(repo: Path, seed: int) -> int:
         timings["apply"] = time.perf_counter() - t0
         check("apply created registry version 1", rv is not None and rv.version == 1)
         view = store.get_feature_view(VIEW)
-        check("view defines the expected features", [f.name for f in view.features] == FEATURES, ", ".join(f.name for f in view.features))
+        check(
+            "view defines the expected features",
+            [f.name for f in view.features] == FEATURES,
+            ", ".join(f.name for f in view.features),
+        )
         ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else None
         ttl = f"{view.ttl.total_seconds() / 3600:g} hours" if view.ttl else "none"
-        console.print(f"Applied registry version {rv.version if rv else '?'}: view [bold]{VIEW}[/] ({len(view.features)} features, ttl {ttl}).")
+        console.print(
+            f"Applied registry version {rv.version if rv else '?'}: view [bold]{VIEW}[/] ({len(view.features)} features, ttl {ttl})."
+        )
 
         t0 = time.perf_counter()
         r1 = store.ingest(VIEW)  # no data: reads the view's source, data/driver_hourly.parquet
         timings["ingest batch 1"] = time.perf_counter() - t0
-        console.print(f"Batch 1: {r1.rows:,} rows in {timings['ingest batch 1']:.2f} s ({r1.rows / timings['ingest batch 1']:,.0f} rows/s), commit {r1.commit}.")
+        console.print(
+            f"Batch 1: {r1.rows:,} rows in {timings['ingest batch 1']:.2f} s ({r1.rows / timings['ingest batch 1']:,.0f} rows/s), commit {r1.commit}."
+        )
 
         t_known = datetime.now(UTC)
-        console.print(f"T = [bold]{t_known.isoformat()}[/]  (what the store knows now; batch 2 arrives after this)")
+        console.print(
+            f"T = [bold]{t_known.isoformat()}[/]  (what the store knows now; batch 2 arrives after this)"
+        )
         time.sleep(0.01)
 
         t0 = time.perf_counter()
         r2 = store.ingest(VIEW, str(repo / "data" / "driver_hourly_late.parquet"))
         timings["ingest batch 2"] = time.perf_counter() - t0
-        console.print(f"Batch 2: {r2.rows:,} rows (late + corrected) in {timings['ingest batch 2']:.2f} s, commit {r2.commit}.")
+        console.print(
+            f"Batch 2: {r2.rows:,} rows (late + corrected) in {timings['ingest batch 2']:.2f} s, commit {r2.commit}."
+        )
         check("batch 2 committed after T", r2.ingested_at > t_known >= r1.ingested_at)
 
         t0 = time.perf_counter()
         now_set = store.get_training_set(entities, [f"{VIEW}:{f}" for f in FEATURES])
         timings["training set (now)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        past_set = store.get_training_set(entities, [f"{VIEW}:{f}" for f in FEATURES], as_of=t_known)
+        past_set = store.get_training_set(
+            entities, [f"{VIEW}:{f}" for f in FEATURES], as_of=t_known
+        )
         timings["training set (as_of=T)"] = time.perf_counter() - t0
         now_set.to_parquet(repo / "data" / "training_set.parquet")
         info = store.describe(VIEW)
@@ -212,11 +251,25 @@ def run(repo: Path, seed: int) -> int:
         t0 = time.perf_counter()
         mat = store.materialize_incremental()
         timings["materialize (online)"] = time.perf_counter() - t0
-        drivers = sorted({int(d) for d in world.batch1.column("driver_id").to_pylist()[:: len(world.batch1) // 50]})
+        drivers = sorted(
+            {
+                int(d)
+                for d in world.batch1.column("driver_id").to_pylist()[:: len(world.batch1) // 50]
+            }
+        )
         t0 = time.perf_counter()
-        online = store.get_online_features([f"{VIEW}:{f}" for f in FEATURES], {"driver_id": drivers})
+        online = store.get_online_features(
+            [f"{VIEW}:{f}" for f in FEATURES], {"driver_id": drivers}
+        )
         timings["online read (50 drivers)"] = time.perf_counter() - t0
-        at_now = pa.table({"driver_id": pa.array(drivers, pa.int64()), "event_timestamp": pa.array([datetime.now(UTC)] * len(drivers), pa.timestamp("us", tz="UTC"))})
+        at_now = pa.table(
+            {
+                "driver_id": pa.array(drivers, pa.int64()),
+                "event_timestamp": pa.array(
+                    [datetime.now(UTC)] * len(drivers), pa.timestamp("us", tz="UTC")
+                ),
+            }
+        )
         offline_now = store.get_training_set(at_now, [f"{VIEW}:{f}" for f in FEATURES]).to_arrow()
         console.print(
             f"Materialized {mat[0].rows_scanned:,} offline rows -> {mat[0].keys_written:,} online keys in {timings['materialize (online)']:.2f} s; "
@@ -229,15 +282,24 @@ def run(repo: Path, seed: int) -> int:
         )
 
     now_t, past_t = now_set.to_arrow(), past_set.to_arrow()
-    check(f"{ENTITY_ROWS:,} rows out, one per entity row", now_t.num_rows == past_t.num_rows == ENTITY_ROWS)
-    check("entity columns kept unchanged, in input order", now_t.select(entities.column_names).equals(entities) and past_t.select(entities.column_names).equals(entities))
+    check(
+        f"{ENTITY_ROWS:,} rows out, one per entity row",
+        now_t.num_rows == past_t.num_rows == ENTITY_ROWS,
+    )
+    check(
+        "entity columns kept unchanged, in input order",
+        now_t.select(entities.column_names).equals(entities)
+        and past_t.select(entities.column_names).equals(entities),
+    )
     exp_now = expected(world, ent_d, ent_ts, ttl_us, as_of_t=False)
     exp_past = expected(world, ent_d, ent_ts, ttl_us, as_of_t=True)
     for f in FEATURES:
         bad_now = int((~same(column(now_t, f), exp_now[f])).sum())
         bad_past = int((~same(column(past_t, f), exp_past[f])).sum())
         check(f"{f}: now matches the point-in-time rules", bad_now == 0, f"{bad_now} mismatches")
-        check(f"{f}: as_of=T matches the point-in-time rules", bad_past == 0, f"{bad_past} mismatches")
+        check(
+            f"{f}: as_of=T matches the point-in-time rules", bad_past == 0, f"{bad_past} mismatches"
+        )
 
     h = (ent_ts - world.start_us) // HOUR_US
     hit_fix = world.corrected[h, ent_d]
@@ -245,21 +307,49 @@ def run(repo: Path, seed: int) -> int:
     conv_now, conv_past = column(now_t, "conv_rate"), column(past_t, "conv_rate")
     differ = ~same(conv_now, conv_past)
     fixed_now = world.final["conv_rate"][h, ent_d]
-    check("corrected values visible now", bool(hit_fix.any()) and bool(same(conv_now[hit_fix], fixed_now[hit_fix]).all()), f"{int(hit_fix.sum())} entity rows hit a corrected hour")
-    check("pre-correction values at as_of=T", bool(same(conv_past[hit_fix], world.original["conv_rate"][h, ent_d][hit_fix]).all()))
-    check("late rows invisible at T, visible now", bool(hit_late.any()) and bool(differ[hit_late].mean() > 0.9), f"{int(hit_late.sum())} entity rows hit a late hour")
-    check("rows that differ are exactly those hitting late or corrected hours", not differ[~(hit_fix | hit_late)].any())
+    check(
+        "corrected values visible now",
+        bool(hit_fix.any()) and bool(same(conv_now[hit_fix], fixed_now[hit_fix]).all()),
+        f"{int(hit_fix.sum())} entity rows hit a corrected hour",
+    )
+    check(
+        "pre-correction values at as_of=T",
+        bool(same(conv_past[hit_fix], world.original["conv_rate"][h, ent_d][hit_fix]).all()),
+    )
+    check(
+        "late rows invisible at T, visible now",
+        bool(hit_late.any()) and bool(differ[hit_late].mean() > 0.9),
+        f"{int(hit_late.sum())} entity rows hit a late hour",
+    )
+    check(
+        "rows that differ are exactly those hitting late or corrected hours",
+        not differ[~(hit_fix | hit_late)].any(),
+    )
 
     from ml_loop import ml_loop
 
     ml_loop(repo, console, check, timings)
     show_examples(now_t, past_t, np.flatnonzero(hit_fix)[:4], np.flatnonzero(hit_late & differ)[:2])
-    show_summary(now_t, past_t, info, r1.rows, r2.rows, int(differ.sum()), int(hit_fix.sum()), int(hit_late.sum()), timings)
+    show_summary(
+        now_t,
+        past_t,
+        info,
+        r1.rows,
+        r2.rows,
+        int(differ.sum()),
+        int(hit_fix.sum()),
+        int(hit_late.sum()),
+        timings,
+    )
     return show_checks(checks, repo)
 
 
 def show_examples(now_t: pa.Table, past_t: pa.Table, fixed: np.ndarray, late: np.ndarray) -> None:
-    t = Table(title="Same entity rows, as of T vs now (conv_rate)", title_justify="left", header_style="bold")
+    t = Table(
+        title="Same entity rows, as of T vs now (conv_rate)",
+        title_justify="left",
+        header_style="bold",
+    )
     for name in ("driver_id", "request time (UTC)", "conv_rate @ T", "conv_rate now", "why"):
         t.add_column(name, justify="right" if name.startswith(("driver", "conv")) else "left")
     ids = now_t.column("driver_id").to_pylist()
@@ -271,13 +361,22 @@ def show_examples(now_t: pa.Table, past_t: pa.Table, fixed: np.ndarray, late: np
 
     for why, rows in (("corrected after T", fixed), ("arrived after T", late)):
         for i in rows.tolist():
-            t.add_row(str(ids[i]), times[i].strftime("%Y-%m-%d %H:%M:%S"), f(past_v[i]), f(now_v[i]), why)
+            t.add_row(
+                str(ids[i]), times[i].strftime("%Y-%m-%d %H:%M:%S"), f(past_v[i]), f(now_v[i]), why
+            )
     console.print(t)
 
 
 def show_summary(
-    now_t: pa.Table, past_t: pa.Table, info: dict[str, object], rows1: int, rows2: int,
-    differing: int, hit_fix: int, hit_late: int, timings: dict[str, float],
+    now_t: pa.Table,
+    past_t: pa.Table,
+    info: dict[str, object],
+    rows1: int,
+    rows2: int,
+    differing: int,
+    hit_fix: int,
+    hit_late: int,
+    timings: dict[str, float],
 ) -> None:
     t = Table(title="Training set", title_justify="left", header_style="bold")
     t.add_column("feature")
@@ -287,7 +386,13 @@ def show_summary(
     t.add_column("rows differing", justify="right")
     for f in FEATURES:
         a, b = column(now_t, f), column(past_t, f)
-        t.add_row(f, f"{np.isnan(a).mean():.2%}", f"{np.isnan(b).mean():.2%}", f"{np.nanmean(a):.4f}", f"{int((~same(a, b)).sum()):,}")
+        t.add_row(
+            f,
+            f"{np.isnan(a).mean():.2%}",
+            f"{np.isnan(b).mean():.2%}",
+            f"{np.nanmean(a):.4f}",
+            f"{int((~same(a, b)).sum()):,}",
+        )
     console.print(t)
     console.print(
         f"{now_t.num_rows:,} rows x {now_t.num_columns} columns ({len(FEATURES)} features + driver_id, event_timestamp, trip_completed); "
@@ -320,13 +425,17 @@ def show_checks(checks: list[tuple[str, bool, str]], repo: Path) -> int:
         shown = repo.resolve().relative_to(Path.cwd())
     except ValueError:
         shown = repo
-    console.print(f"[bold green]All {len(checks)} checks passed.[/] Explore it: featureline --repo {shown} describe {VIEW}")
+    console.print(
+        f"[bold green]All {len(checks)} checks passed.[/] Explore it: featureline --repo {shown} describe {VIEW}"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repo", type=Path, default=HERE / "repo", help="folder for the demo repo (recreated)")
+    parser.add_argument(
+        "--repo", type=Path, default=HERE / "repo", help="folder for the demo repo (recreated)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     return run(args.repo, args.seed)

@@ -22,15 +22,21 @@ def sample_trips(n: int, seed: int, drivers: int = 1_000, days: int = 28) -> pa.
     rng = np.random.default_rng(seed)
     now = datetime.now(UTC).replace(microsecond=0)
     secs = rng.integers(3_600, days * 86_400, n)
-    return pa.table({
-        "driver_id": pa.array(rng.integers(1001, 1001 + drivers, n), pa.int64()),
-        "event_timestamp": pa.array([now - timedelta(seconds=int(s)) for s in secs], pa.timestamp("us", tz="UTC")),
-        "trip_id": pa.array(np.arange(n), pa.int64()),
-    })
+    return pa.table(
+        {
+            "driver_id": pa.array(rng.integers(1001, 1001 + drivers, n), pa.int64()),
+            "event_timestamp": pa.array(
+                [now - timedelta(seconds=int(s)) for s in secs], pa.timestamp("us", tz="UTC")
+            ),
+            "trip_id": pa.array(np.arange(n), pa.int64()),
+        }
+    )
 
 
 def _xy(table: pa.Table, columns: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    x = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(float) for c in columns])
+    x = np.column_stack(
+        [table.column(c).to_numpy(zero_copy_only=False).astype(float) for c in columns]
+    )
     keep = ~np.isnan(x).any(axis=1)
     x = x[keep]
     rng = np.random.default_rng(seed)
@@ -40,7 +46,9 @@ def _xy(table: pa.Table, columns: list[str], seed: int) -> tuple[np.ndarray, np.
 
 
 @step(outputs=("model", "auc", "metrics"))
-def train(training_set: pa.Table, info: dict[str, Any], c: float = 1.0, seed: int = 0) -> tuple[Any, float, dict[str, float]]:
+def train(
+    training_set: pa.Table, info: dict[str, Any], c: float = 1.0, seed: int = 0
+) -> tuple[Any, float, dict[str, float]]:
     """Logistic regression on the features (rows with a missing feature are left out)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, roc_auc_score
@@ -57,7 +65,13 @@ def train(training_set: pa.Table, info: dict[str, Any], c: float = 1.0, seed: in
 
 @pipeline(name="driver_quality")
 def training(
-    repo: str, n: int = 5_000, seed: int = 7, c: float = 1.0, service: str = "driver_activity", drivers: int = 1_000, days: int = 28
+    repo: str,
+    n: int = 5_000,
+    seed: int = 7,
+    c: float = 1.0,
+    service: str = "driver_activity",
+    drivers: int = 1_000,
+    days: int = 28,
 ) -> None:
     trips = sample_trips(n, seed, drivers, days)
     ts, info = build_training_set(repo, trips, service)

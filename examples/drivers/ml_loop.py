@@ -46,7 +46,9 @@ def _serve(repo: Path) -> tuple[str, Callable[[], None]]:
 
 
 def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -54,7 +56,9 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read())
 
 
-def ml_loop(repo: Path, console: Console, check: Callable[..., None], timings: dict[str, float]) -> None:
+def ml_loop(
+    repo: Path, console: Console, check: Callable[..., None], timings: dict[str, float]
+) -> None:
     sys.path.insert(0, str(HERE))  # the pipeline module, for this process and the step workers
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     from driver_pipeline import training
@@ -63,35 +67,70 @@ def ml_loop(repo: Path, console: Console, check: Callable[..., None], timings: d
 
     with fl.FeatureStore(repo) as store:
         t0 = time.perf_counter()
-        result = run(training, {"repo": str(repo.resolve())}, executor="process", artifact_root=store.config.artifacts, metadata=store.models.metadata)
+        result = run(
+            training,
+            {"repo": str(repo.resolve())},
+            executor="process",
+            artifact_root=store.config.artifacts,
+            metadata=store.models.metadata,
+        )
         timings["pipeline (process executor)"] = time.perf_counter() - t0
-        console.print(f"Pipeline [bold]driver_quality[/] run {result.run_id}: {result.status} "
-                      + ", ".join(f"{k} {v}" for k, v in result.statuses.items()))
-        check("pipeline run succeeded (training set -> train -> register)", result.status == "succeeded", str(result.errors or ""))
+        console.print(
+            f"Pipeline [bold]driver_quality[/] run {result.run_id}: {result.status} "
+            + ", ".join(f"{k} {v}" for k, v in result.statuses.items())
+        )
+        check(
+            "pipeline run succeeded (training set -> train -> register)",
+            result.status == "succeeded",
+            str(result.errors or ""),
+        )
         mv = store.models.get("driver_quality", "production")
-        console.print(f"Registered [bold]{mv.ref}[/] as production: auc {mv.card['metrics']['auc']:.3f}, "
-                      f"features {', '.join(mv.features)}, registry v{mv.card['training']['registry_version']}")
-        check("model registered with its card (metrics, pinned features, training set)",
-              mv.card["metrics"]["auc"] >= 0.6 and all("@v" in f for f in mv.features) and bool(mv.card["training"]["training_set_id"]))
+        console.print(
+            f"Registered [bold]{mv.ref}[/] as production: auc {mv.card['metrics']['auc']:.3f}, "
+            f"features {', '.join(mv.features)}, registry v{mv.card['training']['registry_version']}"
+        )
+        check(
+            "model registered with its card (metrics, pinned features, training set)",
+            mv.card["metrics"]["auc"] >= 0.6
+            and all("@v" in f for f in mv.features)
+            and bool(mv.card["training"]["training_set_id"]),
+        )
 
     url, stop = _serve(repo)
     try:
         t0 = time.perf_counter()
-        status, body = _post(f"{url}/models/driver_quality/predict", {"entities": {"driver_id": [1001, 1500]}})
+        status, body = _post(
+            f"{url}/models/driver_quality/predict", {"entities": {"driver_id": [1001, 1500]}}
+        )
         timings["predict over HTTP"] = time.perf_counter() - t0
     finally:
         stop()
-    console.print(f"POST {url}/models/driver_quality/predict -> {status}: predictions {body.get('predictions')} "
-                  f"(model v{body.get('version')}, features {json.dumps(body.get('features'))})")
-    check("one prediction served over HTTP with its online features", status == 200 and len(body.get("predictions", [])) == 2)
+    console.print(
+        f"POST {url}/models/driver_quality/predict -> {status}: predictions {body.get('predictions')} "
+        f"(model v{body.get('version')}, features {json.dumps(body.get('features'))})"
+    )
+    check(
+        "one prediction served over HTTP with its online features",
+        status == 200 and len(body.get("predictions", [])) == 2,
+    )
 
     with fl.FeatureStore(repo) as store:
         edges = store.models.lineage("model", f"driver_quality:{body.get('version')}", "up")
         edges += store.models.lineage("model", f"driver_quality:{body.get('version')}", "down")
         console.print("Lineage (featureline lineage driver_quality):")
         for e in sorted(edges, key=lambda e: (e["src_kind"] != "feature_view", e["depth"])):
-            console.print(f"  {e['src_kind']} {e['src_id']} --{e['relation']}--> {e['dst_kind']} {e['dst_id']}", markup=False)
+            console.print(
+                f"  {e['src_kind']} {e['src_id']} --{e['relation']}--> {e['dst_kind']} {e['dst_id']}",
+                markup=False,
+            )
         kinds = {e["src_kind"] for e in edges} | {e["dst_kind"] for e in edges}
-        check("lineage: feature view -> training set -> run -> model -> deployment", {"feature_view", "training_set", "run", "model", "alias"} <= kinds, ", ".join(sorted(kinds)))
+        check(
+            "lineage: feature view -> training set -> run -> model -> deployment",
+            {"feature_view", "training_set", "run", "model", "alias"} <= kinds,
+            ", ".join(sorted(kinds)),
+        )
         log = repo / "data" / "predictions" / "driver_quality.jsonl"
-        check("prediction logged with its feature vector and model version", log.exists() and '"version": 1' in log.read_text())
+        check(
+            "prediction logged with its feature vector and model version",
+            log.exists() and '"version": 1' in log.read_text(),
+        )

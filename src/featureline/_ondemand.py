@@ -12,13 +12,17 @@ from featureline.errors import ValidationError
 Resolved = list[tuple[FeatureRef, Any]]
 
 
-def split(resolved: Resolved) -> tuple[list[tuple[FeatureRef, FeatureView]], list[tuple[FeatureRef, OdfvSpec]]]:
+def split(
+    resolved: Resolved,
+) -> tuple[list[tuple[FeatureRef, FeatureView]], list[tuple[FeatureRef, OdfvSpec]]]:
     plain = [(r, v) for r, v in resolved if not isinstance(v, OdfvSpec)]
     od = [(r, v) for r, v in resolved if isinstance(v, OdfvSpec)]
     return plain, od
 
 
-def hidden_inputs(cat: Catalog, od: list[tuple[FeatureRef, OdfvSpec]]) -> list[tuple[FeatureRef, FeatureView]]:
+def hidden_inputs(
+    cat: Catalog, od: list[tuple[FeatureRef, OdfvSpec]]
+) -> list[tuple[FeatureRef, FeatureView]]:
     """Every feature of every source view of the requested on-demand views."""
     out: dict[str, tuple[FeatureRef, FeatureView]] = {}
     for _, spec in od:

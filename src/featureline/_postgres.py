@@ -19,8 +19,14 @@ class PgConnection:
     """`what` names the store in messages ("the registry"); `reopen` is the fix when closed;
     `retry_on` are psycopg error class names retried (conflicts, deadlocks)."""
 
-    def __init__(self, url: str, what: str, reopen: str, connect_timeout: int = 10,
-                 retry_on: tuple[str, ...] = ("SerializationFailure", "DeadlockDetected")) -> None:
+    def __init__(
+        self,
+        url: str,
+        what: str,
+        reopen: str,
+        connect_timeout: int = 10,
+        retry_on: tuple[str, ...] = ("SerializationFailure", "DeadlockDetected"),
+    ) -> None:
         self.pg = import_extra("psycopg", "postgres")
         self.url = url
         self.what = what
@@ -33,10 +39,14 @@ class PgConnection:
 
     def connection(self) -> Any:
         if self.closed:
-            raise StorageError(f"{self.what.capitalize()} at `{redact(self.url)}` is closed. Fix: open it again with `{self.reopen}`.")
+            raise StorageError(
+                f"{self.what.capitalize()} at `{redact(self.url)}` is closed. Fix: open it again with `{self.reopen}`."
+            )
         if self._db is None or self._db.closed or self._db.broken:
             try:
-                self._db = self.pg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
+                self._db = self.pg.connect(
+                    self.url, autocommit=True, connect_timeout=self.connect_timeout
+                )
             except self.pg.Error as e:
                 raise StorageError(
                     f"Cannot connect to {self.what} at `{redact(self.url)}`: {e}. Fix: check the URL "
@@ -66,7 +76,9 @@ class PgConnection:
 
     @staticmethod
     def error(e: Exception, where: str) -> StorageError:
-        return StorageError(f"{where[0].upper()}{where[1:]} failed: {e}. Fix: check the server and that the user may create and write tables.")
+        return StorageError(
+            f"{where[0].upper()}{where[1:]} failed: {e}. Fix: check the server and that the user may create and write tables."
+        )
 
     def close(self) -> None:
         with self.lock:

@@ -11,7 +11,9 @@ from __future__ import annotations
 EVENT_TS = "__event_ts"
 CREATED_TS = "__created_ts"
 SEQ = "__seq"
-SHADOWED_UNTIL = "__shadowed_until"  # int64 us system time from which a later tie wins; null = never
+SHADOWED_UNTIL = (
+    "__shadowed_until"  # int64 us system time from which a later tie wins; null = never
+)
 INGESTED_AT = "__ingested_at"
 NULL_CREATED = -(2**63)  # a null created time sorts lowest
 WINNER_ORDER = ("event", "created", "ingested", "seq")  # greatest wins, compared left to right

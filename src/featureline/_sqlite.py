@@ -13,7 +13,9 @@ from featureline.errors import StorageError
 T = TypeVar("T")
 
 
-def retry_busy(fn: Callable[[], T], timeout: float, to_error: Callable[[Exception], Exception]) -> T:
+def retry_busy(
+    fn: Callable[[], T], timeout: float, to_error: Callable[[Exception], Exception]
+) -> T:
     """Run `fn`, retrying while SQLite reports a lock its busy handler did not wait out.
 
     (Switching to WAL and some lock upgrades return SQLITE_BUSY without waiting.) Other SQLite
@@ -38,7 +40,9 @@ def open_file(path: Path, timeout: float, what: str, fix: str) -> sqlite3.Connec
     """An autocommit connection to a SQLite file (parent folders created), shared by threads."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(
+            str(path), timeout=timeout, isolation_level=None, check_same_thread=False
+        )
     except (OSError, sqlite3.Error) as e:
         raise StorageError(f"Cannot open {what} at `{path}`: {e}. Fix: {fix}") from e
 

@@ -37,8 +37,17 @@ class OdfvSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OdfvSpec:
         views = [s["name"] for s in d["sources"] if s["kind"] == "view"]
-        req = [Field.from_dict(f) for s in d["sources"] if s["kind"] == "request" for f in s["schema"]]
-        return cls(d["name"], views, req, [Field.from_dict(f) for f in d["schema"]], d.get("mode", "python"), d["code_hash"])
+        req = [
+            Field.from_dict(f) for s in d["sources"] if s["kind"] == "request" for f in s["schema"]
+        ]
+        return cls(
+            d["name"],
+            views,
+            req,
+            [Field.from_dict(f) for f in d["schema"]],
+            d.get("mode", "python"),
+            d["code_hash"],
+        )
 
 
 @dataclass
@@ -52,7 +61,10 @@ class Catalog:
     @classmethod
     def from_snapshot(cls, version: int, snap: dict[str, Any]) -> Catalog:
         ents = {n: Entity.from_dict(d) for n, d in snap.get("entities", {}).items()}
-        views = {n: [FeatureView.from_dict(d, ents) for d in vs] for n, vs in snap.get("views", {}).items()}
+        views = {
+            n: [FeatureView.from_dict(d, ents) for d in vs]
+            for n, vs in snap.get("views", {}).items()
+        }
         svcs = {n: FeatureService.from_dict(d) for n, d in snap.get("services", {}).items()}
         odfvs = {n: OdfvSpec.from_dict(d) for n, d in (snap.get("odfvs") or {}).items()}
         return cls(version, ents, views, svcs, odfvs)
@@ -62,7 +74,9 @@ class Catalog:
         if name in self.odfvs and version in (None, 1):
             return self.odfvs[name]
         if name not in self.views:
-            raise NotFoundError(unknown("feature view", name, [*self.views, *self.odfvs]) + self._when())
+            raise NotFoundError(
+                unknown("feature view", name, [*self.views, *self.odfvs]) + self._when()
+            )
         versions = self.views[name]
         if version is None:
             return versions[-1]
@@ -93,7 +107,9 @@ class Catalog:
         else:
             refs = list(features)
         if not refs:
-            raise ValidationError("No features requested. Fix: pass features=[\"view:feature\", ...] or a FeatureService.")
+            raise ValidationError(
+                'No features requested. Fix: pass features=["view:feature", ...] or a FeatureService.'
+            )
         out: list[tuple[FeatureRef, FeatureView]] = []
         problems: list[FeaturelineError] = []
         seen: set[str] = set()
@@ -106,18 +122,27 @@ class Catalog:
                 continue
             names = [f.name for f in view.features]
             if ref.feature not in names:
-                problems.append(NotFoundError(
-                    f"Unknown feature `{raw}`: view `{view.name}` v{view.version} has no feature "
-                    f"`{ref.feature}`.{did_you_mean(ref.feature, names)} Features: {', '.join(names)}."
-                ))
+                problems.append(
+                    NotFoundError(
+                        f"Unknown feature `{raw}`: view `{view.name}` v{view.version} has no feature "
+                        f"`{ref.feature}`.{did_you_mean(ref.feature, names)} Features: {', '.join(names)}."
+                    )
+                )
                 continue
             if str(ref) in seen:
                 continue
             seen.add(str(ref))
             out.append((ref, view))
         if problems:
-            kind = NotFoundError if all(isinstance(p, NotFoundError) for p in problems) else ValidationError
+            kind = (
+                NotFoundError
+                if all(isinstance(p, NotFoundError) for p in problems)
+                else ValidationError
+            )
             if len(problems) == 1:
                 raise kind(str(problems[0]))
-            raise kind(f"{len(problems)} problems with the requested features:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise kind(
+                f"{len(problems)} problems with the requested features:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+            )
         return out

@@ -10,7 +10,16 @@ from typing import Any
 from featureline.errors import ConfigError, NotFoundError, did_you_mean
 
 CONFIG_FILE = "featureline.yaml"
-_KNOWN = {"project", "registry", "offline_store", "online_store", "description", "metadata", "artifacts", "writes"}
+_KNOWN = {
+    "project",
+    "registry",
+    "offline_store",
+    "online_store",
+    "description",
+    "metadata",
+    "artifacts",
+    "writes",
+}
 _WRITE_KEYS = {"max_future_seconds"}
 DEFAULT_MAX_FUTURE_SECONDS = 300.0  # how far past now an event time may be when written
 _KNOWN |= {"server"}  # the feature server's settings: ServerSettings below
@@ -57,7 +66,11 @@ class RepoConfig:
         if not isinstance(writes, dict):
             problems.append("`writes` must be a mapping, e.g. `writes: {max_future_seconds: 300}`.")
         else:
-            problems += [f"unknown setting `writes.{k}`.{did_you_mean(k, _WRITE_KEYS)}" for k in writes if k not in _WRITE_KEYS]
+            problems += [
+                f"unknown setting `writes.{k}`.{did_you_mean(k, _WRITE_KEYS)}"
+                for k in writes
+                if k not in _WRITE_KEYS
+            ]
             if "max_future_seconds" in writes:
                 v = writes["max_future_seconds"]
                 if v is None:
@@ -65,11 +78,15 @@ class RepoConfig:
                 elif isinstance(v, int | float) and not isinstance(v, bool) and v >= 0:
                     max_future = float(v)
                 else:
-                    problems.append(f"`writes.max_future_seconds` must be a number of seconds >= 0 or null (no bound), got `{v}`.")
+                    problems.append(
+                        f"`writes.max_future_seconds` must be a number of seconds >= 0 or null (no bound), got `{v}`."
+                    )
         server = _server_settings(raw.get("server"), problems)
         offline = raw.get("offline_store") or {}
         if not isinstance(offline, dict):
-            problems.append("`offline_store` must be a mapping, e.g. `offline_store: {type: duckdb, path: data/offline}`.")
+            problems.append(
+                "`offline_store` must be a mapping, e.g. `offline_store: {type: duckdb, path: data/offline}`."
+            )
             offline = {}
         else:
             from featureline.offline.engines import validate_engine_config
@@ -78,16 +95,30 @@ class RepoConfig:
         if problems:
             raise ConfigError(f"Problems in `{f}`:\n" + "\n".join(f"  - {p}" for p in problems))
         online = raw.get("online_store") or {"type": "sqlite", "path": "data/online.db"}
-        registry = os.environ.get("FEATURELINE_REGISTRY") or str(raw.get("registry", "data/registry.db"))
-        offline_path = Path(os.environ.get("FEATURELINE_OFFLINE_PATH") or offline.get("path", "data/offline"))
+        registry = os.environ.get("FEATURELINE_REGISTRY") or str(
+            raw.get("registry", "data/registry.db")
+        )
+        offline_path = Path(
+            os.environ.get("FEATURELINE_OFFLINE_PATH") or offline.get("path", "data/offline")
+        )
         if not offline_path.is_absolute():
             offline_path = root / offline_path
-        metadata = os.environ.get("FEATURELINE_METADATA") or str(raw.get("metadata", "data/metadata.db"))
+        metadata = os.environ.get("FEATURELINE_METADATA") or str(
+            raw.get("metadata", "data/metadata.db")
+        )
         artifacts = str(raw.get("artifacts", "data/artifacts"))
         if "://" not in artifacts and not Path(artifacts).is_absolute():
             artifacts = str(root / artifacts)
         return cls(
-            root, str(project), registry, offline_path, dict(online), metadata, artifacts, max_future, server=server,
+            root,
+            str(project),
+            registry,
+            offline_path,
+            dict(online),
+            metadata,
+            artifacts,
+            max_future,
+            server=server,
             offline_engine={k: v for k, v in offline.items() if k != "path"},
         )
 
@@ -118,15 +149,25 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()
     header_timeout: float = 10.0
     body_timeout: float = 30.0
-    read_plan_cache: int = 1024  # read plans kept for distinct feature lists (least recently used go)
+    read_plan_cache: int = (
+        1024  # read plans kept for distinct feature lists (least recently used go)
+    )
     prediction_log: PredictionLogSettings = field(default_factory=PredictionLogSettings)
 
 
-_SERVER_KEYS = {"allowed_hosts", "header_timeout", "body_timeout", "read_plan_cache", "prediction_log"}
+_SERVER_KEYS = {
+    "allowed_hosts",
+    "header_timeout",
+    "body_timeout",
+    "read_plan_cache",
+    "prediction_log",
+}
 _LOG_KEYS = {"max_segment_bytes", "max_total_bytes", "max_segments", "max_age_days"}
 
 
-def _number(value: Any, name: str, problems: list[str], *, integer: bool = False, optional: bool = False) -> Any:
+def _number(
+    value: Any, name: str, problems: list[str], *, integer: bool = False, optional: bool = False
+) -> Any:
     """`value` if it is a positive number (an integer if `integer`; None if `optional`), else a problem."""
     if value is None and optional:
         return None
@@ -134,7 +175,9 @@ def _number(value: Any, name: str, problems: list[str], *, integer: bool = False
     if isinstance(value, kinds) and not isinstance(value, bool) and value > 0:
         return value if integer else float(value)
     what = "a positive integer" if integer else "a positive number"
-    problems.append(f"`{name}` must be {what}{' or null (no bound)' if optional else ''}, got `{value!r}`.")
+    problems.append(
+        f"`{name}` must be {what}{' or null (no bound)' if optional else ''}, got `{value!r}`."
+    )
     return None
 
 
@@ -142,36 +185,74 @@ def _server_settings(raw: Any, problems: list[str]) -> ServerSettings:
     if raw is None:
         return ServerSettings()
     if not isinstance(raw, dict):
-        problems.append("`server` must be a mapping, e.g. `server: {allowed_hosts: [features.internal]}`.")
+        problems.append(
+            "`server` must be a mapping, e.g. `server: {allowed_hosts: [features.internal]}`."
+        )
         return ServerSettings()
-    problems += [f"unknown setting `server.{k}`.{did_you_mean(str(k), _SERVER_KEYS)}" for k in raw if k not in _SERVER_KEYS]
+    problems += [
+        f"unknown setting `server.{k}`.{did_you_mean(str(k), _SERVER_KEYS)}"
+        for k in raw
+        if k not in _SERVER_KEYS
+    ]
     default = ServerSettings()
     kw: dict[str, Any] = {}
     hosts = raw.get("allowed_hosts", [])
     if isinstance(hosts, str):
         hosts = [hosts]
     if not isinstance(hosts, list) or not all(isinstance(h, str) and h.strip() for h in hosts):
-        problems.append(f"`server.allowed_hosts` must be a list of host names, e.g. `[features.internal, 10.0.0.5:6566]`, got `{hosts!r}`.")
+        problems.append(
+            f"`server.allowed_hosts` must be a list of host names, e.g. `[features.internal, 10.0.0.5:6566]`, got `{hosts!r}`."
+        )
     else:
         kw["allowed_hosts"] = tuple(h.strip().lower() for h in hosts)
     for name in ("header_timeout", "body_timeout"):
         if name in raw:
             kw[name] = _number(raw[name], f"server.{name}", problems) or getattr(default, name)
     if "read_plan_cache" in raw:
-        kw["read_plan_cache"] = _number(raw["read_plan_cache"], "server.read_plan_cache", problems, integer=True) or default.read_plan_cache
+        kw["read_plan_cache"] = (
+            _number(raw["read_plan_cache"], "server.read_plan_cache", problems, integer=True)
+            or default.read_plan_cache
+        )
     log = raw.get("prediction_log")
     if log is not None:
         if not isinstance(log, dict):
-            problems.append("`server.prediction_log` must be a mapping, e.g. `{max_segment_bytes: 67108864, max_total_bytes: 1073741824}`.")
+            problems.append(
+                "`server.prediction_log` must be a mapping, e.g. `{max_segment_bytes: 67108864, max_total_bytes: 1073741824}`."
+            )
         else:
             problems += [
-                f"unknown setting `server.prediction_log.{k}`.{did_you_mean(str(k), _LOG_KEYS)}" for k in log if k not in _LOG_KEYS
+                f"unknown setting `server.prediction_log.{k}`.{did_you_mean(str(k), _LOG_KEYS)}"
+                for k in log
+                if k not in _LOG_KEYS
             ]
             base = PredictionLogSettings()
             kw["prediction_log"] = PredictionLogSettings(
-                max_segment_bytes=_number(log.get("max_segment_bytes", base.max_segment_bytes), "server.prediction_log.max_segment_bytes", problems, integer=True) or base.max_segment_bytes,
-                max_total_bytes=_number(log.get("max_total_bytes", base.max_total_bytes), "server.prediction_log.max_total_bytes", problems, integer=True, optional=True),
-                max_segments=_number(log.get("max_segments"), "server.prediction_log.max_segments", problems, integer=True, optional=True),
-                max_age_days=_number(log.get("max_age_days"), "server.prediction_log.max_age_days", problems, optional=True),
+                max_segment_bytes=_number(
+                    log.get("max_segment_bytes", base.max_segment_bytes),
+                    "server.prediction_log.max_segment_bytes",
+                    problems,
+                    integer=True,
+                )
+                or base.max_segment_bytes,
+                max_total_bytes=_number(
+                    log.get("max_total_bytes", base.max_total_bytes),
+                    "server.prediction_log.max_total_bytes",
+                    problems,
+                    integer=True,
+                    optional=True,
+                ),
+                max_segments=_number(
+                    log.get("max_segments"),
+                    "server.prediction_log.max_segments",
+                    problems,
+                    integer=True,
+                    optional=True,
+                ),
+                max_age_days=_number(
+                    log.get("max_age_days"),
+                    "server.prediction_log.max_age_days",
+                    problems,
+                    optional=True,
+                ),
             )
     return ServerSettings(**kw)

@@ -167,6 +167,7 @@ class RequestTooLarge(ValidationError):
 
     http_status = 413
 
+
 class ClientGone(Exception):
     """The client disconnected before sending the whole body: there is no one to answer."""
 
@@ -192,12 +193,14 @@ class MisdirectedRequest(ValidationError):
 
     http_status = 421
 
+
 class MethodNotAllowed(FeaturelineError):
     http_status = 405
 
     def __init__(self, message: str, allow: str) -> None:
         super().__init__(message)
         self.headers: tuple[tuple[bytes, bytes], ...] = ((b"allow", allow.encode()),)
+
 
 class StepError(UserCodeError):
     """A step failed. Names the step, the run, its inputs, and carries the user traceback."""
@@ -217,7 +220,15 @@ class StepError(UserCodeError):
         self.traceback, self.error_type, self.retryable = traceback, error_type, retryable
 
     def __reduce__(self) -> tuple[Any, ...]:
-        args = (self.message, self.step, self.run_id, self.inputs, self.traceback, self.error_type, self.retryable)
+        args = (
+            self.message,
+            self.step,
+            self.run_id,
+            self.inputs,
+            self.traceback,
+            self.error_type,
+            self.retryable,
+        )
         return (type(self), args)
 
     @classmethod

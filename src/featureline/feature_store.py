@@ -34,14 +34,20 @@ def _as_of_us(as_of: datetime | str | None) -> int | None:
     if as_of is None:
         return None
     if type(as_of).__name__ == "NaTType" or (isinstance(as_of, float) and as_of != as_of):
-        raise ValidationError("as_of is NaT / NaN (a missing time). Fix: pass a time-zone-aware datetime, or None for now.")
+        raise ValidationError(
+            "as_of is NaT / NaN (a missing time). Fix: pass a time-zone-aware datetime, or None for now."
+        )
     if isinstance(as_of, str):
         try:
             as_of = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
         except ValueError as e:
-            raise ValidationError(f"Bad as_of `{as_of}`: {e}. Fix: use ISO 8601 with an offset, e.g. 2025-01-01T00:00:00+00:00.") from e
+            raise ValidationError(
+                f"Bad as_of `{as_of}`: {e}. Fix: use ISO 8601 with an offset, e.g. 2025-01-01T00:00:00+00:00."
+            ) from e
     if not isinstance(as_of, datetime) or as_of.tzinfo is None:
-        raise ValidationError(f"as_of `{as_of}` is a naive datetime; Featureline never guesses a time zone. Fix: pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc).")
+        raise ValidationError(
+            f"as_of `{as_of}` is a naive datetime; Featureline never guesses a time zone. Fix: pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)."
+        )
     return dt_to_us(as_of)
 
 
@@ -84,7 +90,9 @@ class FeatureStore:
         if self._registry is None:
             from featureline.registry import open_registry
 
-            self._registry = open_registry(self.config.registry, self.config.project, self.config.repo_path)
+            self._registry = open_registry(
+                self.config.registry, self.config.project, self.config.repo_path
+            )
         return self._registry
 
     @property
@@ -93,7 +101,9 @@ class FeatureStore:
             from featureline.offline.engines import open_engine
             from featureline.offline.store import OfflineStore
 
-            self._offline = OfflineStore(self.config.offline_path, open_engine(self.config.offline_engine))
+            self._offline = OfflineStore(
+                self.config.offline_path, open_engine(self.config.offline_engine)
+            )
         return self._offline
 
     @property
@@ -101,7 +111,9 @@ class FeatureStore:
         if self._online is None:
             from featureline.online import open_online_store
 
-            self._online = open_online_store(self.config.online, self.config.repo_path, self.config.project)
+            self._online = open_online_store(
+                self.config.online, self.config.repo_path, self.config.project
+            )
         return self._online
 
     @property
@@ -127,7 +139,11 @@ class FeatureStore:
             for o in objects:
                 contents.add(o)
         validate_definitions(
-            contents.entities, contents.views, contents.services, self._source_schemas(contents.views), contents.odfvs
+            contents.entities,
+            contents.views,
+            contents.services,
+            self._source_schemas(contents.views),
+            contents.odfvs,
         )
         return {
             "project": self.config.project,
@@ -172,8 +188,12 @@ class FeatureStore:
         return p
 
     def apply(
-        self, objects: Iterable[Any] | None = None, new_versions: Iterable[str] = (), message: str = "",
-        *, planned: Plan | None = None,
+        self,
+        objects: Iterable[Any] | None = None,
+        new_versions: Iterable[str] = (),
+        message: str = "",
+        *,
+        planned: Plan | None = None,
     ) -> RegistryVersion | None:
         """Store the repo's definitions (or `objects`) as a new registry version; None if unchanged.
 
@@ -195,13 +215,17 @@ class FeatureStore:
         todo, base = p, None
         for attempt in range(1, attempts + 1):
             try:
-                return self.registry.append(todo.snapshot, todo.changes, message, expected_version=todo.base_version)
+                return self.registry.append(
+                    todo.snapshot, todo.changes, message, expected_version=todo.base_version
+                )
             except RegistryConflictError as e:
                 latest = self.registry.latest()
                 if attempt == attempts or latest is None:
                     raise RegistryConflictError(
                         f"{e.message}\n(Gave up after {attempt} attempts: other applies kept storing versions.)",
-                        e.expected, e.actual, e.objects,
+                        e.expected,
+                        e.actual,
+                        e.objects,
                     ) from e
             if attempt == 1 and p.base_version is not None:
                 base = self.registry.get(p.base_version).snapshot
@@ -228,8 +252,12 @@ class FeatureStore:
                         f"The registry held no definitions at {as_of}: its first version was applied at "
                         f"{first[0].applied_at.isoformat()}. Fix: pass an as_of at or after that time."
                     )
-                raise NotFoundError(f"The registry held no definitions at {as_of}. Fix: run `featureline apply` in the repo first.")
-            raise NotFoundError("The registry holds no definitions yet. Fix: run `featureline apply` in the repo first.")
+                raise NotFoundError(
+                    f"The registry held no definitions at {as_of}. Fix: run `featureline apply` in the repo first."
+                )
+            raise NotFoundError(
+                "The registry holds no definitions yet. Fix: run `featureline apply` in the repo first."
+            )
         return Catalog.from_snapshot(rv.version, rv.snapshot)
 
     def history(self) -> list[RegistryVersion]:
@@ -264,7 +292,11 @@ class FeatureStore:
 
     # -- data ------------------------------------------------------------------------------------
     def ingest(
-        self, view: FeatureView | str, data: Any = None, version: int | None = None, idempotency_key: str | None = None
+        self,
+        view: FeatureView | str,
+        data: Any = None,
+        version: int | None = None,
+        idempotency_key: str | None = None,
     ) -> IngestResult:
         """Append a batch (pandas, polars, pyarrow, a file path; None = the view's source) atomically.
 
@@ -272,7 +304,13 @@ class FeatureStore:
         """
         from featureline.write import write
 
-        return write(self._write_target(), self._view(view, version), data, online=False, idempotency_key=idempotency_key)
+        return write(
+            self._write_target(),
+            self._view(view, version),
+            data,
+            online=False,
+            idempotency_key=idempotency_key,
+        )
 
     def get_training_set(
         self,
@@ -288,7 +326,9 @@ class FeatureStore:
 
         us = _as_of_us(as_of)
         cat = self.catalog(us_to_dt(us) if us is not None else None)
-        return training_set(self._read_source(), cat, entity_df, features, us, full_feature_names, timestamp_column)
+        return training_set(
+            self._read_source(), cat, entity_df, features, us, full_feature_names, timestamp_column
+        )
 
     def _read_source(self) -> ReadSource:
         if self._reads is None:
@@ -314,9 +354,13 @@ class FeatureStore:
             return {
                 "on_demand": True,
                 "definition": {
-                    "name": spec.name, "version": spec.version, "sources": spec.source_views, "mode": spec.mode,
+                    "name": spec.name,
+                    "version": spec.version,
+                    "sources": spec.source_views,
+                    "mode": spec.mode,
                     "request_fields": [f.to_dict() for f in spec.request_fields],
-                    "schema": [f.to_dict() for f in spec.features], "code_hash": spec.code_hash,
+                    "schema": [f.to_dict() for f in spec.features],
+                    "code_hash": spec.code_hash,
                 },
                 "versions": [spec.version],
             }
@@ -343,12 +387,22 @@ class FeatureStore:
 
     def _online_views(self, cat: Catalog, names: Iterable[str] | None = None) -> list[FeatureView]:
         """Every version of the chosen views that is served online (old versions stay readable)."""
-        chosen = [(n, cat.views[n]) if n in cat.views else (n, [_stored_view(cat.view(n))]) for n in names] if names else list(cat.views.items())
+        chosen = (
+            [
+                (n, cat.views[n]) if n in cat.views else (n, [_stored_view(cat.view(n))])
+                for n in names
+            ]
+            if names
+            else list(cat.views.items())
+        )
         return [v for _, vs in chosen for v in vs if v.online]
 
     def materialize(
-        self, start: datetime | str | None = None, end: datetime | str | None = None,
-        views: Iterable[str] | None = None, progress: Any = None,
+        self,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        views: Iterable[str] | None = None,
+        progress: Any = None,
     ) -> list[MaterializeResult]:
         """Copy, per key, the winning row with event time in [start, end] to the online store."""
         from featureline.online.materialize import materialize_view
@@ -356,24 +410,45 @@ class FeatureStore:
         cat = self.catalog()
         chosen = self._online_views(cat, views)
         s, e = _as_of_us(start), _as_of_us(end)
-        return [materialize_view(self.offline, self.online, v, start_us=s, end_us=e, progress=progress) for v in chosen]
+        return [
+            materialize_view(self.offline, self.online, v, start_us=s, end_us=e, progress=progress)
+            for v in chosen
+        ]
 
-    def materialize_incremental(self, views: Iterable[str] | None = None, progress: Any = None) -> list[MaterializeResult]:
+    def materialize_incremental(
+        self, views: Iterable[str] | None = None, progress: Any = None
+    ) -> list[MaterializeResult]:
         """Copy what was *ingested* since the last run (late and corrected rows included)."""
         from featureline.online.materialize import materialize_view
 
         cat = self.catalog()
         chosen = self._online_views(cat, views)
-        return [materialize_view(self.offline, self.online, v, incremental=True, progress=progress) for v in chosen]
+        return [
+            materialize_view(self.offline, self.online, v, incremental=True, progress=progress)
+            for v in chosen
+        ]
 
-    def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineResponse:
+    def get_online_features(
+        self, features: Any, entity_rows: Any, full_feature_names: bool = False
+    ) -> OnlineResponse:
         """Feature vectors for `entity_rows` from the online store, with per-feature statuses."""
         from featureline.read import online_features
 
-        return online_features(self._read_source(), self._current(), self._hot, features, entity_rows, full_feature_names)
+        return online_features(
+            self._read_source(),
+            self._current(),
+            self._hot,
+            features,
+            entity_rows,
+            full_feature_names,
+        )
 
     def push(
-        self, view: FeatureView | str, rows: Any, idempotency_key: str | None = None, to: str = "online_and_offline"
+        self,
+        view: FeatureView | str,
+        rows: Any,
+        idempotency_key: str | None = None,
+        to: str = "online_and_offline",
     ) -> IngestResult:
         """Write rows offline and, through the same ordering rules, online; readable online on return.
 
@@ -386,19 +461,25 @@ class FeatureStore:
 
         modes = ("online_and_offline", "offline")
         if to not in modes:
-            raise ValidationError(f"`{to}` is not a push target.{did_you_mean(str(to), modes)} Valid: {', '.join(modes)}.")
+            raise ValidationError(
+                f"`{to}` is not a push target.{did_you_mean(str(to), modes)} Valid: {', '.join(modes)}."
+            )
         fv = self._view(view)
         if isinstance(rows, list):
             import pyarrow as pa
 
             rows = pa.table(entity_columns(rows))
         table = to_arrow(rows, f"push to `{fv.name}`")
-        return write(self._write_target(), fv, table, online=to != "offline", idempotency_key=idempotency_key)
+        return write(
+            self._write_target(), fv, table, online=to != "offline", idempotency_key=idempotency_key
+        )
 
     def _write_target(self) -> WriteTarget:
         from featureline.write import WriteTarget
 
-        return WriteTarget(self.offline, lambda: self.online, self.repo_path, self.config.max_future_seconds)
+        return WriteTarget(
+            self.offline, lambda: self.online, self.repo_path, self.config.max_future_seconds
+        )
 
     def compact(self, view: FeatureView | str) -> Commit | None:
         """Merge a view's live commits into one part (every as-of answer kept), then vacuum."""
@@ -408,7 +489,9 @@ class FeatureStore:
             self.offline.vacuum(fv)
         return c
 
-    def vacuum(self, view: FeatureView | str | None = None, grace_seconds: float | None = None) -> list[VacuumResult]:
+    def vacuum(
+        self, view: FeatureView | str | None = None, grace_seconds: float | None = None
+    ) -> list[VacuumResult]:
         """Delete superseded and orphaned files of a view (all views when None), keeping every as-of answer."""
         from featureline.offline.store import VACUUM_GRACE_SECONDS
 
@@ -416,7 +499,9 @@ class FeatureStore:
         if grace < 0:
             raise ValidationError(f"grace_seconds `{grace}` is negative. Fix: pass seconds >= 0.")
         cat = self.catalog()
-        views = [self._view(view)] if view is not None else [v for vs in cat.views.values() for v in vs]
+        views = (
+            [self._view(view)] if view is not None else [v for vs in cat.views.values() for v in vs]
+        )
         return [self.offline.vacuum(v, grace) for v in views]
 
     def freshness(self) -> dict[str, dict[str, Any]]:

@@ -38,18 +38,34 @@ def check_principal(principal: Any, action: str, views: list[FeatureView]) -> No
 
 
 def on_demand(
-    cat: Catalog, od: list[Any], inputs: dict[str, list[Any]], request: dict[str, list[Any]], n: int,
-    load_repo: Callable[[], object], full_feature_names: bool,
+    cat: Catalog,
+    od: list[Any],
+    inputs: dict[str, list[Any]],
+    request: dict[str, list[Any]],
+    n: int,
+    load_repo: Callable[[], object],
+    full_feature_names: bool,
 ) -> list[tuple[str, list[Any], Any]]:
     """Run the on-demand views `od` over their inputs: (output name, values, dtype) per feature."""
     from featureline._ondemand import compute
 
-    return [(name, values, dtype) for name, (values, dtype) in compute(cat, od, inputs, request, n, load_repo, full_feature_names).items()]
+    return [
+        (name, values, dtype)
+        for name, (values, dtype) in compute(
+            cat, od, inputs, request, n, load_repo, full_feature_names
+        ).items()
+    ]
 
 
 def training_set(
-    src: ReadSource, cat: Catalog, entity_df: Any, features: Any, as_of_us: int | None, full_feature_names: bool,
-    timestamp_column: str | None, principal: Any = None,
+    src: ReadSource,
+    cat: Catalog,
+    entity_df: Any,
+    features: Any,
+    as_of_us: int | None,
+    full_feature_names: bool,
+    timestamp_column: str | None,
+    principal: Any = None,
 ) -> TrainingSet:
     """A point-in-time correct training set (DESIGN §3) with `cat`'s definitions, as of `as_of_us`."""
     import pyarrow as pa
@@ -65,26 +81,47 @@ def training_set(
     check_principal(principal, "read_offline", [v for _, v in [*plain, *hidden]])
     if od:
         entity_df = to_arrow(entity_df, "entity frame")
-    table, names = build_training_set(src.offline, entity_df, plain, as_of_us, full_feature_names, timestamp_column)
+    table, names = build_training_set(
+        src.offline, entity_df, plain, as_of_us, full_feature_names, timestamp_column
+    )
     if od:
-        inputs, _ = build_training_set(src.offline, entity_df, hidden, as_of_us, True, timestamp_column)
+        inputs, _ = build_training_set(
+            src.offline, entity_df, hidden, as_of_us, True, timestamp_column
+        )
         cols = {c: inputs.column(c).to_pylist() for c in inputs.column_names}
-        for name, values, dtype in on_demand(cat, od, cols, cols, table.num_rows, src.load_repo, full_feature_names):
+        for name, values, dtype in on_demand(
+            cat, od, cols, cols, table.num_rows, src.load_repo, full_feature_names
+        ):
             table = table.append_column(name, _typed(name, values, dtype, pa))
             names.append(name)
     return TrainingSet(
-        table, [str(r) for r, _ in resolved], us_to_dt(as_of_us) if as_of_us is not None else None, cat.version, {"columns": names}
+        table,
+        [str(r) for r, _ in resolved],
+        us_to_dt(as_of_us) if as_of_us is not None else None,
+        cat.version,
+        {"columns": names},
     )
 
 
 def online_features(
-    src: ReadSource, cat: Catalog, plans: Any, features: Any, entity_rows: Any, full_feature_names: bool, principal: Any = None
+    src: ReadSource,
+    cat: Catalog,
+    plans: Any,
+    features: Any,
+    entity_rows: Any,
+    full_feature_names: bool,
+    principal: Any = None,
 ) -> OnlineResponse:
     """Feature vectors from the online store; `plans` caches prepared read plans by feature list."""
     from featureline.online._read import entity_columns, read_with_plan
 
     if isinstance(features, FeatureService):
-        hkey: tuple[Any, ...] = ("service", features.name, tuple(features.refs()), full_feature_names)
+        hkey: tuple[Any, ...] = (
+            "service",
+            features.name,
+            tuple(features.refs()),
+            full_feature_names,
+        )
     else:
         hkey = (features if isinstance(features, str) else tuple(features), full_feature_names)
     plan = plans.get(hkey)
@@ -93,14 +130,20 @@ def online_features(
         if plan[3]:
             plans[hkey] = plan  # key types are known once data exists: then the plan is final
     read_plan, od, hidden_plan, _ = plan
-    check_principal(principal, "read_online", list(read_plan.views) + (list(hidden_plan.views) if hidden_plan else []))
+    check_principal(
+        principal,
+        "read_online",
+        list(read_plan.views) + (list(hidden_plan.views) if hidden_plan else []),
+    )
     online = src.online()
     resp = read_with_plan(online, read_plan, entity_rows)
     if od and hidden_plan is not None:
         rows = entity_columns(entity_rows)
         hid = read_with_plan(online, hidden_plan, rows)
         n = len(next(iter(rows.values()))) if rows else 0
-        for name, values, dtype in on_demand(cat, od, hid.values, rows, n, src.load_repo, full_feature_names):
+        for name, values, dtype in on_demand(
+            cat, od, hid.values, rows, n, src.load_repo, full_feature_names
+        ):
             resp.values[name] = values
             resp.statuses[name] = ["PRESENT" if v is not None else "NOT_FOUND" for v in values]
             resp.event_us[name] = [None] * n
@@ -110,11 +153,15 @@ def online_features(
     return resp
 
 
-def _online_plan(src: ReadSource, cat: Catalog, features: Any, full_feature_names: bool) -> tuple[Any, list[Any], Any, bool]:
+def _online_plan(
+    src: ReadSource, cat: Catalog, features: Any, full_feature_names: bool
+) -> tuple[Any, list[Any], Any, bool]:
     from featureline._ondemand import hidden_inputs, split
     from featureline.online._read import make_plan
 
-    unique = list(dict.fromkeys(features)) if isinstance(features, list | tuple) else features  # resolve reads a ref once anyway
+    unique = (
+        list(dict.fromkeys(features)) if isinstance(features, list | tuple) else features
+    )  # resolve reads a ref once anyway
     plain, od = split(cat.resolve(unique))
     hidden = hidden_inputs(cat, od) if od else []
     key_types: dict[str, str] = {}
@@ -122,11 +169,18 @@ def _online_plan(src: ReadSource, cat: Catalog, features: Any, full_feature_name
         key_types.update({k: str(t) for k, t in v.key_fields.items()})
         key_types.update(src.offline.key_types(v.name, v.version))
     final = all(k in key_types for _, v in [*plain, *hidden] for k in v.join_keys)
-    return make_plan(plain, key_types, full_feature_names), od, make_plan(hidden, key_types, True) if od else None, final
+    return (
+        make_plan(plain, key_types, full_feature_names),
+        od,
+        make_plan(hidden, key_types, True) if od else None,
+        final,
+    )
 
 
 def _typed(name: str, values: list[Any], dtype: Any, pa: Any) -> Any:
     try:
         return pa.array(values, type=dtype.to_arrow())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
-        raise ValidationError(f"On-demand output `{name}` does not fit its declared type {dtype}: {e}. Fix: return {dtype} values or change the Field dtype.") from e
+        raise ValidationError(
+            f"On-demand output `{name}` does not fit its declared type {dtype}: {e}. Fix: return {dtype} values or change the Field dtype."
+        ) from e

@@ -24,7 +24,10 @@ class RepoContents:
 
     def add(self, obj: object) -> None:
         kinds: tuple[tuple[list[Any], type], ...] = (
-            (self.entities, Entity), (self.views, FeatureView), (self.services, FeatureService), (self.odfvs, OnDemandFeatureView),
+            (self.entities, Entity),
+            (self.views, FeatureView),
+            (self.services, FeatureService),
+            (self.odfvs, OnDemandFeatureView),
         )
         for bucket, kind in kinds:
             if isinstance(obj, kind) and not any(o is obj for o in bucket):
@@ -53,7 +56,11 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
         if pat.endswith("/"):  # a folder: anything under it
             if any(fnmatch.fnmatch(p, pat.rstrip("/")) for p in prefixes[:-1]):
                 return True
-        elif fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(parts[-1], pat) or any(fnmatch.fnmatch(p, pat) for p in prefixes[:-1]):
+        elif (
+            fnmatch.fnmatch(rel, pat)
+            or fnmatch.fnmatch(parts[-1], pat)
+            or any(fnmatch.fnmatch(p, pat) for p in prefixes[:-1])
+        ):
             return True
     return False
 
@@ -93,7 +100,9 @@ def load_repo(root: Path) -> RepoContents:
         try:
             spec.loader.exec_module(module)
         except SyntaxError as e:
-            problems.append(f"{e.filename}:{e.lineno}: syntax error: {e.msg}. Fix: correct the Python syntax there.")
+            problems.append(
+                f"{e.filename}:{e.lineno}: syntax error: {e.msg}. Fix: correct the Python syntax there."
+            )
             continue
         except Exception as e:  # user code: report where it failed
             tb = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]

@@ -56,7 +56,9 @@ def init_repo(path: str | Path, project: str | None = None, with_data: bool = Tr
     """Create a feature repo at `path` (which must not hold one already)."""
     root = Path(path)
     if (root / "featureline.yaml").exists():
-        raise ValidationError(f"`{root}` already holds a feature repo (featureline.yaml exists). Fix: choose another folder.")
+        raise ValidationError(
+            f"`{root}` already holds a feature repo (featureline.yaml exists). Fix: choose another folder."
+        )
     name = project or root.resolve().name.replace("-", "_") or "my_project"
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(exist_ok=True)
@@ -82,13 +84,17 @@ def _example_data(path: Path, drivers: int = 50, hours: int = 24 * 7) -> None:
     ts = start_us + np.tile(np.arange(hours, dtype=np.int64), drivers) * 3_600_000_000
     n = len(ids)
     pq.write_table(
-        pa.table({
-            "driver_id": ids,
-            "event_timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
-            "created": pa.array(ts + rng.integers(1, 600_000_000, n), pa.timestamp("us", tz="UTC")),
-            "conv_rate": rng.random(n),
-            "acc_rate": rng.random(n),
-            "avg_daily_trips": rng.integers(0, 40, n),
-        }),
+        pa.table(
+            {
+                "driver_id": ids,
+                "event_timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                "created": pa.array(
+                    ts + rng.integers(1, 600_000_000, n), pa.timestamp("us", tz="UTC")
+                ),
+                "conv_rate": rng.random(n),
+                "acc_rate": rng.random(n),
+                "avg_daily_trips": rng.integers(0, 40, n),
+            }
+        ),
         path,
     )

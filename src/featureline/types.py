@@ -111,4 +111,14 @@ def compatible(expected: DType, found: DType) -> bool:
     return False
 
 
-__all__ = ["Array", "Bool", "Bytes", "DType", "Float64", "Int64", "String", "Timestamp", "parse_dtype"]
+__all__ = [
+    "Array",
+    "Bool",
+    "Bytes",
+    "DType",
+    "Float64",
+    "Int64",
+    "String",
+    "Timestamp",
+    "parse_dtype",
+]

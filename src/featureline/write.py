@@ -54,7 +54,9 @@ def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Ta
     if ts_col not in table.column_names or table.num_rows == 0:
         return table  # reported by the schema check
     try:
-        ts = as_utc_timestamps(table.column(ts_col), ts_col, f"batch for feature view `{view.name}`")
+        ts = as_utc_timestamps(
+            table.column(ts_col), ts_col, f"batch for feature view `{view.name}`"
+        )
     except ValidationError:
         return table  # the schema check reports it with the other problems
     limit_us = time.time_ns() // 1000 + int(bound * 1_000_000)
@@ -73,7 +75,13 @@ def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Ta
 def csv_types(view: FeatureView) -> dict[str, pa.DataType]:
     """Declared Arrow types of a view's keys and non-timestamp features, for reading CSV."""
     out = {k: d.to_arrow() for k, d in view.key_fields.items()}
-    out.update({f.name: f.dtype.to_arrow() for f in view.features if f.dtype.name != "Timestamp" and not f.dtype.is_array})
+    out.update(
+        {
+            f.name: f.dtype.to_arrow()
+            for f in view.features
+            if f.dtype.name != "Timestamp" and not f.dtype.is_array
+        }
+    )
     return out
 
 
@@ -93,31 +101,49 @@ def write(
     """
     from featureline.offline._frames import to_arrow
 
-    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 200):
-        raise ValidationError(f"Idempotency key `{idempotency_key}` is not usable. Fix: pass a non-empty string of at most 200 characters.")
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 200
+    ):
+        raise ValidationError(
+            f"Idempotency key `{idempotency_key}` is not usable. Fix: pass a non-empty string of at most 200 characters."
+        )
     check_principal(target, principal, "write_online" if online else "write_offline", view)
     if data is None:
         if view.source is None:
-            raise ValidationError(f"Feature view `{view.name}` has no source to read. Fix: pass the data, e.g. store.ingest('{view.name}', df).")
+            raise ValidationError(
+                f"Feature view `{view.name}` has no source to read. Fix: pass the data, e.g. store.ingest('{view.name}', df)."
+            )
         path = view.source.path
-        data = path if os.path.isabs(path) else str(target.repo_path / path)  # a source is relative to the repo
-    elif isinstance(data, str | os.PathLike) and not os.path.isabs(data) and not os.path.exists(data):
+        data = (
+            path if os.path.isabs(path) else str(target.repo_path / path)
+        )  # a source is relative to the repo
+    elif (
+        isinstance(data, str | os.PathLike) and not os.path.isabs(data) and not os.path.exists(data)
+    ):
         data = str(target.repo_path / data)
     if isinstance(data, str | os.PathLike):
         from featureline.offline import _stream
 
         rows = _stream.file_rows(str(data))
-        if rows is not None and rows > _stream.STREAM_ROWS:  # large file: bounded memory, no online apply
+        if (
+            rows is not None and rows > _stream.STREAM_ROWS
+        ):  # large file: bounded memory, no online apply
             batches = (check_rows(target, view, b) for b in _stream.file_batches(str(data)))
-            return _stream.ingest_stream(target.offline, view, batches, idempotency_key=idempotency_key)
-    table = check_rows(target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view)))
+            return _stream.ingest_stream(
+                target.offline, view, batches, idempotency_key=idempotency_key
+            )
+    table = check_rows(
+        target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view))
+    )
     result, stored = target.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
     if online and view.online:
         apply_online(target, view, stored, result)
     return result
 
 
-def apply_online(target: WriteTarget, view: FeatureView, stored: pa.Table, result: IngestResult) -> None:
+def apply_online(
+    target: WriteTarget, view: FeatureView, stored: pa.Table, result: IngestResult
+) -> None:
     """Apply a committed batch online; a failure here never un-acknowledges the commit."""
     from featureline.offline.store import dt_to_us
     from featureline.online.materialize import apply_batch

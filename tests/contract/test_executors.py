@@ -28,7 +28,10 @@ def _ray_is_a_dev_dependency() -> bool:
         requires = importlib.metadata.requires("featureline") or []
     except importlib.metadata.PackageNotFoundError:
         return False
-    return any(r.replace(" ", "").startswith("ray") and 'extra=="dev"' in r.replace(" ", "") for r in requires)
+    return any(
+        r.replace(" ", "").startswith("ray") and 'extra=="dev"' in r.replace(" ", "")
+        for r in requires
+    )
 
 
 @pytest.fixture(scope="module")

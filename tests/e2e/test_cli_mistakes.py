@@ -17,10 +17,16 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     driver, view = driver_defs()
 
     @fl.on_demand_feature_view(
-        sources=[view, fl.RequestSource("trip", [fl.Field("km", fl.Float64)])], schema=[fl.Field("score", fl.Float64)]
+        sources=[view, fl.RequestSource("trip", [fl.Field("km", fl.Float64)])],
+        schema=[fl.Field("score", fl.Float64)],
     )
     def score(inputs: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
-        return {"score": [None if r is None or k is None else r * k for r, k in zip(inputs["rate"], inputs["km"], strict=True)]}
+        return {
+            "score": [
+                None if r is None or k is None else r * k
+                for r, k in zip(inputs["rate"], inputs["km"], strict=True)
+            ]
+        }
 
     store = new_store(tmp_path_factory.mktemp("cli"), driver, view, score)
     store.ingest("driver_stats", rows([1], [utc(2025, 1, 1)], [0.5]))
@@ -35,7 +41,15 @@ WRONG = [
     ["preview", "score"],
     ["ingest", "score"],
     ["ingest", "driver_stats", "missing.parquet"],
-    ["training-set", "--entities", "missing.parquet", "--features", "driver_stats:rate", "--out", "o.parquet"],
+    [
+        "training-set",
+        "--entities",
+        "missing.parquet",
+        "--features",
+        "driver_stats:rate",
+        "--out",
+        "o.parquet",
+    ],
     ["materialize", "--view", "score"],
     ["online", "--features", "driver_stats:nope", "--entity", '{"driver_id": [1]}'],
     ["online", "--features", "driver_stats:rate", "--entity", "{not json"],
@@ -56,7 +70,9 @@ WRONG = [
 @pytest.mark.parametrize("args", WRONG, ids=lambda a: " ".join(a))
 def test_a_wrong_argument_is_an_error_not_a_traceback(repo: Path, args: list[str]) -> None:
     result = run(*args, repo=repo)
-    if result.exit_code == 2:  # click's own usage errors: `Error: ...` on stderr, exit 2, no traceback
+    if (
+        result.exit_code == 2
+    ):  # click's own usage errors: `Error: ...` on stderr, exit 2, no traceback
         assert "Error:" in result.stderr and "Traceback" not in result.output
         return
     failed(result)

@@ -80,7 +80,9 @@ def _run(tmp_path: Path, code: str, *, as_file: bool) -> subprocess.CompletedPro
         args, stdin = [sys.executable, str(script)], None
     else:  # like a notebook: `__main__` has no file to import
         args, stdin = [sys.executable, "-c", code], None
-    return subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        args, input=stdin, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
 
 
 def test_a_script_without_a_main_guard_runs_steps_on_the_process_executor(tmp_path: Path) -> None:

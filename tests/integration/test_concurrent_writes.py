@@ -76,10 +76,17 @@ _CHECKER = textwrap.dedent(
 )
 
 
-def _run_workers(repo: Path, modes: list[str], batches: int, size: int, check_seconds: float = 0) -> list[int]:
+def _run_workers(
+    repo: Path, modes: list[str], batches: int, size: int, check_seconds: float = 0
+) -> list[int]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     checker = (
-        subprocess.Popen([sys.executable, "-c", _CHECKER, str(repo), str(check_seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", _CHECKER, str(repo), str(check_seconds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         if check_seconds
         else None
     )
@@ -101,8 +108,12 @@ def _run_workers(repo: Path, modes: list[str], batches: int, size: int, check_se
         out, err = checker.communicate(timeout=240)
         assert checker.returncode == 0, err.decode()
         seen = json.loads(out)
-        assert seen["checks"] >= 3, f"the reader ran only {seen['checks']} training sets: the test proved little"
-        assert seen["bad"] == 0, f"{seen['bad']} acknowledged rows were missing or wrong in training sets taken during the writes"
+        assert seen["checks"] >= 3, (
+            f"the reader ran only {seen['checks']} training sets: the test proved little"
+        )
+        assert seen["bad"] == 0, (
+            f"{seen['bad']} acknowledged rows were missing or wrong in training sets taken during the writes"
+        )
     return acked
 
 
@@ -114,7 +125,9 @@ def _check(store: fl.FeatureStore, acked: list[int]) -> None:
     assert store.describe("driver_stats")["rows"] == len(acked), "stored rows != acknowledged rows"
     assert sorted(ids) == sorted(acked)
     now = datetime.now(UTC)
-    ts = store.get_training_set({"driver_id": acked, "event_timestamp": [now] * len(acked)}, ["driver_stats:rate"]).to_arrow()
+    ts = store.get_training_set(
+        {"driver_id": acked, "event_timestamp": [now] * len(acked)}, ["driver_stats:rate"]
+    ).to_arrow()
     rates = ts.column("rate").to_pylist()
     missing = sum(r is None for r in rates)
     assert missing == 0, f"training set at now is null for {missing} acknowledged rows"
@@ -135,10 +148,15 @@ def test_three_pushing_processes_store_each_row_once_and_online(tmp_path: Path) 
 
 def test_ingest_push_and_compact_at_once_store_each_row_once(tmp_path: Path) -> None:
     store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
-    acked = _run_workers(store.repo_path, ["mixed", "mixed", "ingest"], batches=30, size=20, check_seconds=4)
+    acked = _run_workers(
+        store.repo_path, ["mixed", "mixed", "ingest"], batches=30, size=20, check_seconds=4
+    )
     assert len(acked) == 1_800
     _check(store, acked)
     view = store.get_feature_view("driver_stats")
-    assert store.offline.compact(view) is not None or len(store.offline.commits("driver_stats", 1)) == 1
+    assert (
+        store.offline.compact(view) is not None
+        or len(store.offline.commits("driver_stats", 1)) == 1
+    )
     _check(store, acked)  # a final compaction keeps every row once
     assert isinstance(store.offline.latest_rows(view), pa.Table)

@@ -19,7 +19,9 @@ import featureline as fl
 from tests.helpers import TS
 
 USER = fl.Entity("user", ["user_id"])
-VIEW = fl.FeatureView("v", [USER], [fl.Field("user_id", fl.Int64), fl.Field("x", fl.Float64), fl.Field("n", fl.Int64)])
+VIEW = fl.FeatureView(
+    "v", [USER], [fl.Field("user_id", fl.Int64), fl.Field("x", fl.Float64), fl.Field("n", fl.Int64)]
+)
 
 _MATERIALIZE = textwrap.dedent(
     """
@@ -39,12 +41,16 @@ def _batch(n_keys: int, rows_per_key: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
     n = n_keys * rows_per_key
     base = datetime.now(UTC) - timedelta(days=1)
-    return pa.table({
-        "user_id": pa.array(np.repeat(np.arange(n_keys), rows_per_key), pa.int64()),
-        "event_timestamp": pa.array([base + timedelta(seconds=int(s)) for s in rng.integers(0, 80_000, n)], TS),
-        "x": rng.random(n),
-        "n": pa.array(np.arange(n) + seed * 10_000_000, pa.int64()),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(np.repeat(np.arange(n_keys), rows_per_key), pa.int64()),
+            "event_timestamp": pa.array(
+                [base + timedelta(seconds=int(s)) for s in rng.integers(0, 80_000, n)], TS
+            ),
+            "x": rng.random(n),
+            "n": pa.array(np.arange(n) + seed * 10_000_000, pa.int64()),
+        }
+    )
 
 
 @pytest.mark.slow
@@ -56,7 +62,9 @@ def test_killed_materialization_converges(tmp_path: Path) -> None:
     store.apply([USER, VIEW])
     store.ingest("v", _batch(60_000, 3, seed=1))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    with subprocess.Popen([sys.executable, "-c", _MATERIALIZE, str(repo)], stdout=subprocess.PIPE, env=env) as p:
+    with subprocess.Popen(
+        [sys.executable, "-c", _MATERIALIZE, str(repo)], stdout=subprocess.PIPE, env=env
+    ) as p:
         assert p.stdout is not None and p.stdout.readline().strip() == b"start"
         deadline = time.monotonic() + 30
         while store.online.count(_table(store)) == 0 and time.monotonic() < deadline:
@@ -72,7 +80,9 @@ def test_killed_materialization_converges(tmp_path: Path) -> None:
     keys = [*range(0, 60_000, 7), 999_999]
     now = datetime.now(UTC)
     online = store.get_online_features(["v:x", "v:n"], {"user_id": keys})
-    ent = pa.table({"user_id": pa.array(keys, pa.int64()), "event_timestamp": pa.array([now] * len(keys), TS)})
+    ent = pa.table(
+        {"user_id": pa.array(keys, pa.int64()), "event_timestamp": pa.array([now] * len(keys), TS)}
+    )
     offline = store.get_training_set(ent, ["v:x", "v:n"]).to_arrow()
     assert online.to_dict()["n"] == offline.column("n").to_pylist()
     assert online.to_dict()["x"] == offline.column("x").to_pylist()

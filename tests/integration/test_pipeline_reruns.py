@@ -23,14 +23,18 @@ pytestmark = pytest.mark.integration
 
 @step
 def entity_rows(n: int) -> pa.Table:
-    return pa.table({
-        "driver_id": pa.array([1 + i % 2 for i in range(n)], pa.int64()),
-        "event_timestamp": pa.array([utc(2025, 1, 1, 12)] * n, TS),
-    })
+    return pa.table(
+        {
+            "driver_id": pa.array([1 + i % 2 for i in range(n)], pa.int64()),
+            "event_timestamp": pa.array([utc(2025, 1, 1, 12)] * n, TS),
+        }
+    )
 
 
 @step(outputs=("model", "metrics"))
-def fit_mean(training_set: pa.Table, info: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+def fit_mean(
+    training_set: pa.Table, info: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, float]]:
     values = training_set.column(info["feature_columns"][0]).to_pylist()
     mean = sum(values) / len(values)
     return {"mean": mean}, {"mean_rate": mean, "rows": float(len(values))}
@@ -54,8 +58,13 @@ def store(tmp_path: Path) -> Any:
 
 
 def _run(store: Any, **params: Any) -> RunResult:
-    r = run(rates, {"repo": str(store.repo_path), **params}, executor="inline",
-            artifact_root=store.config.artifacts, metadata=store.models.metadata)
+    r = run(
+        rates,
+        {"repo": str(store.repo_path), **params},
+        executor="inline",
+        artifact_root=store.config.artifacts,
+        metadata=store.models.metadata,
+    )
     assert r.status == "succeeded", r.errors
     return r
 
@@ -65,9 +74,14 @@ def test_a_cached_training_set_is_rebuilt_after_an_ingest(store: Any) -> None:
     assert first.output("fit_mean", "model") == {"mean": pytest.approx(0.6)}
     again = _run(store)
     assert again.statuses["build_training_set"] == "cached"  # nothing new: the same rows
-    store.ingest("driver_stats", rows([1, 2], [utc(2025, 1, 1, 10)] * 2, [0.9, 1.1]))  # a corrected batch
+    store.ingest(
+        "driver_stats", rows([1, 2], [utc(2025, 1, 1, 10)] * 2, [0.9, 1.1])
+    )  # a corrected batch
     fresh = _run(store)
-    assert fresh.statuses["build_training_set"] == "succeeded" and fresh.statuses["fit_mean"] == "succeeded"
+    assert (
+        fresh.statuses["build_training_set"] == "succeeded"
+        and fresh.statuses["fit_mean"] == "succeeded"
+    )
     assert fresh.output("fit_mean", "model") == {"mean": pytest.approx(1.0)}
     assert _run(store).statuses["build_training_set"] == "cached"
 
@@ -80,9 +94,15 @@ def test_a_training_set_as_of_a_past_time_stays_cached_after_an_ingest(store: An
     store.ingest("driver_stats", rows([1, 2], [utc(2025, 1, 1, 10)] * 2, [0.9, 1.1]))
     again = _run(store, as_of=then)  # what the store knew then has not changed
     assert again.statuses["build_training_set"] == "cached"
-    assert again.output("fit_mean", "model") == first.output("fit_mean", "model") == {"mean": pytest.approx(0.6)}
+    assert (
+        again.output("fit_mean", "model")
+        == first.output("fit_mean", "model")
+        == {"mean": pytest.approx(0.6)}
+    )
     assert again.output("build_training_set", "info")["as_of"] == then
-    assert _run(store).output("fit_mean", "model") == {"mean": pytest.approx(1.0)}  # now: the new rows
+    assert _run(store).output("fit_mean", "model") == {
+        "mean": pytest.approx(1.0)
+    }  # now: the new rows
 
 
 def test_the_card_records_as_of_and_rebuilds_the_same_training_set(store: Any) -> None:
@@ -92,7 +112,9 @@ def test_the_card_records_as_of_and_rebuilds_the_same_training_set(store: Any) -
     assert isinstance(t["as_of"], str) and t["as_of"].endswith("+00:00")
     ts_id = r.steps["build_training_set"].outputs["training_set"].id
     assert t["training_set_id"] == ts_id
-    store.ingest("driver_stats", rows([1, 2], [utc(2025, 1, 1, 10)] * 2, [0.9, 1.1]))  # later data...
+    store.ingest(
+        "driver_stats", rows([1, 2], [utc(2025, 1, 1, 10)] * 2, [0.9, 1.1])
+    )  # later data...
     store.compact("driver_stats")  # ... and a compaction do not change what the card names
     from featureline.models.steps import rebuild_training_set
 
@@ -106,7 +128,9 @@ def test_the_card_records_as_of_and_rebuilds_the_same_training_set(store: Any) -
 def test_a_fully_cached_rerun_returns_the_registered_version(store: Any) -> None:
     first = _run(store)
     again = _run(store)
-    assert first.output("register_model")["version"] == again.output("register_model")["version"] == 1
+    assert (
+        first.output("register_model")["version"] == again.output("register_model")["version"] == 1
+    )
     assert [m["version"] for m in store.models.versions("rates")] == [1]
     store.ingest("driver_stats", rows([1, 2], [utc(2025, 1, 1, 10)] * 2, [0.9, 1.1]))
     assert _run(store).output("register_model")["version"] == 2  # a new training set: a new version

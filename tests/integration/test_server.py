@@ -59,9 +59,13 @@ class ThreadServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> str:
         self.thread.start()
@@ -111,7 +115,9 @@ def error(resp: httpx.Response, status: int, *needles: str) -> str:
 
 def test_native_read_equals_store(client: httpx.Client, store: fl.FeatureStore) -> None:
     ids = [1001, 1002, 1050, 9999]
-    resp = client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": ids}})
+    resp = client.post(
+        "/features/online", json={"features": FEATURES, "entities": {"driver_id": ids}}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
@@ -122,57 +128,102 @@ def test_native_read_equals_store(client: httpx.Client, store: fl.FeatureStore) 
     assert body["features"] == {n: wd[n] for n in NAMES}
     assert body["statuses"] == want.statuses
     assert body["entities"] == {"driver_id": ids}
-    assert {n: [parse_ts(t) for t in ts] for n, ts in body["event_timestamps"].items()} == want.event_timestamps
+    assert {
+        n: [parse_ts(t) for t in ts] for n, ts in body["event_timestamps"].items()
+    } == want.event_timestamps
     # an unknown key value is not an error: 200 with NOT_FOUND and nulls
     assert [body["statuses"][n][-1] for n in NAMES] == ["NOT_FOUND"] * 3
     assert [body["features"][n][-1] for n in NAMES] == [None] * 3
     assert all(s == "PRESENT" for n in NAMES for s in body["statuses"][n][:3])
 
 
-def test_native_read_feature_service_full_names(client: httpx.Client, store: fl.FeatureStore) -> None:
-    body = {"feature_service": "driver_activity", "entities": {"driver_id": [1003]}, "full_feature_names": True}
+def test_native_read_feature_service_full_names(
+    client: httpx.Client, store: fl.FeatureStore
+) -> None:
+    body = {
+        "feature_service": "driver_activity",
+        "entities": {"driver_id": [1003]},
+        "full_feature_names": True,
+    }
     resp = client.post("/features/online", json=body)
     assert resp.status_code == 200, resp.text
-    want = store.get_online_features("driver_activity", {"driver_id": [1003]}, full_feature_names=True).to_dict()
-    assert resp.json()["features"] == {f"driver_stats__{n}": want[f"driver_stats__{n}"] for n in NAMES}
+    want = store.get_online_features(
+        "driver_activity", {"driver_id": [1003]}, full_feature_names=True
+    ).to_dict()
+    assert resp.json()["features"] == {
+        f"driver_stats__{n}": want[f"driver_stats__{n}"] for n in NAMES
+    }
 
 
 def test_feast_read_shape(client: httpx.Client, store: fl.FeatureStore) -> None:
     ids = [1001, 1002, 9999]
-    resp = client.post("/get-online-features", json={"features": FEATURES, "entities": {"driver_id": ids}})
+    resp = client.post(
+        "/get-online-features", json={"features": FEATURES, "entities": {"driver_id": ids}}
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert set(body) == {"metadata", "results"}
     assert body["metadata"] == {"feature_names": ["driver_id", *NAMES]}
     assert len(body["results"]) == 4
     key = body["results"][0]
-    assert key == {"values": ids, "statuses": ["PRESENT"] * 3, "event_timestamps": ["1970-01-01T00:00:00Z"] * 3}
+    assert key == {
+        "values": ids,
+        "statuses": ["PRESENT"] * 3,
+        "event_timestamps": ["1970-01-01T00:00:00Z"] * 3,
+    }
     want = store.get_online_features(FEATURES, {"driver_id": ids})
     for name, result in zip(NAMES, body["results"][1:], strict=True):
         assert set(result) == {"values", "statuses", "event_timestamps"}
         assert result["values"] == want.to_dict()[name]
         assert result["statuses"] == ["PRESENT", "PRESENT", "NOT_FOUND"]
-        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z", t) for t in result["event_timestamps"])
-        assert [parse_ts(t) for t in result["event_timestamps"][:2]] == want.event_timestamps[name][:2]
+        assert all(
+            re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z", t)
+            for t in result["event_timestamps"]
+        )
+        assert [parse_ts(t) for t in result["event_timestamps"][:2]] == want.event_timestamps[name][
+            :2
+        ]
         assert result["event_timestamps"][2] == "1970-01-01T00:00:00Z"
     # a feature service works too, as in Feast
-    resp = client.post("/get-online-features", json={"feature_service": "driver_activity", "entities": {"driver_id": [1001]}})
-    assert resp.status_code == 200 and resp.json()["metadata"]["feature_names"] == ["driver_id", *NAMES]
+    resp = client.post(
+        "/get-online-features",
+        json={"feature_service": "driver_activity", "entities": {"driver_id": [1001]}},
+    )
+    assert resp.status_code == 200 and resp.json()["metadata"]["feature_names"] == [
+        "driver_id",
+        *NAMES,
+    ]
 
 
 # -- push --------------------------------------------------------------------------------------
 
 
 def _read_one(client: httpx.Client, driver: int) -> dict[str, Any]:
-    resp = client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [driver]}})
+    resp = client.post(
+        "/features/online", json={"features": FEATURES, "entities": {"driver_id": [driver]}}
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    return {n: (body["features"][n][0], body["statuses"][n][0], parse_ts(body["event_timestamps"][n][0])) for n in NAMES}
+    return {
+        n: (
+            body["features"][n][0],
+            body["statuses"][n][0],
+            parse_ts(body["event_timestamps"][n][0]),
+        )
+        for n in NAMES
+    }
 
 
 def test_native_push_rows_then_read(client: httpx.Client, store: fl.FeatureStore) -> None:
     now = datetime.now(UTC).replace(microsecond=123456)
-    row = {"driver_id": 5001, "event_timestamp": now.isoformat(), "created": now.isoformat(), "conv_rate": 0.25, "acc_rate": 1, "avg_daily_trips": 17}
+    row = {
+        "driver_id": 5001,
+        "event_timestamp": now.isoformat(),
+        "created": now.isoformat(),
+        "conv_rate": 0.25,
+        "acc_rate": 1,
+        "avg_daily_trips": 17,
+    }
     resp = client.post("/push/driver_stats", json={"rows": [row]})
     assert resp.status_code == 200, resp.text
     out = resp.json()
@@ -182,14 +233,29 @@ def test_native_push_rows_then_read(client: httpx.Client, store: fl.FeatureStore
     assert abs((datetime.now(UTC) - ingested).total_seconds()) < 60
     got = _read_one(client, 5001)
     # JSON `1` for a Float64 column is stored as 1.0
-    assert got == {"conv_rate": (0.25, "PRESENT", now), "acc_rate": (1.0, "PRESENT", now), "avg_daily_trips": (17, "PRESENT", now)}
-    assert store.get_online_features(FEATURES, {"driver_id": [5001]}).to_dict()["conv_rate"] == [0.25]
+    assert got == {
+        "conv_rate": (0.25, "PRESENT", now),
+        "acc_rate": (1.0, "PRESENT", now),
+        "avg_daily_trips": (17, "PRESENT", now),
+    }
+    assert store.get_online_features(FEATURES, {"driver_id": [5001]}).to_dict()["conv_rate"] == [
+        0.25
+    ]
 
 
 def test_native_push_columns_with_offset(client: httpx.Client) -> None:
     t = datetime.now(UTC).replace(microsecond=0)
-    local = t.astimezone(UTC).replace(tzinfo=None).isoformat() + "+02:00"  # the same wall time, two hours east
-    cols = {"driver_id": [5002], "event_timestamp": [local], "created": [None], "conv_rate": [0.5], "acc_rate": [0.75], "avg_daily_trips": [3]}
+    local = (
+        t.astimezone(UTC).replace(tzinfo=None).isoformat() + "+02:00"
+    )  # the same wall time, two hours east
+    cols = {
+        "driver_id": [5002],
+        "event_timestamp": [local],
+        "created": [None],
+        "conv_rate": [0.5],
+        "acc_rate": [0.75],
+        "avg_daily_trips": [3],
+    }
     resp = client.post("/push/driver_stats", json={"columns": cols})
     assert resp.status_code == 200, resp.text
     got = _read_one(client, 5002)
@@ -199,40 +265,94 @@ def test_native_push_columns_with_offset(client: httpx.Client) -> None:
 def test_feast_push_then_read(client: httpx.Client) -> None:
     t = datetime.now(UTC).replace(microsecond=0)
     naive = t.strftime("%Y-%m-%d %H:%M:%S")  # Feast's docs send naive strings, read as UTC
-    df = {"driver_id": [5003], "event_timestamp": [naive], "created": [naive], "conv_rate": [1.0], "acc_rate": [1.0], "avg_daily_trips": [1000]}
+    df = {
+        "driver_id": [5003],
+        "event_timestamp": [naive],
+        "created": [naive],
+        "conv_rate": [1.0],
+        "acc_rate": [1.0],
+        "avg_daily_trips": [1000],
+    }
     resp = client.post("/push", json={"push_source_name": "driver_stats", "df": df, "to": "online"})
     assert resp.status_code == 200, resp.text
     assert resp.content == b"null"
-    feast = client.post("/get-online-features", json={"features": FEATURES, "entities": {"driver_id": [5003]}}).json()
+    feast = client.post(
+        "/get-online-features", json={"features": FEATURES, "entities": {"driver_id": [5003]}}
+    ).json()
     assert [r["values"] for r in feast["results"]] == [[5003], [1.0], [1.0], [1000]]
     assert [r["statuses"] for r in feast["results"]] == [["PRESENT"]] * 4
     assert feast["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
-def test_push_with_an_idempotency_key_is_one_commit(client: httpx.Client, store: fl.FeatureStore) -> None:
+def test_push_with_an_idempotency_key_is_one_commit(
+    client: httpx.Client, store: fl.FeatureStore
+) -> None:
     now = datetime.now(UTC).isoformat()
-    row = {"driver_id": 5004, "event_timestamp": now, "created": now, "conv_rate": 0.5, "acc_rate": 0.5, "avg_daily_trips": 4}
+    row = {
+        "driver_id": 5004,
+        "event_timestamp": now,
+        "created": now,
+        "conv_rate": 0.5,
+        "acc_rate": 0.5,
+        "avg_daily_trips": 4,
+    }
     before = int(store.describe("driver_stats")["rows"])
-    first = client.post("/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"})
-    again = client.post("/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"})
+    first = client.post(
+        "/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"}
+    )
+    again = client.post(
+        "/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"}
+    )
     assert first.status_code == again.status_code == 200, (first.text, again.text)
     assert first.json()["replayed"] is False and again.json()["replayed"] is True
-    assert again.json()["commit"] == first.json()["commit"] and again.json()["ingested_at"] == first.json()["ingested_at"]
+    assert (
+        again.json()["commit"] == first.json()["commit"]
+        and again.json()["ingested_at"] == first.json()["ingested_at"]
+    )
     assert int(store.describe("driver_stats")["rows"]) == before + 1
-    feast = {"push_source_name": "driver_stats", "df": {k: [v] for k, v in row.items()}, "to": "online"}
-    assert client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code == 200
-    assert client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code == 200
+    feast = {
+        "push_source_name": "driver_stats",
+        "df": {k: [v] for k, v in row.items()},
+        "to": "online",
+    }
+    assert (
+        client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code
+        == 200
+    )
+    assert (
+        client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code
+        == 200
+    )
     assert int(store.describe("driver_stats")["rows"]) == before + 2
-    error(client.post("/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "k" * 201}), 400, "Idempotency-Key")
+    error(
+        client.post(
+            "/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "k" * 201}
+        ),
+        400,
+        "Idempotency-Key",
+    )
 
 
-def test_feast_push_to_offline_leaves_online_untouched(client: httpx.Client, store: fl.FeatureStore) -> None:
+def test_feast_push_to_offline_leaves_online_untouched(
+    client: httpx.Client, store: fl.FeatureStore
+) -> None:
     now = datetime.now(UTC).isoformat()
-    df = {"driver_id": [5005], "event_timestamp": [now], "created": [now], "conv_rate": [0.1], "acc_rate": [0.1], "avg_daily_trips": [1]}
-    resp = client.post("/push", json={"push_source_name": "driver_stats", "df": df, "to": "offline"})
+    df = {
+        "driver_id": [5005],
+        "event_timestamp": [now],
+        "created": [now],
+        "conv_rate": [0.1],
+        "acc_rate": [0.1],
+        "avg_daily_trips": [1],
+    }
+    resp = client.post(
+        "/push", json={"push_source_name": "driver_stats", "df": df, "to": "offline"}
+    )
     assert resp.status_code == 200, resp.text
     assert _read_one(client, 5005)["conv_rate"][1] == "NOT_FOUND"
-    ts = store.get_training_set({"driver_id": [5005], "event_timestamp": [datetime.now(UTC)]}, ["driver_stats:conv_rate"])
+    ts = store.get_training_set(
+        {"driver_id": [5005], "event_timestamp": [datetime.now(UTC)]}, ["driver_stats:conv_rate"]
+    )
     assert ts.to_arrow().column("conv_rate").to_pylist() == [0.1]
 
 
@@ -243,7 +363,10 @@ def test_reads_during_pushes(server: str) -> None:
     def reader() -> None:
         with httpx.Client(base_url=server, timeout=15) as c:
             for _ in range(100):
-                r = c.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001, 5010]}})
+                r = c.post(
+                    "/features/online",
+                    json={"features": FEATURES, "entities": {"driver_id": [1001, 5010]}},
+                )
                 if r.status_code != 200 or r.json()["statuses"]["conv_rate"][0] != "PRESENT":
                     failures.append(r.text)
 
@@ -253,7 +376,14 @@ def test_reads_during_pushes(server: str) -> None:
     with httpx.Client(base_url=server, timeout=15) as c:
         for i in range(5):
             now = datetime.now(UTC).isoformat()
-            row = {"driver_id": 5010, "event_timestamp": now, "created": now, "conv_rate": i / 10, "acc_rate": 0.5, "avg_daily_trips": i}
+            row = {
+                "driver_id": 5010,
+                "event_timestamp": now,
+                "created": now,
+                "conv_rate": i / 10,
+                "acc_rate": 0.5,
+                "avg_daily_trips": i,
+            }
             r = c.post("/push/driver_stats", json={"rows": [row]})
             assert r.status_code == 200, r.text
     for t in threads:
@@ -265,17 +395,76 @@ def test_reads_during_pushes(server: str) -> None:
 
 def test_push_bad_input(client: httpx.Client) -> None:
     now = datetime.now(UTC).isoformat()
-    row = {"driver_id": 5004, "event_timestamp": now, "created": now, "conv_rate": 0.1, "acc_rate": 0.1, "avg_daily_trips": 1}
-    error(client.post("/push/driver_stat", json={"rows": [row]}), 404, "driver_stat", "Did you mean `driver_stats`")
-    error(client.post("/push/driver_stats", json={"rows": [{**row, "event_timestamp": "2025-01-01T00:00:00"}]}), 400, "event_timestamp", "time zone")
-    error(client.post("/push/driver_stats", json={"rows": [{**row, "event_timestamp": "yesterday"}]}), 400, "`yesterday`", "ISO 8601")
-    error(client.post("/push/driver_stats", json={"rows": [{**row, "driver_id": "x5004"}]}), 400, "driver_id", "Int64")
-    error(client.post("/push/driver_stats", json={"rows": [row], "columns": {}}), 400, "exactly one of `rows` or `columns`")
-    error(client.post("/push/driver_stats", json={"row": [row]}), 400, "`row`", "Did you mean `rows`")
-    error(client.post("/push/driver_stats", json={"rows": [row, {"driver_id": 1}]}), 400, "Row 1", "missing")
-    error(client.post("/push", json={"push_source_name": "driver_stats", "df": {"driver_id": [1]}, "to": "onlin"}), 400, "`onlin`", "Did you mean `online`")
-    error(client.post("/push", json={"push_source": "driver_stats", "df": {}}), 400, "`push_source`", "Did you mean `push_source_name`")
-    error(client.post("/push", json={"push_source_name": "driver_stats_push_source", "df": {"driver_id": [1]}}), 404, "driver_stats")
+    row = {
+        "driver_id": 5004,
+        "event_timestamp": now,
+        "created": now,
+        "conv_rate": 0.1,
+        "acc_rate": 0.1,
+        "avg_daily_trips": 1,
+    }
+    error(
+        client.post("/push/driver_stat", json={"rows": [row]}),
+        404,
+        "driver_stat",
+        "Did you mean `driver_stats`",
+    )
+    error(
+        client.post(
+            "/push/driver_stats", json={"rows": [{**row, "event_timestamp": "2025-01-01T00:00:00"}]}
+        ),
+        400,
+        "event_timestamp",
+        "time zone",
+    )
+    error(
+        client.post("/push/driver_stats", json={"rows": [{**row, "event_timestamp": "yesterday"}]}),
+        400,
+        "`yesterday`",
+        "ISO 8601",
+    )
+    error(
+        client.post("/push/driver_stats", json={"rows": [{**row, "driver_id": "x5004"}]}),
+        400,
+        "driver_id",
+        "Int64",
+    )
+    error(
+        client.post("/push/driver_stats", json={"rows": [row], "columns": {}}),
+        400,
+        "exactly one of `rows` or `columns`",
+    )
+    error(
+        client.post("/push/driver_stats", json={"row": [row]}), 400, "`row`", "Did you mean `rows`"
+    )
+    error(
+        client.post("/push/driver_stats", json={"rows": [row, {"driver_id": 1}]}),
+        400,
+        "Row 1",
+        "missing",
+    )
+    error(
+        client.post(
+            "/push",
+            json={"push_source_name": "driver_stats", "df": {"driver_id": [1]}, "to": "onlin"},
+        ),
+        400,
+        "`onlin`",
+        "Did you mean `online`",
+    )
+    error(
+        client.post("/push", json={"push_source": "driver_stats", "df": {}}),
+        400,
+        "`push_source`",
+        "Did you mean `push_source_name`",
+    )
+    error(
+        client.post(
+            "/push", json={"push_source_name": "driver_stats_push_source", "df": {"driver_id": [1]}}
+        ),
+        404,
+        "driver_stats",
+    )
 
 
 # -- bad input on reads ---------------------------------------------------------------------------
@@ -285,17 +474,35 @@ JSON = {"content-type": "application/json"}
 
 
 def test_malformed_json(client: httpx.Client) -> None:
-    msg = error(client.post("/features/online", content=b'{"features": ["driver_stats:conv_rate",], }', headers=JSON), 400, "Malformed JSON", "line 1 column")
+    msg = error(
+        client.post(
+            "/features/online", content=b'{"features": ["driver_stats:conv_rate",], }', headers=JSON
+        ),
+        400,
+        "Malformed JSON",
+        "line 1 column",
+    )
     assert "Fix" in msg
-    error(client.post("/get-online-features", content=b"{not json", headers=JSON), 400, "Malformed JSON")
+    error(
+        client.post("/get-online-features", content=b"{not json", headers=JSON),
+        400,
+        "Malformed JSON",
+    )
     error(client.post("/features/online", content=b"", headers=JSON), 400, "empty")
     error(client.post("/features/online", content=b"\xff\xfe", headers=JSON), 400)
     error(client.post("/features/online", json=[1, 2]), 400, "must be a JSON object", "an array")
 
 
 def test_oversize_body(client: httpx.Client) -> None:
-    big = json.dumps({"features": FEATURES, "entities": {"driver_id": [1001]}, "pad": "x" * MAX_BODY}).encode()
-    error(client.post("/features/online", content=big, headers=JSON), 413, f"{MAX_BODY:,} bytes", "max-body-bytes")
+    big = json.dumps(
+        {"features": FEATURES, "entities": {"driver_id": [1001]}, "pad": "x" * MAX_BODY}
+    ).encode()
+    error(
+        client.post("/features/online", content=big, headers=JSON),
+        413,
+        f"{MAX_BODY:,} bytes",
+        "max-body-bytes",
+    )
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer, counted while reading
         for _ in range(MAX_BODY // 1000 + 2):
@@ -303,41 +510,112 @@ def test_oversize_body(client: httpx.Client) -> None:
 
     error(client.post("/features/online", content=chunks(), headers=JSON), 413, "max_body_bytes")
     # the server is still fine afterwards
-    assert client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001]}}).status_code == 200
+    assert (
+        client.post(
+            "/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001]}}
+        ).status_code
+        == 200
+    )
 
 
 def test_too_many_entities(client: httpx.Client) -> None:
     ids = list(range(1000, 1000 + MAX_ENTITIES + 1))
     for path in ("/features/online", "/get-online-features"):
-        msg = error(client.post(path, json={"features": FEATURES, "entities": {"driver_id": ids}}), 413, f"{MAX_ENTITIES + 1}", f"limit of {MAX_ENTITIES}")
+        msg = error(
+            client.post(path, json={"features": FEATURES, "entities": {"driver_id": ids}}),
+            413,
+            f"{MAX_ENTITIES + 1}",
+            f"limit of {MAX_ENTITIES}",
+        )
         assert "split" in msg and "--max-entities" in msg
-    ok = client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": ids[:MAX_ENTITIES]}})
+    ok = client.post(
+        "/features/online",
+        json={"features": FEATURES, "entities": {"driver_id": ids[:MAX_ENTITIES]}},
+    )
     assert ok.status_code == 200
 
 
 @pytest.mark.parametrize(
     ("body", "status", "needles"),
     [
-        ({"features": ["driver_stats:conv_rat"], "entities": {"driver_id": [1001]}}, 404, ["conv_rat", "Did you mean", "conv_rate"]),
-        ({"features": ["driver_stat:conv_rate"], "entities": {"driver_id": [1001]}}, 404, ["driver_stat", "Did you mean"]),
-        ({"feature_service": "driver_activty", "entities": {"driver_id": [1001]}}, 404, ["driver_activty", "driver_activity"]),
-        ({"features": FEATURES, "entities": {"driver_id": ["abc"]}}, 400, ["driver_id", "str", "Int64"]),
-        ({"features": FEATURES, "entities": {"driver_id": [1.5]}}, 400, ["driver_id", "float", "Int64"]),
-        ({"features": FEATURES, "entities": {"driverid": [1001]}}, 400, ["driver_id", "Did you mean"]),
-        ({"featurs": FEATURES, "entities": {"driver_id": [1001]}}, 400, ["`featurs`", "Did you mean `features`"]),
-        ({"features": FEATURES, "entity": {"driver_id": [1001]}}, 400, ["`entity`", "Did you mean `entities`"]),
-        ({"features": FEATURES, "entities": {"driver_id": 1001}}, 400, ["driver_id", "must be an array"]),
-        ({"features": FEATURES, "entities": {"driver_id": [1001], "x": [1, 2]}}, 400, ["different lengths"]),
+        (
+            {"features": ["driver_stats:conv_rat"], "entities": {"driver_id": [1001]}},
+            404,
+            ["conv_rat", "Did you mean", "conv_rate"],
+        ),
+        (
+            {"features": ["driver_stat:conv_rate"], "entities": {"driver_id": [1001]}},
+            404,
+            ["driver_stat", "Did you mean"],
+        ),
+        (
+            {"feature_service": "driver_activty", "entities": {"driver_id": [1001]}},
+            404,
+            ["driver_activty", "driver_activity"],
+        ),
+        (
+            {"features": FEATURES, "entities": {"driver_id": ["abc"]}},
+            400,
+            ["driver_id", "str", "Int64"],
+        ),
+        (
+            {"features": FEATURES, "entities": {"driver_id": [1.5]}},
+            400,
+            ["driver_id", "float", "Int64"],
+        ),
+        (
+            {"features": FEATURES, "entities": {"driverid": [1001]}},
+            400,
+            ["driver_id", "Did you mean"],
+        ),
+        (
+            {"featurs": FEATURES, "entities": {"driver_id": [1001]}},
+            400,
+            ["`featurs`", "Did you mean `features`"],
+        ),
+        (
+            {"features": FEATURES, "entity": {"driver_id": [1001]}},
+            400,
+            ["`entity`", "Did you mean `entities`"],
+        ),
+        (
+            {"features": FEATURES, "entities": {"driver_id": 1001}},
+            400,
+            ["driver_id", "must be an array"],
+        ),
+        (
+            {"features": FEATURES, "entities": {"driver_id": [1001], "x": [1, 2]}},
+            400,
+            ["different lengths"],
+        ),
         ({"features": FEATURES, "entities": []}, 400, ["entities"]),
         ({"features": FEATURES}, 400, ["no `entities`"]),
         ({"entities": {"driver_id": [1001]}}, 400, ["names no features"]),
-        ({"features": "driver_stats:conv_rate", "entities": {"driver_id": [1001]}}, 400, ["`features`", "array"]),
+        (
+            {"features": "driver_stats:conv_rate", "entities": {"driver_id": [1001]}},
+            400,
+            ["`features`", "array"],
+        ),
         ({"features": [1], "entities": {"driver_id": [1001]}}, 400, ["`features`"]),
-        ({"features": FEATURES, "feature_service": "driver_activity", "entities": {"driver_id": [1001]}}, 400, ["not both"]),
-        ({"features": FEATURES, "entities": {"driver_id": [1001]}, "full_feature_names": "yes"}, 400, ["full_feature_names"]),
+        (
+            {
+                "features": FEATURES,
+                "feature_service": "driver_activity",
+                "entities": {"driver_id": [1001]},
+            },
+            400,
+            ["not both"],
+        ),
+        (
+            {"features": FEATURES, "entities": {"driver_id": [1001]}, "full_feature_names": "yes"},
+            400,
+            ["full_feature_names"],
+        ),
     ],
 )
-def test_bad_read_requests(client: httpx.Client, body: dict[str, Any], status: int, needles: list[str]) -> None:
+def test_bad_read_requests(
+    client: httpx.Client, body: dict[str, Any], status: int, needles: list[str]
+) -> None:
     error(client.post("/features/online", json=body), status, *needles)
     error(client.post("/get-online-features", json=body), status, *needles)
 
@@ -350,7 +628,12 @@ def test_feast_read_rejects_request_context(client: httpx.Client) -> None:
 
 
 def test_unknown_route_and_method(client: httpx.Client) -> None:
-    error(client.post("/get-online-feature", json={}), 404, "/get-online-feature", "Did you mean `/get-online-features`")
+    error(
+        client.post("/get-online-feature", json={}),
+        404,
+        "/get-online-feature",
+        "Did you mean `/get-online-features`",
+    )
     error(client.get("/features/online"), 405, "GET", "POST")
 
 
@@ -371,7 +654,11 @@ def test_health(client: httpx.Client) -> None:
 def test_health_503_when_a_backend_is_down(repo: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     fl.init_repo(broken, project="broken", with_data=False)
-    cfg = (broken / "featureline.yaml").read_text().replace("path: data/online.db", "path: /proc/no/such/online.db")
+    cfg = (
+        (broken / "featureline.yaml")
+        .read_text()
+        .replace("path: data/online.db", "path: /proc/no/such/online.db")
+    )
     (broken / "featureline.yaml").write_text(cfg)
     with ThreadServer(create_app(broken)) as url, httpx.Client(base_url=url, timeout=15) as c:
         resp = c.get("/health")
@@ -396,24 +683,54 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
 
 def test_metrics(client: httpx.Client) -> None:
     for _ in range(3):
-        assert client.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001]}}).status_code == 200
+        assert (
+            client.post(
+                "/features/online", json={"features": FEATURES, "entities": {"driver_id": [1001]}}
+            ).status_code
+            == 200
+        )
     client.post("/features/online", content=b"{", headers=JSON)
     resp = client.get("/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
-    ok = _metric(text, "featureline_http_requests_total", route="/features/online", method="POST", status="200")
+    ok = _metric(
+        text,
+        "featureline_http_requests_total",
+        route="/features/online",
+        method="POST",
+        status="200",
+    )
     assert ok is not None and ok >= 3
-    bad = _metric(text, "featureline_http_requests_total", route="/features/online", method="POST", status="400")
+    bad = _metric(
+        text,
+        "featureline_http_requests_total",
+        route="/features/online",
+        method="POST",
+        status="400",
+    )
     assert bad is not None and bad >= 1
-    count = _metric(text, "featureline_http_request_duration_seconds_count", route="/features/online")
+    count = _metric(
+        text, "featureline_http_request_duration_seconds_count", route="/features/online"
+    )
     assert count is not None and count >= 4
-    assert _metric(text, "featureline_http_request_duration_seconds_bucket", route="/features/online", le="0.001") is not None
+    assert (
+        _metric(
+            text,
+            "featureline_http_request_duration_seconds_bucket",
+            route="/features/online",
+            le="0.001",
+        )
+        is not None
+    )
     rows = _metric(text, "featureline_view_rows", view="driver_stats")
     assert rows is not None and rows >= 50 * 24 * 7
     stale = _metric(text, "featureline_view_staleness_seconds", view="driver_stats")
     assert stale is not None and 0 <= stale < 3 * 24 * 3600
-    assert _metric(text, "featureline_view_last_event_timestamp_seconds", view="driver_stats") is not None
+    assert (
+        _metric(text, "featureline_view_last_event_timestamp_seconds", view="driver_stats")
+        is not None
+    )
     assert _metric(text, "featureline_freshness_up") == 1.0
 
 
@@ -422,7 +739,16 @@ def test_openapi_and_docs(client: httpx.Client, server: str) -> None:
     assert resp.status_code == 200
     spec = resp.json()
     assert spec["openapi"].startswith("3.")
-    paths = {"/features/online", "/push/{view}", "/get-online-features", "/push", "/health", "/metrics", "/openapi.json", "/docs"}
+    paths = {
+        "/features/online",
+        "/push/{view}",
+        "/get-online-features",
+        "/push",
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    }
     assert set(spec["paths"]) == paths
     # every $ref resolves
     refs = re.findall(r'"\$ref": ?"#/components/schemas/(\w+)"', json.dumps(spec))
@@ -430,9 +756,14 @@ def test_openapi_and_docs(client: httpx.Client, server: str) -> None:
     # every documented operation is served (no 404/405 from the router)
     for path, methods in spec["paths"].items():
         for method in methods:
-            r = client.request(method.upper(), path.replace("{view}", "driver_stats"), content=b"{}", headers=JSON)
+            r = client.request(
+                method.upper(), path.replace("{view}", "driver_stats"), content=b"{}", headers=JSON
+            )
             if r.status_code >= 400:
-                assert r.json()["error"] == "ValidationError", (path, r.text)  # the body, not the route
+                assert r.json()["error"] == "ValidationError", (
+                    path,
+                    r.text,
+                )  # the body, not the route
     docs = client.get("/docs")
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
     for path in paths:
@@ -454,8 +785,23 @@ def _start_cli_server(repo: Path, *args: str) -> tuple[subprocess.Popen[str], st
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     env.pop("FEATURELINE_REPO", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "featureline.cli", "--repo", str(repo), "serve", "--port", str(port), "--log-level", "warning", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "featureline.cli",
+            "--repo",
+            str(repo),
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -468,7 +814,9 @@ def _start_cli_server(repo: Path, *args: str) -> tuple[subprocess.Popen[str], st
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             out, err = proc.communicate()
-            raise AssertionError(f"featureline serve did not come up (exit {proc.returncode}):\n{out}\n{err}")
+            raise AssertionError(
+                f"featureline serve did not come up (exit {proc.returncode}):\n{out}\n{err}"
+            )
         time.sleep(0.05)
 
 
@@ -490,7 +838,9 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(repo: Path) -> None:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             head = f"POST /features/online HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            s.sendall(head.encode() + body[:10])  # the request is in flight: headers read, body incomplete
+            s.sendall(
+                head.encode() + body[:10]
+            )  # the request is in flight: headers read, body incomplete
             time.sleep(0.3)
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
@@ -499,7 +849,9 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(repo: Path) -> None:
                 httpx.get(f"{url}/health", timeout=2)
             s.sendall(body[10:])
             raw = b""
-            while b"\r\n\r\n" not in raw or len(raw.split(b"\r\n\r\n", 1)[1]) < _content_length(raw):
+            while b"\r\n\r\n" not in raw or len(raw.split(b"\r\n\r\n", 1)[1]) < _content_length(
+                raw
+            ):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -509,7 +861,9 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(repo: Path) -> None:
         assert json.loads(payload)["statuses"]["conv_rate"] == ["PRESENT", "PRESENT"]
         _, err = proc.communicate(timeout=30)  # already stopping: it exits by itself, with code 0
         assert proc.returncode == 0, err
-        assert f"Featureline serving {repo} at {url}" in err and "Featureline server stopped." in err
+        assert (
+            f"Featureline serving {repo} at {url}" in err and "Featureline server stopped." in err
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -526,12 +880,24 @@ def test_cli_serve_with_workers(repo: Path) -> None:
     try:
         with httpx.Client(base_url=url, timeout=10) as c:
             for _ in range(4):
-                r = c.post("/get-online-features", json={"features": FEATURES, "entities": {"driver_id": [1001]}})
+                r = c.post(
+                    "/get-online-features",
+                    json={"features": FEATURES, "entities": {"driver_id": [1001]}},
+                )
                 assert r.status_code == 200 and r.json()["results"][1]["statuses"] == ["PRESENT"]
-            error(c.post("/features/online", json={"features": FEATURES, "entities": {"driver_id": [1, 2, 3]}}), 413, "limit of 2")
+            error(
+                c.post(
+                    "/features/online",
+                    json={"features": FEATURES, "entities": {"driver_id": [1, 2, 3]}},
+                ),
+                413,
+                "limit of 2",
+            )
         code, err = _stop(proc, signal.SIGINT)  # Ctrl+C: a clean stop, exit code 0, no "Aborted!"
         assert code == 0, err
-        assert "Featureline server stopped." in err and "Aborted" not in err and "Traceback" not in err
+        assert (
+            "Featureline server stopped." in err and "Aborted" not in err and "Traceback" not in err
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -542,8 +908,20 @@ def test_cli_serve_without_repo(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     env.pop("FEATURELINE_REPO", None)
     r = subprocess.run(
-        [sys.executable, "-m", "featureline.cli", "--repo", str(tmp_path / "nope"), "serve", "--port", str(_free_port())],
-        env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "featureline.cli",
+            "--repo",
+            str(tmp_path / "nope"),
+            "serve",
+            "--port",
+            str(_free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 1 and r.stderr.startswith("Error: "), r.stderr
     assert "Traceback" not in r.stderr

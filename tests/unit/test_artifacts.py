@@ -232,12 +232,16 @@ def test_unpicklable_values_name_their_type(
 
 def test_functions_and_classes_of_main_are_stored_by_value(store: ArtifactStore) -> None:
     ns: dict[str, Any] = {"__name__": "__main__"}
-    exec("class Model:\n    def predict(self, x):\n        return 2 * x\n", ns)  # as in a notebook cell
+    exec(
+        "class Model:\n    def predict(self, x):\n        return 2 * x\n", ns
+    )  # as in a notebook cell
     ref = store.put([ns["Model"](), lambda x: x + 1])
     data = Path(ref.uri).read_bytes()
     model, fn = pickle.loads(data)
     assert model.predict(3) == 6 and fn(1) == 2
-    assert store.put((1, "tuple")).id == store.put((1, "tuple")).id  # plain values: plain pickle bytes
+    assert (
+        store.put((1, "tuple")).id == store.put((1, "tuple")).id
+    )  # plain values: plain pickle bytes
     assert Path(store.put((1, "tuple")).uri).read_bytes() == pickle.dumps((1, "tuple"), protocol=5)
 
 

@@ -26,14 +26,18 @@ def _count(store: fl.FeatureStore) -> int:
 
 
 def test_naive_timestamps_refused_on_ingest(store: fl.FeatureStore) -> None:
-    bad = rows([3], [utc(2025, 1, 1)], [0.3]).set_column(1, "event_timestamp", pa.array([datetime(2025, 1, 1)], pa.timestamp("us")))
+    bad = rows([3], [utc(2025, 1, 1)], [0.3]).set_column(
+        1, "event_timestamp", pa.array([datetime(2025, 1, 1)], pa.timestamp("us"))
+    )
     with pytest.raises(ValidationError, match=r"naive timestamps.*tz_localize\('UTC'\)"):
         store.ingest("driver_stats", bad)
     assert _count(store) == 2
 
 
 def test_naive_timestamps_refused_in_entity_frame(store: fl.FeatureStore) -> None:
-    ent = pa.table({"driver_id": [1], "event_timestamp": pa.array([datetime(2025, 1, 1)], pa.timestamp("us"))})
+    ent = pa.table(
+        {"driver_id": [1], "event_timestamp": pa.array([datetime(2025, 1, 1)], pa.timestamp("us"))}
+    )
     with pytest.raises(ValidationError, match="naive timestamps"):
         store.get_training_set(ent, ["driver_stats:rate"])
 
@@ -46,7 +50,10 @@ def test_naive_as_of_refused(store: fl.FeatureStore) -> None:
 
 def test_missing_join_key_in_entity_frame(store: fl.FeatureStore) -> None:
     ent = pa.table({"driver": [1], "event_timestamp": pa.array([utc(2025, 1, 1)], TS)})
-    with pytest.raises(ValidationError, match=r"join key `driver_id` \(needed by driver_stats\) is missing\. Did you mean `driver`\?"):
+    with pytest.raises(
+        ValidationError,
+        match=r"join key `driver_id` \(needed by driver_stats\) is missing\. Did you mean `driver`\?",
+    ):
         store.get_training_set(ent, ["driver_stats:rate"])
 
 
@@ -54,7 +61,9 @@ def test_unknown_feature_reference_suggests(store: fl.FeatureStore) -> None:
     ent = pa.table({"driver_id": [1], "event_timestamp": pa.array([utc(2025, 1, 1)], TS)})
     with pytest.raises(NotFoundError, match=r"`driver_stats:rat`.*Did you mean `rate`\?"):
         store.get_training_set(ent, ["driver_stats:rat"])
-    with pytest.raises(NotFoundError, match=r"Unknown feature view `driver_stat`\. Did you mean `driver_stats`\?"):
+    with pytest.raises(
+        NotFoundError, match=r"Unknown feature view `driver_stat`\. Did you mean `driver_stats`\?"
+    ):
         store.get_training_set(ent, ["driver_stat:rate"])
     with pytest.raises(ValidationError, match=r"Bad feature reference `rate`"):
         store.get_training_set(ent, ["rate", "x:y:z"])
@@ -62,23 +71,40 @@ def test_unknown_feature_reference_suggests(store: fl.FeatureStore) -> None:
 
 def test_wrong_column_type_names_column_and_types(store: fl.FeatureStore) -> None:
     bad = rows([3], [utc(2025, 1, 2)], [0.3]).set_column(2, "rate", pa.array(["high"]))
-    with pytest.raises(ValidationError, match=r"column `rate` has type String; the view declares Float64"):
+    with pytest.raises(
+        ValidationError, match=r"column `rate` has type String; the view declares Float64"
+    ):
         store.ingest("driver_stats", bad)
     assert _count(store) == 2
 
 
 def test_wrong_key_type_in_entity_frame(store: fl.FeatureStore) -> None:
     ent = pa.table({"driver_id": ["1"], "event_timestamp": pa.array([utc(2025, 1, 1)], TS)})
-    with pytest.raises(ValidationError, match=r"join key `driver_id` has type `string`; the stored keys are Int64"):
+    with pytest.raises(
+        ValidationError, match=r"join key `driver_id` has type `string`; the stored keys are Int64"
+    ):
         store.get_training_set(ent, ["driver_stats:rate"])
 
 
 def test_all_problems_reported_together(store: fl.FeatureStore) -> None:
-    bad = pa.table({"driver_id": ["x"], "event_timestamp": pa.array([datetime(2025, 1, 1)], pa.timestamp("us")), "rate": [1.0], "trips": [1.5]})
+    bad = pa.table(
+        {
+            "driver_id": ["x"],
+            "event_timestamp": pa.array([datetime(2025, 1, 1)], pa.timestamp("us")),
+            "rate": [1.0],
+            "trips": [1.5],
+        }
+    )
     with pytest.raises(ValidationError) as e:
         store.ingest("driver_stats", bad)
     msg = str(e.value)
-    assert "3 problem(s)" in msg and "`driver_id`" in msg and "naive" in msg and "`trips`" in msg and "nothing was written" in msg
+    assert (
+        "3 problem(s)" in msg
+        and "`driver_id`" in msg
+        and "naive" in msg
+        and "`trips`" in msg
+        and "nothing was written" in msg
+    )
 
 
 def test_empty_frames(store: fl.FeatureStore) -> None:
@@ -100,7 +126,9 @@ def test_corrupt_parquet(store: fl.FeatureStore, tmp_path: Path) -> None:
     p = tmp_path / "corrupt.parquet"
     pq.write_table(rows([5], [utc(2025, 1, 3)], [0.5]), p)
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-    with pytest.raises(ValidationError, match=r"Could not read `.*corrupt.parquet`.*valid Parquet file"):
+    with pytest.raises(
+        ValidationError, match=r"Could not read `.*corrupt.parquet`.*valid Parquet file"
+    ):
         store.ingest("driver_stats", p)
     assert _count(store) == 2
 
@@ -143,13 +171,17 @@ def test_errors_pickle_and_have_status() -> None:
 
 
 def test_unsigned_key_beyond_int64_is_a_clear_error(store: fl.FeatureStore) -> None:
-    t = pa.table({
-        "driver_id": pa.array([1, 2**63 + 5], pa.uint64()),
-        "event_timestamp": pa.array([utc(2025, 1, 1)] * 2, TS),
-        "rate": [0.1, 0.2],
-        "trips": [1, 2],
-    })
-    with pytest.raises(ValidationError, match=r"join key `driver_id` has values that do not fit Int64.*Fix:"):
+    t = pa.table(
+        {
+            "driver_id": pa.array([1, 2**63 + 5], pa.uint64()),
+            "event_timestamp": pa.array([utc(2025, 1, 1)] * 2, TS),
+            "rate": [0.1, 0.2],
+            "trips": [1, 2],
+        }
+    )
+    with pytest.raises(
+        ValidationError, match=r"join key `driver_id` has values that do not fit Int64.*Fix:"
+    ):
         store.ingest("driver_stats", t)
     ok = t.set_column(0, "driver_id", pa.array([1, 2], pa.uint64()))
     assert store.ingest("driver_stats", ok).rows == 2  # unsigned keys in range are fine

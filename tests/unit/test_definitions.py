@@ -19,7 +19,9 @@ from tests.helpers import TS, utc
 def test_all_problems_reported_at_once() -> None:
     driver = fl.Entity("driver", ["driver_id"])
     ghost = fl.Entity("rider", ["rider_id"])
-    v1 = fl.FeatureView("stats", [driver], [fl.Field("rate", fl.Float64)], ttl=timedelta(seconds=-1))
+    v1 = fl.FeatureView(
+        "stats", [driver], [fl.Field("rate", fl.Float64)], ttl=timedelta(seconds=-1)
+    )
     v2 = fl.FeatureView("stats", [ghost], [fl.Field("x", fl.Int64), fl.Field("x", fl.Int64)])
     v3 = fl.FeatureView("bad-name", [driver], [fl.Field("__seq", fl.Int64)])
     svc = fl.FeatureService("svc", ["stats:rat", "nostats:rate"])
@@ -41,9 +43,13 @@ def test_all_problems_reported_at_once() -> None:
 def test_source_columns_checked(tmp_path: Path) -> None:
     driver = fl.Entity("driver", ["driver_id"])
     src = tmp_path / "s.parquet"
-    pq.write_table(pa.table({"driver_id": [1], "ts": pa.array([utc(2025, 1, 1)], TS), "rate": ["x"]}), src)
+    pq.write_table(
+        pa.table({"driver_id": [1], "ts": pa.array([utc(2025, 1, 1)], TS), "rate": ["x"]}), src
+    )
     view = fl.FeatureView(
-        "stats", [driver], [fl.Field("rate", fl.Float64), fl.Field("trips", fl.Int64)],
+        "stats",
+        [driver],
+        [fl.Field("rate", fl.Float64), fl.Field("trips", fl.Int64)],
         source=fl.FileSource(str(src), timestamp_field="event_timestamp"),
     )
     repo = tmp_path / "repo"
@@ -58,7 +64,16 @@ def test_source_columns_checked(tmp_path: Path) -> None:
 
 
 def test_dtypes_round_trip() -> None:
-    for t in (fl.Int64, fl.Float64, fl.String, fl.Bool, fl.Timestamp, fl.Bytes, Array(fl.Float64), Array(fl.String)):
+    for t in (
+        fl.Int64,
+        fl.Float64,
+        fl.String,
+        fl.Bool,
+        fl.Timestamp,
+        fl.Bytes,
+        Array(fl.Float64),
+        Array(fl.String),
+    ):
         assert parse_dtype(str(t)) == t
     with pytest.raises(ValidationError, match=r"Did you mean `Float64`"):
         parse_dtype("Float46")
@@ -77,11 +92,17 @@ def test_refs() -> None:
 def test_view_dict_round_trip() -> None:
     driver = fl.Entity("driver", ["driver_id"], owner="me", tags={"a": "b"})
     v = fl.FeatureView(
-        "stats", [driver], [fl.Field("driver_id", fl.Int64), fl.Field("emb", Array(fl.Float64), description="d")],
-        source=fl.FileSource("x.parquet", "ts", "created"), ttl=timedelta(hours=3), tags={"t": "1"},
+        "stats",
+        [driver],
+        [fl.Field("driver_id", fl.Int64), fl.Field("emb", Array(fl.Float64), description="d")],
+        source=fl.FileSource("x.parquet", "ts", "created"),
+        ttl=timedelta(hours=3),
+        tags={"t": "1"},
     )
     back = fl.FeatureView.from_dict(v.to_dict(), {"driver": driver})
-    assert back == v and back.ttl == timedelta(hours=3) and [f.name for f in back.features] == ["emb"]
+    assert (
+        back == v and back.ttl == timedelta(hours=3) and [f.name for f in back.features] == ["emb"]
+    )
     svc = fl.FeatureService("s", [v, v[["emb"]], "stats:emb"])
     assert svc.refs() == ["stats:emb", "stats:emb", "stats:emb"]
 

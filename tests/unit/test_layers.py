@@ -15,13 +15,25 @@ SRC = Path(featureline.__file__).resolve().parent
 # Cycles that remain, to be removed (issue 8, item 6); a new cycle fails the test.
 KNOWN_CYCLES: list[set[str]] = [
     {
-        "featureline.pipelines._scheduler", "featureline.pipelines._trace", "featureline.pipelines.dsl",
-        "featureline.pipelines.executors", "featureline.pipelines.executors._task", "featureline.pipelines.executors.inline",
-        "featureline.pipelines.executors.process", "featureline.pipelines.executors.ray", "featureline.pipelines.runner",
+        "featureline.pipelines._scheduler",
+        "featureline.pipelines._trace",
+        "featureline.pipelines.dsl",
+        "featureline.pipelines.executors",
+        "featureline.pipelines.executors._task",
+        "featureline.pipelines.executors.inline",
+        "featureline.pipelines.executors.process",
+        "featureline.pipelines.executors.ray",
+        "featureline.pipelines.runner",
     },
 ]
 # Private modules other packages may use: shared kernels at the top of the package.
-SHARED_PRIVATE = {"featureline._sql", "featureline._sqlite", "featureline._postgres", "featureline._urls", "featureline._ondemand"}
+SHARED_PRIVATE = {
+    "featureline._sql",
+    "featureline._sqlite",
+    "featureline._postgres",
+    "featureline._urls",
+    "featureline._ondemand",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -101,10 +113,16 @@ def test_no_package_imports_another_packages_private_module() -> None:
     bad = []
     for m, targets in _imports(mods).items():
         for t in targets:
-            private = [i for i, part in enumerate(t.split(".")) if part.startswith("_") and not part.startswith("__")]
+            private = [
+                i
+                for i, part in enumerate(t.split("."))
+                if part.startswith("_") and not part.startswith("__")
+            ]
             if not private or t in SHARED_PRIVATE:
                 continue
-            if ".".join(t.split(".")[:2]) != ".".join(m.split(".")[:2]):  # another top-level package's private module
+            if ".".join(t.split(".")[:2]) != ".".join(
+                m.split(".")[:2]
+            ):  # another top-level package's private module
                 bad.append(f"{m} -> {t}")
     assert not set(bad) - KNOWN_PRIVATE_REACHES, "\n".join(sorted(set(bad) - KNOWN_PRIVATE_REACHES))
 
@@ -131,7 +149,11 @@ KNOWN_PRIVATE_REACHES = {
 
 
 def test_all_is_exactly_the_public_names() -> None:
-    public = {n for n in vars(featureline) if not n.startswith("_")} | set(featureline._LAZY) | {"__version__"}
+    public = (
+        {n for n in vars(featureline) if not n.startswith("_")}
+        | set(featureline._LAZY)
+        | {"__version__"}
+    )
     modules = {n for n, v in vars(featureline).items() if type(v).__name__ == "module"}
     assert set(featureline.__all__) == public - modules - {"annotations", "TYPE_CHECKING", "Any"}
     assert len(featureline.__all__) == len(set(featureline.__all__))
@@ -141,11 +163,16 @@ def test_every_exception_class_lives_in_errors() -> None:
     """Exception classes are defined in `featureline.errors` only (private control-flow ones excepted)."""
     bad = []
     for m, p in _modules().items():
-        if m in ("featureline.errors", "featureline.cli._common"):  # CliError must derive from click's ClickException
+        if m in (
+            "featureline.errors",
+            "featureline.cli._common",
+        ):  # CliError must derive from click's ClickException
             continue
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-                bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+                bases = {
+                    b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
+                }
                 if any(b.endswith(("Error", "Exception")) for b in bases) or "Exception" in bases:
                     bad.append(f"{m}.{node.name}")
     assert not bad, "exception classes outside errors.py: " + ", ".join(sorted(bad))

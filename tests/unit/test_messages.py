@@ -17,8 +17,15 @@ from tests.helpers import TS, driver_defs, new_store, rows, utc
 def test_as_of_before_the_first_apply_names_the_first_version(tmp_path: Path) -> None:
     before = datetime(2020, 1, 1, tzinfo=UTC)
     store = new_store(tmp_path, *driver_defs())
-    with pytest.raises(NotFoundError, match=r"first version was applied at .*Fix: pass an as_of at or after that time"):
-        store.get_training_set({"driver_id": [1], "event_timestamp": [utc(2025, 1, 1)]}, ["driver_stats:rate"], as_of=before)
+    with pytest.raises(
+        NotFoundError,
+        match=r"first version was applied at .*Fix: pass an as_of at or after that time",
+    ):
+        store.get_training_set(
+            {"driver_id": [1], "event_timestamp": [utc(2025, 1, 1)]},
+            ["driver_stats:rate"],
+            as_of=before,
+        )
 
 
 def test_nat_as_of_is_called_missing_not_naive(tmp_path: Path) -> None:
@@ -26,17 +33,27 @@ def test_nat_as_of_is_called_missing_not_naive(tmp_path: Path) -> None:
 
     store = new_store(tmp_path, *driver_defs())
     with pytest.raises(ValidationError, match=r"NaT / NaN \(a missing time\)"):
-        store.get_training_set({"driver_id": [1], "event_timestamp": [utc(2025, 1, 1)]}, ["driver_stats:rate"], as_of=pd.NaT)
+        store.get_training_set(
+            {"driver_id": [1], "event_timestamp": [utc(2025, 1, 1)]},
+            ["driver_stats:rate"],
+            as_of=pd.NaT,
+        )
 
 
 def test_a_missing_column_suggests_only_unused_columns(tmp_path: Path) -> None:
     driver = fl.Entity("driver", ["driver_id"])
     view = fl.FeatureView(
-        "v", [driver], [fl.Field("driver_id", fl.Int64), fl.Field("acc_rate", fl.Float64)],
-        source=fl.FileSource(path="x.parquet", timestamp_field="event_timestamp", created_timestamp_field="created"),
+        "v",
+        [driver],
+        [fl.Field("driver_id", fl.Int64), fl.Field("acc_rate", fl.Float64)],
+        source=fl.FileSource(
+            path="x.parquet", timestamp_field="event_timestamp", created_timestamp_field="created"
+        ),
     )
     store = new_store(tmp_path, driver, view)
-    t = pa.table({"driver_id": [1], "event_timestamp": pa.array([utc(2025, 1, 1)], TS), "acc_rate": [0.5]})
+    t = pa.table(
+        {"driver_id": [1], "event_timestamp": pa.array([utc(2025, 1, 1)], TS), "acc_rate": [0.5]}
+    )
     with pytest.raises(ValidationError, match=r"column `created` is missing\. Found") as e:
         store.push("v", t)
     assert "acc_rate`?" not in str(e.value)
@@ -47,15 +64,28 @@ def test_a_missing_column_suggests_only_unused_columns(tmp_path: Path) -> None:
 
 def test_an_unparsable_timestamp_names_the_value_not_pyarrows_advice(tmp_path: Path) -> None:
     store = new_store(tmp_path, *driver_defs())
-    t = pa.table({"driver_id": [1, 2], "event_timestamp": ["2025-01-01T00:00:00+00:00", "yesterday"], "rate": [0.1, 0.2], "trips": [1, 2]})
-    with pytest.raises(ValidationError, match=r"not a timestamp with a time zone: `yesterday`\. Fix: use ISO 8601") as e:
+    t = pa.table(
+        {
+            "driver_id": [1, 2],
+            "event_timestamp": ["2025-01-01T00:00:00+00:00", "yesterday"],
+            "rate": [0.1, 0.2],
+            "trips": [1, 2],
+        }
+    )
+    with pytest.raises(
+        ValidationError, match=r"not a timestamp with a time zone: `yesterday`\. Fix: use ISO 8601"
+    ) as e:
         store.ingest("driver_stats", t)
     assert "If this" not in str(e.value) and "strptime" not in str(e.value)
 
 
 def test_csv_columns_are_read_with_the_declared_types(tmp_path: Path) -> None:
     merchant = fl.Entity("merchant", ["merchant_id"])
-    view = fl.FeatureView("m", [merchant], [fl.Field("merchant_id", fl.String), fl.Field("mcc", fl.String), fl.Field("n", fl.Int64)])
+    view = fl.FeatureView(
+        "m",
+        [merchant],
+        [fl.Field("merchant_id", fl.String), fl.Field("mcc", fl.String), fl.Field("n", fl.Int64)],
+    )
     store = new_store(tmp_path, merchant, view)
     csv = tmp_path / "m.csv"
     csv.write_text("merchant_id,event_timestamp,mcc,n\n0042,2025-01-01T00:00:00+00:00,5411,3\n")
@@ -70,7 +100,20 @@ def test_training_set_out_with_an_unknown_extension_is_refused(tmp_path: Path) -
     ents = tmp_path / "e.parquet"
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"driver_id": [1], "event_timestamp": pa.array([utc(2025, 1, 2)], TS)}), ents)
-    msg = failed(run("training-set", "--entities", str(ents), "--features", "driver_stats:rate", "--out", str(tmp_path / "x.json"), repo=store.repo_path))
+    pq.write_table(
+        pa.table({"driver_id": [1], "event_timestamp": pa.array([utc(2025, 1, 2)], TS)}), ents
+    )
+    msg = failed(
+        run(
+            "training-set",
+            "--entities",
+            str(ents),
+            "--features",
+            "driver_stats:rate",
+            "--out",
+            str(tmp_path / "x.json"),
+            repo=store.repo_path,
+        )
+    )
     assert "`.json`" in msg and ".parquet or .csv" in msg
     assert not (tmp_path / "x.json").exists()

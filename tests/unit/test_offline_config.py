@@ -20,17 +20,24 @@ def _repo(tmp_path: Path, offline: str) -> Path:
 
 
 def test_duckdb_engine_is_selected_with_its_settings(tmp_path: Path) -> None:
-    store = fl.FeatureStore(_repo(tmp_path, "{type: duckdb, path: data/off, threads: 1, memory_limit: 1GB}"))
+    store = fl.FeatureStore(
+        _repo(tmp_path, "{type: duckdb, path: data/off, threads: 1, memory_limit: 1GB}")
+    )
     assert isinstance(store.offline.engine, DuckDBEngine)
     assert store.offline.root == tmp_path / "repo" / "data" / "off"
-    assert store.offline.engine.connection().execute("SELECT current_setting('threads')").fetchone() == (1,)
+    assert store.offline.engine.connection().execute(
+        "SELECT current_setting('threads')"
+    ).fetchone() == (1,)
 
 
 @pytest.mark.parametrize(
     ("offline", "message"),
     [
         ("{type: spark}", r"`offline_store.type: spark` is not an offline engine.*Valid: duckdb"),
-        ("{type: duckdb, treads: 2}", r"unknown setting `offline_store.treads`.*Did you mean `threads`.*Valid: memory_limit, path, threads, type"),
+        (
+            "{type: duckdb, treads: 2}",
+            r"unknown setting `offline_store.treads`.*Did you mean `threads`.*Valid: memory_limit, path, threads, type",
+        ),
         ("{threads: -1}", r"`offline_store.threads` must be a positive integer"),
         ("[duckdb]", r"`offline_store` must be a mapping"),
     ],

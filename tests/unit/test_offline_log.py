@@ -21,7 +21,9 @@ def _n(store: fl.FeatureStore) -> int:
     return int(store.describe("driver_stats")["rows"])
 
 
-def test_failure_before_commit_line_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_before_commit_line_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = new_store(tmp_path, *driver_defs())
     store.ingest("driver_stats", rows([1], [utc(2025, 1, 1)], [0.1]))
 
@@ -30,7 +32,9 @@ def test_failure_before_commit_line_leaves_nothing(tmp_path: Path, monkeypatch: 
 
     view = store.get_feature_view("driver_stats")
     with pytest.raises(OSError, match="simulated"):
-        store.offline.ingest(view, rows([2, 3], [utc(2025, 1, 1)] * 2, [0.2, 0.3]), before_commit=boom)
+        store.offline.ingest(
+            view, rows([2, 3], [utc(2025, 1, 1)] * 2, [0.2, 0.3]), before_commit=boom
+        )
     assert _n(store) == 1  # the written part is not visible
     r = store.ingest("driver_stats", rows([4], [utc(2025, 1, 1)], [0.4]))
     assert r.commit == 2 and _n(store) == 2
@@ -50,7 +54,10 @@ def test_torn_log_line_is_ignored_and_repaired(tmp_path: Path) -> None:
 
 def test_ingested_at_strictly_increases(tmp_path: Path) -> None:
     store = new_store(tmp_path, *driver_defs())
-    times = [store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [0.1])).ingested_at for i in range(5)]
+    times = [
+        store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [0.1])).ingested_at
+        for i in range(5)
+    ]
     assert times == sorted(times) and len(set(times)) == 5
 
 
@@ -81,7 +88,9 @@ def test_sigkill_mid_ingest_never_half_visible(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     singles = 0
     for delay in (0.3, 0.7, 1.1):
-        with subprocess.Popen([sys.executable, "-c", _WRITER, str(repo)], stdout=subprocess.PIPE, env=env) as p:
+        with subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(repo)], stdout=subprocess.PIPE, env=env
+        ) as p:
             assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
             time.sleep(delay)
             p.send_signal(signal.SIGKILL)

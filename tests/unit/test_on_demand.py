@@ -18,15 +18,26 @@ REQUEST = fl.RequestSource("trip", [fl.Field("distance_km", fl.Float64)])
 def _odfv(view: fl.FeatureView, mode: str = "python") -> fl.OnDemandFeatureView:
     if mode == "python":
 
-        @fl.on_demand_feature_view(sources=[view, REQUEST], schema=[fl.Field("score", fl.Float64), fl.Field("busy", fl.Bool)])
+        @fl.on_demand_feature_view(
+            sources=[view, REQUEST],
+            schema=[fl.Field("score", fl.Float64), fl.Field("busy", fl.Bool)],
+        )
         def trip_score(inputs: dict) -> dict:  # type: ignore[type-arg]
-            score = [None if r is None else r * d for r, d in zip(inputs["rate"], inputs["distance_km"], strict=True)]
+            score = [
+                None if r is None else r * d
+                for r, d in zip(inputs["rate"], inputs["distance_km"], strict=True)
+            ]
             busy = [t is not None and t > 1 for t in inputs["trips"]]
             return {"score": score, "busy": busy}
 
         return trip_score
 
-    @fl.on_demand_feature_view(sources=[view, REQUEST], schema=[fl.Field("score", fl.Float64)], mode="pandas", name="trip_score_pd")
+    @fl.on_demand_feature_view(
+        sources=[view, REQUEST],
+        schema=[fl.Field("score", fl.Float64)],
+        mode="pandas",
+        name="trip_score_pd",
+    )
     def trip_score_pd(df):  # type: ignore[no-untyped-def]
         return df.assign(score=df["rate"] * df["distance_km"])[["score"]]
 
@@ -41,12 +52,22 @@ def test_same_values_offline_and_online(tmp_path: Path, mode: str) -> None:
     now = datetime.now(UTC)
     store.push("driver_stats", rows([1, 2], [now - timedelta(minutes=5)] * 2, [0.5, 0.25], [3, 1]))
     refs = [f"{od.name}:score"] + ([f"{od.name}:busy"] if mode == "python" else [])
-    ent = pa.table({"driver_id": pa.array([1, 2, 3], pa.int64()), "event_timestamp": pa.array([now] * 3, TS), "distance_km": [10.0, 4.0, 2.0]})
+    ent = pa.table(
+        {
+            "driver_id": pa.array([1, 2, 3], pa.int64()),
+            "event_timestamp": pa.array([now] * 3, TS),
+            "distance_km": [10.0, 4.0, 2.0],
+        }
+    )
     offline = store.get_training_set(ent, ["driver_stats:rate", *refs]).to_arrow()
-    online = store.get_online_features(["driver_stats:rate", *refs], {"driver_id": [1, 2, 3], "distance_km": [10.0, 4.0, 2.0]})
+    online = store.get_online_features(
+        ["driver_stats:rate", *refs], {"driver_id": [1, 2, 3], "distance_km": [10.0, 4.0, 2.0]}
+    )
     assert offline.column("score").to_pylist() == online.to_dict()["score"] == [5.0, 1.0, None]
     if mode == "python":
-        assert offline.column("busy").to_pylist() == online.to_dict()["busy"] == [True, False, False]
+        assert (
+            offline.column("busy").to_pylist() == online.to_dict()["busy"] == [True, False, False]
+        )
     assert online.statuses["score"] == ["PRESENT", "PRESENT", "NOT_FOUND"]
 
 
@@ -57,7 +78,9 @@ def test_missing_request_field_and_user_error(tmp_path: Path) -> None:
     store.push("driver_stats", rows([1], [datetime.now(UTC)], [0.5]))
     with pytest.raises(FeaturelineError, match=r"needs request field\(s\) `distance_km`"):
         store.get_online_features(["trip_score:score"], {"driver_id": [1]})
-    with pytest.raises(UserCodeError, match=r"`trip_score` raised TypeError.*Fix the function `trip_score`"):
+    with pytest.raises(
+        UserCodeError, match=r"`trip_score` raised TypeError.*Fix the function `trip_score`"
+    ):
         store.get_online_features(["trip_score:score"], {"driver_id": [1], "distance_km": ["far"]})
 
 
@@ -76,10 +99,16 @@ def test_changed_code_refused_until_applied(tmp_path: Path) -> None:
     )
     store.apply()
     store.push("driver_stats", rows([1], [datetime.now(UTC)], [0.5]))
-    assert store.get_online_features(["doubled:double"], {"driver_id": [1]}).to_dict()["double"] == [1.0]
+    assert store.get_online_features(["doubled:double"], {"driver_id": [1]}).to_dict()[
+        "double"
+    ] == [1.0]
     assert "on-demand view" in store.plan().render() or store.plan().is_empty
-    (repo / "odfv_defs.py").write_text((repo / "odfv_defs.py").read_text().replace("2 * r", "3 * r"))
+    (repo / "odfv_defs.py").write_text(
+        (repo / "odfv_defs.py").read_text().replace("2 * r", "3 * r")
+    )
     fresh = fl.FeatureStore(repo)
     assert "code changed" in fresh.plan().render()
     fresh.apply()
-    assert fresh.get_online_features(["doubled:double"], {"driver_id": [1]}).to_dict()["double"] == [1.5]
+    assert fresh.get_online_features(["doubled:double"], {"driver_id": [1]}).to_dict()[
+        "double"
+    ] == [1.5]

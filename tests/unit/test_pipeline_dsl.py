@@ -103,7 +103,13 @@ def test_step_is_usable_bare_and_with_options_and_callable_outside_pipelines() -
 def test_step_option_problems_are_reported_together() -> None:
     with pytest.raises(DefinitionError) as info:
 
-        @step(retries=-1, timeout=0, retry_backoff=-2, resources={"num_gpus": "many"}, outputs=("a", "a"))
+        @step(
+            retries=-1,
+            timeout=0,
+            retry_backoff=-2,
+            resources={"num_gpus": "many"},
+            outputs=("a", "a"),
+        )
         def bad(x: int) -> int:
             return x
 
@@ -125,7 +131,15 @@ def test_tracing_records_nodes_without_running_steps() -> None:
 
     assert isinstance(p, Pipeline) and p.params["lr"].default == 0.5
     g = p.graph
-    assert g.names == ["load", "split", "train", "never_called", "count", "count_2", "never_called_2"]
+    assert g.names == [
+        "load",
+        "split",
+        "train",
+        "never_called",
+        "count",
+        "count_2",
+        "never_called_2",
+    ]
     assert g.node("train").inputs == {"t": OutputRef("split", "train"), "lr": ParamRef("lr")}
     assert g.node("never_called").map_over == "x"
     assert g.node("never_called_2").conditions[0].describe() == "`count_2` > 2"
@@ -154,7 +168,10 @@ def test_all_validation_problems_are_reported_at_once() -> None:
     problems = info.value.problems
     text = str(info.value)
     assert len(problems) == 8, text
-    assert "type mismatch: step `scale` input `x` expects `int` but step `load` output `output` is `pyarrow.Table`" in text
+    assert (
+        "type mismatch: step `scale` input `x` expects `int` but step `load` output `output` is `pyarrow.Table`"
+        in text
+    )
     assert "missing required input `t`" in text
     assert "Unknown parameter `facter`. Did you mean `factor`?" in text
     assert "duplicate step name `load`" in text
@@ -242,10 +259,17 @@ def test_a_step_with_cache_false_always_runs(tmp_path: Path) -> None:
 def test_step_resources_map_to_ray_task_options() -> None:
     assert ray_options({}) == {"num_cpus": 1}
     got = ray_options({"num_cpus": 2, "num_gpus": 0.5, "memory": 1e9, "tpu": 1})
-    assert got == {"num_cpus": 2, "num_gpus": 0.5, "memory": 1_000_000_000, "resources": {"tpu": 1.0}}
+    assert got == {
+        "num_cpus": 2,
+        "num_gpus": 0.5,
+        "memory": 1_000_000_000,
+        "resources": {"tpu": 1.0},
+    }
 
 
-def test_default_artifact_root_follows_featureline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_artifact_root_follows_featureline_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FEATURELINE_HOME", str(tmp_path / "home"))
     r = run(Graph("one", {}, [Node("s", scale, {"x": Const(2)})]), executor="inline")
     assert r.output("s") == 4.0 and r.artifact_root == str(tmp_path / "home" / "artifacts")
@@ -263,7 +287,9 @@ def pool() -> Iterator[ProcessExecutor]:
     ex.shutdown()
 
 
-def test_sigkill_fails_only_the_killed_step_and_rebuilds_the_pool(pool: ProcessExecutor, tmp_path: Path) -> None:
+def test_sigkill_fails_only_the_killed_step_and_rebuilds_the_pool(
+    pool: ProcessExecutor, tmp_path: Path
+) -> None:
     before = pool.worker_pids()
     r = run(bystander, {"n": 3}, executor=pool, artifact_root=tmp_path)
     assert r.statuses == {"slow_square": "succeeded", "kill_self": "failed"}
@@ -273,16 +299,28 @@ def test_sigkill_fails_only_the_killed_step_and_rebuilds_the_pool(pool: ProcessE
     assert set(pool.worker_pids()).isdisjoint(before)
 
 
-def test_a_step_that_ignores_the_soft_timeout_is_killed(pool: ProcessExecutor, tmp_path: Path) -> None:
+def test_a_step_that_ignores_the_soft_timeout_is_killed(
+    pool: ProcessExecutor, tmp_path: Path
+) -> None:
     t0 = time.monotonic()
     r = run(hung, executor=pool, artifact_root=tmp_path)
     assert time.monotonic() - t0 < 10
-    assert r.status == "failed" and "timed out after 0.5 s (its worker was killed)" in str(r.errors["stubborn"])
-    assert run(Graph("after", {}, [Node("s", scale, {"x": Const(3)})]),
-               executor=pool, artifact_root=tmp_path).output("s") == 6.0
+    assert r.status == "failed" and "timed out after 0.5 s (its worker was killed)" in str(
+        r.errors["stubborn"]
+    )
+    assert (
+        run(
+            Graph("after", {}, [Node("s", scale, {"x": Const(3)})]),
+            executor=pool,
+            artifact_root=tmp_path,
+        ).output("s")
+        == 6.0
+    )
 
 
-def test_a_step_defined_in_a_function_runs_on_the_process_executor(pool: ProcessExecutor, tmp_path: Path) -> None:
+def test_a_step_defined_in_a_function_runs_on_the_process_executor(
+    pool: ProcessExecutor, tmp_path: Path
+) -> None:
     offset = 10
 
     @step
@@ -299,7 +337,9 @@ def test_a_step_defined_in_a_function_runs_on_the_process_executor(pool: Process
     assert run(p, executor="inline", artifact_root=tmp_path).statuses["local"] == "cached"
 
 
-def test_a_step_closing_over_an_unpicklable_value_fails_clearly(pool: ProcessExecutor, tmp_path: Path) -> None:
+def test_a_step_closing_over_an_unpicklable_value_fails_clearly(
+    pool: ProcessExecutor, tmp_path: Path
+) -> None:
     import threading
 
     lock = threading.Lock()
@@ -330,7 +370,12 @@ def test_cache_key_function_must_name_inputs_of_the_step() -> None:
     with pytest.raises(DefinitionError) as info:
         step(cache_key=key)(scale.fn)
     text = str(info.value)
-    assert len(info.value.problems) == 3 and "`n` is not an input" in text and "`missing`" in text and "**kwargs" in text
+    assert (
+        len(info.value.problems) == 3
+        and "`n` is not an input" in text
+        and "`missing`" in text
+        and "**kwargs" in text
+    )
     assert step(cache_key=lambda x: x)(scale.fn).cache_key_inputs == ("x",)
 
 
@@ -357,4 +402,8 @@ def test_cache_key_function_decides_reuse_and_its_failure_fails_the_step(tmp_pat
     assert pickle.loads(pickle.dumps(keyed)).cache_key(3) == {"version": 2, "factor": 2.0}
     world["version"] = -1
     bad = p.run(executor="inline", artifact_root=tmp_path)
-    assert bad.status == "failed" and "cache_key function failed: RuntimeError: cannot reach the world" in str(bad.errors["keyed"])
+    assert (
+        bad.status == "failed"
+        and "cache_key function failed: RuntimeError: cannot reach the world"
+        in str(bad.errors["keyed"])
+    )

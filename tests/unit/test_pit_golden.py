@@ -31,7 +31,9 @@ DAY = 24 * HOUR
 
 
 def part(root: str, n: int, *, commit: int, compacted: bool = False) -> PartRef:
-    return PartRef(f"{root}/parts/part-{n}.parquet", T0 + commit * HOUR, compacted=compacted, commit=commit)
+    return PartRef(
+        f"{root}/parts/part-{n}.parquet", T0 + commit * HOUR, compacted=compacted, commit=commit
+    )
 
 
 # case name -> spec builder (the root folder of the view version is a parameter, so the same
@@ -44,7 +46,10 @@ CASES: dict[str, Callable[[str], JoinSpec]] = {
         [part(root, 1, commit=1)], ["driver_id"], [("rate", "driver_stats__rate")], ttl_us=2 * HOUR
     ),
     "one_commit_several_parts": lambda root: JoinSpec(
-        [part(root, 1, commit=1), part(root, 2, commit=1)], ["driver_id"], [("rate", "rate")], ttl_us=DAY
+        [part(root, 1, commit=1), part(root, 2, commit=1)],
+        ["driver_id"],
+        [("rate", "rate")],
+        ttl_us=DAY,
     ),
     "several_parts_ttl_as_of": lambda root: JoinSpec(
         [part(root, 1, commit=1), part(root, 2, commit=2), part(root, 3, commit=3)],
@@ -54,7 +59,11 @@ CASES: dict[str, Callable[[str], JoinSpec]] = {
         as_of_us=T0 + 3 * HOUR,
     ),
     "compacted_part": lambda root: JoinSpec(
-        [part(root, 1, commit=4, compacted=True)], ["driver_id"], [("rate", "rate")], ttl_us=DAY, as_of_us=T0 + 2 * HOUR
+        [part(root, 1, commit=4, compacted=True)],
+        ["driver_id"],
+        [("rate", "rate")],
+        ttl_us=DAY,
+        as_of_us=T0 + 2 * HOUR,
     ),
     "compacted_part_and_later_batch": lambda root: JoinSpec(
         [part(root, 1, commit=4, compacted=True), part(root, 2, commit=5)],
@@ -68,7 +77,9 @@ CASES: dict[str, Callable[[str], JoinSpec]] = {
         [("spend", "spend"), ('odd"name', 'user_region__odd"name')],
         ttl_us=7 * DAY,
     ),
-    "no_parts": lambda root: JoinSpec([], ["user_id", "region"], [("spend", "spend")], ttl_us=DAY, as_of_us=T0),
+    "no_parts": lambda root: JoinSpec(
+        [], ["user_id", "region"], [("spend", "spend")], ttl_us=DAY, as_of_us=T0
+    ),
 }
 
 FIXED_ROOT = "/repo/data/offline/some_view/v1"
@@ -82,7 +93,9 @@ def test_pit_join_sql_matches_golden(case: str) -> None:
         path.parent.mkdir(exist_ok=True)
         path.write_text(sql)
         return
-    assert path.exists(), f"No golden file `{path}`. Fix: run FEATURELINE_UPDATE_GOLDEN=1 pytest {__file__}"
+    assert path.exists(), (
+        f"No golden file `{path}`. Fix: run FEATURELINE_UPDATE_GOLDEN=1 pytest {__file__}"
+    )
     expected = path.read_text()
     assert sql == expected, (
         f"pit_join_sql changed for case `{case}`. If intended, run FEATURELINE_UPDATE_GOLDEN=1 pytest "
@@ -99,7 +112,11 @@ def _empty_part(path: Path, spec: JoinSpec, compacted: bool) -> None:
     key_type = {"driver_id": pa.int64(), "user_id": pa.int64(), "region": pa.large_string()}
     ts = pa.timestamp("us", tz="UTC")
     fields = [pa.field(k, key_type[k]) for k in spec.keys]
-    fields += [pa.field("__event_ts", ts), pa.field("__created_ts", ts), pa.field("__seq", pa.int64())]
+    fields += [
+        pa.field("__event_ts", ts),
+        pa.field("__created_ts", ts),
+        pa.field("__seq", pa.int64()),
+    ]
     fields += [pa.field(s, pa.float64()) for s, _ in dict.fromkeys(spec.features)]
     fields.append(pa.field("__shadowed_until", pa.int64()))
     if compacted:
@@ -116,7 +133,10 @@ def test_golden_sql_runs_in_duckdb(case: str, tmp_path: Path) -> None:
     entities = pa.table(
         {
             "__rid": pa.array([0, 1], pa.int64()),
-            **{k: pa.array([1, 2], pa.int64()) if k != "region" else pa.array(["a", "b"]) for k in spec.keys},
+            **{
+                k: pa.array([1, 2], pa.int64()) if k != "region" else pa.array(["a", "b"])
+                for k in spec.keys
+            },
             "__ts": pa.array([T0, T0 + HOUR], pa.timestamp("us", tz="UTC")),
         }
     )

@@ -37,17 +37,27 @@ REGION = Entity("region", join_keys=["region"])
 ENTITY_COLUMNS = ["user_id", "region", "event_timestamp", "label"]
 
 # view template name -> entities (keys): one Int64 key, a composite Int64 + String key, one String key
-TEMPLATES: dict[str, list[Entity]] = {"by_user": [USER], "by_pair": [USER, REGION], "by_region": [REGION]}
+TEMPLATES: dict[str, list[Entity]] = {
+    "by_user": [USER],
+    "by_pair": [USER, REGION],
+    "by_region": [REGION],
+}
 
 
 def make_view(name: str, ttl: timedelta | None) -> FeatureView:
     entities = TEMPLATES[name]
-    keys = [Field("user_id", Int64)] * (USER in entities) + [Field("region", String)] * (REGION in entities)
+    keys = [Field("user_id", Int64)] * (USER in entities) + [Field("region", String)] * (
+        REGION in entities
+    )
     return FeatureView(
         name=name,
         entities=entities,
         schema=[*keys, Field("x", Float64), Field("n", Int64), Field("tag", String)],
-        source=FileSource(path=f"data/{name}.parquet", timestamp_field="event_timestamp", created_timestamp_field="created"),
+        source=FileSource(
+            path=f"data/{name}.parquet",
+            timestamp_field="event_timestamp",
+            created_timestamp_field="created",
+        ),
         ttl=ttl,
     )
 
@@ -90,7 +100,10 @@ def entity_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 def exact(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows with floats replaced by their bit patterns, so -0.0 != 0.0 and nothing is rounded."""
-    return [{k: ("float", struct.pack("<d", v)) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    return [
+        {k: ("float", struct.pack("<d", v)) if isinstance(v, float) else v for k, v in r.items()}
+        for r in rows
+    ]
 
 
 # -- generated scenarios -------------------------------------------------------------------------
@@ -101,7 +114,9 @@ class Scenario:
     unit_us: int  # spacing of the entity times
     views: dict[str, timedelta | None]  # name -> ttl
     requested: list[tuple[str, str]]  # (view, feature), grouped by view
-    batches: list[tuple[str, list[dict[str, Any]], bool]]  # (view, rows in write order, compact after)
+    batches: list[
+        tuple[str, list[dict[str, Any]], bool]
+    ]  # (view, rows in write order, compact after)
     entities: list[dict[str, Any]]
     full_feature_names: bool
     cuts: list[int]  # which as_of cuts to query (indexes into the list built at run time)
@@ -114,7 +129,18 @@ N_ENTITY_TIMES = 4
 def ttls(unit_us: int) -> st.SearchStrategy[timedelta | None]:
     """None and 0 (no limit), small multiples of the time unit, and odd microsecond counts."""
     return st.sampled_from(
-        [None, 0, unit_us, 2 * unit_us, 3 * unit_us, 1, 249, 1_000_001, 86_400_000_000, 2_592_000_000_007]
+        [
+            None,
+            0,
+            unit_us,
+            2 * unit_us,
+            3 * unit_us,
+            1,
+            249,
+            1_000_001,
+            86_400_000_000,
+            2_592_000_000_007,
+        ]
     ).map(lambda us: None if us is None else timedelta(microseconds=us))
 
 
@@ -129,13 +155,17 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     event_times: dict[str, st.SearchStrategy[datetime]] = {}
     for n, ttl in views.items():
         edges = {t - ttl - d for t in entity_times for d in (timedelta(0), US)} if ttl else set()
-        event_times[n] = st.sampled_from(entity_times) | st.sampled_from(sorted(edges or entity_times))
+        event_times[n] = st.sampled_from(entity_times) | st.sampled_from(
+            sorted(edges or entity_times)
+        )
     # few created times: ties on (event, created) are frequent, and so are null vs non-null
     createds = [None, BASE, BASE + timedelta(days=1)]
 
     requested = []
     for n in names:
-        feats = draw(st.lists(st.sampled_from(["x", "n", "tag"]), min_size=1, max_size=3, unique=True))
+        feats = draw(
+            st.lists(st.sampled_from(["x", "n", "tag"]), min_size=1, max_size=3, unique=True)
+        )
         requested += [(n, f) for f in feats]
 
     batches = []
@@ -219,9 +249,14 @@ def record_events(sc: Scenario) -> None:
 def test_training_set_equals_reference(sc: Scenario) -> None:
     record_events(sc)
     with tempfile.TemporaryDirectory() as d:
-        store, applied_at = new_store(d, [USER, REGION, *(make_view(n, ttl) for n, ttl in sc.views.items())])
+        store, applied_at = new_store(
+            d, [USER, REGION, *(make_view(n, ttl) for n, ttl in sc.views.items())]
+        )
         with store:
-            ref = {n: RefView(n, TEMPLATES_KEYS[n], ["x", "n", "tag"], ttl) for n, ttl in sc.views.items()}
+            ref = {
+                n: RefView(n, TEMPLATES_KEYS[n], ["x", "n", "tag"], ttl)
+                for n, ttl in sc.views.items()
+            }
             # as_of cuts: when the definitions were applied (no batch yet), then for each batch
             # and compaction one microsecond before it and exactly at its system time
             cut_times = [applied_at]
@@ -235,13 +270,17 @@ def test_training_set_equals_reference(sc: Scenario) -> None:
                     if c is not None:
                         at = datetime.fromtimestamp(0, UTC) + c.ingested_at_us * US
                         cut_times += [at - US, at]
-            note(f"ingested_at: {[(n, b.ingested_at.isoformat()) for n, v in ref.items() for b in v.batches]}")
+            note(
+                f"ingested_at: {[(n, b.ingested_at.isoformat()) for n, v in ref.items() for b in v.batches]}"
+            )
 
             entities = entity_table(sc.entities)
             refs = [f"{v}:{f}" for v, f in sc.requested]
             feature_names = [f"{v}__{f}" if sc.full_feature_names else f for v, f in sc.requested]
             for as_of in [None, *(cut_times[i % len(cut_times)] for i in sc.cuts)]:
-                got = store.get_training_set(entities, refs, as_of=as_of, full_feature_names=sc.full_feature_names)
+                got = store.get_training_set(
+                    entities, refs, as_of=as_of, full_feature_names=sc.full_feature_names
+                )
                 table = got.to_arrow()
                 expected = point_in_time_join(
                     entities.to_pylist(),
@@ -250,7 +289,9 @@ def test_training_set_equals_reference(sc: Scenario) -> None:
                     full_feature_names=sc.full_feature_names,
                 )
                 assert table.column_names == [*ENTITY_COLUMNS, *feature_names], f"as_of={as_of}"
-                assert table.select(ENTITY_COLUMNS).equals(entities), f"input columns changed (as_of={as_of})"
+                assert table.select(ENTITY_COLUMNS).equals(entities), (
+                    f"input columns changed (as_of={as_of})"
+                )
                 assert exact(table.to_pylist()) == exact(expected), f"as_of={as_of}"
 
 
@@ -265,18 +306,31 @@ def test_ttl_edges_equal_reference(ttl_us: int, offsets: list[int], at_entity_ti
     ttl = timedelta(microseconds=ttl_us)
     at = BASE + timedelta(days=200)
     rows = [
-        {"user_id": 1, "event_timestamp": at - ttl + o * US, "created": None, "x": float(o), "n": o, "tag": f"edge{o:+d}"}
+        {
+            "user_id": 1,
+            "event_timestamp": at - ttl + o * US,
+            "created": None,
+            "x": float(o),
+            "n": o,
+            "tag": f"edge{o:+d}",
+        }
         for o in offsets
     ]
     if at_entity_time:
-        rows.append({"user_id": 2, "event_timestamp": at, "created": None, "x": 9.0, "n": 9, "tag": "at t"})
+        rows.append(
+            {"user_id": 2, "event_timestamp": at, "created": None, "x": 9.0, "n": 9, "tag": "at t"}
+        )
     ref = RefView("by_user", ["user_id"], ["x", "n", "tag"], ttl)
     with tempfile.TemporaryDirectory() as d:
         store, _ = new_store(d, [USER, REGION, make_view("by_user", ttl)])
         with store:
             for r in rows:  # one batch per row: the latest row is the only candidate that can win
-                ref.batches.append(RefBatch(store.ingest("by_user", batch_table(ref, [r])).ingested_at, [r]))
-            entities = entity_table([{"user_id": u, "region": "a", "event_timestamp": at, "label": u} for u in (1, 2)])
+                ref.batches.append(
+                    RefBatch(store.ingest("by_user", batch_table(ref, [r])).ingested_at, [r])
+                )
+            entities = entity_table(
+                [{"user_id": u, "region": "a", "event_timestamp": at, "label": u} for u in (1, 2)]
+            )
             got = store.get_training_set(entities, ["by_user:tag", "by_user:x"]).to_arrow()
             expected = point_in_time_join(entities.to_pylist(), [(ref, "tag"), (ref, "x")])
             assert exact(got.to_pylist()) == exact(expected)
@@ -292,18 +346,35 @@ def t(i: int) -> datetime:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[FeatureStore]:
     """A repo with by_user (ttl 2h) and by_pair (no ttl), a few rows each."""
-    s, _ = new_store(tmp_path / "repo", [USER, REGION, make_view("by_user", timedelta(hours=2)), make_view("by_pair", None)])
+    s, _ = new_store(
+        tmp_path / "repo",
+        [USER, REGION, make_view("by_user", timedelta(hours=2)), make_view("by_pair", None)],
+    )
     user_view = RefView("by_user", ["user_id"], ["x", "n", "tag"])
     pair_view = RefView("by_pair", ["user_id", "region"], ["x", "n", "tag"])
 
     def rows(specs: list[tuple[int, str, int, float]]) -> list[dict[str, Any]]:
         return [
-            {"user_id": u, "region": g, "event_timestamp": t(h), "created": None, "x": x, "n": int(x), "tag": f"{u}{g}{h}"}
+            {
+                "user_id": u,
+                "region": g,
+                "event_timestamp": t(h),
+                "created": None,
+                "x": x,
+                "n": int(x),
+                "tag": f"{u}{g}{h}",
+            }
             for u, g, h, x in specs
         ]
 
-    s.ingest("by_user", batch_table(user_view, rows([(1, "a", 0, 1.5), (1, "a", 3, 2.5), (2, "a", 1, 3.5)])))
-    s.ingest("by_pair", batch_table(pair_view, rows([(1, "a", 0, 10.0), (1, "b", 2, 20.0), (2, "b", 5, 30.0)])))
+    s.ingest(
+        "by_user",
+        batch_table(user_view, rows([(1, "a", 0, 1.5), (1, "a", 3, 2.5), (2, "a", 1, 3.5)])),
+    )
+    s.ingest(
+        "by_pair",
+        batch_table(pair_view, rows([(1, "a", 0, 10.0), (1, "b", 2, 20.0), (2, "b", 5, 30.0)])),
+    )
     yield s
     s.close()
 
@@ -322,7 +393,18 @@ def odd_entity_frame() -> pa.Table:
             "user_id": pa.array(users, pa.int64()),
             "nested": pa.array([{"k": [i, i + 1], "s": str(i)} for i in range(7)]),
             "region": pa.array(regions, pa.string()),
-            "price": pa.array([Decimal("1.10"), None, Decimal("-3.25"), Decimal("0"), Decimal("9.99"), None, Decimal("1.10")], pa.decimal128(6, 2)),
+            "price": pa.array(
+                [
+                    Decimal("1.10"),
+                    None,
+                    Decimal("-3.25"),
+                    Decimal("0"),
+                    Decimal("9.99"),
+                    None,
+                    Decimal("1.10"),
+                ],
+                pa.decimal128(6, 2),
+            ),
             "event_timestamp": pa.array([t(h) for h in hours], TS),
             "cat": pa.array(["u", "v", "u", "u", "w", "v", "u"]).dictionary_encode(),
             "local_time": pa.array([t(h).replace(tzinfo=None) for h in hours], pa.timestamp("ns")),
@@ -368,7 +450,11 @@ def test_frame_kinds_give_the_same_result(store: FeatureStore, tmp_path: Path) -
     assert expected.select(entities.column_names).equals(entities)
     for kind, table in results.items():
         assert table.column_names == expected.column_names, kind
-        assert table.select(["x", "tag", "n"]).cast(expected.select(["x", "tag", "n"]).schema).equals(expected.select(["x", "tag", "n"])), kind
+        assert (
+            table.select(["x", "tag", "n"])
+            .cast(expected.select(["x", "tag", "n"]).schema)
+            .equals(expected.select(["x", "tag", "n"]))
+        ), kind
         assert table.to_pylist() == expected.to_pylist(), kind
 
 
@@ -380,13 +466,17 @@ def test_full_feature_names(store: FeatureStore) -> None:
     for s, f in [("x", "by_user__x"), ("tag", "by_user__tag"), ("n", "by_pair__n")]:
         assert full.column(f).equals(short.column(s))
     # the same feature name in two views needs full names
-    both = store.get_training_set(entities, ["by_user:x", "by_pair:x"], full_feature_names=True).to_arrow()
+    both = store.get_training_set(
+        entities, ["by_user:x", "by_pair:x"], full_feature_names=True
+    ).to_arrow()
     assert both.column_names[-2:] == ["by_user__x", "by_pair__x"]
     with pytest.raises(featureline.FeaturelineError, match="full_feature_names"):
         store.get_training_set(entities, ["by_user:x", "by_pair:x"])
 
 
-@pytest.mark.parametrize("ttl_us", [1, 248, 249, 250, 251, 489, 1_000_001, 86_400_000_000, 86_400_000_001])
+@pytest.mark.parametrize(
+    "ttl_us", [1, 248, 249, 250, 251, 489, 1_000_001, 86_400_000_000, 86_400_000_001]
+)
 def test_ttl_edge_is_exact_to_the_microsecond(tmp_path: Path, ttl_us: int) -> None:
     """A row exactly `ttl` before the entity time is a candidate; one microsecond earlier is not."""
     ttl = timedelta(microseconds=ttl_us)
@@ -395,10 +485,26 @@ def test_ttl_edge_is_exact_to_the_microsecond(tmp_path: Path, ttl_us: int) -> No
         view = RefView("by_user", ["user_id"], ["x", "n", "tag"], ttl)
         at = BASE + timedelta(days=40)
         rows = [
-            {"user_id": 1, "event_timestamp": at - ttl, "created": None, "x": 1.0, "n": 1, "tag": "on edge"},
-            {"user_id": 2, "event_timestamp": at - ttl - US, "created": None, "x": 2.0, "n": 2, "tag": "just outside"},
+            {
+                "user_id": 1,
+                "event_timestamp": at - ttl,
+                "created": None,
+                "x": 1.0,
+                "n": 1,
+                "tag": "on edge",
+            },
+            {
+                "user_id": 2,
+                "event_timestamp": at - ttl - US,
+                "created": None,
+                "x": 2.0,
+                "n": 2,
+                "tag": "just outside",
+            },
         ]
         s.ingest("by_user", batch_table(view, rows))
-        entities = entity_table([{"user_id": u, "region": "a", "event_timestamp": at, "label": 0} for u in (1, 2)])
+        entities = entity_table(
+            [{"user_id": u, "region": "a", "event_timestamp": at, "label": 0} for u in (1, 2)]
+        )
         got = s.get_training_set(entities, ["by_user:tag"]).to_arrow().column("tag").to_pylist()
         assert got == ["on edge", None]

@@ -7,15 +7,15 @@ from pathlib import Path
 import featureline as fl
 from featureline.repo import definition_files
 
-DEFS = '''
+DEFS = """
 import featureline as fl
 driver = fl.Entity("driver", ["driver_id"])
-'''
-SCRIPT = '''
+"""
+SCRIPT = """
 from pathlib import Path
 with open(Path(__file__).with_name("ran.txt"), "a") as fh:   # a data-generation script, no main guard
     fh.write("ran\\n")
-'''
+"""
 
 
 def test_ignore_file_keeps_scripts_from_being_imported(tmp_path: Path) -> None:

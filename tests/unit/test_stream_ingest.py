@@ -19,17 +19,23 @@ from tests.helpers import TS, driver_defs, new_store, utc
 def _data(n: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
     base = int(utc(2025, 1, 1).timestamp()) * 1_000_000
-    ev = base + rng.integers(0, 50, n) * 3_600_000_000  # few distinct times: many ties across chunks
-    return pa.table({
-        "driver_id": pa.array(rng.integers(0, 20, n), pa.int64()),
-        "event_timestamp": pa.array(ev, TS),
-        "rate": rng.random(n),
-        "trips": pa.array(np.arange(n), pa.int64()),
-    })
+    ev = (
+        base + rng.integers(0, 50, n) * 3_600_000_000
+    )  # few distinct times: many ties across chunks
+    return pa.table(
+        {
+            "driver_id": pa.array(rng.integers(0, 20, n), pa.int64()),
+            "event_timestamp": pa.array(ev, TS),
+            "rate": rng.random(n),
+            "trips": pa.array(np.arange(n), pa.int64()),
+        }
+    )
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_streamed_file_equals_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+def test_streamed_file_equals_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
     data = _data(3_000, seed=1)
     path = tmp_path / f"batch.{fmt}"
     pq.write_table(data, path) if fmt == "parquet" else pacsv.write_csv(data, path)
@@ -39,15 +45,21 @@ def test_streamed_file_equals_in_memory(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(_stream, "STREAM_ROWS", 0)
     monkeypatch.setattr(_stream, "CHUNK_ROWS", 250)
     if fmt == "csv":  # CSV row counts are unknown without reading: call the chunked path directly
-        r1 = _stream.ingest_stream(streamed.offline, streamed.get_feature_view("driver_stats"), _stream.file_batches(str(path)))
+        r1 = _stream.ingest_stream(
+            streamed.offline,
+            streamed.get_feature_view("driver_stats"),
+            _stream.file_batches(str(path)),
+        )
     else:
         r1 = streamed.ingest("driver_stats", str(path))
     r2 = in_memory.ingest("driver_stats", data)
     assert r1.rows == r2.rows == 3_000 and r1.shadowed_in_batch == r2.shadowed_in_batch > 0
-    ent = pa.table({
-        "driver_id": pa.array(np.arange(25), pa.int64()),
-        "event_timestamp": pa.array([utc(2025, 1, 2, 3)] * 25, TS),
-    })
+    ent = pa.table(
+        {
+            "driver_id": pa.array(np.arange(25), pa.int64()),
+            "event_timestamp": pa.array([utc(2025, 1, 2, 3)] * 25, TS),
+        }
+    )
     a = streamed.get_training_set(ent, ["driver_stats:rate", "driver_stats:trips"]).to_arrow()
     b = in_memory.get_training_set(ent, ["driver_stats:rate", "driver_stats:trips"]).to_arrow()
     assert a.equals(b)

@@ -24,7 +24,11 @@ def test_same_idempotency_key_twice_is_one_commit(tmp_path: Path) -> None:
     batch = rows([1, 2], [utc(2025, 1, 1)] * 2, [0.1, 0.2])
     first = store.ingest("driver_stats", batch, idempotency_key="batch-7")
     again = store.ingest("driver_stats", batch, idempotency_key="batch-7")
-    assert (again.commit, again.ingested_at, again.replayed) == (first.commit, first.ingested_at, True)
+    assert (again.commit, again.ingested_at, again.replayed) == (
+        first.commit,
+        first.ingested_at,
+        True,
+    )
     assert _n(store) == 2
     other = store.ingest("driver_stats", batch, idempotency_key="batch-8")
     assert other.commit == first.commit + 1 and _n(store) == 4
@@ -39,19 +43,25 @@ def test_idempotency_key_survives_compaction_and_push_replay_reaches_online(tmp_
     again = store.push("driver_stats", rows([5], [now], [0.5]), idempotency_key="k")
     assert again.commit == first.commit and again.replayed
     assert _n(store) == 2
-    assert store.get_online_features(["driver_stats:rate"], {"driver_id": [5, 6]}).to_dict()["rate"] == [0.5, 0.6]
+    assert store.get_online_features(["driver_stats:rate"], {"driver_id": [5, 6]}).to_dict()[
+        "rate"
+    ] == [0.5, 0.6]
 
 
 def test_push_to_offline_only_leaves_online_untouched(tmp_path: Path) -> None:
     store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
     store.push("driver_stats", rows([1], [datetime.now(UTC)], [0.1]), to="offline")
     assert _n(store) == 1
-    assert store.get_online_features(["driver_stats:rate"], {"driver_id": [1]}).statuses["rate"] == ["NOT_FOUND"]
+    assert store.get_online_features(["driver_stats:rate"], {"driver_id": [1]}).statuses[
+        "rate"
+    ] == ["NOT_FOUND"]
     with pytest.raises(ValidationError, match="not a push target"):
         store.push("driver_stats", rows([1], [datetime.now(UTC)], [0.1]), to="ofline")
 
 
-def test_failure_after_commit_is_not_a_failed_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_after_commit_is_not_a_failed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = new_store(tmp_path, *driver_defs())
 
     def broken(*a: object, **k: object) -> None:
@@ -64,7 +74,9 @@ def test_failure_after_commit_is_not_a_failed_write(tmp_path: Path, monkeypatch:
     assert _n(store) == offline_store.COMPACT_AFTER + 2
 
 
-def test_online_apply_failure_names_the_commit_and_a_keyed_retry_completes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_online_apply_failure_names_the_commit_and_a_keyed_retry_completes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
     now = datetime.now(UTC)
     real = store.online.write
@@ -79,7 +91,9 @@ def test_online_apply_failure_names_the_commit_and_a_keyed_retry_completes_it(tm
     monkeypatch.setattr(store.online, "write", real)
     assert store.push("driver_stats", rows([1], [now], [0.1]), idempotency_key="p1").replayed
     assert _n(store) == 1
-    assert store.get_online_features(["driver_stats:rate"], {"driver_id": [1]}).to_dict()["rate"] == [0.1]
+    assert store.get_online_features(["driver_stats:rate"], {"driver_id": [1]}).to_dict()[
+        "rate"
+    ] == [0.1]
 
 
 def test_repo_path_with_a_quote_compacts(tmp_path: Path) -> None:
@@ -92,10 +106,18 @@ def test_repo_path_with_a_quote_compacts(tmp_path: Path) -> None:
 
 def test_event_times_far_in_the_future_are_refused(tmp_path: Path) -> None:
     store = new_store(tmp_path, *driver_defs())
-    with pytest.raises(ValidationError, match=r"1 row\(s\) have an event time more than 300 s in the future.*max_future_seconds"):
-        store.push("driver_stats", rows([1, 2], [datetime.now(UTC), datetime(9999, 1, 1, tzinfo=UTC)], [0.1, 0.2]))
+    with pytest.raises(
+        ValidationError,
+        match=r"1 row\(s\) have an event time more than 300 s in the future.*max_future_seconds",
+    ):
+        store.push(
+            "driver_stats",
+            rows([1, 2], [datetime.now(UTC), datetime(9999, 1, 1, tzinfo=UTC)], [0.1, 0.2]),
+        )
     assert store.offline.commits("driver_stats", 1) == []
-    store.push("driver_stats", rows([1], [datetime.now(UTC) + timedelta(seconds=60)], [0.1]))  # within the bound
+    store.push(
+        "driver_stats", rows([1], [datetime.now(UTC) + timedelta(seconds=60)], [0.1])
+    )  # within the bound
     assert _n(store) == 1
 
 
@@ -108,24 +130,36 @@ def test_a_stale_compaction_commits_nothing(tmp_path: Path) -> None:
     assert store.offline.compact(store.get_feature_view("driver_stats")) is not None
     files = set((log.root / "parts").iterdir())
     with pytest.raises(CommitConflict):  # a second compactor that chose the same commits loses
-        log.commit(lambda: [offline_store.Part("parts/x.parquet", 3, compacted=True)], replaces=chosen)
+        log.commit(
+            lambda: [offline_store.Part("parts/x.parquet", 3, compacted=True)], replaces=chosen
+        )
     assert set((log.root / "parts").iterdir()) == files
     assert _n(store) == 3
 
 
-def test_vacuum_reclaims_superseded_and_orphaned_files_and_keeps_every_as_of_answer(tmp_path: Path) -> None:
+def test_vacuum_reclaims_superseded_and_orphaned_files_and_keeps_every_as_of_answer(
+    tmp_path: Path,
+) -> None:
     import os
     import time
 
     store = new_store(tmp_path, *driver_defs(ttl=None))
     cuts = []
     for i in range(6):  # corrections of the same keys: every cut has its own answer
-        store.ingest("driver_stats", rows([1, 2, 3], [utc(2025, 1, 1)] * 3, [i + 0.1, i + 0.2, i + 0.3]))
+        store.ingest(
+            "driver_stats", rows([1, 2, 3], [utc(2025, 1, 1)] * 3, [i + 0.1, i + 0.2, i + 0.3])
+        )
         cuts.append(datetime.now(UTC))
     ent = {"driver_id": [1, 2, 3], "event_timestamp": [utc(2025, 1, 2)] * 3}
 
     def answers() -> list[list[float]]:
-        return [store.get_training_set(ent, ["driver_stats:rate"], as_of=t).to_arrow().column("rate").to_pylist() for t in cuts]
+        return [
+            store.get_training_set(ent, ["driver_stats:rate"], as_of=t)
+            .to_arrow()
+            .column("rate")
+            .to_pylist()
+            for t in cuts
+        ]
 
     before = answers()
     assert before[0] == [0.1, 0.2, 0.3] and before[-1] == [5.1, 5.2, 5.3]
@@ -141,7 +175,9 @@ def test_vacuum_reclaims_superseded_and_orphaned_files_and_keeps_every_as_of_ans
     assert not orphan.exists() and young.exists()  # the automatic vacuum took the old leftover only
     results = store.vacuum("driver_stats", grace_seconds=0)
     assert results[0].files_removed == 6  # the six superseded parts
-    assert sorted(p.name for p in parts.iterdir()) == sorted([young.name, *(p.name for p in parts.glob("*.parquet"))])
+    assert sorted(p.name for p in parts.iterdir()) == sorted(
+        [young.name, *(p.name for p in parts.glob("*.parquet"))]
+    )
     assert len(list(parts.glob("*.parquet"))) == 1
     assert answers() == before
     with pytest.raises(ValidationError, match="negative"):

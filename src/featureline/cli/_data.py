@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("view")
-@click.option("-n", "n", default=10, show_default=True, type=click.IntRange(min=1), help="Number of rows.")
+@click.option(
+    "-n", "n", default=10, show_default=True, type=click.IntRange(min=1), help="Number of rows."
+)
 @click.pass_context
 def preview(ctx: click.Context, view: str, n: int) -> None:
     """Show the newest N stored rows of a feature view (the values a training set can return)."""
@@ -27,7 +29,10 @@ def preview(ctx: click.Context, view: str, n: int) -> None:
     data = open_store(ctx).preview(view, n)
     out = console()
     if data.num_rows == 0:
-        out.print(f"Feature view `{view}` holds no rows yet. Run `featureline ingest {view}`.", markup=False)
+        out.print(
+            f"Feature view `{view}` holds no rows yet. Run `featureline ingest {view}`.",
+            markup=False,
+        )
         return
     out.print(arrow_table(data, title=f"{view}: newest {data.num_rows} row(s)"))
 
@@ -66,13 +71,39 @@ def ingest(ctx: click.Context, view: str, file: str | None) -> None:
 
 
 @click.command("training-set")
-@click.option("--entities", "entities", required=True, metavar="FILE", help="Entity rows: Parquet or CSV with join keys and a tz-aware timestamp column.")
-@click.option("--features", "features", multiple=True, metavar="VIEW:FEATURE,...", help='Features, comma-separated, e.g. "driver_stats:conv_rate,driver_stats:acc_rate". Repeatable.')
+@click.option(
+    "--entities",
+    "entities",
+    required=True,
+    metavar="FILE",
+    help="Entity rows: Parquet or CSV with join keys and a tz-aware timestamp column.",
+)
+@click.option(
+    "--features",
+    "features",
+    multiple=True,
+    metavar="VIEW:FEATURE,...",
+    help='Features, comma-separated, e.g. "driver_stats:conv_rate,driver_stats:acc_rate". Repeatable.',
+)
 @click.option("--service", help="A feature service name (instead of --features).")
-@click.option("--out", "out_path", required=True, metavar="FILE", help="Output file: .parquet (default) or .csv.")
-@click.option("--as-of", "as_of", metavar="TS", help="Build it as the store knew it at TS (ISO 8601 with offset, e.g. 2025-01-01T00:00:00Z).")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    metavar="FILE",
+    help="Output file: .parquet (default) or .csv.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="TS",
+    help="Build it as the store knew it at TS (ISO 8601 with offset, e.g. 2025-01-01T00:00:00Z).",
+)
 @click.option("--full-feature-names", is_flag=True, help="Name columns `view__feature`.")
-@click.option("--timestamp-column", help="The entity time column (default: event_timestamp, or the only timestamp column).")
+@click.option(
+    "--timestamp-column",
+    help="The entity time column (default: event_timestamp, or the only timestamp column).",
+)
 @click.pass_context
 def training_set(
     ctx: click.Context,
@@ -89,7 +120,9 @@ def training_set(
 
     refs = [r.strip() for spec in features for r in spec.split(",") if r.strip()]
     if bool(refs) == bool(service):
-        raise click.UsageError("Pass either --features VIEW:FEATURE,... or --service NAME (exactly one of them).")
+        raise click.UsageError(
+            "Pass either --features VIEW:FEATURE,... or --service NAME (exactly one of them)."
+        )
     _check_exists(entities)
     if not out_path.lower().endswith((".parquet", ".pq", ".csv")):
         raise ValidationError(
@@ -115,14 +148,22 @@ def training_set(
         f"({len(ts.features)} feature(s)) in {seconds:.2f} s -> [bold]{path}[/]"
     )
     out.print(f"columns: {', '.join(table.column_names)}", markup=False)
-    known = f"as the store knew it at {fmt(ts.as_of)}" if ts.as_of is not None else "with everything ingested so far"
+    known = (
+        f"as the store knew it at {fmt(ts.as_of)}"
+        if ts.as_of is not None
+        else "with everything ingested so far"
+    )
     out.print(f"registry version {ts.registry_version}, {known}", markup=False)
 
 
 def _check_exists(path: str) -> None:
     from featureline.errors import NotFoundError
 
-    found = glob.glob(path) if any(c in path for c in "*?[") else ([path] if os.path.exists(path) else [])
+    found = (
+        glob.glob(path)
+        if any(c in path for c in "*?[")
+        else ([path] if os.path.exists(path) else [])
+    )
     if not found:
         raise NotFoundError(
             f"Entity file `{path}` does not exist (relative to `{os.getcwd()}`). "

@@ -27,7 +27,9 @@ def init(directory: str, project: str | None) -> None:
 
     root = init_repo(directory, project=project)
     out = console()
-    out.print(f"Created feature repo [bold]{root}[/bold] (featureline.yaml, definitions.py, data/).")
+    out.print(
+        f"Created feature repo [bold]{root}[/bold] (featureline.yaml, definitions.py, data/)."
+    )
     out.print("Next:", style="bold")
     out.print(f"  cd {root}", markup=False)
     out.print("  featureline plan                # what apply would change", markup=False)
@@ -76,7 +78,9 @@ def apply(ctx: click.Context, new_versions: tuple[str, ...], message: str) -> No
         return
     out.print(plan_text(p.render()), end="")
     if p.breaking:
-        raise CliError(f"Nothing was applied: the plan has {len(p.breaking)} refused breaking change(s), listed above with their fix.")
+        raise CliError(
+            f"Nothing was applied: the plan has {len(p.breaking)} refused breaking change(s), listed above with their fix."
+        )
     try:
         rv = store.apply(message=message, planned=p)
     except RegistryConflictError as e:
@@ -89,7 +93,11 @@ def apply(ctx: click.Context, new_versions: tuple[str, ...], message: str) -> No
     out.print()
     base = p.base_version or 0
     if rv.version != base + 1:
-        others = f"version {base + 1}" if rv.version == base + 2 else f"versions {base + 1}..{rv.version - 1}"
+        others = (
+            f"version {base + 1}"
+            if rv.version == base + 2
+            else f"versions {base + 1}..{rv.version - 1}"
+        )
         out.print(
             f"Another apply stored {others} after this plan was made; it changed other definitions, "
             "so this plan was applied on top of it.",
@@ -107,13 +115,22 @@ def history(ctx: click.Context) -> None:
     versions = open_store(ctx).history()
     out = console()
     if not versions:
-        out.print("The registry is empty. Run `featureline apply` to create version 1.", markup=False)
+        out.print(
+            "The registry is empty. Run `featureline apply` to create version 1.", markup=False
+        )
         return
     rows = [
         (v.version, fmt(v.applied_at.replace(microsecond=0)), v.message, change_summary(v.changes))
         for v in versions
     ]
-    out.print(table("Registry history", ["version", "applied_at (UTC)", "message", "changes"], rows, numeric=["version"]))
+    out.print(
+        table(
+            "Registry history",
+            ["version", "applied_at (UTC)", "message", "changes"],
+            rows,
+            numeric=["version"],
+        )
+    )
 
 
 @click.command("list")
@@ -127,15 +144,64 @@ def list_(ctx: click.Context) -> None:
     view_rows = []
     for name, versions in sorted(cat.views.items()):
         v = versions[-1]
-        shown = f"v{v.version}" + (f" (also {', '.join('v' + str(o.version) for o in versions[:-1])})" if len(versions) > 1 else "")
-        view_rows.append((name, shown, ", ".join(e.name for e in v.entities), len(v.features), fmt_seconds(v.ttl_seconds), v.owner, fmt_tags(v.tags)))
-    out.print(table(f"Feature views (registry version {cat.version})", ["name", "version", "entities", "features", "ttl", "owner", "tags"], view_rows, numeric=["features"]))
-    ent_rows = [(e.name, ", ".join(e.join_keys), e.owner, e.description) for _, e in sorted(cat.entities.items())]
+        shown = f"v{v.version}" + (
+            f" (also {', '.join('v' + str(o.version) for o in versions[:-1])})"
+            if len(versions) > 1
+            else ""
+        )
+        view_rows.append(
+            (
+                name,
+                shown,
+                ", ".join(e.name for e in v.entities),
+                len(v.features),
+                fmt_seconds(v.ttl_seconds),
+                v.owner,
+                fmt_tags(v.tags),
+            )
+        )
+    out.print(
+        table(
+            f"Feature views (registry version {cat.version})",
+            ["name", "version", "entities", "features", "ttl", "owner", "tags"],
+            view_rows,
+            numeric=["features"],
+        )
+    )
+    ent_rows = [
+        (e.name, ", ".join(e.join_keys), e.owner, e.description)
+        for _, e in sorted(cat.entities.items())
+    ]
     out.print(table("Entities", ["name", "join keys", "owner", "description"], ent_rows))
-    svc_rows = [(s.name, len(s.refs()), s.owner, s.description) for _, s in sorted(cat.services.items())]
-    out.print(table("Feature services", ["name", "features", "owner", "description"], svc_rows, numeric=["features"]))
-    od_rows = [(o.name, ", ".join(o.source_views), ", ".join(f.name for f in o.request_fields), len(o.features), o.mode) for _, o in sorted(cat.odfvs.items())]
-    out.print(table("On-demand feature views", ["name", "sources", "request fields", "features", "mode"], od_rows, numeric=["features"]))
+    svc_rows = [
+        (s.name, len(s.refs()), s.owner, s.description) for _, s in sorted(cat.services.items())
+    ]
+    out.print(
+        table(
+            "Feature services",
+            ["name", "features", "owner", "description"],
+            svc_rows,
+            numeric=["features"],
+        )
+    )
+    od_rows = [
+        (
+            o.name,
+            ", ".join(o.source_views),
+            ", ".join(f.name for f in o.request_fields),
+            len(o.features),
+            o.mode,
+        )
+        for _, o in sorted(cat.odfvs.items())
+    ]
+    out.print(
+        table(
+            "On-demand feature views",
+            ["name", "sources", "request fields", "features", "mode"],
+            od_rows,
+            numeric=["features"],
+        )
+    )
 
 
 @click.command()
@@ -154,14 +220,21 @@ def describe(ctx: click.Context, view: str) -> None:
     d = info["definition"]
     if info.get("on_demand"):
         console().print(f"On-demand feature view {d['name']}", markup=False)
-        console().print(key_values([
-            ("sources", ", ".join(d["sources"])),
-            ("request fields", ", ".join(f"{f['name']} ({f['dtype']})" for f in d["request_fields"])),
-            ("features", ", ".join(f"{f['name']} ({f['dtype']})" for f in d["schema"])),
-            ("mode", d["mode"]),
-            ("code hash", d["code_hash"]),
-            ("stored rows", "none: computed at read time from its sources"),
-        ]))
+        console().print(
+            key_values(
+                [
+                    ("sources", ", ".join(d["sources"])),
+                    (
+                        "request fields",
+                        ", ".join(f"{f['name']} ({f['dtype']})" for f in d["request_fields"]),
+                    ),
+                    ("features", ", ".join(f"{f['name']} ({f['dtype']})" for f in d["schema"])),
+                    ("mode", d["mode"]),
+                    ("code hash", d["code_hash"]),
+                    ("stored rows", "none: computed at read time from its sources"),
+                ]
+            )
+        )
         return
     src = d.get("source") or {}
     rows = int(info.get("rows", 0))
@@ -176,13 +249,23 @@ def describe(ctx: click.Context, view: str) -> None:
         ("source", src.get("path") or ""),
         ("event time", src.get("timestamp_field") or "event_timestamp"),
         ("created time", src.get("created_timestamp_field") or ""),
-        ("rows stored", f"{rows:,} (every row ever ingested; the statistics below are over all of them)"),
+        (
+            "rows stored",
+            f"{rows:,} (every row ever ingested; the statistics below are over all of them)",
+        ),
         ("commits", info.get("commits", 0)),
     ]
     if rows:
-        pairs.append(("time range", f"{fmt(info.get('first_event'))}  ->  {fmt(info.get('last_event'))}"))
+        pairs.append(
+            ("time range", f"{fmt(info.get('first_event'))}  ->  {fmt(info.get('last_event'))}")
+        )
     if info.get("superseded_rows"):
-        pairs.append(("superseded", f"{info['superseded_rows']:,} rows marked as losing a tie (same key and event time); never returned"))
+        pairs.append(
+            (
+                "superseded",
+                f"{info['superseded_rows']:,} rows marked as losing a tie (same key and event time); never returned",
+            )
+        )
     feats = info.get("features", {})
     stats_rows = []
     for f in d.get("schema", []):
@@ -193,10 +276,28 @@ def describe(ctx: click.Context, view: str) -> None:
         distinct = s.get("distinct")
         if isinstance(distinct, int):  # an approximate count can exceed the non-null values
             distinct = min(distinct, round(rows * (1 - float(s.get("null_rate", 0.0)))))
-        stats_rows.append((
-            name, s.get("dtype", f.get("dtype")), f"{s['null_rate']:.2%}" if rows else None,
-            s.get("min"), s.get("max"), s.get("mean"), distinct if rows else None,
-            f.get("description") or "",
-        ))
-    cols = ["feature", "dtype", "null rate", "min", "max", "mean", "distinct (approx)", "description"]
-    console().print(Group(key_values(pairs), "", table("Features", cols, stats_rows, numeric=cols[2:7])))
+        stats_rows.append(
+            (
+                name,
+                s.get("dtype", f.get("dtype")),
+                f"{s['null_rate']:.2%}" if rows else None,
+                s.get("min"),
+                s.get("max"),
+                s.get("mean"),
+                distinct if rows else None,
+                f.get("description") or "",
+            )
+        )
+    cols = [
+        "feature",
+        "dtype",
+        "null rate",
+        "min",
+        "max",
+        "mean",
+        "distinct (approx)",
+        "description",
+    ]
+    console().print(
+        Group(key_values(pairs), "", table("Features", cols, stats_rows, numeric=cols[2:7]))
+    )

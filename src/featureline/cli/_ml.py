@@ -15,11 +15,25 @@ def _metadata(ctx: click.Context):  # type: ignore[no-untyped-def]
 
 @click.command("run")
 @click.argument("target", metavar="MODULE:PIPELINE")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help="A pipeline parameter (JSON values are parsed). Repeatable.")
-@click.option("--executor", default="process", show_default=True, type=click.Choice(["process", "inline", "ray"]))
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A pipeline parameter (JSON values are parsed). Repeatable.",
+)
+@click.option(
+    "--executor",
+    default="process",
+    show_default=True,
+    type=click.Choice(["process", "inline", "ray"]),
+)
 @click.option("--no-cache", is_flag=True, help="Run every step again, ignoring cached results.")
 @click.pass_context
-def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: str, no_cache: bool) -> None:
+def run_cmd(
+    ctx: click.Context, target: str, params: tuple[str, ...], executor: str, no_cache: bool
+) -> None:
     """Run a pipeline (e.g. `driver_pipeline:training`) with the repo's artifact and metadata stores."""
     import importlib
     import sys
@@ -30,7 +44,9 @@ def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: 
 
     module, _, attr = target.partition(":")
     if not attr:
-        raise ValidationError(f"`{target}` is not MODULE:PIPELINE. Fix: e.g. `featureline run my_pipelines:training`.")
+        raise ValidationError(
+            f"`{target}` is not MODULE:PIPELINE. Fix: e.g. `featureline run my_pipelines:training`."
+        )
     store = open_store(ctx)
     sys.path.insert(0, str(store.repo_path))
     sys.path.insert(0, ".")
@@ -38,13 +54,17 @@ def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: 
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name != module and not module.startswith(f"{e.name}."):
-            raise ValidationError(f"Module `{module}` imports `{e.name}`, which is not installed: {e}. Fix: install it in this environment.") from e
+            raise ValidationError(
+                f"Module `{module}` imports `{e.name}`, which is not installed: {e}. Fix: install it in this environment."
+            ) from e
         raise ValidationError(
             f"No module `{module}` in the repo (`{store.repo_path}`) or the current folder. "
             f"Fix: pass MODULE:PIPELINE where MODULE.py defines the pipeline, e.g. `featureline run pipelines:training`."
         ) from e
     except SyntaxError as e:
-        raise ValidationError(f"Module `{module}` has a syntax error at {e.filename}:{e.lineno}: {e.msg}. Fix: correct it and run again.") from e
+        raise ValidationError(
+            f"Module `{module}` has a syntax error at {e.filename}:{e.lineno}: {e.msg}. Fix: correct it and run again."
+        ) from e
     from featureline.pipelines.dsl import Pipeline
 
     pipe = getattr(mod, attr, None)
@@ -55,7 +75,9 @@ def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: 
             "Fix: name a function decorated with @pipeline."
         )
     if not isinstance(pipe, Pipeline):
-        raise ValidationError(f"`{target}` is a {type(pipe).__name__}, not a pipeline. Fix: decorate it with @pipeline(name=...) or name one that is.")
+        raise ValidationError(
+            f"`{target}` is a {type(pipe).__name__}, not a pipeline. Fix: decorate it with @pipeline(name=...) or name one that is."
+        )
     values = {}
     for p in params:
         k, _, v = p.partition("=")
@@ -63,7 +85,14 @@ def run_cmd(ctx: click.Context, target: str, params: tuple[str, ...], executor: 
             values[k] = json.loads(v)
         except json.JSONDecodeError:
             values[k] = v
-    result = run(pipe, values, executor=executor, cache=not no_cache, artifact_root=store.config.artifacts, metadata=store.models.metadata)
+    result = run(
+        pipe,
+        values,
+        executor=executor,
+        cache=not no_cache,
+        artifact_root=store.config.artifacts,
+        metadata=store.models.metadata,
+    )
     out = console()
     for name, s in result.steps.items():
         out.print(f"  {s.status:<10} {name:<28} {s.duration * 1000:8.1f} ms", markup=False)
@@ -92,7 +121,13 @@ def runs_list(ctx: click.Context, pipeline: str | None, limit: int) -> None:
     for c in ("run", "pipeline", "status", "started", "finished"):
         t.add_column(c)
     for r in _metadata(ctx).list_runs(pipeline, limit):
-        t.add_row(r["run_id"], r["pipeline"], r["status"], str(r["created_at"])[:19], str(r.get("finished_at") or "")[:19])
+        t.add_row(
+            r["run_id"],
+            r["pipeline"],
+            r["status"],
+            str(r["created_at"])[:19],
+            str(r.get("finished_at") or "")[:19],
+        )
     console().print(t)
 
 
@@ -113,8 +148,12 @@ def runs_show(ctx: click.Context, run_id: str) -> None:
     for c in ("step", "status", "attempts", "outputs", "error"):
         t.add_column(c)
     for s in r.get("steps", []):
-        outs = ", ".join(f"{k}={v.id[:12]}" for k, v in (s.get("outputs") or {}).items() if hasattr(v, "id"))
-        t.add_row(s["step"], s["status"], str(s.get("attempts", "")), outs, (s.get("error") or "")[:80])
+        outs = ", ".join(
+            f"{k}={v.id[:12]}" for k, v in (s.get("outputs") or {}).items() if hasattr(v, "id")
+        )
+        t.add_row(
+            s["step"], s["status"], str(s.get("attempts", "")), outs, (s.get("error") or "")[:80]
+        )
     out.print(t)
 
 
@@ -133,7 +172,10 @@ def runs_compare(ctx: click.Context, run_ids: tuple[str, ...]) -> None:
     t.add_column("")
     for r in data:
         t.add_column(r["run_id"])
-    keys = sorted({f"param {k}" for r in data for k in r.get("params", {})} | {f"metric {k}" for r in data for k in r.get("metrics", {})})
+    keys = sorted(
+        {f"param {k}" for r in data for k in r.get("params", {})}
+        | {f"metric {k}" for r in data for k in r.get("metrics", {})}
+    )
     for k in keys:
         kind, _, name = k.partition(" ")
         src = "params" if kind == "param" else "metrics"
@@ -179,12 +221,29 @@ def models_show(ctx: click.Context, ref: str) -> None:
     """The model card."""
     name, _, v = ref.partition(":")
     mv = open_store(ctx).models.get(name, v or None)
-    click.echo(json.dumps({"name": mv.name, "version": mv.version, "aliases": mv.aliases, "artifact": mv.artifact.id, **mv.card}, indent=2, default=str))
+    click.echo(
+        json.dumps(
+            {
+                "name": mv.name,
+                "version": mv.version,
+                "aliases": mv.aliases,
+                "artifact": mv.artifact.id,
+                **mv.card,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
 @click.command()
 @click.argument("target", metavar="MODEL[:VERSION] | --view VIEW")
-@click.option("--view", "is_view", is_flag=True, help="TARGET is a feature view (VIEW or VIEW@vN): show what uses it.")
+@click.option(
+    "--view",
+    "is_view",
+    is_flag=True,
+    help="TARGET is a feature view (VIEW or VIEW@vN): show what uses it.",
+)
 @click.pass_context
 def lineage(ctx: click.Context, target: str, is_view: bool) -> None:
     """Lineage: feature view versions -> training set -> run -> model version -> deployments.
@@ -195,7 +254,11 @@ def lineage(ctx: click.Context, target: str, is_view: bool) -> None:
 
     reg = open_store(ctx).models
     if is_view:
-        view = target if "@" in target else f"{target}@v{open_store(ctx).get_feature_view(target).version}"
+        view = (
+            target
+            if "@" in target
+            else f"{target}@v{open_store(ctx).get_feature_view(target).version}"
+        )
         edges = reg.lineage("feature_view", view, "down")
         root = f"feature_view {view}"
     else:
@@ -210,4 +273,7 @@ def lineage(ctx: click.Context, target: str, is_view: bool) -> None:
     if not edges:
         out.print("  (no lineage recorded)", markup=False)
     for e in sorted(edges, key=lambda e: (e["depth"], e["src_kind"], e["src_id"])):
-        out.print(f"  {'  ' * (e['depth'] - 1)}{e['src_kind']} {e['src_id']} --{e['relation']}--> {e['dst_kind']} {e['dst_id']}", markup=False)
+        out.print(
+            f"  {'  ' * (e['depth'] - 1)}{e['src_kind']} {e['src_id']} --{e['relation']}--> {e['dst_kind']} {e['dst_id']}",
+            markup=False,
+        )

@@ -11,11 +11,20 @@ from featureline.cli._common import open_store
 
 
 @click.command()
-@click.option("--start", metavar="TS", help="Only rows with event time >= TS (ISO 8601 with offset).")
+@click.option(
+    "--start", metavar="TS", help="Only rows with event time >= TS (ISO 8601 with offset)."
+)
 @click.option("--end", metavar="TS", help="Only rows with event time <= TS.")
-@click.option("--view", "views", multiple=True, help="Only this view (repeatable). Default: every online view.")
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    help="Only this view (repeatable). Default: every online view.",
+)
 @click.pass_context
-def materialize(ctx: click.Context, start: str | None, end: str | None, views: tuple[str, ...]) -> None:
+def materialize(
+    ctx: click.Context, start: str | None, end: str | None, views: tuple[str, ...]
+) -> None:
     """Copy the latest feature values to the online store.
 
     Without --start/--end, copies what was ingested since the last run (incremental, by ingested
@@ -28,7 +37,13 @@ def materialize(ctx: click.Context, start: str | None, end: str | None, views: t
     store = open_store(ctx)
     out = console()
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} keys"), TimeElapsedColumn(), console=out) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} keys"),
+        TimeElapsedColumn(),
+        console=out,
+    ) as bar:
         task = bar.add_task("Materializing", total=None)
 
         def progress(n: int) -> None:
@@ -49,8 +64,20 @@ def materialize(ctx: click.Context, start: str | None, end: str | None, views: t
 
 
 @click.command("online")
-@click.option("--features", "features", required=True, metavar="VIEW:FEATURE,...|SERVICE", help="Feature refs, comma-separated, or a feature service name.")
-@click.option("--entity", "entity", required=True, metavar="JSON", help='Entity keys as JSON, e.g. \'{"driver_id": [1001, 1002]}\'.')
+@click.option(
+    "--features",
+    "features",
+    required=True,
+    metavar="VIEW:FEATURE,...|SERVICE",
+    help="Feature refs, comma-separated, or a feature service name.",
+)
+@click.option(
+    "--entity",
+    "entity",
+    required=True,
+    metavar="JSON",
+    help="Entity keys as JSON, e.g. '{\"driver_id\": [1001, 1002]}'.",
+)
 @click.pass_context
 def online(ctx: click.Context, features: str, entity: str) -> None:
     """Read feature vectors from the online store (with per-feature statuses)."""
@@ -60,8 +87,12 @@ def online(ctx: click.Context, features: str, entity: str) -> None:
     try:
         rows = json.loads(entity)
     except json.JSONDecodeError as e:
-        raise ValidationError(f"--entity is not valid JSON ({e}). Fix: e.g. --entity '{{\"driver_id\": [1001]}}'.") from e
-    refs: str | list[str] = [f.strip() for f in features.split(",")] if ":" in features else features
+        raise ValidationError(
+            f"--entity is not valid JSON ({e}). Fix: e.g. --entity '{{\"driver_id\": [1001]}}'."
+        ) from e
+    refs: str | list[str] = (
+        [f.strip() for f in features.split(",")] if ":" in features else features
+    )
     resp = open_store(ctx).get_online_features(refs, rows)
     from rich.table import Table
 
@@ -89,14 +120,26 @@ def compact(ctx: click.Context, view: str) -> None:
     t0 = time.perf_counter()
     c = store.compact(fv)
     if c is None:
-        console().print(f"{view}: nothing to compact (one part or none, or another compaction won).", markup=False)
+        console().print(
+            f"{view}: nothing to compact (one part or none, or another compaction won).",
+            markup=False,
+        )
     else:
-        console().print(f"{view}: merged {len(c.replaces)} commit(s), {c.rows:,} rows in {time.perf_counter() - t0:.2f} s.", markup=False)
+        console().print(
+            f"{view}: merged {len(c.replaces)} commit(s), {c.rows:,} rows in {time.perf_counter() - t0:.2f} s.",
+            markup=False,
+        )
 
 
 @click.command()
 @click.argument("view", required=False)
-@click.option("--grace", "grace", type=float, default=None, help="Keep superseded parts this many seconds (default 3600: readers in flight).")
+@click.option(
+    "--grace",
+    "grace",
+    type=float,
+    default=None,
+    help="Keep superseded parts this many seconds (default 3600: readers in flight).",
+)
 @click.pass_context
 def vacuum(ctx: click.Context, view: str | None, grace: float | None) -> None:
     """Delete files no live commit references (superseded parts, leftovers of killed writers)."""
@@ -106,4 +149,7 @@ def vacuum(ctx: click.Context, view: str | None, grace: float | None) -> None:
     results = store.vacuum(view, grace)
     files = sum(r.files_removed for r in results)
     freed = sum(r.bytes_freed for r in results)
-    console().print(f"vacuum: removed {files} file(s), {freed:,} bytes, over {len(results)} view version(s).", markup=False)
+    console().print(
+        f"vacuum: removed {files} file(s), {freed:,} bytes, over {len(results)} view version(s).",
+        markup=False,
+    )

@@ -69,7 +69,12 @@ def cell(value: Any, style: str = "") -> Text:
     return Text(s, style="dim" if value is None and not style else style)
 
 
-def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]], numeric: Iterable[str] = ()) -> Table:
+def table(
+    title: str | None,
+    columns: Iterable[str],
+    rows: Iterable[Iterable[Any]],
+    numeric: Iterable[str] = (),
+) -> Table:
     right = set(numeric)
     t = Table(title=title, title_justify="left", header_style="bold", show_lines=False)
     for c in columns:

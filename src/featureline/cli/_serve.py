@@ -12,32 +12,90 @@ DEFAULT_PORT = 6566  # Feast's feature server port, so Feast clients work unchan
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 for all).")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes (each opens the store).")
-@click.option("--max-entities", default=1000, show_default=True, type=click.IntRange(min=1), help="Most entity rows per read request.")
-@click.option("--max-body-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1), help="Largest request body.")
 @click.option(
-    "--header-timeout", type=click.FloatRange(min=0, min_open=True), envvar="FEATURELINE_SERVE_HEADER_TIMEOUT",
+    "--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 for all)."
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (each opens the store).",
+)
+@click.option(
+    "--max-entities",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most entity rows per read request.",
+)
+@click.option(
+    "--max-body-bytes",
+    default=1_000_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest request body.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="FEATURELINE_SERVE_HEADER_TIMEOUT",
     help="Seconds a request gets to send its headers (then 408 and close). [default: server.header_timeout, 10]",
 )
 @click.option(
-    "--body-timeout", type=click.FloatRange(min=0, min_open=True), envvar="FEATURELINE_SERVE_BODY_TIMEOUT",
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar="FEATURELINE_SERVE_BODY_TIMEOUT",
     help="Seconds a request gets to send its body (then 408 and close). [default: server.body_timeout, 30]",
 )
 @click.option(
-    "--allowed-host", "allowed_hosts", multiple=True, metavar="NAME[:PORT]",
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME[:PORT]",
     help="Accept this Host besides localhost, 127.0.0.1, ::1 and the bound address (repeatable; *.domain "
     "for subdomains, * for any). Also server.allowed_hosts in featureline.yaml.",
 )
-@click.option("--graceful-timeout", default=30, show_default=True, type=click.IntRange(min=0), help="Seconds in-flight requests get to finish on shutdown.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request (costs throughput).")
+@click.option(
+    "--graceful-timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds in-flight requests get to finish on shutdown.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log every request (costs throughput).",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, workers: int, max_entities: int, max_body_bytes: int,
-    header_timeout: float | None, body_timeout: float | None, allowed_hosts: tuple[str, ...],
-    graceful_timeout: int, log_level: str, access_log: bool,
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    max_entities: int,
+    max_body_bytes: int,
+    header_timeout: float | None,
+    body_timeout: float | None,
+    allowed_hosts: tuple[str, ...],
+    graceful_timeout: int,
+    log_level: str,
+    access_log: bool,
 ) -> None:
     """Serve online features over HTTP (native and Feast-compatible endpoints).
 
@@ -61,7 +119,9 @@ def serve(
     from featureline.server import app as server_app
 
     repo = os.path.abspath(ctx.find_root().obj["repo"])
-    config = RepoConfig.load(repo)  # a missing or bad featureline.yaml fails here, as `Error: ...`, not in a worker
+    config = RepoConfig.load(
+        repo
+    )  # a missing or bad featureline.yaml fails here, as `Error: ...`, not in a worker
     # the app factory (and the HTTP protocol) read these in each worker process
     os.environ["FEATURELINE_REPO"] = repo
     os.environ[server_app.ENV_MAX_ENTITIES] = str(max_entities)

@@ -41,7 +41,13 @@ class Entity:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Entity:
-        return cls(d["name"], list(d["join_keys"]), d.get("description", ""), d.get("owner", ""), d.get("tags", {}))
+        return cls(
+            d["name"],
+            list(d["join_keys"]),
+            d.get("description", ""),
+            d.get("owner", ""),
+            d.get("tags", {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,12 @@ class Field:
         object.__setattr__(self, "tags", _tags(self.tags))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": str(self.dtype), "description": self.description, "tags": dict(self.tags)}
+        return {
+            "name": self.name,
+            "dtype": str(self.dtype),
+            "description": self.description,
+            "tags": dict(self.tags),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Field:
@@ -86,7 +97,9 @@ class FileSource:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileSource:
-        return cls(d["path"], d["timestamp_field"], d.get("created_timestamp_field"), d.get("name", ""))
+        return cls(
+            d["path"], d["timestamp_field"], d.get("created_timestamp_field"), d.get("name", "")
+        )
 
     @property
     def format(self) -> str:
@@ -237,4 +250,10 @@ class FeatureService:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureService:
-        return cls(d["name"], list(d["features"]), d.get("description", ""), d.get("owner", ""), d.get("tags", {}))
+        return cls(
+            d["name"],
+            list(d["features"]),
+            d.get("description", ""),
+            d.get("owner", ""),
+            d.get("tags", {}),
+        )

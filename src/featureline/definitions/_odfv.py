@@ -72,7 +72,8 @@ class OnDemandFeatureView:
         return {
             "name": self.name,
             "sources": [
-                {"kind": "view", "name": s.name} if isinstance(s, FeatureView) else s.to_dict() for s in self.sources
+                {"kind": "view", "name": s.name} if isinstance(s, FeatureView) else s.to_dict()
+                for s in self.sources
             ],
             "schema": [f.to_dict() for f in self.schema],
             "mode": self.mode,
@@ -92,8 +93,12 @@ class OnDemandFeatureView:
                 out = self.udf(pd.DataFrame(inputs))
                 # pandas marks missing values NaN/NaT: hand back None, as the python mode does
                 result = (
-                    {c: out[c].astype(object).where(out[c].notna(), None).tolist() for c in out.columns}
-                    if hasattr(out, "columns") else out
+                    {
+                        c: out[c].astype(object).where(out[c].notna(), None).tolist()
+                        for c in out.columns
+                    }
+                    if hasattr(out, "columns")
+                    else out
                 )
             else:
                 result = self.udf(dict(inputs))
@@ -116,7 +121,11 @@ class OnDemandFeatureView:
             elif len(col) != n:
                 problems.append(f"output `{f.name}` has {len(col)} values for {n} rows")
         if problems:
-            raise ValidationError(f"On-demand feature view `{self.name}`: " + "; ".join(problems) + ". Fix: return one value per input row for every declared output.")
+            raise ValidationError(
+                f"On-demand feature view `{self.name}`: "
+                + "; ".join(problems)
+                + ". Fix: return one value per input row for every declared output."
+            )
         return {f.name: list(result[f.name]) for f in self.schema}
 
 
@@ -137,10 +146,21 @@ def on_demand_feature_view(
     field — and returns the declared outputs in the same form.
     """
     if mode not in MODES:
-        raise ValidationError(f"Unknown mode `{mode}` for an on-demand feature view. Valid: {', '.join(MODES)}.")
+        raise ValidationError(
+            f"Unknown mode `{mode}` for an on-demand feature view. Valid: {', '.join(MODES)}."
+        )
 
     def wrap(fn: Callable[[Any], Any]) -> OnDemandFeatureView:
-        return OnDemandFeatureView(name or fn.__name__, list(sources), list(schema), fn, mode, description, owner, dict(tags or {}))
+        return OnDemandFeatureView(
+            name or fn.__name__,
+            list(sources),
+            list(schema),
+            fn,
+            mode,
+            description,
+            owner,
+            dict(tags or {}),
+        )
 
     return wrap
 
@@ -155,7 +175,10 @@ def find_live(name: str, code_hash: str, load_repo: Callable[[], object]) -> OnD
         others = [h for (n, h) in _LIVE if n == name]
         why = (
             f"its code changed since it was applied (registered {code_hash}, repo has {', '.join(others)})"
-            if others else "it is not defined in the repo's modules"
+            if others
+            else "it is not defined in the repo's modules"
         )
-        raise NotFoundError(f"On-demand feature view `{name}` cannot run: {why}. Fix: run `featureline apply`.")
+        raise NotFoundError(
+            f"On-demand feature view `{name}` cannot run: {why}. Fix: run `featureline apply`."
+        )
     return found

@@ -22,8 +22,8 @@ def parse_ref(ref: str) -> FeatureRef:
     """Parse "view:feature" or "view@v2:feature"."""
     if not isinstance(ref, str) or ref.count(":") != 1:
         raise ValidationError(
-            f"Bad feature reference `{ref}`. Fix: write it as \"view:feature\" "
-            f"(or \"view@v2:feature\" to pin a view version)."
+            f'Bad feature reference `{ref}`. Fix: write it as "view:feature" '
+            f'(or "view@v2:feature" to pin a view version).'
         )
     view, feature = (p.strip() for p in ref.split(":"))
     version = None
@@ -31,14 +31,16 @@ def parse_ref(ref: str) -> FeatureRef:
         view, _, v = view.partition("@")
         digits = v[1:] if v.lower().startswith("v") else v
         if not digits.isdigit():
-            raise ValidationError(f"Bad view version `{v}` in `{ref}`. Fix: use \"view@v2:feature\".")
+            raise ValidationError(f'Bad view version `{v}` in `{ref}`. Fix: use "view@v2:feature".')
         version = int(digits)
     if not view or not feature:
-        raise ValidationError(f"Bad feature reference `{ref}`. Fix: write it as \"view:feature\".")
+        raise ValidationError(f'Bad feature reference `{ref}`. Fix: write it as "view:feature".')
     return FeatureRef(view, feature, version)
 
 
-def output_names(views_and_features: list[tuple[str, int, str]], full_feature_names: bool) -> list[str]:
+def output_names(
+    views_and_features: list[tuple[str, int, str]], full_feature_names: bool
+) -> list[str]:
     """Output column names for (view, version, feature) triples, the same offline and online.
 
     `feature`, or `view__feature` with full names; when one request reads several versions
@@ -49,4 +51,6 @@ def output_names(views_and_features: list[tuple[str, int, str]], full_feature_na
     versions: dict[str, set[int]] = {}
     for v, n, _ in views_and_features:
         versions.setdefault(v, set()).add(n)
-    return [f"{v}@v{n}__{f}" if len(versions[v]) > 1 else f"{v}__{f}" for v, n, f in views_and_features]
+    return [
+        f"{v}@v{n}__{f}" if len(versions[v]) > 1 else f"{v}__{f}" for v, n, f in views_and_features
+    ]

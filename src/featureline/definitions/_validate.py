@@ -35,7 +35,11 @@ def check_identifier(kind: str, name: Any) -> str | None:
 
 
 def _dupes(kind: str, names: list[str]) -> list[str]:
-    return [f"Duplicate {kind} name `{n}` (defined {c} times). Fix: give each {kind} a unique name." for n, c in Counter(names).items() if c > 1]
+    return [
+        f"Duplicate {kind} name `{n}` (defined {c} times). Fix: give each {kind} a unique name."
+        for n, c in Counter(names).items()
+        if c > 1
+    ]
 
 
 def validate_definitions(
@@ -75,7 +79,9 @@ def validate_definitions(
             problems.append(f"{where} has the name of a feature view. Fix: give it a unique name.")
         for src in o.source_views:
             if src not in view_by_name:
-                problems.append(f"{where} uses unknown feature view `{src}`.{did_you_mean(src, view_by_name)}")
+                problems.append(
+                    f"{where} uses unknown feature view `{src}`.{did_you_mean(src, view_by_name)}"
+                )
         if not o.schema:
             problems.append(f"{where} declares no outputs. Fix: pass schema=[Field(...)].")
         for f in o.schema:
@@ -100,16 +106,26 @@ def _view_problems(
     if p := check_identifier("Feature view", v.name):
         problems.append(p)
     if not v.entities:
-        problems.append(f"{where} has no entities. Fix: pass entities=[...] with at least one Entity.")
+        problems.append(
+            f"{where} has no entities. Fix: pass entities=[...] with at least one Entity."
+        )
     for e in v.entities:
         if not isinstance(e, Entity):
-            problems.append(f"{where}: entities must be Entity objects, got `{e!r}`. Fix: pass the Entity, e.g. entities=[driver].")
+            problems.append(
+                f"{where}: entities must be Entity objects, got `{e!r}`. Fix: pass the Entity, e.g. entities=[driver]."
+            )
         elif e.name not in entities:
-            problems.append(f"{where} uses unknown entity `{e.name}`.{did_you_mean(e.name, entities)} Fix: define the Entity in the repo.")
+            problems.append(
+                f"{where} uses unknown entity `{e.name}`.{did_you_mean(e.name, entities)} Fix: define the Entity in the repo."
+            )
         elif entities[e.name].join_keys != e.join_keys:
-            problems.append(f"{where} uses entity `{e.name}` with join keys {e.join_keys}, but the repo defines it with {entities[e.name].join_keys}.")
+            problems.append(
+                f"{where} uses entity `{e.name}` with join keys {e.join_keys}, but the repo defines it with {entities[e.name].join_keys}."
+            )
     if v.ttl is not None and (not isinstance(v.ttl, timedelta) or v.ttl < timedelta(0)):
-        problems.append(f"{where} has a bad ttl `{v.ttl!r}`. Fix: use a non-negative timedelta, e.g. ttl=timedelta(days=1), or None for no limit.")
+        problems.append(
+            f"{where} has a bad ttl `{v.ttl!r}`. Fix: use a non-negative timedelta, e.g. ttl=timedelta(days=1), or None for no limit."
+        )
     names = [f.name for f in v.schema]
     problems += [f"{where}: {p}" for p in _dupes("field", names)]
     for f in v.schema:
@@ -124,28 +140,40 @@ def _view_problems(
     if src is not None and not isinstance(src, FileSource):
         problems.append(f"{where}: source must be a FileSource, got `{type(src).__name__}`.")
     elif src is not None and source_cols is not None:
-        needed = [src.timestamp_field, *v.join_keys, *([src.created_timestamp_field] if src.created_timestamp_field else [])]
+        needed = [
+            src.timestamp_field,
+            *v.join_keys,
+            *([src.created_timestamp_field] if src.created_timestamp_field else []),
+        ]
         for col in needed:
             if col not in source_cols:
-                problems.append(f"{where}: column `{col}` is missing from source `{src.path}`.{did_you_mean(col, source_cols)} Found: {', '.join(sorted(source_cols))}.")
+                problems.append(
+                    f"{where}: column `{col}` is missing from source `{src.path}`.{did_you_mean(col, source_cols)} Found: {', '.join(sorted(source_cols))}."
+                )
         for f in v.schema:
             if f.name not in source_cols:
-                problems.append(f"{where}: field `{f.name}` is missing from source `{src.path}`.{did_you_mean(f.name, source_cols)} Fix: add the column or remove the field.")
+                problems.append(
+                    f"{where}: field `{f.name}` is missing from source `{src.path}`.{did_you_mean(f.name, source_cols)} Fix: add the column or remove the field."
+                )
             else:
                 found = source_cols[f.name]
                 if found is not None and not compatible(f.dtype, found):
-                    problems.append(f"{where}: field `{f.name}` is declared {f.dtype} but source `{src.path}` has {found}. Fix: change the dtype or the data.")
+                    problems.append(
+                        f"{where}: field `{f.name}` is declared {f.dtype} but source `{src.path}` has {found}. Fix: change the dtype or the data."
+                    )
     return problems
 
 
 def _ref_problems(where: str, ref: str, views: dict[str, FeatureView]) -> list[str]:
     if ref.count(":") != 1:
-        return [f"{where}: bad feature reference `{ref}`. Fix: write \"view:feature\"."]
+        return [f'{where}: bad feature reference `{ref}`. Fix: write "view:feature".']
     view, feat = ref.split(":")
     view = view.split("@")[0]
     if view not in views:
         return [f"{where} references unknown feature view `{view}`.{did_you_mean(view, views)}"]
     names = [f.name for f in views[view].features]
     if feat not in names:
-        return [f"{where} references unknown feature `{ref}`.{did_you_mean(feat, names)} Features of `{view}`: {', '.join(names)}."]
+        return [
+            f"{where} references unknown feature `{ref}`.{did_you_mean(feat, names)} Features of `{view}`: {', '.join(names)}."
+        ]
     return []

@@ -92,7 +92,9 @@ class ModelRegistry:
             edges.append(("run", run_id, "model", mv_id, "produced"))
         ts_id = info.get("training_set_id")
         if ts_id:
-            edges.append(("training_set", ts_id, "run" if run_id else "model", run_id or mv_id, "trained"))
+            edges.append(
+                ("training_set", ts_id, "run" if run_id else "model", run_id or mv_id, "trained")
+            )
             for view in info.get("views", []):
                 edges.append(("feature_view", view, "training_set", ts_id, "feeds"))
         else:
@@ -106,16 +108,28 @@ class ModelRegistry:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self.metadata.set_model_alias(name, alias, version)
-        self.metadata.add_lineage("model", f"{name}:{version}", "alias", f"{name}@{alias}", "deployed_as")
+        self.metadata.add_lineage(
+            "model", f"{name}:{version}", "alias", f"{name}@{alias}", "deployed_as"
+        )
 
     def get(self, name: str, ref: int | str | None = None) -> ModelVersion:
         d = self.metadata.get_model_version(name, ref)
-        return ModelVersion(d["name"], d["version"], d["artifact"], d["card"], d["created_at"], d["aliases"], self.artifacts)
+        return ModelVersion(
+            d["name"],
+            d["version"],
+            d["artifact"],
+            d["card"],
+            d["created_at"],
+            d["aliases"],
+            self.artifacts,
+        )
 
     def versions(self, name: str | None = None) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.metadata.list_model_versions(name)
         return rows
 
-    def lineage(self, kind: str, id_: str, direction: str = "up", depth: int = 10) -> list[dict[str, Any]]:
+    def lineage(
+        self, kind: str, id_: str, direction: str = "up", depth: int = 10
+    ) -> list[dict[str, Any]]:
         edges: list[dict[str, Any]] = self.metadata.lineage(kind, id_, direction, depth)
         return edges

@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from featureline.models.registry import ModelRegistry, ModelVersion
 
-__all__ = ["DefinitionLookup", "FeatureReader", "OnlineVectors", "PredictionLog", "Predictor", "read_prediction_log"]
+__all__ = [
+    "DefinitionLookup",
+    "FeatureReader",
+    "OnlineVectors",
+    "PredictionLog",
+    "Predictor",
+    "read_prediction_log",
+]
 
 
 # -- what the predictor needs from the store (FeatureStore satisfies these structurally) ---------
@@ -62,14 +69,20 @@ class FeatureReader(Protocol):
 
     def catalog(self) -> DefinitionLookup: ...
 
-    def get_online_features(self, features: Any, entity_rows: Any, full_feature_names: bool = False) -> OnlineVectors: ...
+    def get_online_features(
+        self, features: Any, entity_rows: Any, full_feature_names: bool = False
+    ) -> OnlineVectors: ...
 
 
 class Predictor:
     """Serve registered models. Models are cached per (name, alias/version) for `refresh` s."""
 
     def __init__(
-        self, store: FeatureReader, registry: ModelRegistry, log_dir: Path | None = None, refresh: float = 2.0,
+        self,
+        store: FeatureReader,
+        registry: ModelRegistry,
+        log_dir: Path | None = None,
+        refresh: float = 2.0,
         retention: PredictionLogSettings | None = None,
     ) -> None:
         self.store = store
@@ -96,7 +109,9 @@ class Predictor:
                 continue
             f = view.feature(r.feature) if hasattr(view, "feature") else None
             if f is None:
-                problems.append(f"`{ref}`: view `{r.view}` v{view.version} no longer has feature `{r.feature}`")
+                problems.append(
+                    f"`{ref}`: view `{r.view}` v{view.version} no longer has feature `{r.feature}`"
+                )
             elif ref in types and types[ref] != str(f.dtype):
                 problems.append(f"`{ref}`: trained as {types[ref]}, now {f.dtype}")
             elif not getattr(view, "online", True):
@@ -138,14 +153,18 @@ class Predictor:
         resp = self.store.get_online_features(feats, entities, full_feature_names=True)
         cols = [resp.values[_out(r)] for r in feats]
         n = len(cols[0]) if cols else 0
-        x = np.array([[np.nan if c[i] is None else c[i] for c in cols] for i in range(n)], dtype=float).reshape(n, len(cols))
+        x = np.array(
+            [[np.nan if c[i] is None else c[i] for c in cols] for i in range(n)], dtype=float
+        ).reshape(n, len(cols))
         complete = ~np.isnan(x).any(axis=1)  # a row missing a feature gets no prediction (null)
         preds: list[Any] = [None] * n
         if complete.any():
             try:
                 y = model.predict(x[complete])
             except Exception as e:
-                raise ValidationError(f"Model `{mv.ref}` failed to predict: {type(e).__name__}: {e}") from e
+                raise ValidationError(
+                    f"Model `{mv.ref}` failed to predict: {type(e).__name__}: {e}"
+                ) from e
             for i, v in zip(np.flatnonzero(complete), y, strict=True):
                 preds[int(i)] = v.item() if hasattr(v, "item") else v
         out = {
@@ -283,7 +302,9 @@ class PredictionLog:
             if p not in sizes:
                 count -= 1
                 continue
-            over = (r.max_total_bytes is not None and total > r.max_total_bytes) or (r.max_segments is not None and count > r.max_segments)
+            over = (r.max_total_bytes is not None and total > r.max_total_bytes) or (
+                r.max_segments is not None and count > r.max_segments
+            )
             old = oldest_kept is not None and mtimes[p] < oldest_kept
             if not (over or old):
                 break
@@ -316,11 +337,17 @@ def read_prediction_log(root: str | os.PathLike[str], model: str | None = None) 
         except FileNotFoundError:  # pruned meanwhile
             continue
         except pa.ArrowInvalid as e:
-            raise ValidationError(f"Prediction log segment `{p.name}` is not JSON lines: {e}. Fix: move the file out of `{root}`.") from e
+            raise ValidationError(
+                f"Prediction log segment `{p.name}` is not JSON lines: {e}. Fix: move the file out of `{root}`."
+            ) from e
     if not tables:
-        return pa.table({
-            "ts": pa.array([], pa.timestamp("us", tz="UTC")), "model": pa.array([], pa.string()), "version": pa.array([], pa.int64()),
-        })
+        return pa.table(
+            {
+                "ts": pa.array([], pa.timestamp("us", tz="UTC")),
+                "model": pa.array([], pa.string()),
+                "version": pa.array([], pa.int64()),
+            }
+        )
     try:
         table = pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
@@ -330,6 +357,8 @@ def read_prediction_log(root: str | os.PathLike[str], model: str | None = None) 
         ) from e
     if "ts" in table.column_names:
         us = pc.cast(pc.round(pc.multiply(pc.cast(table["ts"], pa.float64()), 1e6)), pa.int64())
-        table = table.set_column(table.column_names.index("ts"), "ts", us.cast(pa.timestamp("us", tz="UTC")))
+        table = table.set_column(
+            table.column_names.index("ts"), "ts", us.cast(pa.timestamp("us", tz="UTC"))
+        )
         table = table.sort_by("ts")
     return table

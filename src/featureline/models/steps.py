@@ -55,12 +55,17 @@ def _views_read(cat: Catalog, features: str) -> tuple[list[Any], list[FeatureVie
     return resolved, [views[k] for k in sorted(views)]
 
 
-def _last_ingested(store: FeatureStore, views: list[FeatureView], as_of_us: int | None) -> dict[str, int]:
+def _last_ingested(
+    store: FeatureStore, views: list[FeatureView], as_of_us: int | None
+) -> dict[str, int]:
     """Per view version: the ingested time of the newest commit visible at `as_of_us` (now when
     None); 0 for a view with no data. A later batch changes it; so does a compaction (its commit
     is new), which costs one rebuild of the same rows."""
     return {
-        f"{v.name}@v{v.version}": max((c.ingested_at_us for c in store.offline.commits(v.name, v.version, as_of_us)), default=0)
+        f"{v.name}@v{v.version}": max(
+            (c.ingested_at_us for c in store.offline.commits(v.name, v.version, as_of_us)),
+            default=0,
+        )
         for v in views
     }
 
@@ -75,11 +80,16 @@ def _training_set_key(repo: str, features: str, as_of: str = "") -> dict[str, An
         cat = store.catalog(as_of or None)  # validates `as_of` (an offset is required)
         _, views = _views_read(cat, features)
         us = dt_to_us(datetime.fromisoformat(as_of.replace("Z", "+00:00"))) if as_of else None
-        return {"registry_version": cat.version, "last_ingested_us": _last_ingested(store, views, us)}
+        return {
+            "registry_version": cat.version,
+            "last_ingested_us": _last_ingested(store, views, us),
+        }
 
 
 @step(outputs=("training_set", "info"), cache_key=_training_set_key)
-def build_training_set(repo: str, entities: pa.Table, features: str, as_of: str = "") -> tuple[pa.Table, dict[str, Any]]:
+def build_training_set(
+    repo: str, entities: pa.Table, features: str, as_of: str = ""
+) -> tuple[pa.Table, dict[str, Any]]:
     """A point-in-time training set for `features` (a FeatureService name or "v:f,v:g"), as the
     store knew it at `as_of` (ISO 8601 with an offset; empty: now, resolved and recorded)."""
     from featureline.feature_store import FeatureStore
@@ -105,7 +115,17 @@ def build_training_set(repo: str, entities: pa.Table, features: str, as_of: str 
             "feature_service": features if ":" not in features else None,
             "features": pinned,
             "feature_columns": [f"{v.name}__{r.feature}" for r, v in resolved],
-            "feature_types": {p: str(f.dtype) for p, f in zip(pinned, (v.features[[x.name for x in v.features].index(r.feature)] for r, v in resolved), strict=True)},
+            "feature_types": {
+                p: str(f.dtype)
+                for p, f in zip(
+                    pinned,
+                    (
+                        v.features[[x.name for x in v.features].index(r.feature)]
+                        for r, v in resolved
+                    ),
+                    strict=True,
+                )
+            },
             "views": sorted({f"{v.name}@v{v.version}" for _, v in resolved}),
             "entity_hash": table_hash(entities),
             "entity_rows": entities.num_rows,
@@ -127,7 +147,9 @@ def rebuild_training_set(repo: FeatureStore | str | os.PathLike[str], model: Any
     card = getattr(model, "card", model)
     training = card.get("training", card) if isinstance(card, Mapping) else None
     if not isinstance(training, Mapping):
-        raise ValidationError(f"`{model!r:.80}` is not a model version or card. Fix: pass `store.models.get(name, version)`.")
+        raise ValidationError(
+            f"`{model!r:.80}` is not a model version or card. Fix: pass `store.models.get(name, version)`."
+        )
     missing = [k for k in ("features", "as_of", "entities_id") if not training.get(k)]
     if missing:
         raise ValidationError(
@@ -137,8 +159,15 @@ def rebuild_training_set(repo: FeatureStore | str | os.PathLike[str], model: Any
         )
     store = repo if isinstance(repo, FeatureStore) else FeatureStore(repo)
     try:
-        entities = store.models.artifacts.get(store.models.metadata.get_artifact(str(training["entities_id"])))
-        ts = store.get_training_set(entities, list(training["features"]), as_of=str(training["as_of"]), full_feature_names=True)
+        entities = store.models.artifacts.get(
+            store.models.metadata.get_artifact(str(training["entities_id"]))
+        )
+        ts = store.get_training_set(
+            entities,
+            list(training["features"]),
+            as_of=str(training["as_of"]),
+            full_feature_names=True,
+        )
         return ts.to_arrow()
     finally:
         if store is not repo:
@@ -146,7 +175,9 @@ def rebuild_training_set(repo: FeatureStore | str | os.PathLike[str], model: Any
 
 
 @step(cache=False)
-def register_model(repo: str, name: str, model: Any, info: dict[str, Any], metrics: dict[str, Any], alias: str = "") -> dict[str, Any]:
+def register_model(
+    repo: str, name: str, model: Any, info: dict[str, Any], metrics: dict[str, Any], alias: str = ""
+) -> dict[str, Any]:
     """Register `model` trained on `info`'s training set; returns {"name", "version", "aliases"}
     (the existing version when this model was already registered on this training set)."""
     from featureline.feature_store import FeatureStore

@@ -13,7 +13,11 @@ from featureline.errors import NotFoundError, ValidationError
 UTC_US = pa.timestamp("us", tz="UTC")
 
 
-def read_file(path: str | os.PathLike[str], what: str = "data", column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
+def read_file(
+    path: str | os.PathLike[str],
+    what: str = "data",
+    column_types: dict[str, pa.DataType] | None = None,
+) -> pa.Table:
     """Read Parquet or CSV (one file, a folder or a glob) into an Arrow table.
 
     CSV columns named in `column_types` are read as those types (a code `5411` declared a
@@ -23,11 +27,15 @@ def read_file(path: str | os.PathLike[str], what: str = "data", column_types: di
     p = str(path)
     files = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
     if not files:
-        raise NotFoundError(f"No file matches `{p}` for the {what}. Fix: check the path or the glob pattern.")
+        raise NotFoundError(
+            f"No file matches `{p}` for the {what}. Fix: check the path or the glob pattern."
+        )
     tables = []
     for f in files:
         if not os.path.exists(f):
-            raise NotFoundError(f"File `{f}` for the {what} does not exist. Fix: check the path (paths in definitions are relative to the feature repo; other paths to the current folder).")
+            raise NotFoundError(
+                f"File `{f}` for the {what} does not exist. Fix: check the path (paths in definitions are relative to the feature repo; other paths to the current folder)."
+            )
         try:
             if f.lower().endswith((".csv", ".csv.gz")):
                 import pyarrow.csv as pacsv
@@ -48,10 +56,14 @@ def read_file(path: str | os.PathLike[str], what: str = "data", column_types: di
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowInvalid as e:
-        raise ValidationError(f"Files matching `{p}` have incompatible schemas: {e}. Fix: make their columns agree.") from e
+        raise ValidationError(
+            f"Files matching `{p}` have incompatible schemas: {e}. Fix: make their columns agree."
+        ) from e
 
 
-def to_arrow(data: Any, what: str = "data", column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
+def to_arrow(
+    data: Any, what: str = "data", column_types: dict[str, pa.DataType] | None = None
+) -> pa.Table:
     """pandas / polars / pyarrow / path -> pa.Table, or a ValidationError naming what was passed."""
     if isinstance(data, pa.Table):
         return data
@@ -71,7 +83,9 @@ def to_arrow(data: Any, what: str = "data", column_types: dict[str, pa.DataType]
         try:
             return pa.table(data)
         except (pa.ArrowInvalid, TypeError) as e:
-            raise ValidationError(f"Could not turn the dict passed as {what} into columns: {e}.") from e
+            raise ValidationError(
+                f"Could not turn the dict passed as {what} into columns: {e}."
+            ) from e
     raise ValidationError(
         f"Unsupported type `{type(data).__name__}` for the {what}. Fix: pass a pandas or polars "
         f"DataFrame, a pyarrow Table, or a path to a Parquet/CSV file."

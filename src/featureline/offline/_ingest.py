@@ -16,7 +16,9 @@ from featureline.types import DType, Int64, String, compatible, from_arrow
 EVENT_TS = "__event_ts"
 CREATED_TS = "__created_ts"
 SEQ = "__seq"
-SHADOWED_UNTIL = "__shadowed_until"  # int64 us system time from which a later tie wins; null = never
+SHADOWED_UNTIL = (
+    "__shadowed_until"  # int64 us system time from which a later tie wins; null = never
+)
 NEVER_VISIBLE = -(2**63) + 1  # shadowed within its own batch: never the winner at any system time
 
 
@@ -27,7 +29,11 @@ def timestamp_columns(view: FeatureView) -> tuple[str, str | None]:
 
 
 def prepare_batch(
-    view: FeatureView, table: pa.Table, key_types: dict[str, str], seq_offset: int = 0, shadow: bool = True
+    view: FeatureView,
+    table: pa.Table,
+    key_types: dict[str, str],
+    seq_offset: int = 0,
+    shadow: bool = True,
 ) -> tuple[pa.Table, dict[str, str]]:
     """Check `table` against `view` and return (stored layout, key types).
 
@@ -36,15 +42,26 @@ def prepare_batch(
     """
     what = f"batch for feature view `{view.name}`"
     if table.num_rows == 0:
-        raise ValidationError(f"The {what} is empty (0 rows). Fix: pass at least one row; nothing was written.")
+        raise ValidationError(
+            f"The {what} is empty (0 rows). Fix: pass at least one row; nothing was written."
+        )
     ts_col, created_col = timestamp_columns(view)
     cols = set(table.column_names)
     problems: list[str] = []
-    needed = [*view.join_keys, ts_col, *([created_col] if created_col else []), *(f.name for f in view.features)]
-    spare = cols - set(needed)  # a suggestion must be a column that is not already used for something else
+    needed = [
+        *view.join_keys,
+        ts_col,
+        *([created_col] if created_col else []),
+        *(f.name for f in view.features),
+    ]
+    spare = cols - set(
+        needed
+    )  # a suggestion must be a column that is not already used for something else
     for c in needed:
         if c not in cols:
-            problems.append(f"column `{c}` is missing.{did_you_mean(c, spare)} Found: {', '.join(table.column_names)}.")
+            problems.append(
+                f"column `{c}` is missing.{did_you_mean(c, spare)} Found: {', '.join(table.column_names)}."
+            )
     if problems:
         raise _batch_error(what, problems)
 
@@ -57,14 +74,22 @@ def prepare_batch(
         expected = declared.get(k) or (_dtype(key_types[k]) if k in key_types else None)
         if expected is None:
             expected = found if found in (Int64, String) else None
-        if found is None or expected is None or expected not in (Int64, String) or not compatible(expected, found) or expected != found:
+        if (
+            found is None
+            or expected is None
+            or expected not in (Int64, String)
+            or not compatible(expected, found)
+            or expected != found
+        ):
             problems.append(
                 f"join key `{k}` has type `{col.type}` ({found}); expected {expected or 'Int64 or String'}. "
                 f"Fix: cast the column, e.g. df[{k!r}].astype({'str' if expected == String else 'int'!r})."
             )
             continue
         if col.null_count:
-            problems.append(f"join key `{k}` has {col.null_count} null value(s). Fix: drop or fill those rows.")
+            problems.append(
+                f"join key `{k}` has {col.null_count} null value(s). Fix: drop or fill those rows."
+            )
         try:
             out[k] = col.cast(expected.to_arrow())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
@@ -84,7 +109,9 @@ def prepare_batch(
             problems.append(str(e))
             continue
         if required and ts.null_count:
-            problems.append(f"event timestamp column `{name}` has {ts.null_count} null value(s). Fix: drop or fill those rows.")
+            problems.append(
+                f"event timestamp column `{name}` has {ts.null_count} null value(s). Fix: drop or fill those rows."
+            )
         out[target] = ts
     for f in view.features:
         col = table.column(f.name)
@@ -93,17 +120,27 @@ def prepare_batch(
             out[f.name] = pa.chunked_array([pa.nulls(table.num_rows, f.dtype.to_arrow())])
             continue
         if found is None or not compatible(f.dtype, found):
-            problems.append(f"column `{f.name}` has type {found or col.type}; the view declares {f.dtype}. Fix: cast the column or change the Field dtype.")
+            problems.append(
+                f"column `{f.name}` has type {found or col.type}; the view declares {f.dtype}. Fix: cast the column or change the Field dtype."
+            )
             continue
         try:
-            out[f.name] = as_utc_timestamps(col, f.name, what) if f.dtype.name == "Timestamp" else col.cast(f.dtype.to_arrow())
+            out[f.name] = (
+                as_utc_timestamps(col, f.name, what)
+                if f.dtype.name == "Timestamp"
+                else col.cast(f.dtype.to_arrow())
+            )
         except (pa.ArrowInvalid, ValidationError) as e:
             problems.append(f"column `{f.name}` cannot be stored as {f.dtype}: {e}")
     if problems:
         raise _batch_error(what, problems)
-    out[SEQ] = pa.chunked_array([pa.array(np.arange(seq_offset, seq_offset + table.num_rows, dtype=np.int64))])
+    out[SEQ] = pa.chunked_array(
+        [pa.array(np.arange(seq_offset, seq_offset + table.num_rows, dtype=np.int64))]
+    )
     stored = pa.table(out)
-    marks = _in_batch_shadow(stored, view.join_keys) if shadow else pa.nulls(table.num_rows, pa.int64())
+    marks = (
+        _in_batch_shadow(stored, view.join_keys) if shadow else pa.nulls(table.num_rows, pa.int64())
+    )
     stored = stored.append_column(SHADOWED_UNTIL, pa.chunked_array([marks]))
     return stored, new_key_types
 
@@ -116,7 +153,9 @@ def _dtype(name: str) -> DType:
 
 def _batch_error(what: str, problems: list[str]) -> ValidationError:
     body = "\n".join(f"  - {p}" for p in problems)
-    return ValidationError(f"The {what} was refused ({len(problems)} problem(s)); nothing was written:\n{body}")
+    return ValidationError(
+        f"The {what} was refused ({len(problems)} problem(s)); nothing was written:\n{body}"
+    )
 
 
 def _in_batch_shadow(stored: pa.Table, keys: list[str]) -> pa.Array:

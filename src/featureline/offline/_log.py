@@ -66,7 +66,12 @@ class Commit:
     def from_json(cls, line: str) -> Commit:
         d = json.loads(line)
         return cls(
-            d["seq"], d["ingested_at_us"], [Part(**p) for p in d["parts"]], d["rows"], d.get("meta", {}), d.get("replaces", [])
+            d["seq"],
+            d["ingested_at_us"],
+            [Part(**p) for p in d["parts"]],
+            d["rows"],
+            d.get("meta", {}),
+            d.get("replaces", []),
         )
 
 
@@ -189,7 +194,14 @@ class ViewLog:
                 meta = {**(meta or {}), "idempotency_key": idempotency_key}
             last_us = prev[-1].ingested_at_us if prev else 0
             seq = prev[-1].seq + 1 if prev else 1
-            c = Commit(seq, max(now_us(), last_us + 1), parts, sum(p.rows for p in parts), meta or {}, replaces or [])
+            c = Commit(
+                seq,
+                max(now_us(), last_us + 1),
+                parts,
+                sum(p.rows for p in parts),
+                meta or {},
+                replaces or [],
+            )
             if before_append is not None:
                 before_append()
             with open(self.log_path, "a", encoding="utf-8") as fh:

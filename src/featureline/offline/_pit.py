@@ -23,7 +23,17 @@ from featureline._sql import (
     winner_order_sql,
 )
 
-__all__ = ["CREATED_TS", "EVENT_TS", "INGESTED_AT", "SEQ", "SHADOWED_UNTIL", "JoinSpec", "PartRef", "lit", "q"]
+__all__ = [
+    "CREATED_TS",
+    "EVENT_TS",
+    "INGESTED_AT",
+    "SEQ",
+    "SHADOWED_UNTIL",
+    "JoinSpec",
+    "PartRef",
+    "lit",
+    "q",
+]
 
 
 @dataclass(frozen=True)
@@ -115,9 +125,18 @@ def pit_join_sql(spec: JoinSpec, entities: str = "__entities") -> str:
     )
 
 
-def _part_rows(view_keys: list[str], features: list[str], p: PartRef, where: list[str], shadow: bool) -> str:
+def _part_rows(
+    view_keys: list[str], features: list[str], p: PartRef, where: list[str], shadow: bool
+) -> str:
     ing = INGESTED_AT if p.compacted else f"{p.ingested_at_us}::BIGINT AS {INGESTED_AT}"
-    cols = [*(q(k) for k in view_keys), EVENT_TS, CREATED_TS, ing, SEQ, *(column_or_null(p, f) for f in features)]
+    cols = [
+        *(q(k) for k in view_keys),
+        EVENT_TS,
+        CREATED_TS,
+        ing,
+        SEQ,
+        *(column_or_null(p, f) for f in features),
+    ]
     if shadow:
         cols.append(SHADOWED_UNTIL)
     sql = f"SELECT {', '.join(cols)} FROM read_parquet([{lit(p.path)}])"
@@ -140,7 +159,12 @@ def winners_sql(keys: list[str], features: list[str], union: str) -> str:
 
 
 def scan_winners_sql(
-    keys: list[str], features: list[str], parts: list[PartRef], since_us: int | None, start_us: int | None, end_us: int | None
+    keys: list[str],
+    features: list[str],
+    parts: list[PartRef],
+    since_us: int | None,
+    start_us: int | None,
+    end_us: int | None,
 ) -> str:
     """`winners_sql` over stored parts: rows of compacted parts ingested after `since_us`, event time in [start, end]."""
     selects = []

@@ -64,7 +64,11 @@ def file_batches(path: str, rows: int | None = None) -> Iterator[pa.Table]:
 
 
 def ingest_stream(
-    store: OfflineStore, view: FeatureView, batches: Iterator[pa.Table], before_commit: Any = None, idempotency_key: str | None = None
+    store: OfflineStore,
+    view: FeatureView,
+    batches: Iterator[pa.Table],
+    before_commit: Any = None,
+    idempotency_key: str | None = None,
 ) -> IngestResult:
     """One atomic commit from many chunks, with memory bounded by the chunk size."""
     import duckdb
@@ -85,10 +89,14 @@ def ingest_stream(
             st = batch_stats(stored, view)
             lo = st["min_event_us"] if lo is None else min(lo, st["min_event_us"])
             hi = st["max_event_us"] if hi is None else max(hi, st["max_event_us"])
-            pq.write_table(stored, staging / f"{i:06d}.parquet", compression="none", use_dictionary=False)
+            pq.write_table(
+                stored, staging / f"{i:06d}.parquet", compression="none", use_dictionary=False
+            )
             rows += stored.num_rows
         if rows == 0:
-            raise ValidationError(f"The batch for feature view `{view.name}` is empty (0 rows). Fix: pass at least one row; nothing was written.")
+            raise ValidationError(
+                f"The batch for feature view `{view.name}` is empty (0 rows). Fix: pass at least one row; nothing was written."
+            )
         part_by = ", ".join([*(q(k) for k in view.join_keys), EVENT_TS])
         select = (
             f"SELECT * EXCLUDE ({SHADOWED_UNTIL}), CASE WHEN row_number() OVER (PARTITION BY {part_by} "
@@ -98,11 +106,15 @@ def ingest_stream(
 
         def write_parts() -> list[Part]:
             rel, path = log.new_part_path()
-            con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(staging / "spill")})
+            con = duckdb.connect(
+                config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(staging / "spill")}
+            )
             con.execute("SET enable_progress_bar = false")
 
             def copy(tmp: Path) -> None:
-                con.execute(f"COPY ({select}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)")
+                con.execute(
+                    f"COPY ({select}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)"
+                )
 
             try:
                 write_atomically(path, copy)
@@ -112,10 +124,16 @@ def ingest_stream(
 
         batch_id = uuid.uuid4().hex
         meta = {
-            "key_types": key_types, "columns": [f.name for f in view.features], "min_event_us": lo, "max_event_us": hi,
-            "streamed": True, "batch_id": batch_id,
+            "key_types": key_types,
+            "columns": [f.name for f in view.features],
+            "min_event_us": lo,
+            "max_event_us": hi,
+            "streamed": True,
+            "batch_id": batch_id,
         }
-        c = log.commit(write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key)
+        c = log.commit(
+            write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     replayed = c.meta.get("batch_id") != batch_id
@@ -125,7 +143,9 @@ def ingest_stream(
         shadowed = 0
     if not replayed:
         store.after_commit(view)
-    return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed)
+    return IngestResult(
+        view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed
+    )
 
 
 def _count_shadowed(path: Path) -> int:

@@ -56,7 +56,9 @@ def dt_to_us(dt: datetime) -> int:
 
 
 def _first_ingested(c: Commit) -> int:
-    return int(c.meta.get("first_ingested_us", c.ingested_at_us)) if c.replaces else c.ingested_at_us
+    return (
+        int(c.meta.get("first_ingested_us", c.ingested_at_us)) if c.replaces else c.ingested_at_us
+    )
 
 
 def _min_opt(values: Any) -> int | None:
@@ -75,7 +77,9 @@ def _columns(c: Commit) -> tuple[str, ...] | None:
 
 
 VACUUM_GRACE_SECONDS = 3600.0  # superseded parts stay this long for readers in flight
-ORPHAN_MIN_AGE_SECONDS = 600.0  # unreferenced files younger than this may belong to a writer in flight
+ORPHAN_MIN_AGE_SECONDS = (
+    600.0  # unreferenced files younger than this may belong to a writer in flight
+)
 COMPACT_AFTER = 8  # small commits of a view version that trigger a merge of those commits
 COMPACT_ROWS = 1_000_000  # a commit up to this size counts as small
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
@@ -85,7 +89,9 @@ _ROWS_PER_WRITER = 1_000_000
 class OfflineStore:
     """Offline store rooted at a folder: `<root>/<view>/v<version>/{_log.jsonl, parts/}`."""
 
-    def __init__(self, root: Path, engine: OfflineEngine | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, root: Path, engine: OfflineEngine | None = None, threads: int | None = None
+    ) -> None:
         self.root = Path(root)
         self.engine: OfflineEngine = engine if engine is not None else DuckDBEngine(threads=threads)
         self._logs: dict[tuple[str, int], ViewLog] = {}
@@ -102,13 +108,21 @@ class OfflineStore:
         return dict(commits[0].meta.get("key_types", {})) if commits else {}
 
     def ingest(
-        self, view: FeatureView, table: pa.Table, before_commit: Any = None, idempotency_key: str | None = None
+        self,
+        view: FeatureView,
+        table: pa.Table,
+        before_commit: Any = None,
+        idempotency_key: str | None = None,
     ) -> IngestResult:
         """Append one batch atomically; returns when it is visible to readers."""
         return self.ingest_stored(view, table, before_commit, idempotency_key)[0]
 
     def ingest_stored(
-        self, view: FeatureView, table: pa.Table, before_commit: Any = None, idempotency_key: str | None = None
+        self,
+        view: FeatureView,
+        table: pa.Table,
+        before_commit: Any = None,
+        idempotency_key: str | None = None,
     ) -> tuple[IngestResult, pa.Table]:
         """`ingest`, also returning the batch as stored (for the online apply of a push)."""
         import pyarrow.parquet as pq
@@ -117,7 +131,11 @@ class OfflineStore:
         stored, key_types = prepare_batch(view, table, self.key_types(view.name, view.version))
         stats = batch_stats(stored, view)
 
-        dict_cols = [f.name for f in stored.schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
+        dict_cols = [
+            f.name
+            for f in stored.schema
+            if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)
+        ]
         n_parts = max(1, min(_WRITERS, stored.num_rows // _ROWS_PER_WRITER))
         size = -(-stored.num_rows // n_parts)
 
@@ -126,7 +144,9 @@ class OfflineStore:
             chunk = stored.slice(i * size, size)
             write_atomically(
                 path,
-                lambda tmp: pq.write_table(chunk, tmp, compression="lz4", row_group_size=1 << 20, use_dictionary=dict_cols),
+                lambda tmp: pq.write_table(
+                    chunk, tmp, compression="lz4", row_group_size=1 << 20, use_dictionary=dict_cols
+                ),
             )
             return Part(rel, chunk.num_rows)
 
@@ -139,13 +159,22 @@ class OfflineStore:
                 return list(ex.map(write_one, range(n_parts)))
 
         batch_id = uuid.uuid4().hex
-        meta = {"key_types": key_types, "columns": [f.name for f in view.features], "batch_id": batch_id, **stats}
-        c = log.commit(write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key)
+        meta = {
+            "key_types": key_types,
+            "columns": [f.name for f in view.features],
+            "batch_id": batch_id,
+            **stats,
+        }
+        c = log.commit(
+            write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key
+        )
         replayed = c.meta.get("batch_id") != batch_id
         if not replayed:
             self.after_commit(view)
         shadowed = int(c.meta.get("shadowed_in_batch", 0))
-        return IngestResult(view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed), stored
+        return IngestResult(
+            view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed
+        ), stored
 
     def after_commit(self, view: FeatureView) -> None:
         """Housekeeping after a commit: merge many small commits. Never fails the write."""
@@ -156,10 +185,19 @@ class OfflineStore:
         try:
             if self.compact(view, max_rows=COMPACT_ROWS, wait=False) is not None:
                 self.vacuum(view)
-        except Exception as e:  # the batch is committed: a failed merge is retried by the next write
-            _log.warning("automatic compaction of %s v%d failed (the write itself succeeded): %s", view.name, view.version, e)
+        except (
+            Exception
+        ) as e:  # the batch is committed: a failed merge is retried by the next write
+            _log.warning(
+                "automatic compaction of %s v%d failed (the write itself succeeded): %s",
+                view.name,
+                view.version,
+                e,
+            )
 
-    def compact(self, view: FeatureView, max_rows: int | None = None, wait: bool = True) -> Commit | None:
+    def compact(
+        self, view: FeatureView, max_rows: int | None = None, wait: bool = True
+    ) -> Commit | None:
         """Merge live commits of a view version into one part, keeping full history.
 
         Each row keeps its own ingested time, and gets the system time from which a later tie
@@ -204,7 +242,9 @@ class OfflineStore:
             path.unlink(missing_ok=True)
             raise
 
-    def vacuum(self, view: FeatureView, grace_seconds: float = VACUUM_GRACE_SECONDS) -> VacuumResult:
+    def vacuum(
+        self, view: FeatureView, grace_seconds: float = VACUUM_GRACE_SECONDS
+    ) -> VacuumResult:
         """Delete files no live commit references and no reader in flight can still open.
 
         A superseded part is kept until `grace_seconds` after the commit that replaced it
@@ -230,7 +270,12 @@ class OfflineStore:
             for c in commits:
                 for r in c.replaces:
                     replaced_at.setdefault(r, c.ingested_at_us)
-            keep = {p.file for c in commits if c.seq not in replaced_at or replaced_at[c.seq] > cutoff_us for p in c.parts}
+            keep = {
+                p.file
+                for c in commits
+                if c.seq not in replaced_at or replaced_at[c.seq] > cutoff_us
+                for p in c.parts
+            }
             referenced = {p.file for c in commits for p in c.parts}
             orphan_cutoff = now_s - max(grace_seconds, ORPHAN_MIN_AGE_SECONDS)
             for entry in parts_dir.iterdir():
@@ -269,7 +314,9 @@ class OfflineStore:
         """Run the point-in-time join of `entities(__rid, keys, __ts)` for one view version."""
         return self.engine.point_in_time_join(entities, spec)
 
-    def latest_rows(self, view: FeatureView, as_of_us: int | None = None, limit: int | None = None) -> pa.Table:
+    def latest_rows(
+        self, view: FeatureView, as_of_us: int | None = None, limit: int | None = None
+    ) -> pa.Table:
         """The tie-winning rows of a view version (what a training set can return), newest first."""
         spec = JoinSpec(
             self.parts(view.name, view.version, as_of_us),
@@ -282,7 +329,12 @@ class OfflineStore:
     def profile(self, view: FeatureView) -> dict[str, Any]:
         """Row counts, time range and per-feature statistics over all stored rows."""
         out = self.engine.profile(view, self.parts(view.name, view.version))
-        return {"rows": 0, "commits": len(self.commits(view.name, view.version)), "features": {}, **out}
+        return {
+            "rows": 0,
+            "commits": len(self.commits(view.name, view.version)),
+            "features": {},
+            **out,
+        }
 
     def close(self) -> None:
         self.engine.close()

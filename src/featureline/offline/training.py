@@ -61,7 +61,9 @@ class TrainingSet:
 def _timestamp_column(table: pa.Table, name: str | None) -> str:
     if name is not None:
         if name not in table.column_names:
-            raise ValidationError(f"Entity frame has no column `{name}`.{did_you_mean(name, table.column_names)} Found: {', '.join(table.column_names)}.")
+            raise ValidationError(
+                f"Entity frame has no column `{name}`.{did_you_mean(name, table.column_names)} Found: {', '.join(table.column_names)}."
+            )
         return name
     if DEFAULT_TS in table.column_names:
         return DEFAULT_TS
@@ -74,11 +76,15 @@ def _timestamp_column(table: pa.Table, name: str | None) -> str:
     )
 
 
-def entity_table(data: Any, views: list[FeatureView], key_types: dict[str, str], timestamp_column: str | None) -> tuple[pa.Table, pa.Table]:
+def entity_table(
+    data: Any, views: list[FeatureView], key_types: dict[str, str], timestamp_column: str | None
+) -> tuple[pa.Table, pa.Table]:
     """(the user's table unchanged, the join relation __rid/keys/__ts), after checking everything."""
     table = to_arrow(data, "entity frame")
     if table.num_rows == 0:
-        raise ValidationError("The entity frame is empty (0 rows). Fix: pass at least one entity row.")
+        raise ValidationError(
+            "The entity frame is empty (0 rows). Fix: pass at least one entity row."
+        )
     ts_name = _timestamp_column(table, timestamp_column)
     problems: list[str] = []
     keys: list[str] = []
@@ -90,26 +96,33 @@ def entity_table(data: Any, views: list[FeatureView], key_types: dict[str, str],
     for k in keys:
         if k not in table.column_names:
             users = [v.name for v in views if k in v.join_keys]
-            problems.append(f"join key `{k}` (needed by {', '.join(users)}) is missing.{did_you_mean(k, table.column_names)} Found: {', '.join(table.column_names)}.")
+            problems.append(
+                f"join key `{k}` (needed by {', '.join(users)}) is missing.{did_you_mean(k, table.column_names)} Found: {', '.join(table.column_names)}."
+            )
             continue
         col = table.column(k)
         found = from_arrow(col.type)
         want = key_types.get(k)
         if found not in (Int64, String) or (want is not None and str(found) != want):
-            problems.append(f"join key `{k}` has type `{col.type}`; the stored keys are {want or 'Int64 or String'}. Fix: cast the column.")
+            problems.append(
+                f"join key `{k}` has type `{col.type}`; the stored keys are {want or 'Int64 or String'}. Fix: cast the column."
+            )
             continue
         cols[k] = col.cast((String if str(found) == "String" else Int64).to_arrow())
     try:
         ts = as_utc_timestamps(table.column(ts_name), ts_name, "entity frame")
         if ts.null_count:
-            problems.append(f"entity time column `{ts_name}` has {ts.null_count} null value(s). Fix: fill or drop those rows.")
+            problems.append(
+                f"entity time column `{ts_name}` has {ts.null_count} null value(s). Fix: fill or drop those rows."
+            )
         cols["__ts"] = ts
     except ValidationError as e:
         problems.append(str(e))
     if problems:
         raise ValidationError(
             "The entity frame was refused:\n" + "\n".join(f"  - {p}" for p in problems)
-            if len(problems) > 1 else f"The entity frame was refused: {problems[0]}"
+            if len(problems) > 1
+            else f"The entity frame was refused: {problems[0]}"
         )
     return table, pa.table(cols)
 
@@ -149,7 +162,11 @@ def build_training_set(
             f"Output column(s) {', '.join(f'`{c}`' for c in clash)} would clash with "
             + ("each other" if twice else "columns of the entity frame")
             + ". Fix: rename those entity columns"
-            + ("" if full_feature_names else ", or pass full_feature_names=True (columns become `view__feature`)")
+            + (
+                ""
+                if full_feature_names
+                else ", or pass full_feature_names=True (columns become `view__feature`)"
+            )
             + "."
         )
 

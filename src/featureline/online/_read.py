@@ -162,7 +162,9 @@ class PlanCache:
 
     def __init__(self, maxsize: int = 1024, max_refs: int | None = None) -> None:
         if maxsize < 1:
-            raise ValidationError(f"The read-plan cache size must be at least 1, got {maxsize}. Fix: set `server.read_plan_cache` to a positive integer.")
+            raise ValidationError(
+                f"The read-plan cache size must be at least 1, got {maxsize}. Fix: set `server.read_plan_cache` to a positive integer."
+            )
         self.maxsize = maxsize
         self.max_refs = max_refs if max_refs is not None else 64 * maxsize
         self.refs = 0  # feature references in the keys held
@@ -180,7 +182,9 @@ class PlanCache:
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        weight = 1 + sum(len(k) for k in key if isinstance(k, tuple)) if isinstance(key, tuple) else 1
+        weight = (
+            1 + sum(len(k) for k in key if isinstance(k, tuple)) if isinstance(key, tuple) else 1
+        )
         if weight > self.max_refs // 8 + 1:
             return
         data, weights = self._data, self._weights
@@ -231,7 +235,9 @@ class ReadPlan:
 
 
 def make_plan(
-    resolved: list[tuple[FeatureRef, FeatureView]], key_types: dict[str, str], full_feature_names: bool
+    resolved: list[tuple[FeatureRef, FeatureView]],
+    key_types: dict[str, str],
+    full_feature_names: bool,
 ) -> ReadPlan:
     """Group the features by view version and prepare codecs, table names and output names."""
     by_view: dict[tuple[str, int], tuple[FeatureView, list[str]]] = {}
@@ -249,11 +255,19 @@ def make_plan(
                 )
             seen.add(o)
         ftypes = {f.name: f.dtype for f in view.features}
-        groups.append(_Group(
-            view, table_name(view), tuple(view.join_keys), codec.decoder(), key_encoder(view.join_keys, key_types),
-            tuple(index[f] for f in feats), outs, tuple(ftypes[f] for f in feats),
-            view.ttl // timedelta(microseconds=1) if view.ttl else 0,
-        ))
+        groups.append(
+            _Group(
+                view,
+                table_name(view),
+                tuple(view.join_keys),
+                codec.decoder(),
+                key_encoder(view.join_keys, key_types),
+                tuple(index[f] for f in feats),
+                outs,
+                tuple(ftypes[f] for f in feats),
+                view.ttl // timedelta(microseconds=1) if view.ttl else 0,
+            )
+        )
     views = tuple(v for v, _ in by_view.values())
     keys = tuple(dict.fromkeys(k for v in views for k in v.join_keys))
     return ReadPlan(tuple(groups), keys, views, key_types)
@@ -268,10 +282,14 @@ def read_online(
     now_us: int | None = None,
 ) -> OnlineResponse:
     """Read features for every entity row; TTL is applied at read time (value null, EXPIRED)."""
-    return read_with_plan(store, make_plan(resolved, key_types, full_feature_names), entity_rows, now_us)
+    return read_with_plan(
+        store, make_plan(resolved, key_types, full_feature_names), entity_rows, now_us
+    )
 
 
-def read_with_plan(store: OnlineStore, plan: ReadPlan, entity_rows: Any, now_us: int | None = None) -> OnlineResponse:
+def read_with_plan(
+    store: OnlineStore, plan: ReadPlan, entity_rows: Any, now_us: int | None = None
+) -> OnlineResponse:
     cols = entity_columns(entity_rows)
     _check_keys(cols, list(plan.keys), plan.key_types, list(plan.views))
     n = len(next(iter(cols.values()))) if cols else 0
@@ -306,5 +324,10 @@ def read_with_plan(store: OnlineStore, plan: ReadPlan, entity_rows: Any, now_us:
                     col_vals[j][r] = row[p]
                     col_status[j][r] = _PRESENT
         for j, o in enumerate(g.outs):
-            values[o], statuses[o], stamps[o], dtypes[o] = col_vals[j], col_status[j], col_ts, g.dtypes[j]
+            values[o], statuses[o], stamps[o], dtypes[o] = (
+                col_vals[j],
+                col_status[j],
+                col_ts,
+                g.dtypes[j],
+            )
     return OnlineResponse({k: cols[k] for k in plan.keys}, values, statuses, stamps, dtypes)

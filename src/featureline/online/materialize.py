@@ -35,7 +35,11 @@ class MaterializeResult:
 
 
 def apply_batch(
-    offline: OfflineStore, online: OnlineStore, view: FeatureView, stored: pa.Table, ingested_at_us: int
+    offline: OfflineStore,
+    online: OnlineStore,
+    view: FeatureView,
+    stored: pa.Table,
+    ingested_at_us: int,
 ) -> int:
     """Write the per-key winners of one committed batch (as stored) to the online store.
 
@@ -78,11 +82,7 @@ def materialize_view(
         for p in offline.parts(view.name, view.version)
         if since is None or p.compacted or p.ingested_at_us > since
     ]
-    scanned = sum(
-        c.rows
-        for c in commits
-        if since is None or c.ingested_at_us > since
-    )
+    scanned = sum(c.rows for c in commits if since is None or c.ingested_at_us > since)
     written = 0
     if parts:
         key_types = offline.key_types(view.name, view.version)

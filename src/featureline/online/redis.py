@@ -90,9 +90,6 @@ _CHUNK_BYTES = 32 << 20
 _READ_CHUNK = 10_000
 
 
-
-
-
 class RedisOnlineStore:
     """Online values of one `namespace` (the project) in the Redis at `url`."""
 

@@ -5,4 +5,13 @@ from featureline.pipelines.artifacts import ArtifactRef, ArtifactStore, Metrics
 from featureline.pipelines.dsl import pipeline, step, when
 from featureline.pipelines.runner import RunResult, run
 
-__all__ = ["ArtifactRef", "ArtifactStore", "Metrics", "RunResult", "pipeline", "run", "step", "when"]
+__all__ = [
+    "ArtifactRef",
+    "ArtifactStore",
+    "Metrics",
+    "RunResult",
+    "pipeline",
+    "run",
+    "step",
+    "when",
+]

@@ -87,7 +87,10 @@ def tracked_metrics(name: str, obj: object) -> dict[str, float] | None:
         return dict(obj)
     if name != METRICS_OUTPUT or not isinstance(obj, Mapping) or not obj:
         return None
-    if all(isinstance(k, str) and k and isinstance(v, numbers.Real) and not isinstance(v, bool) for k, v in obj.items()):
+    if all(
+        isinstance(k, str) and k and isinstance(v, numbers.Real) and not isinstance(v, bool)
+        for k, v in obj.items()
+    ):
         return {k: float(v) for k, v in obj.items()}
     return None
 

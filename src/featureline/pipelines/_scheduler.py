@@ -62,15 +62,28 @@ class _Job:
 
 
 class _Run:
-    def __init__(self, graph: Graph, values: dict[str, Any], ex: Executor, md: Any, run_id: str,
-                 root: str, log_dir: Path, cache: bool, fail_fast: bool) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        values: dict[str, Any],
+        ex: Executor,
+        md: Any,
+        run_id: str,
+        root: str,
+        log_dir: Path,
+        cache: bool,
+        fail_fast: bool,
+    ) -> None:
         from featureline import __version__
         from featureline.pipelines.executors._task import store_for
 
         self.graph, self.values, self.ex, self.md, self.run_id = graph, values, ex, md, run_id
         self.root, self.log_dir, self.cache, self.fail_fast = root, log_dir, cache, fail_fast
         self.store = store_for(root)
-        self.env = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}", "featureline": __version__}
+        self.env = {
+            "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+            "featureline": __version__,
+        }
         self.nodes = {n.name: n for n in graph.nodes}
         self.results = {n.name: StepResult(n.name) for n in graph.nodes}
         self.pending = graph.topological_order()
@@ -125,7 +138,9 @@ class _Run:
                         raise RuntimeError(f"steps {self.pending} can never start")
                     return
                 continue
-            waits = [t[0] for t in self.timers[:1]] + [j.deadline for j in self.running.values() if j.deadline]
+            waits = [t[0] for t in self.timers[:1]] + [
+                j.deadline for j in self.running.values() if j.deadline
+            ]
             timeout = max(0.0, min(waits) - time.monotonic()) if waits else None
             if not self.running:
                 time.sleep(timeout or 0.0)
@@ -138,8 +153,14 @@ class _Run:
                 if job.deadline is not None and now >= job.deadline:
                     del self.running[fut]
                     self.ex.kill(fut)
-                    how = "its worker was killed" if self.ex.capabilities.kill else "abandoned: this executor cannot stop it"
-                    self._attempt_failed(job, self._error(job, f"timed out after {job.task.timeout:g} s ({how})"))
+                    how = (
+                        "its worker was killed"
+                        if self.ex.capabilities.kill
+                        else "abandoned: this executor cannot stop it"
+                    )
+                    self._attempt_failed(
+                        job, self._error(job, f"timed out after {job.task.timeout:g} s ({how})")
+                    )
 
     # ---- nodes --------------------------------------------------------------------------
 
@@ -150,12 +171,23 @@ class _Run:
             ups = [self.results[u].status for u in node.upstream()]
             if self.stopping:
                 self._finish_node(node, "cancelled", "fail_fast: another step failed", record=True)
-            elif any(s not in ("succeeded", "cached", "failed", "skipped", "cancelled") for s in ups):
+            elif any(
+                s not in ("succeeded", "cached", "failed", "skipped", "cancelled") for s in ups
+            ):
                 still.append(name)
-            elif bad := [u for u in node.upstream() if self.results[u].status in ("failed", "cancelled")]:
-                self._finish_node(node, "cancelled", f"upstream step `{bad[0]}` {self.results[bad[0]].status}", record=True)
+            elif bad := [
+                u for u in node.upstream() if self.results[u].status in ("failed", "cancelled")
+            ]:
+                self._finish_node(
+                    node,
+                    "cancelled",
+                    f"upstream step `{bad[0]}` {self.results[bad[0]].status}",
+                    record=True,
+                )
             elif skip := [u for u in node.upstream() if self.results[u].status == "skipped"]:
-                self._finish_node(node, "skipped", f"upstream step `{skip[0]}` was skipped", record=True)
+                self._finish_node(
+                    node, "skipped", f"upstream step `{skip[0]}` was skipped", record=True
+                )
             else:
                 self.node_start[name] = time.monotonic()
                 try:
@@ -167,7 +199,9 @@ class _Run:
                     self._finish_node(node, "failed", "", record=True)
                     continue
                 if false is not None:
-                    self._finish_node(node, "skipped", f"condition `{false.describe()}` is false", record=True)
+                    self._finish_node(
+                        node, "skipped", f"condition `{false.describe()}` is false", record=True
+                    )
                 elif items is not None:
                     self._start(node, items)
         self.pending = still
@@ -208,7 +242,9 @@ class _Run:
         if not isinstance(src, OutputRef):
             elems = self._value(src)
             if not isinstance(elems, (list, tuple)):
-                raise ValidationError(f"it maps over `{over}`, but got `{type(elems).__name__}`, not a list")
+                raise ValidationError(
+                    f"it maps over `{over}`, but got `{type(elems).__name__}`, not a list"
+                )
             for i, v in enumerate(elems):
                 items.append((f"{node.name}[{i}]", {**params, over: v}, arts, ids))
             return items
@@ -224,7 +260,9 @@ class _Run:
             items.append((f"{node.name}[{i}]", params, {**arts, over: a}, {**ids, over: id_}))
         return items
 
-    def _start(self, node: Node, items: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str]]]) -> None:
+    def _start(
+        self, node: Node, items: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, str]]]
+    ) -> None:
         res = self.results[node.name]
         mapped = node.map_over is not None
         if mapped:
@@ -233,10 +271,21 @@ class _Run:
             if not items:
                 res.outputs = {o: [] for o in node.step.output_names}
                 self._finish_node(node, "succeeded", "", record=True)
-        for (name, params, arts, ids), item in zip(items, res.items if mapped else [res], strict=True):
+        for (name, params, arts, ids), item in zip(
+            items, res.items if mapped else [res], strict=True
+        ):
             step = node.step
-            task = StepTask(self.run_id, name, step, params, arts, ids, self.root,
-                            str(self.log_dir / f"{name}.log"), timeout=step.options.timeout)
+            task = StepTask(
+                self.run_id,
+                name,
+                step,
+                params,
+                arts,
+                ids,
+                self.root,
+                str(self.log_dir / f"{name}.log"),
+                timeout=step.options.timeout,
+            )
             job = _Job(node, item, task, "", started=time.monotonic())
             item.log_path = task.log_path
             try:
@@ -249,10 +298,16 @@ class _Run:
             job.key = item.cache_key = key = self._key(step, params, ids, extra)
             self.md.start_step(self.run_id, name, key, ids)
             hit = self.md.find_cached(key) if key and self.cache and step.options.cache else None
-            if hit is not None and set(hit) == set(step.output_names) and all(self.store.exists(r) for r in hit.values()):
+            if (
+                hit is not None
+                and set(hit) == set(step.output_names)
+                and all(self.store.exists(r) for r in hit.values())
+            ):
                 item.status, item.outputs = "cached", hit
                 item.duration = time.monotonic() - job.started
-                self.md.finish_step(self.run_id, name, "cached", hit, self._metrics_of(hit), None, None, 0)
+                self.md.finish_step(
+                    self.run_id, name, "cached", hit, self._metrics_of(hit), None, None, 0
+                )
                 self._lineage(job)
                 self._job_done(job)
             else:
@@ -284,8 +339,13 @@ class _Run:
                 kwargs[name] = params[name]
             elif name in arts:
                 a = arts[name]
-                kwargs[name] = (self.store.get(a.ref)[a.index] if isinstance(a, ItemOf)
-                                else [self.store.get(r) for r in a] if isinstance(a, list) else self.store.get(a))
+                kwargs[name] = (
+                    self.store.get(a.ref)[a.index]
+                    if isinstance(a, ItemOf)
+                    else [self.store.get(r) for r in a]
+                    if isinstance(a, list)
+                    else self.store.get(a)
+                )
             elif step.inputs[name].default is not REQUIRED:
                 kwargs[name] = step.inputs[name].default
         return {"cache_key": step.cache_key(**kwargs)}
@@ -296,7 +356,9 @@ class _Run:
 
         found: dict[str, float] = {}
         for name, ref in outputs.items():
-            if ref.materializer == "featureline.metrics" or (name == METRICS_OUTPUT and ref.kind == "json"):
+            if ref.materializer == "featureline.metrics" or (
+                name == METRICS_OUTPUT and ref.kind == "json"
+            ):
                 found.update(tracked_metrics(name, self.store.get(ref)) or {})
         return found or None
 
@@ -308,7 +370,11 @@ class _Run:
         if record:
             err = reason or (res.error.message if res.error else None)
             self.md.start_step(self.run_id, node.name, res.cache_key or "", {})
-            refs = {k: v for k, v in res.outputs.items() if not isinstance(v, list)} if status in OK else {}
+            refs = (
+                {k: v for k, v in res.outputs.items() if not isinstance(v, list)}
+                if status in OK
+                else {}
+            )
             self.md.finish_step(self.run_id, node.name, status, refs, None, err, None, res.attempts)
         if status == "failed" and self.fail_fast:
             self.stopping = True
@@ -327,7 +393,9 @@ class _Run:
             self._attempt_failed(job, self._error(job, what, retryable=False))
             return
         t = job.task.timeout
-        job.deadline = time.monotonic() + t + (grace if self.ex.capabilities.kill else 0.0) if t else None
+        job.deadline = (
+            time.monotonic() + t + (grace if self.ex.capabilities.kill else 0.0) if t else None
+        )
         self.running[fut] = job
 
     def _completed(self, fut: Future[TaskResult]) -> None:
@@ -338,7 +406,14 @@ class _Run:
             self._attempt_failed(job, self._error(job, str(e)))
             return
         except Exception as e:
-            self._attempt_failed(job, self._error(job, f"could not run: {type(e).__name__}: {e}.{_pickle_hint(e)}", retryable=False))
+            self._attempt_failed(
+                job,
+                self._error(
+                    job,
+                    f"could not run: {type(e).__name__}: {e}.{_pickle_hint(e)}",
+                    retryable=False,
+                ),
+            )
             return
         if not r.ok:
             self._attempt_failed(job, r.error or self._error(job, "failed"))
@@ -347,19 +422,39 @@ class _Run:
         job.res.duration = time.monotonic() - job.started
         for out, n in r.lengths.items():
             self.lengths[(job.node.name, out)] = n
-        self.md.finish_step(self.run_id, job.task.name, "succeeded", r.outputs, r.metrics or None, None,
-                            self._log_text(job), job.res.attempts)
+        self.md.finish_step(
+            self.run_id,
+            job.task.name,
+            "succeeded",
+            r.outputs,
+            r.metrics or None,
+            None,
+            self._log_text(job),
+            job.res.attempts,
+        )
         self._lineage(job)
         self._job_done(job)
 
     def _error(self, job: _Job, what: str, retryable: bool = True) -> StepError:
-        return StepError.build(what, step=job.task.name, run_id=self.run_id, inputs=job.task.input_ids, retryable=retryable)
+        return StepError.build(
+            what,
+            step=job.task.name,
+            run_id=self.run_id,
+            inputs=job.task.input_ids,
+            retryable=retryable,
+        )
 
     def _attempt_failed(self, job: _Job, err: StepError) -> None:
         n = job.res.attempts
         if err.retryable and n <= job.node.step.options.retries and not self.stopping:
             delay = job.node.step.options.retry_backoff * 2 ** (n - 1)
-            log.info("step %s attempt %d failed; retrying in %.2fs: %s", job.task.name, n, delay, err.message.splitlines()[0])
+            log.info(
+                "step %s attempt %d failed; retrying in %.2fs: %s",
+                job.task.name,
+                n,
+                delay,
+                err.message.splitlines()[0],
+            )
             heapq.heappush(self.timers, (time.monotonic() + delay, next(self._seq), job))
             return
         self._fail(job, "failed", err, "")
@@ -368,7 +463,16 @@ class _Run:
         job.res.status, job.res.error, job.res.reason = status, err, reason
         job.res.duration = time.monotonic() - job.started
         text = err.message if err else reason
-        self.md.finish_step(self.run_id, job.task.name, status, {}, None, text, self._log_text(job), job.res.attempts)
+        self.md.finish_step(
+            self.run_id,
+            job.task.name,
+            status,
+            {},
+            None,
+            text,
+            self._log_text(job),
+            job.res.attempts,
+        )
         self._job_done(job)
         if status == "failed" and self.fail_fast:
             self.stopping = True
@@ -390,7 +494,12 @@ class _Run:
             self._finish_node(node, bad, f"element `{first.name}` {bad}", record=False)
             return
         res.outputs = {o: [i.outputs[o] for i in res.items] for o in node.step.output_names}
-        self._finish_node(node, "cached" if all(s == "cached" for s in statuses) else "succeeded", "", record=False)
+        self._finish_node(
+            node,
+            "cached" if all(s == "cached" for s in statuses) else "succeeded",
+            "",
+            record=False,
+        )
 
     def _lineage(self, job: _Job) -> None:
         step_id = f"{self.run_id}/{job.task.name}"
@@ -414,8 +523,10 @@ class _Run:
 def _pickle_hint(e: BaseException) -> str:
     if "pickle" not in f"{type(e).__name__} {e}".lower():
         return ""
-    return (" Fix: pass picklable values and keep unpicklable objects (locks, connections, open"
-            " files) out of the step's inputs and of what its code refers to, or use executor='inline'.")
+    return (
+        " Fix: pass picklable values and keep unpicklable objects (locks, connections, open"
+        " files) out of the step's inputs and of what its code refers to, or use executor='inline'."
+    )
 
 
 __all__ = ["OK", "StepResult"]

@@ -91,7 +91,9 @@ class Output(_Handle):
         if isinstance(key, int):
             names = self.node.step.output_names
             if not -len(names) <= key < len(names):
-                raise DefinitionError(f"step `{self.node.name}` has {len(names)} output(s); index {key} is out of range.")
+                raise DefinitionError(
+                    f"step `{self.node.name}` has {len(names)} output(s); index {key} is out of range."
+                )
             return self.output(names[key])
         return self.output(key)
 
@@ -105,7 +107,9 @@ class Output(_Handle):
         return f"<output of {self.node.name}" + (f".{self.name}>" if self.name else ">")
 
 
-BUILDER: contextvars.ContextVar[Builder | None] = contextvars.ContextVar("featureline_pipeline", default=None)
+BUILDER: contextvars.ContextVar[Builder | None] = contextvars.ContextVar(
+    "featureline_pipeline", default=None
+)
 
 
 class Builder:
@@ -122,7 +126,9 @@ class Builder:
         if isinstance(value, Param):
             return value._source()
         if isinstance(value, Condition):
-            problems.append(f"{where} gets a condition `{value.describe()}`; conditions belong in `with when(...)`.")
+            problems.append(
+                f"{where} gets a condition `{value.describe()}`; conditions belong in `with when(...)`."
+            )
         elif isinstance(value, (list, tuple, dict, set)):
             vals = value.values() if isinstance(value, dict) else value
             if any(isinstance(v, _Handle) for v in vals):
@@ -132,7 +138,9 @@ class Builder:
                 )
         return Const(value)
 
-    def add(self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any], map_over: str | None) -> Output:
+    def add(
+        self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any], map_over: str | None
+    ) -> Output:
         name = step.name
         n = self._counts.get(name, 0)
         same = [x for x in self.graph.nodes if x.step.fn is step.fn]
@@ -142,11 +150,15 @@ class Builder:
         node = Node(name, step, map_over=map_over, conditions=tuple(self.conditions))
         params = list(step.inputs)
         if len(args) > len(params):
-            node.problems.append(f"step `{name}` takes {len(params)} inputs but {len(args)} positional values were given.")
+            node.problems.append(
+                f"step `{name}` takes {len(params)} inputs but {len(args)} positional values were given."
+            )
         for pname, value in [*zip(params, args, strict=False), *kwargs.items()]:
             if pname in node.inputs:
                 node.problems.append(f"step `{name}` got two values for input `{pname}`.")
-            node.inputs[pname] = self.to_source(value, f"step `{name}` input `{pname}`", node.problems)
+            node.inputs[pname] = self.to_source(
+                value, f"step `{name}` input `{pname}`", node.problems
+            )
         for c in self.conditions:
             for s in (c.left, c.right):
                 if isinstance(s, OutputRef) and s.node == name:

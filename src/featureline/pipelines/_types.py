@@ -19,7 +19,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 
 def is_unknown(tp: Any) -> bool:
-    return tp is Any or tp is inspect.Parameter.empty or tp is object or isinstance(tp, (typing.TypeVar, str))
+    return (
+        tp is Any
+        or tp is inspect.Parameter.empty
+        or tp is object
+        or isinstance(tp, (typing.TypeVar, str))
+    )
 
 
 def _is_union(origin: Any) -> bool:
@@ -38,7 +43,11 @@ def type_name(tp: Any) -> str:
         top = mod.split(".")[0]
         if top == "featureline":
             return tp.__qualname__
-        return f"{top}.{tp.__qualname__}" if top in ("pyarrow", "pandas", "polars", "numpy") else f"{mod}.{tp.__qualname__}"
+        return (
+            f"{top}.{tp.__qualname__}"
+            if top in ("pyarrow", "pandas", "polars", "numpy")
+            else f"{mod}.{tp.__qualname__}"
+        )
     return repr(tp).replace("typing.", "")
 
 
@@ -107,7 +116,10 @@ def value_matches(value: Any, tp: Any) -> bool:
     if args and isinstance(value, (list, set, frozenset)):
         return all(value_matches(v, args[0]) for v in list(value)[:100])
     if args and isinstance(value, dict) and len(args) == 2:
-        return all(value_matches(k, args[0]) and value_matches(v, args[1]) for k, v in list(value.items())[:100])
+        return all(
+            value_matches(k, args[0]) and value_matches(v, args[1])
+            for k, v in list(value.items())[:100]
+        )
     return True
 
 

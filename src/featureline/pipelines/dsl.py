@@ -86,11 +86,17 @@ class StepOptions:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             p.append(f"step `{step}`: `retries` must be an integer >= 0, not `{self.retries!r}`.")
         if not _number(self.retry_backoff) or self.retry_backoff < 0:
-            p.append(f"step `{step}`: `retry_backoff` must be seconds >= 0, not `{self.retry_backoff!r}`.")
+            p.append(
+                f"step `{step}`: `retry_backoff` must be seconds >= 0, not `{self.retry_backoff!r}`."
+            )
         if self.timeout is not None and (not _number(self.timeout) or self.timeout <= 0):
-            p.append(f"step `{step}`: `timeout` must be seconds > 0 or None, not `{self.timeout!r}`.")
+            p.append(
+                f"step `{step}`: `timeout` must be seconds > 0 or None, not `{self.timeout!r}`."
+            )
         if not isinstance(self.resources, Mapping):
-            p.append(f"step `{step}`: `resources` must be a dict like {{'num_cpus': 1}}, not `{self.resources!r}`.")
+            p.append(
+                f"step `{step}`: `resources` must be a dict like {{'num_cpus': 1}}, not `{self.resources!r}`."
+            )
         else:
             for k, v in self.resources.items():
                 if not isinstance(k, str) or not _number(v) or v < 0:
@@ -131,7 +137,9 @@ class Step:
         self.__wrapped__ = fn
         problems = self.options.problems(self.name)
         if not _NAME.match(self.name):
-            problems.append(f"step name `{self.name}` must start with a letter or `_` and use letters, digits, `_ - .`.")
+            problems.append(
+                f"step name `{self.name}` must start with a letter or `_` and use letters, digits, `_ - .`."
+            )
         hints = resolve_hints(fn)
         self.inputs: dict[str, InputSpec] = {}
         self.accepts_kwargs = False
@@ -139,12 +147,16 @@ class Step:
             if p.kind is p.VAR_KEYWORD:
                 self.accepts_kwargs = True
             elif p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
-                problems.append(f"step `{self.name}`: parameter `{p.name}` must be passable by keyword (no `*args` or `/`).")
+                problems.append(
+                    f"step `{self.name}`: parameter `{p.name}` must be passable by keyword (no `*args` or `/`)."
+                )
             else:
                 default = REQUIRED if p.default is p.empty else p.default
                 self.inputs[p.name] = InputSpec(p.name, hints.get(p.name, Any), default)
         self._declared_outputs = outputs
-        self.outputs: dict[str, Any] = _outputs(self.name, hints.get("return", Any), outputs, problems)
+        self.outputs: dict[str, Any] = _outputs(
+            self.name, hints.get("return", Any), outputs, problems
+        )
         self.output_names: tuple[str, ...] = tuple(self.outputs)
         self.cache_key_inputs: tuple[str, ...] = _cache_key_inputs(self, problems)
         if problems:
@@ -169,13 +181,17 @@ class Step:
         """Run once per element of `items`; inside a pipeline, returns a handle to the list."""
         if items is REQUIRED:
             if over is None or over not in inputs:
-                raise DefinitionError(f"`{self.name}.map(...)` needs `items=` (a list or a handle to one).")
+                raise DefinitionError(
+                    f"`{self.name}.map(...)` needs `items=` (a list or a handle to one)."
+                )
             items = inputs.pop(over)
         if over is None:
             free = [p for p in self.inputs if p not in inputs]
             over = "items" if "items" in free else (free[0] if free else None)
         if over is None:
-            raise DefinitionError(f"`{self.name}.map(...)`: every parameter is already given; nothing to map over.")
+            raise DefinitionError(
+                f"`{self.name}.map(...)`: every parameter is already given; nothing to map over."
+            )
         builder = BUILDER.get()
         if builder is None:
             return [self.fn(**{over: it}, **inputs) for it in items]
@@ -218,12 +234,16 @@ def _cache_key_inputs(st: Step, problems: list[str]) -> tuple[str, ...]:
     if fn is None:
         return ()
     if not callable(fn):
-        problems.append(f"step `{st.name}`: `cache_key` must be a function of the step's inputs, not `{fn!r}`.")
+        problems.append(
+            f"step `{st.name}`: `cache_key` must be a function of the step's inputs, not `{fn!r}`."
+        )
         return ()
     names: list[str] = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
-            problems.append(f"step `{st.name}`: `cache_key` parameter `{p.name}` must be a named input of the step (no *args, **kwargs or `/`).")
+            problems.append(
+                f"step `{st.name}`: `cache_key` parameter `{p.name}` must be a named input of the step (no *args, **kwargs or `/`)."
+            )
         elif p.name not in st.inputs:
             problems.append(
                 f"step `{st.name}`: `cache_key` parameter `{p.name}` is not an input of the step."
@@ -257,7 +277,9 @@ def resolve_hints(fn: Any) -> dict[str, Any]:
     return out
 
 
-def _outputs(name: str, ret: Any, names: tuple[str, ...] | None, problems: list[str]) -> dict[str, Any]:
+def _outputs(
+    name: str, ret: Any, names: tuple[str, ...] | None, problems: list[str]
+) -> dict[str, Any]:
     is_nt = isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields")
     if names is None:
         if is_nt:
@@ -346,7 +368,9 @@ class Pipeline:
         problems: list[str] = []
         for p in inspect.signature(fn).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                problems.append(f"pipeline `{self.name}`: `{p.name}` must be a named parameter (no *args/**kwargs).")
+                problems.append(
+                    f"pipeline `{self.name}`: `{p.name}` must be a named parameter (no *args/**kwargs)."
+                )
                 continue
             default = REQUIRED if p.default is p.empty else p.default
             params[p.name] = PipelineParam(p.name, hints.get(p.name, Any), default)
@@ -360,7 +384,9 @@ class Pipeline:
         except DefinitionError:
             raise
         except Exception as e:
-            raise DefinitionError(f"defining pipeline `{self.name}` failed: {type(e).__name__}: {e}") from e
+            raise DefinitionError(
+                f"defining pipeline `{self.name}` failed: {type(e).__name__}: {e}"
+            ) from e
         finally:
             BUILDER.reset(token)
         self.graph.validate()

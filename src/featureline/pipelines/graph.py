@@ -73,7 +73,16 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "truthy": lambda a, _b: bool(a),
     "falsy": lambda a, _b: not a,
 }
-_NEGATE = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">", "truthy": "falsy", "falsy": "truthy"}
+_NEGATE = {
+    "==": "!=",
+    "!=": "==",
+    "<": ">=",
+    ">=": "<",
+    ">": "<=",
+    "<=": ">",
+    "truthy": "falsy",
+    "falsy": "truthy",
+}
 
 
 @dataclass(frozen=True)
@@ -160,7 +169,10 @@ class Graph:
     """A named DAG of nodes with pipeline parameters."""
 
     def __init__(
-        self, name: str, params: dict[str, PipelineParam] | None = None, nodes: list[Node] | None = None
+        self,
+        name: str,
+        params: dict[str, PipelineParam] | None = None,
+        nodes: list[Node] | None = None,
     ) -> None:
         self.name = name
         self.params: dict[str, PipelineParam] = dict(params or {})
@@ -215,7 +227,11 @@ class Graph:
         step_inputs: dict[str, Any] = n.step.inputs
         for pname, src in n.inputs.items():
             if pname not in step_inputs and not n.step.accepts_kwargs:
-                out.append(f"step `{n.name}`: " + unknown("parameter", pname, step_inputs) + " Fix: remove it or rename it.")
+                out.append(
+                    f"step `{n.name}`: "
+                    + unknown("parameter", pname, step_inputs)
+                    + " Fix: remove it or rename it."
+                )
                 continue
             dst = step_inputs[pname].annotation if pname in step_inputs else Any
             out += self._binding_problems(n, pname, src, dst, by_name)
@@ -226,7 +242,9 @@ class Graph:
                     "Fix: pass it where the step is called in the pipeline, or give it a default."
                 )
         if n.map_over is not None and n.map_over not in n.inputs:
-            out.append(f"step `{n.name}` maps over `{n.map_over}`, which is not one of its bound inputs.")
+            out.append(
+                f"step `{n.name}` maps over `{n.map_over}`, which is not one of its bound inputs."
+            )
         for c in n.conditions:
             for s in (c.left, c.right):
                 if isinstance(s, Source):
@@ -235,9 +253,13 @@ class Graph:
                 out.append(f"step `{n.name}`: " + unknown("condition operator", c.op, _OPS))
         return out
 
-    def _ref_problems(self, n: Node, where: str, src: Source, by_name: dict[str, Node]) -> list[str]:
+    def _ref_problems(
+        self, n: Node, where: str, src: Source, by_name: dict[str, Node]
+    ) -> list[str]:
         if isinstance(src, ParamRef) and src.name not in self.params:
-            return [f"step `{n.name}` {where}: " + unknown("pipeline parameter", src.name, self.params)]
+            return [
+                f"step `{n.name}` {where}: " + unknown("pipeline parameter", src.name, self.params)
+            ]
         if isinstance(src, OutputRef):
             if src.node not in by_name:
                 return [f"step `{n.name}` {where}: " + unknown("step", src.node, by_name)]
@@ -245,7 +267,9 @@ class Graph:
             outs = up.step.output_names
             if src.output is None and len(outs) != 1:
                 if not outs:
-                    return [f"step `{n.name}` {where}: step `{src.node}` has no outputs (it returns None)."]
+                    return [
+                        f"step `{n.name}` {where}: step `{src.node}` has no outputs (it returns None)."
+                    ]
                 shown = ", ".join(f"`{o}`" for o in outs)
                 return [
                     f"step `{n.name}` {where}: step `{src.node}` has several outputs ({shown}). "
@@ -270,16 +294,22 @@ class Graph:
         if isinstance(src, Const):
             values = src.value if mapped else [src.value]
             if mapped and not isinstance(values, (list, tuple)):
-                return [f"step `{n.name}` maps over `{pname}`, but it is bound to `{values!r}`, which is not a list."]
+                return [
+                    f"step `{n.name}` maps over `{pname}`, but it is bound to `{values!r}`, which is not a list."
+                ]
             for v in values:
                 if not value_matches(v, dst):
-                    return [f"step `{n.name}` {where} expects `{type_name(dst)}` but is given `{v!r}` (`{type(v).__name__}`)."]
+                    return [
+                        f"step `{n.name}` {where} expects `{type_name(dst)}` but is given `{v!r}` (`{type(v).__name__}`)."
+                    ]
             return []
         got, what = self.source_type(src, by_name)
         if mapped:
             elem = element_type(got)
             if elem is None:
-                return [f"step `{n.name}` maps over `{pname}`, but {what} is `{type_name(got)}`, not a list."]
+                return [
+                    f"step `{n.name}` maps over `{pname}`, but {what} is `{type_name(got)}`, not a list."
+                ]
             got, what = elem, f"each element of {what}"
         if not compatible(got, dst):
             return [
@@ -328,7 +358,9 @@ class Graph:
                 order.append(x)
             remaining = [x for x in remaining if x not in done]
         if remaining:
-            raise DefinitionError.from_problems([f"cycle: {self._find_cycle(remaining, deps)}"], what=f"pipeline `{self.name}`")
+            raise DefinitionError.from_problems(
+                [f"cycle: {self._find_cycle(remaining, deps)}"], what=f"pipeline `{self.name}`"
+            )
         return order
 
     @staticmethod
@@ -338,7 +370,7 @@ class Graph:
             while True:
                 nxt = next((d for d in deps[cur] if d in remaining), cur)
                 if nxt in seen:
-                    path = [*path[path.index(nxt):], nxt]
+                    path = [*path[path.index(nxt) :], nxt]
                     return " → ".join(f"`{p}`" for p in reversed(path))
                 path.append(nxt)
                 seen.add(nxt)
@@ -350,7 +382,11 @@ class Graph:
         return {
             "name": self.name,
             "params": {
-                p.name: {"type": type_name(p.type), "required": p.required, "default": None if p.required else _jsonable(p.default)}
+                p.name: {
+                    "type": type_name(p.type),
+                    "required": p.required,
+                    "default": None if p.required else _jsonable(p.default),
+                }
                 for p in self.params.values()
             },
             "nodes": [

@@ -81,12 +81,16 @@ class RunResult:
         res = self.steps[step]
         if res.status not in OK:
             why = res.reason or (res.error.message.splitlines()[0] if res.error else "")
-            raise NotFoundError(f"step `{step}` has no outputs in run `{self.run_id}`: it {res.status}. {why}")
+            raise NotFoundError(
+                f"step `{step}` has no outputs in run `{self.run_id}`: it {res.status}. {why}"
+            )
         if not res.outputs:
             raise NotFoundError(f"step `{step}` has no outputs (it returns None).")
         if name is None:
             if len(res.outputs) != 1:
-                raise NotFoundError(f"step `{step}` has outputs {sorted(res.outputs)}; pass `name=`.")
+                raise NotFoundError(
+                    f"step `{step}` has outputs {sorted(res.outputs)}; pass `name=`."
+                )
             name = next(iter(res.outputs))
         if name not in res.outputs:
             raise NotFoundError(f"step `{step}`: " + unknown("output", name, res.outputs))
@@ -135,13 +139,17 @@ def run(
     elif isinstance(metadata, MetadataStore):
         md, own_md = metadata, False
     else:
-        raise ConfigError(f"`metadata` must be a location or a MetadataStore, not `{type(metadata).__name__}`.")
+        raise ConfigError(
+            f"`metadata` must be a location or a MetadataStore, not `{type(metadata).__name__}`."
+        )
     try:
         ex = _executor(executor)
         md.create_pipeline(graph.name, graph.to_spec())
         run_tags = {**(tags or {}), **({"run_name": run_name} if run_name else {})}
         run_id = md.create_run(graph.name, values, tags=run_tags)
-        state = _Run(graph, values, ex, md, run_id, root, local_dir / "logs" / run_id, cache, fail_fast)
+        state = _Run(
+            graph, values, ex, md, run_id, root, local_dir / "logs" / run_id, cache, fail_fast
+        )
         status, results, duration = state.execute()
         return RunResult(run_id, graph.name, status, results, duration, root)
     finally:
@@ -170,7 +178,9 @@ def _resolve_params(graph: Graph, given: dict[str, Any] | None) -> dict[str, Any
         if p.name in given:
             values[p.name] = given[p.name]
             if not value_matches(given[p.name], p.annotation):
-                problems.append(f"parameter `{p.name}` expects `{p.annotation}` but got `{given[p.name]!r}`.")
+                problems.append(
+                    f"parameter `{p.name}` expects `{p.annotation}` but got `{given[p.name]!r}`."
+                )
         elif p.required:
             problems.append(f"parameter `{p.name}` is required. Fix: pass it in `params`.")
         else:

@@ -269,7 +269,9 @@ def _plain_details(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) ->
             details.append("feature order changed")
     if kind == "on-demand view" and old.get("code_hash") != new.get("code_hash"):
         details.append(f"code changed ({old.get('code_hash')} -> {new.get('code_hash')})")
-    return details + _common_details(old, new, {"name", "join_keys", "features", "code", "code_hash"})
+    return details + _common_details(
+        old, new, {"name", "join_keys", "features", "code", "code_hash"}
+    )
 
 
 def _change(
@@ -446,7 +448,9 @@ def diff_snapshots(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> list[Ch
     changes += _plain_changes(
         "service", _section(a, "services", "old"), _section(b, "services", "new")
     )
-    changes += _plain_changes("on-demand view", _section(a, "odfvs", "old"), _section(b, "odfvs", "new"))
+    changes += _plain_changes(
+        "on-demand view", _section(a, "odfvs", "old"), _section(b, "odfvs", "new")
+    )
     return _sort(changes)
 
 

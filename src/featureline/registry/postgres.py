@@ -49,13 +49,10 @@ _COLUMNS = "version, applied_at, snapshot, changes, message"
 _SCHEMA_LOCK = 0x6665_6174_7265_6700  # "featreg": serialises CREATE TABLE across clients
 
 
-
 def _lock_key(project: str) -> int:
     """A stable signed 64-bit advisory-lock key for a project."""
     digest = hashlib.sha256(f"featureline-registry:{project}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
 
 
 class PostgresRegistry:
@@ -76,7 +73,10 @@ class PostgresRegistry:
         self.url = url
         self.project = project
         self._pg = PgConnection(
-            url, "the registry", "PostgresRegistry(url, project)", connect_timeout,
+            url,
+            "the registry",
+            "PostgresRegistry(url, project)",
+            connect_timeout,
             ("UniqueViolation", "SerializationFailure", "DeadlockDetected"),
         )
         self._run(self._init_schema)
@@ -150,7 +150,9 @@ class PostgresRegistry:
                 ).fetchone()
                 # The advisory lock serialises this project's writers, so the check and the
                 # insert are one compare-and-swap; the primary key backs it up.
-                check_expected(expected_version, None if last is None else int(last[0]), self._where())
+                check_expected(
+                    expected_version, None if last is None else int(last[0]), self._where()
+                )
                 version = 1 if last is None else int(last[0]) + 1
                 prev_us = None if last is None else to_micros(last[1])
                 applied_at = from_micros(next_applied_at(prev_us, now_micros()))

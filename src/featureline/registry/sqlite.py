@@ -63,7 +63,12 @@ class SqliteRegistry:
         self.path = Path(path).expanduser()
         self.timeout = timeout
         self._lock = threading.RLock()
-        conn = open_file(self.path, timeout, "the registry", "point `registry` in featureline.yaml to a writable file path.")
+        conn = open_file(
+            self.path,
+            timeout,
+            "the registry",
+            "point `registry` in featureline.yaml to a writable file path.",
+        )
         self._db: sqlite3.Connection | None = conn
         self._retry_busy(self._init_schema)
 
@@ -158,7 +163,9 @@ class SqliteRegistry:
                     ).fetchone()
                     # Under BEGIN IMMEDIATE no other writer can append between this read and
                     # the insert: the check and the write are one compare-and-swap.
-                    check_expected(expected_version, None if last is None else int(last[0]), f"`{self.path}`")
+                    check_expected(
+                        expected_version, None if last is None else int(last[0]), f"`{self.path}`"
+                    )
                     version = 1 if last is None else int(last[0]) + 1
                     us = next_applied_at(None if last is None else int(last[1]), now_micros())
                     db.execute(

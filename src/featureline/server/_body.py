@@ -40,7 +40,14 @@ except ImportError:  # pragma: no cover - exercised only without orjson
     _DecodeError = json.JSONDecodeError
 
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
 
 
 def json_type(value: Any) -> str:
@@ -49,7 +56,9 @@ def json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-CLOSE_STATUSES = frozenset({408, 413, 415, 421})  # answered before the body was read: close the connection
+CLOSE_STATUSES = frozenset(
+    {408, 413, 415, 421}
+)  # answered before the body was read: close the connection
 
 JSON_TYPE = b"application/json"
 
@@ -87,7 +96,9 @@ class BodyDeadlines:
 
     def __init__(self, timeout: float | None, tick: float | None = None) -> None:
         if timeout is not None and timeout <= 0:
-            raise ValidationError(f"The body timeout must be a positive number of seconds, got {timeout}.")
+            raise ValidationError(
+                f"The body timeout must be a positive number of seconds, got {timeout}."
+            )
         self.timeout = timeout
         self.tick = tick if tick is not None else min(0.25, (timeout or 1) / 4)
         self._reading: dict[asyncio.Task[Any], float] = {}  # task -> deadline (loop time)
@@ -103,7 +114,9 @@ class BodyDeadlines:
             return None
         loop = task.get_loop()
         self._reading[task] = loop.time() + self.timeout
-        if self._timer is None or self._loop is not loop:  # (an app served again on a new loop: sweep there)
+        if (
+            self._timer is None or self._loop is not loop
+        ):  # (an app served again on a new loop: sweep there)
             self._loop = loop
             self._timer = loop.call_later(self.tick, self._sweep, loop)
         return task
@@ -142,7 +155,9 @@ NO_DEADLINE = BodyDeadlines(None)
 def _check_length(raw: bytes | str, limit: int) -> int:
     text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
     if not text.isdigit() or not text.isascii():
-        raise ValidationError(f"Bad Content-Length header `{text[:40]}`. Fix: send the body's size in bytes.")
+        raise ValidationError(
+            f"Bad Content-Length header `{text[:40]}`. Fix: send the body's size in bytes."
+        )
     if int(text) > limit:
         raise _too_large(int(text), limit)
     return int(text)
@@ -176,7 +191,11 @@ async def read_json(request: Request, limit: int, deadlines: BodyDeadlines = NO_
 
 
 async def read_json_asgi(
-    scope: dict[str, Any], receive: Any, limit: int, deadlines: BodyDeadlines = NO_DEADLINE, what: str = ""
+    scope: dict[str, Any],
+    receive: Any,
+    limit: int,
+    deadlines: BodyDeadlines = NO_DEADLINE,
+    what: str = "",
 ) -> Any:
     """`read_json` on raw ASGI (the hot path skips building a Request)."""
     content_type: bytes | None = None
@@ -221,7 +240,9 @@ async def read_json_asgi(
 
 def parse_json(body: bytes) -> Any:
     if not body:
-        raise ValidationError("The request body is empty. Fix: send a JSON object, e.g. {\"features\": [...], \"entities\": {...}}.")
+        raise ValidationError(
+            'The request body is empty. Fix: send a JSON object, e.g. {"features": [...], "entities": {...}}.'
+        )
     try:
         return _loads(body)
     except _DecodeError as e:
@@ -230,9 +251,13 @@ def parse_json(body: bytes) -> Any:
         if line is not None and col is not None:
             where = f" at line {line} column {col}"
         msg = getattr(e, "msg", str(e))
-        raise ValidationError(f"Malformed JSON in the request body{where}: {msg}. Fix: send valid JSON (check quotes, commas and brackets).") from None
+        raise ValidationError(
+            f"Malformed JSON in the request body{where}: {msg}. Fix: send valid JSON (check quotes, commas and brackets)."
+        ) from None
     except UnicodeDecodeError:
-        raise ValidationError("The request body is not UTF-8 text. Fix: send JSON encoded as UTF-8.") from None
+        raise ValidationError(
+            "The request body is not UTF-8 text. Fix: send JSON encoded as UTF-8."
+        ) from None
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> RequestTooLarge:
@@ -247,7 +272,9 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> RequestTooLarge
 def check_object(body: Any, allowed: Iterable[str], what: str) -> dict[str, Any]:
     """`body` as a dict with only `allowed` keys (400 with did-you-mean otherwise)."""
     if not isinstance(body, dict):
-        raise ValidationError(f"The body of {what} must be a JSON object, got {json_type(body)}. Fix: send {{\"field\": value, ...}}.")
+        raise ValidationError(
+            f'The body of {what} must be a JSON object, got {json_type(body)}. Fix: send {{"field": value, ...}}.'
+        )
     for key in body:
         if key not in allowed:
             valid = ", ".join(f"`{a}`" for a in sorted(allowed))
@@ -261,7 +288,9 @@ def check_object(body: Any, allowed: Iterable[str], what: str) -> dict[str, Any]
 def get_bool(body: dict[str, Any], key: str, default: bool) -> bool:
     value = body.get(key, default)
     if not isinstance(value, bool):
-        raise ValidationError(f"Field `{key}` must be true or false, got {json_type(value)} `{value!r}`.")
+        raise ValidationError(
+            f"Field `{key}` must be true or false, got {json_type(value)} `{value!r}`."
+        )
     return value
 
 
@@ -269,21 +298,29 @@ def features_arg(body: dict[str, Any], what: str) -> list[str] | str:
     """The `features` list or the `feature_service` name: exactly one of them."""
     features, service = body.get("features"), body.get("feature_service")
     if features is not None and service is not None:
-        raise ValidationError(f"Give either `features` or `feature_service` in the body of {what}, not both.")
+        raise ValidationError(
+            f"Give either `features` or `feature_service` in the body of {what}, not both."
+        )
     if service is not None:
         if not isinstance(service, str) or not service:
-            raise ValidationError(f"Field `feature_service` must be a feature service name (a string), got {json_type(service)}.")
+            raise ValidationError(
+                f"Field `feature_service` must be a feature service name (a string), got {json_type(service)}."
+            )
         return service
     if features is None:
         raise ValidationError(
-            f"The body of {what} names no features. Fix: add \"features\": [\"view:feature\", ...] "
-            f"or \"feature_service\": \"name\"."
+            f'The body of {what} names no features. Fix: add "features": ["view:feature", ...] '
+            f'or "feature_service": "name".'
         )
     if not isinstance(features, list) or not features:
-        raise ValidationError(f"Field `features` must be a non-empty array of \"view:feature\" strings, got {json_type(features)}.")
+        raise ValidationError(
+            f'Field `features` must be a non-empty array of "view:feature" strings, got {json_type(features)}.'
+        )
     for f in features:
         if not isinstance(f, str):
-            raise ValidationError(f"Field `features` holds {json_type(f)} `{f!r}`; each feature is a \"view:feature\" string.")
+            raise ValidationError(
+                f'Field `features` holds {json_type(f)} `{f!r}`; each feature is a "view:feature" string.'
+            )
     return features
 
 
@@ -291,22 +328,26 @@ def entities_arg(body: dict[str, Any], max_entities: int, what: str) -> dict[str
     """The `entities` columns: a JSON object of equal-length arrays, at most `max_entities` long."""
     entities = body.get("entities")
     if entities is None:
-        raise ValidationError(f"The body of {what} has no `entities`. Fix: add \"entities\": {{\"driver_id\": [1001, 1002]}}.")
+        raise ValidationError(
+            f'The body of {what} has no `entities`. Fix: add "entities": {{"driver_id": [1001, 1002]}}.'
+        )
     if not isinstance(entities, dict) or not entities:
         raise ValidationError(
             f"Field `entities` must be a non-empty object of key columns, got {json_type(entities)}. "
-            f"Fix: send \"entities\": {{\"driver_id\": [1001, 1002]}}."
+            f'Fix: send "entities": {{"driver_id": [1001, 1002]}}.'
         )
     n = -1
     for key, values in entities.items():
         if not isinstance(values, list):
             raise ValidationError(
                 f"Entity key `{key}` must be an array of values, got {json_type(values)} `{values!r}`. "
-                f"Fix: send \"{key}\": [{json_dump_scalar(values)}]."
+                f'Fix: send "{key}": [{json_dump_scalar(values)}].'
             )
         if n >= 0 and len(values) != n:
             lengths = {k: len(v) if isinstance(v, list) else None for k, v in entities.items()}
-            raise ValidationError(f"Entity key columns have different lengths {lengths}. Fix: give every key one value per entity row.")
+            raise ValidationError(
+                f"Entity key columns have different lengths {lengths}. Fix: give every key one value per entity row."
+            )
         n = len(values)
     if n > max_entities:
         raise RequestTooLarge(
@@ -318,7 +359,13 @@ def entities_arg(body: dict[str, Any], max_entities: int, what: str) -> dict[str
 
 
 def json_dump_scalar(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    return (
+        f'"{value}"'
+        if isinstance(value, str)
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
 
 
 # -- push bodies ------------------------------------------------------------------------------
@@ -342,20 +389,20 @@ def parse_timestamp(value: Any, column: str, row: int, naive_is_utc: bool) -> da
     if not isinstance(value, str):
         raise ValidationError(
             f"Column `{column}` row {row}: timestamps are ISO 8601 strings, got {json_type(value)} `{value!r}`. "
-            f"Fix: send e.g. \"2025-01-01T12:00:00+00:00\"."
+            f'Fix: send e.g. "2025-01-01T12:00:00+00:00".'
         )
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         raise ValidationError(
             f"Column `{column}` row {row}: `{value}` is not an ISO 8601 timestamp. "
-            f"Fix: send e.g. \"2025-01-01T12:00:00+00:00\" or \"2025-01-01T12:00:00Z\"."
+            f'Fix: send e.g. "2025-01-01T12:00:00+00:00" or "2025-01-01T12:00:00Z".'
         ) from None
     if dt.tzinfo is None:
         if not naive_is_utc:
             raise ValidationError(
                 f"Column `{column}` row {row}: `{value}` has no time zone; Featureline never guesses one. "
-                f"Fix: add an offset, e.g. \"{value}+00:00\" or \"{value}Z\"."
+                f'Fix: add an offset, e.g. "{value}+00:00" or "{value}Z".'
             )
         return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
@@ -366,18 +413,24 @@ def push_columns(
 ) -> pa.Table:
     """A JSON object of columns -> an Arrow table typed by the view's schema (timestamps parsed)."""
     if not isinstance(columns, dict) or not columns:
-        raise ValidationError(f"The columns of {what} must be a non-empty object {{\"column\": [values]}}, got {json_type(columns)}.")
+        raise ValidationError(
+            f'The columns of {what} must be a non-empty object {{"column": [values]}}, got {json_type(columns)}.'
+        )
     lengths = {len(v) for v in columns.values() if isinstance(v, list)}
     if len(lengths) > 1:
         shown = {k: len(v) if isinstance(v, list) else "scalar" for k, v in columns.items()}
-        raise ValidationError(f"The columns of {what} have different lengths {shown}. Fix: give every column one value per row.")
+        raise ValidationError(
+            f"The columns of {what} have different lengths {shown}. Fix: give every column one value per row."
+        )
     n = lengths.pop() if lengths else 1
     stamps = timestamp_fields(view)
     out: dict[str, list[Any]] = {}
     for name, values in columns.items():
         if not isinstance(values, list):
             if not broadcast:
-                raise ValidationError(f"Column `{name}` of {what} must be an array of values, got {json_type(values)}.")
+                raise ValidationError(
+                    f"Column `{name}` of {what} must be an array of values, got {json_type(values)}."
+                )
             values = [values] * n
         if name in stamps:
             values = [parse_timestamp(v, name, i, naive_is_utc) for i, v in enumerate(values)]
@@ -385,7 +438,9 @@ def push_columns(
     return _typed_table(view, out, stamps, what)
 
 
-def _typed_table(view: FeatureView, cols: dict[str, list[Any]], stamps: set[str], what: str) -> pa.Table:
+def _typed_table(
+    view: FeatureView, cols: dict[str, list[Any]], stamps: set[str], what: str
+) -> pa.Table:
     """Columns the view declares get its type (so JSON `1` fills a Float64); others are inferred."""
     import pyarrow as pa
 
@@ -393,7 +448,13 @@ def _typed_table(view: FeatureView, cols: dict[str, list[Any]], stamps: set[str]
     arrays = []
     for name, values in cols.items():
         dtype = types.get(name)
-        target = pa.timestamp("us", tz="UTC") if name in stamps else dtype.to_arrow() if dtype is not None else None
+        target = (
+            pa.timestamp("us", tz="UTC")
+            if name in stamps
+            else dtype.to_arrow()
+            if dtype is not None
+            else None
+        )
         try:
             arrays.append(pa.array(values, type=target))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
@@ -420,10 +481,14 @@ def _first_bad(values: list[Any], target: Any) -> tuple[int, Any] | None:
 def push_rows(view: FeatureView, rows: Any, what: str) -> pa.Table:
     """A JSON array of row objects -> columns (every row must have the first row's keys)."""
     if not isinstance(rows, list) or not rows:
-        raise ValidationError(f"Field `rows` of {what} must be a non-empty array of objects, got {json_type(rows)}.")
+        raise ValidationError(
+            f"Field `rows` of {what} must be a non-empty array of objects, got {json_type(rows)}."
+        )
     first = rows[0]
     if not isinstance(first, dict) or not first:
-        raise ValidationError(f"Row 0 of {what} must be a non-empty object {{\"column\": value}}, got {json_type(first)}.")
+        raise ValidationError(
+            f'Row 0 of {what} must be a non-empty object {{"column": value}}, got {json_type(first)}.'
+        )
     names = list(first)
     cols: dict[str, list[Any]] = {k: [] for k in names}
     for i, row in enumerate(rows):

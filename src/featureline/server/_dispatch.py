@@ -66,7 +66,9 @@ except ImportError:  # pragma: no cover - exercised only without orjson
 Headers = tuple[tuple[bytes, bytes], ...]
 JSON_TYPE = b"application/json"
 _JSON_HEADERS: Headers = ((b"content-type", JSON_TYPE),)
-_CLOSE: Headers = ((b"connection", b"close"),)  # answered before the body was read: close the connection
+_CLOSE: Headers = (
+    (b"connection", b"close"),
+)  # answered before the body was read: close the connection
 
 
 @dataclass(slots=True)
@@ -88,7 +90,14 @@ class Call:
 
     __slots__ = ("_deadlines", "_limit", "path_params", "principal", "receive", "scope")
 
-    def __init__(self, scope: Any, receive: Any, path_params: dict[str, str], limit: int, deadlines: BodyDeadlines) -> None:
+    def __init__(
+        self,
+        scope: Any,
+        receive: Any,
+        path_params: dict[str, str],
+        limit: int,
+        deadlines: BodyDeadlines,
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.path_params = path_params
@@ -115,7 +124,9 @@ class Call:
         """`await call.json()`: the parsed JSON body; 415 unless declared application/json, 413 over
         the limit, 408 late. (A plain method returning the reader's coroutine: one frame less a read.)"""
         scope = self.scope
-        return read_json_asgi(scope, self.receive, self._limit, self._deadlines, f"{scope['method']} {scope['path']}")
+        return read_json_asgi(
+            scope, self.receive, self._limit, self._deadlines, f"{scope['method']} {scope['path']}"
+        )
 
 
 Handler = Callable[[Call], Awaitable[Any]]
@@ -184,8 +195,14 @@ class Dispatcher:
     """The ASGI callable for HTTP requests (see the module docstring)."""
 
     def __init__(
-        self, routes: Iterable[Route], *, metrics: Metrics, hosts: HostCheck, max_body_bytes: int,
-        deadlines: BodyDeadlines = NO_DEADLINE, endpoints: Iterable[str] = (),
+        self,
+        routes: Iterable[Route],
+        *,
+        metrics: Metrics,
+        hosts: HostCheck,
+        max_body_bytes: int,
+        deadlines: BodyDeadlines = NO_DEADLINE,
+        endpoints: Iterable[str] = (),
         authenticate: Callable[[Call], Any] = anonymous,
     ) -> None:
         self.router = _Router(routes)
@@ -219,10 +236,17 @@ class Dispatcher:
                     raise self._not_allowed(scope, methods)
                 label = route.path
                 call = Call(scope, receive, params, self.max_body_bytes, self.deadlines)
-                call.principal = self.authenticate(call)  # once per request: the permissions work's one home
+                call.principal = self.authenticate(
+                    call
+                )  # once per request: the permissions work's one home
                 result = await route.handler(call)
             if type(result) is Reply:
-                status, payload, content_type, extra = result.status, result.body, result.content_type, result.headers
+                status, payload, content_type, extra = (
+                    result.status,
+                    result.body,
+                    result.content_type,
+                    result.headers,
+                )
             else:
                 status, payload, content_type = 200, dumps(result), JSON_TYPE
         except ClientGone:
@@ -234,14 +258,25 @@ class Dispatcher:
         except Exception as e:
             log.exception("Unexpected error in %s %s", method, label)
             status, content_type = 500, JSON_TYPE
-            payload = dumps({"error": "InternalError", "message": f"{type(e).__name__}: {e}. This is a bug in Featureline; the server log has the traceback."})
+            payload = dumps(
+                {
+                    "error": "InternalError",
+                    "message": f"{type(e).__name__}: {e}. This is a bug in Featureline; the server log has the traceback.",
+                }
+            )
         if status in CLOSE_STATUSES:
             extra = (*extra, *_CLOSE)
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", str(len(payload)).encode()), *extra],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(payload)).encode()),
+                    *extra,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
         self.metrics.observe(label, method, status, started)
 
@@ -255,9 +290,13 @@ class Dispatcher:
                 location = other.encode() + (b"?" + query if query else b"")
                 return Reply(b"", 307, b"text/plain; charset=utf-8", ((b"location", location),))
         plain = [p for p in self.endpoints if "{" not in p]
-        raise NotFoundError(f"No endpoint at `{path}`.{did_you_mean(path, plain)} Endpoints: {', '.join(self.endpoints)}; see /docs.")
+        raise NotFoundError(
+            f"No endpoint at `{path}`.{did_you_mean(path, plain)} Endpoints: {', '.join(self.endpoints)}; see /docs."
+        )
 
     def _not_allowed(self, scope: Any, methods: dict[str, Route]) -> MethodNotAllowed:
         allowed = ", ".join(sorted(methods))
         shown = ", ".join(m for m in sorted(methods) if m != "HEAD")
-        return MethodNotAllowed(f"`{scope['method']}` is not allowed on `{scope['path']}`. Fix: use {shown}.", allowed)
+        return MethodNotAllowed(
+            f"`{scope['method']}` is not allowed on `{scope['path']}`. Fix: use {shown}.", allowed
+        )

@@ -20,7 +20,12 @@ PUSH_MODES = ("online", "offline", "online_and_offline")
 EPOCH = "1970-01-01T00:00:00Z"  # what Feast prints for an unset timestamp (entity keys, NOT_FOUND)
 
 # Feast's FieldStatus names for Featureline's statuses
-STATUS = {"PRESENT": "PRESENT", "NOT_FOUND": "NOT_FOUND", "EXPIRED": "OUTSIDE_MAX_AGE", "STALE": "PRESENT"}
+STATUS = {
+    "PRESENT": "PRESENT",
+    "NOT_FOUND": "NOT_FOUND",
+    "EXPIRED": "OUTSIDE_MAX_AGE",
+    "STALE": "PRESENT",
+}
 
 
 def rfc3339(ts: datetime | None) -> str:
@@ -32,7 +37,9 @@ def rfc3339(ts: datetime | None) -> str:
 
         ts = ts.astimezone(UTC)
     us = ts.microsecond
-    base = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    base = (
+        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    )
     if not us:
         return base + "Z"
     if us % 1000 == 0:

@@ -59,14 +59,18 @@ class HostCheck:
             if port is None:
                 self.names.add(_bracket(name))
             elif not port.isdigit():
-                raise ValidationError(f"Bad allowed host `{h}`: the port `{port}` is not a number. Fix: write `name` or `name:port`.")
+                raise ValidationError(
+                    f"Bad allowed host `{h}`: the port `{port}` is not a number. Fix: write `name` or `name:port`."
+                )
             else:
                 self.exact.add(f"{_bracket(name)}:{int(port)}")
         try:
             self.hostname = socket.gethostname().lower()
         except OSError:  # pragma: no cover
             self.hostname = ""
-        self._ok: dict[tuple[Any, str], frozenset[bytes]] = {}  # (server address, scheme) -> Host values accepted
+        self._ok: dict[
+            tuple[Any, str], frozenset[bytes]
+        ] = {}  # (server address, scheme) -> Host values accepted
 
     def _accepted(self, server: Any, scheme: str) -> frozenset[bytes]:
         key = (server, scheme)
@@ -116,7 +120,9 @@ class HostCheck:
         return text
 
     def message(self, host: str, scope: Any) -> str:
-        accepted = sorted(v.decode() for v in self._accepted(scope.get("server"), scope.get("scheme", "http")))
+        accepted = sorted(
+            v.decode() for v in self._accepted(scope.get("server"), scope.get("scheme", "http"))
+        )
         accepted += [h for h in self.extra if h not in accepted]
         shown = host if len(host) <= 100 else host[:100] + "..."
         return (

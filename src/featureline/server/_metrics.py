@@ -14,7 +14,24 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # sub-millisecond buckets: an in-process online read takes tens of microseconds
-BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 log = logging.getLogger("featureline.server")
 
@@ -26,17 +43,27 @@ class FreshnessCollector(Collector):
         self._freshness = freshness
 
     def collect(self) -> Iterator[Metric]:
-        rows = GaugeMetricFamily("featureline_view_rows", "Rows stored for a feature view.", labels=["view"])
+        rows = GaugeMetricFamily(
+            "featureline_view_rows", "Rows stored for a feature view.", labels=["view"]
+        )
         stale = GaugeMetricFamily(
-            "featureline_view_staleness_seconds", "Now minus the newest event time of a feature view.", labels=["view"]
+            "featureline_view_staleness_seconds",
+            "Now minus the newest event time of a feature view.",
+            labels=["view"],
         )
         last_event = GaugeMetricFamily(
-            "featureline_view_last_event_timestamp_seconds", "Newest event time of a feature view (Unix seconds).", labels=["view"]
+            "featureline_view_last_event_timestamp_seconds",
+            "Newest event time of a feature view (Unix seconds).",
+            labels=["view"],
         )
         last_ingest = GaugeMetricFamily(
-            "featureline_view_last_ingested_timestamp_seconds", "Latest ingestion time of a feature view (Unix seconds).", labels=["view"]
+            "featureline_view_last_ingested_timestamp_seconds",
+            "Latest ingestion time of a feature view (Unix seconds).",
+            labels=["view"],
         )
-        up = GaugeMetricFamily("featureline_freshness_up", "1 when the store's freshness could be read at this scrape.")
+        up = GaugeMetricFamily(
+            "featureline_freshness_up", "1 when the store's freshness could be read at this scrape."
+        )
         try:
             info = self._freshness()
         except Exception:  # a scrape must never fail because one backend does

@@ -23,7 +23,13 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
-__all__ = ["DEFAULT_HEADER_TIMEOUT", "ENV_HEADER_TIMEOUT", "AutoProtocol", "H11Protocol", "HttpToolsProtocol"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "ENV_HEADER_TIMEOUT",
+    "AutoProtocol",
+    "H11Protocol",
+    "HttpToolsProtocol",
+]
 
 ENV_HEADER_TIMEOUT = "FEATURELINE_SERVE_HEADER_TIMEOUT"
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -39,11 +45,13 @@ def header_timeout_from_env() -> float:
 
 
 def _timeout_response(seconds: float) -> bytes:
-    body = json.dumps({
-        "error": "RequestTimeout",
-        "message": f"The request headers did not arrive within {seconds:g} s. Fix: send the whole request "
-        "at once, or start the server with a longer --header-timeout (server.header_timeout).",
-    }).encode()
+    body = json.dumps(
+        {
+            "error": "RequestTimeout",
+            "message": f"The request headers did not arrive within {seconds:g} s. Fix: send the whole request "
+            "at once, or start the server with a longer --header-timeout (server.header_timeout).",
+        }
+    ).encode()
     return (
         b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
@@ -63,10 +71,14 @@ class _HeaderDeadline:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._header_seconds = self.header_timeout if self.header_timeout is not None else header_timeout_from_env()
+        self._header_seconds = (
+            self.header_timeout if self.header_timeout is not None else header_timeout_from_env()
+        )
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_cycle: Any = None
-        self._header_bytes = False  # bytes of the awaited request arrived (then the answer is a 408)
+        self._header_bytes = (
+            False  # bytes of the awaited request arrived (then the answer is a 408)
+        )
 
     def _awaiting_headers(self) -> bool:
         cycle = self.cycle
@@ -85,7 +97,11 @@ class _HeaderDeadline:
 
     def _header_deadline(self) -> None:
         self._header_timer = None
-        if self.cycle is not self._header_cycle or not self._awaiting_headers() or self.transport.is_closing():
+        if (
+            self.cycle is not self._header_cycle
+            or not self._awaiting_headers()
+            or self.transport.is_closing()
+        ):
             return  # the headers arrived (the request is being served or was)
         if self._header_bytes:
             self.transport.write(_timeout_response(self._header_seconds))

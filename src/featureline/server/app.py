@@ -34,7 +34,14 @@ from featureline.server.routes import features, models, ops, push
 if TYPE_CHECKING:
     from featureline.feature_store import FeatureStore
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_ENTITIES", "ROUTE_MODULES", "FeatureServer", "app_from_env", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_ENTITIES",
+    "ROUTE_MODULES",
+    "FeatureServer",
+    "app_from_env",
+    "create_app",
+]
 
 log = logging.getLogger("featureline.server")
 
@@ -64,7 +71,9 @@ def create_app(
     from featureline.models import Predictor
 
     if max_entities < 1 or max_body_bytes < 1:
-        raise ValidationError(f"max_entities ({max_entities}) and max_body_bytes ({max_body_bytes}) must be positive.")
+        raise ValidationError(
+            f"max_entities ({max_entities}) and max_body_bytes ({max_body_bytes}) must be positive."
+        )
     owns = isinstance(store, str | os.PathLike)
     fs: FeatureStore = FeatureStore(store) if isinstance(store, str | os.PathLike) else store
     settings = fs.config.server
@@ -73,7 +82,9 @@ def create_app(
     spec = build_spec(max_entities, max_body_bytes)
     ctx = ServerContext(
         store=fs,
-        predictor=Predictor(fs, fs.models, fs.repo_path / "data" / "predictions", retention=settings.prediction_log),
+        predictor=Predictor(
+            fs, fs.models, fs.repo_path / "data" / "predictions", retention=settings.prediction_log
+        ),
         metrics=Metrics(fs.freshness),
         max_entities=max_entities,
         max_body_bytes=max_body_bytes,
@@ -82,7 +93,11 @@ def create_app(
     )
     dispatcher = Dispatcher(
         [r for module in ROUTE_MODULES for r in module.routes(ctx)],
-        metrics=ctx.metrics, hosts=hosts, max_body_bytes=max_body_bytes, deadlines=deadlines, endpoints=spec["paths"],
+        metrics=ctx.metrics,
+        hosts=hosts,
+        max_body_bytes=max_body_bytes,
+        deadlines=deadlines,
+        endpoints=spec["paths"],
     )
 
     @asynccontextmanager
@@ -118,6 +133,7 @@ class FeatureServer(Starlette):
 def app_from_env() -> FeatureServer:
     """App factory for `uvicorn --factory` (and `featureline serve --workers N`): reads FEATURELINE_REPO,
     limits, the body timeout and extra allowed hosts (unset: featureline.yaml's `server:`)."""
+
     def limit(name: str, default: int) -> int:
         raw = os.environ.get(name)
         if raw is None or raw == "":

@@ -62,7 +62,14 @@ class ExecutorContract:
     def root(self, tmp_path: Path) -> Path:
         return tmp_path / "artifacts"
 
-    def run(self, executor: Executor, p: Any, root: Path, params: dict[str, Any] | None = None, **kw: Any) -> RunResult:
+    def run(
+        self,
+        executor: Executor,
+        p: Any,
+        root: Path,
+        params: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> RunResult:
         return run(p, params, executor=executor, artifact_root=root, **kw)
 
     def test_capabilities_are_declared(self, executor: Executor) -> None:
@@ -75,7 +82,11 @@ class ExecutorContract:
     def test_linear_pipeline(self, executor: Executor, root: Path) -> None:
         r = self.run(executor, linear, root, {"n": 5})
         assert r.status == "succeeded", r.errors
-        assert r.statuses == {"make_table": "succeeded", "double": "succeeded", "table_sum": "succeeded"}
+        assert r.statuses == {
+            "make_table": "succeeded",
+            "double": "succeeded",
+            "table_sum": "succeeded",
+        }
         assert r.output("table_sum") == 20
         assert r.output("double").column("x").to_pylist() == [0, 2, 4, 6, 8]
         assert all(d >= 0 for d in r.durations.values())
@@ -86,7 +97,10 @@ class ExecutorContract:
             assert {s["step"] for s in got["steps"]} == {"make_table", "double", "table_sum"}
             ref = r.steps["double"].outputs["output"]
             up = md.lineage("artifact", ref.id, "up", 2)
-            assert {(e["src_kind"], e["relation"]) for e in up} >= {("step", "output"), ("artifact", "input")}
+            assert {(e["src_kind"], e["relation"]) for e in up} >= {
+                ("step", "output"),
+                ("artifact", "input"),
+            }
         finally:
             md.close()
 
@@ -102,7 +116,9 @@ class ExecutorContract:
         empty = self.run(executor, fan, root, {"n": 0})
         assert empty.status == "succeeded" and empty.output("add_all") == 0
 
-    def test_multiple_outputs_files_and_arrays(self, executor: Executor, root: Path, tmp_path: Path) -> None:
+    def test_multiple_outputs_files_and_arrays(
+        self, executor: Executor, root: Path, tmp_path: Path
+    ) -> None:
         r = self.run(executor, typed, root, {"folder": str(tmp_path / "notes"), "n": 5})
         assert r.status == "succeeded", r.errors
         assert r.output("bounds", "lo") == 0 and r.output("label") == "hi4"
@@ -124,16 +140,32 @@ class ExecutorContract:
         assert r2.output("label") == f"big{190 * 190}" and r2.statuses["label_2"] == "skipped"
         assert r2.output("label_3") == "deployed20"
 
-    def test_step_error_names_step_run_inputs_and_traceback(self, executor: Executor, root: Path) -> None:
+    def test_step_error_names_step_run_inputs_and_traceback(
+        self, executor: Executor, root: Path
+    ) -> None:
         r = self.run(executor, failing, root, {"n": 3})
         assert r.status == "failed"
         s = r.statuses
-        assert s["explode"] == "failed" and s["double"] == "cancelled" and s["table_sum"] == "cancelled"
-        assert s["double_2"] == "succeeded" and r.output("table_sum_2") == 6  # independent branch ran
+        assert (
+            s["explode"] == "failed"
+            and s["double"] == "cancelled"
+            and s["table_sum"] == "cancelled"
+        )
+        assert (
+            s["double_2"] == "succeeded" and r.output("table_sum_2") == 6
+        )  # independent branch ran
         err = r.errors["explode"]
         table_id = r.steps["make_table"].outputs["output"].id
         text = str(err)
-        for needle in ("`explode`", r.run_id, table_id, "bad input", "ValueError: boom", "raise ValueError", "Traceback"):
+        for needle in (
+            "`explode`",
+            r.run_id,
+            table_id,
+            "bad input",
+            "ValueError: boom",
+            "raise ValueError",
+            "Traceback",
+        ):
             assert needle in text, needle
         assert err.step == "explode" and err.run_id == r.run_id and err.inputs["t"] == table_id
         copy = pickle.loads(pickle.dumps(err))
@@ -144,9 +176,14 @@ class ExecutorContract:
     def test_fail_fast_cancels_pending_work(self, executor: Executor, root: Path) -> None:
         r = self.run(executor, failing, root, {"n": 3}, fail_fast=True)
         assert r.status == "failed" and r.statuses["explode"] == "failed"
-        assert r.statuses["table_sum"] == "cancelled" and r.statuses["table_sum_2"] in ("cancelled", "succeeded")
+        assert r.statuses["table_sum"] == "cancelled" and r.statuses["table_sum_2"] in (
+            "cancelled",
+            "succeeded",
+        )
 
-    def test_retry_succeeds_on_second_attempt(self, executor: Executor, root: Path, tmp_path: Path) -> None:
+    def test_retry_succeeds_on_second_attempt(
+        self, executor: Executor, root: Path, tmp_path: Path
+    ) -> None:
         counter = tmp_path / "count"
         r = self.run(executor, retrying, root, {"counter": str(counter)})
         assert r.status == "succeeded", r.errors
@@ -180,14 +217,20 @@ class ExecutorContract:
         fresh = self.run(executor, fan, root, {"n": 3}, cache=False)
         assert set(fresh.statuses.values()) == {"succeeded"}
         changed = self.run(executor, fan, root, {"n": 4})
-        assert changed.statuses["numbers"] == "succeeded" and changed.statuses["add_all_2"] == "cached"
+        assert (
+            changed.statuses["numbers"] == "succeeded" and changed.statuses["add_all_2"] == "cached"
+        )
 
     def test_cache_miss_when_an_artifact_is_deleted(self, executor: Executor, root: Path) -> None:
         first = self.run(executor, linear, root, {"n": 3})
         ref = first.steps["double"].outputs["output"]
         os.remove(ref.uri)
         again = self.run(executor, linear, root, {"n": 3})
-        assert again.statuses == {"make_table": "cached", "double": "succeeded", "table_sum": "cached"}
+        assert again.statuses == {
+            "make_table": "cached",
+            "double": "succeeded",
+            "table_sum": "cached",
+        }
         assert again.output("double").column("x").to_pylist() == [0, 2, 4]
 
     def test_step_logs_are_captured(self, executor: Executor, root: Path) -> None:
@@ -203,7 +246,9 @@ class ExecutorContract:
         finally:
             md.close()
 
-    def test_a_step_made_in_a_function_travels_by_value(self, executor: Executor, root: Path) -> None:
+    def test_a_step_made_in_a_function_travels_by_value(
+        self, executor: Executor, root: Path
+    ) -> None:
         offset = 5
 
         def plus_offset(x: int) -> int:  # a helper the worker cannot import either
@@ -221,16 +266,24 @@ class ExecutorContract:
         assert r.status == "succeeded", r.errors
         assert r.output("local") == 7
 
-    def test_sigkilled_step_is_retried(self, executor: Executor, root: Path, tmp_path: Path) -> None:
+    def test_sigkilled_step_is_retried(
+        self, executor: Executor, root: Path, tmp_path: Path
+    ) -> None:
         if not executor.capabilities.isolation:
-            pytest.skip("this executor runs steps in the runner's process: SIGKILL would end the test run")
+            pytest.skip(
+                "this executor runs steps in the runner's process: SIGKILL would end the test run"
+            )
         r = self.run(executor, crash_once, root, {"counter": str(tmp_path / "c")})
         assert r.status == "succeeded", r.errors
         assert r.steps["killed_once"].attempts == 2
 
-    def test_sigkilled_step_without_retries_fails_clearly(self, executor: Executor, root: Path, tmp_path: Path) -> None:
+    def test_sigkilled_step_without_retries_fails_clearly(
+        self, executor: Executor, root: Path, tmp_path: Path
+    ) -> None:
         if not executor.capabilities.isolation:
-            pytest.skip("this executor runs steps in the runner's process: SIGKILL would end the test run")
+            pytest.skip(
+                "this executor runs steps in the runner's process: SIGKILL would end the test run"
+            )
         counter = tmp_path / "c"
         r = self.run(executor, crash_always, root, {"counter": str(counter)})
         assert r.status == "failed" and counter.read_text() == "1"

@@ -352,16 +352,29 @@ class ModelRegistryContract:
         from featureline.errors import NotFoundError, ValidationError
 
         assert store.register_model_version("fraud", self._ref(1), {"metrics": {"auc": 0.8}}) == 1
-        assert store.register_model_version("fraud", self._ref(2), {"metrics": {"auc": 0.9}, "features": ["v@v1:f"]}) == 2
+        assert (
+            store.register_model_version(
+                "fraud", self._ref(2), {"metrics": {"auc": 0.9}, "features": ["v@v1:f"]}
+            )
+            == 2
+        )
         assert store.get_model_version("fraud")["version"] == 2
         assert store.get_model_version("fraud", 1)["card"] == {"metrics": {"auc": 0.8}}
         store.set_model_alias("fraud", "production", 1)
         got = store.get_model_version("fraud", "production")
-        assert got["version"] == 1 and got["aliases"] == ["production"] and got["artifact"] == self._ref(1)
+        assert (
+            got["version"] == 1
+            and got["aliases"] == ["production"]
+            and got["artifact"] == self._ref(1)
+        )
         store.set_model_alias("fraud", "production", 2)  # aliases move
         assert store.get_model_version("fraud", "production")["version"] == 2
-        assert [(m["name"], m["version"], m["aliases"]) for m in store.list_model_versions("fraud")] == [("fraud", 2, ["production"]), ("fraud", 1, [])]
-        with pytest.raises(NotFoundError, match=r"no alias `producton`\. Did you mean `production`"):
+        assert [
+            (m["name"], m["version"], m["aliases"]) for m in store.list_model_versions("fraud")
+        ] == [("fraud", 2, ["production"]), ("fraud", 1, [])]
+        with pytest.raises(
+            NotFoundError, match=r"no alias `producton`\. Did you mean `production`"
+        ):
             store.get_model_version("fraud", "producton")
         with pytest.raises(NotFoundError, match=r"Did you mean `fraud`"):
             store.get_model_version("frau")
@@ -370,14 +383,29 @@ class ModelRegistryContract:
         with pytest.raises(ValidationError, match=r"ambiguous"):
             store.set_model_alias("fraud", "latest", 1)
 
-    def test_registering_the_same_model_on_the_same_training_set_returns_its_version(self, store: Any) -> None:
+    def test_registering_the_same_model_on_the_same_training_set_returns_its_version(
+        self, store: Any
+    ) -> None:
         card = {"metrics": {"auc": 0.8}, "training": {"training_set_id": "ts-1"}}
         assert store.register_model_version_once("churn", self._ref(1), card) == (1, True)
-        assert store.register_model_version_once("churn", self._ref(1), {**card, "metrics": {"auc": 0.9}}) == (1, False)
-        assert store.register_model_version_once("churn", self._ref(1), {"training": {"training_set_id": "ts-2"}}) == (2, True)
+        assert store.register_model_version_once(
+            "churn", self._ref(1), {**card, "metrics": {"auc": 0.9}}
+        ) == (1, False)
+        assert store.register_model_version_once(
+            "churn", self._ref(1), {"training": {"training_set_id": "ts-2"}}
+        ) == (2, True)
         assert store.register_model_version_once("churn", self._ref(2), card) == (3, True)
-        assert store.register_model_version_once("churn", self._ref(3), {}) == (4, True)  # no training set
-        assert store.register_model_version_once("churn", self._ref(3), {"metrics": {}}) == (4, False)
-        assert store.register_model_version_once("other", self._ref(1), card) == (1, True)  # per model name
+        assert store.register_model_version_once("churn", self._ref(3), {}) == (
+            4,
+            True,
+        )  # no training set
+        assert store.register_model_version_once("churn", self._ref(3), {"metrics": {}}) == (
+            4,
+            False,
+        )
+        assert store.register_model_version_once("other", self._ref(1), card) == (
+            1,
+            True,
+        )  # per model name
         assert store.get_model_version("churn", 1)["card"] == card  # the first card stays
         assert [m["version"] for m in store.list_model_versions("churn")] == [4, 3, 2, 1]

@@ -39,31 +39,47 @@ def _view(ttl: timedelta | None) -> FeatureView:
         name="v",
         entities=[USER],
         schema=[Field("user_id", Int64), Field("x", Float64), Field("tag", String)],
-        source=FileSource(path="unused.parquet", timestamp_field="event_timestamp", created_timestamp_field="created"),
+        source=FileSource(
+            path="unused.parquet",
+            timestamp_field="event_timestamp",
+            created_timestamp_field="created",
+        ),
         ttl=ttl,
     )
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:
-    return pa.table({
-        "user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
-        "event_timestamp": pa.array([r["event_timestamp"] for r in rows], TS),
-        "created": pa.array([r["created"] for r in rows], TS),
-        "x": pa.array([r["x"] for r in rows], pa.float64()),
-        "tag": pa.array([r["tag"] for r in rows], pa.string()),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
+            "event_timestamp": pa.array([r["event_timestamp"] for r in rows], TS),
+            "created": pa.array([r["created"] for r in rows], TS),
+            "x": pa.array([r["x"] for r in rows], pa.float64()),
+            "tag": pa.array([r["tag"] for r in rows], pa.string()),
+        }
+    )
 
 
-_row = st.fixed_dictionaries({
-    "user_id": st.integers(0, 2),
-    "event_timestamp": st.integers(0, 5).map(lambda s: BASE + timedelta(seconds=s)),
-    "created": st.one_of(st.none(), st.integers(0, 2).map(lambda s: BASE + timedelta(seconds=s))),
-    "x": st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
-    "tag": st.one_of(st.none(), st.sampled_from(["a", "b"])),
-})
+_row = st.fixed_dictionaries(
+    {
+        "user_id": st.integers(0, 2),
+        "event_timestamp": st.integers(0, 5).map(lambda s: BASE + timedelta(seconds=s)),
+        "created": st.one_of(
+            st.none(), st.integers(0, 2).map(lambda s: BASE + timedelta(seconds=s))
+        ),
+        "x": st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
+        "tag": st.one_of(st.none(), st.sampled_from(["a", "b"])),
+    }
+)
 
 
-def _ingest_all(store: OfflineStore, view: FeatureView, ref: RefView, batches: list[list[dict[str, Any]]], compact_after: int) -> list[datetime]:
+def _ingest_all(
+    store: OfflineStore,
+    view: FeatureView,
+    ref: RefView,
+    batches: list[list[dict[str, Any]]],
+    compact_after: int,
+) -> list[datetime]:
     cuts = []
     for i, rows in enumerate(batches):
         r = store.ingest(view, _table(rows))
@@ -76,7 +92,11 @@ def _ingest_all(store: OfflineStore, view: FeatureView, ref: RefView, batches: l
 
 def _entities() -> list[dict[str, Any]]:
     return [
-        {"user_id": k, "event_timestamp": BASE + timedelta(seconds=s, microseconds=u), "label": f"{k}-{s}-{u}"}
+        {
+            "user_id": k,
+            "event_timestamp": BASE + timedelta(seconds=s, microseconds=u),
+            "label": f"{k}-{s}-{u}",
+        }
         for k in (0, 1, 2, 3)
         for s in range(7)
         for u in (0, 1)
@@ -94,14 +114,20 @@ class OfflineEngineContract:
         assert isinstance(engine.capabilities, EngineCapabilities)
         assert isinstance(engine.name, str) and engine.name
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     @given(
         batches=st.lists(st.lists(_row, min_size=1, max_size=6), min_size=1, max_size=4),
         ttl_s=st.sampled_from([None, 0, 2]),
         compact_after=st.integers(-1, 3),
     )
     def test_point_in_time_join_equals_reference(
-        self, engine: OfflineEngine, batches: list[list[dict[str, Any]]], ttl_s: int | None, compact_after: int
+        self,
+        engine: OfflineEngine,
+        batches: list[list[dict[str, Any]]],
+        ttl_s: int | None,
+        compact_after: int,
     ) -> None:
         ttl = None if ttl_s is None else timedelta(seconds=ttl_s)
         view = _view(ttl)
@@ -110,11 +136,13 @@ class OfflineEngineContract:
             store = OfflineStore(Path(tmp), engine)
             cuts = _ingest_all(store, view, ref, batches, compact_after)
             ents = _entities()
-            frame = pa.table({
-                "user_id": pa.array([e["user_id"] for e in ents], pa.int64()),
-                "event_timestamp": pa.array([e["event_timestamp"] for e in ents], TS),
-                "label": [e["label"] for e in ents],
-            })
+            frame = pa.table(
+                {
+                    "user_id": pa.array([e["user_id"] for e in ents], pa.int64()),
+                    "event_timestamp": pa.array([e["event_timestamp"] for e in ents], TS),
+                    "label": [e["label"] for e in ents],
+                }
+            )
             resolved = [(_ref(f), view) for f in FEATURES]
             for as_of in [None, BASE, *cuts]:
                 us = dt_to_us(as_of) if as_of is not None else None
@@ -122,8 +150,13 @@ class OfflineEngineContract:
                 want = point_in_time_join(ents, [(ref, f) for f in FEATURES], as_of=as_of)
                 assert got.to_pylist() == want, f"as_of={as_of}"
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(batches=st.lists(st.lists(_row, min_size=1, max_size=6), min_size=1, max_size=4), compact_after=st.integers(-1, 3))
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        batches=st.lists(st.lists(_row, min_size=1, max_size=6), min_size=1, max_size=4),
+        compact_after=st.integers(-1, 3),
+    )
     def test_winners_latest_rows_and_profile_equal_reference(
         self, engine: OfflineEngine, batches: list[list[dict[str, Any]]], compact_after: int
     ) -> None:
@@ -135,29 +168,54 @@ class OfflineEngineContract:
             _ingest_all(store, view, ref, batches, compact_after)
             parts = store.parts("v", 1)
             # materialization: per key, the greatest (event, created, ingested, seq)
-            got = {r["user_id"]: r for t in engine.winners(view, parts, None, None, None, 2) for r in t.to_pylist()}
+            got = {
+                r["user_id"]: r
+                for t in engine.winners(view, parts, None, None, None, 2)
+                for r in t.to_pylist()
+            }
             for k in (0, 1, 2, 3):
                 w = winner(ref, {"user_id": k}, far)
                 assert (k in got) == (w is not None)
                 if w is not None:
-                    assert (got[k]["x"], got[k]["tag"], got[k]["__event_us"]) == (w["x"], w["tag"], dt_to_us(w["event_timestamp"]))
+                    assert (got[k]["x"], got[k]["tag"], got[k]["__event_us"]) == (
+                        w["x"],
+                        w["tag"],
+                        dt_to_us(w["event_timestamp"]),
+                    )
             # the winners of one batch in memory (a push's online apply)
             last = _table(batches[-1])
             from featureline.offline._ingest import prepare_batch
 
             stored, _ = prepare_batch(view, last, {"user_id": "Int64"})
-            one = RefView("v", ["user_id"], FEATURES, None, [RefBatch(BASE, batches[-1])], created_ts="created")
-            mine = {r["user_id"]: r for t in engine.batch_winners(view, stored, 5, 1000) for r in t.to_pylist()}
+            one = RefView(
+                "v",
+                ["user_id"],
+                FEATURES,
+                None,
+                [RefBatch(BASE, batches[-1])],
+                created_ts="created",
+            )
+            mine = {
+                r["user_id"]: r
+                for t in engine.batch_winners(view, stored, 5, 1000)
+                for r in t.to_pylist()
+            }
             for k in (0, 1, 2):
                 w = winner(one, {"user_id": k}, far)
                 assert (k in mine) == (w is not None)
                 if w is not None:
-                    assert (mine[k]["x"], mine[k]["tag"], mine[k]["__ingested_us"]) == (w["x"], w["tag"], 5)
+                    assert (mine[k]["x"], mine[k]["tag"], mine[k]["__ingested_us"]) == (
+                        w["x"],
+                        w["tag"],
+                        5,
+                    )
             # latest rows: one tie winner per (key, event time), newest first
             rows = store.latest_rows(view).to_pylist()
             pairs = {(r["user_id"], r["event_timestamp"]) for b in batches for r in b}
             assert len(rows) == len(pairs)
-            assert [r["event_timestamp"] for r in rows] == sorted((r["event_timestamp"] for r in rows), reverse=True)
+            assert [r["event_timestamp"] for r in rows] == sorted(
+                (r["event_timestamp"] for r in rows), reverse=True
+            )
             for r in rows:
                 w = winner(ref, {"user_id": r["user_id"]}, r["event_timestamp"])
                 assert w is not None and (r["x"], r["tag"]) == (w["x"], w["tag"])
@@ -165,7 +223,9 @@ class OfflineEngineContract:
             prof = store.profile(view)
             total = sum(len(b) for b in batches)
             assert prof["rows"] == total and prof["superseded_rows"] == total - len(pairs)
-            assert prof["first_event"] == min(p[1] for p in pairs) and prof["last_event"] == max(p[1] for p in pairs)
+            assert prof["first_event"] == min(p[1] for p in pairs) and prof["last_event"] == max(
+                p[1] for p in pairs
+            )
 
 
 def _ref(feature: str) -> Any:

@@ -46,7 +46,9 @@ def _rank(row: dict[str, Any], view: RefView, batch: RefBatch, seq: int) -> tupl
     return (row[view.event_ts], created_rank, batch.ingested_at, seq)
 
 
-def winner(view: RefView, keys: dict[str, Any], t: datetime, as_of: datetime | None = None) -> dict[str, Any] | None:
+def winner(
+    view: RefView, keys: dict[str, Any], t: datetime, as_of: datetime | None = None
+) -> dict[str, Any] | None:
     """The row of `view` a training set returns for entity `keys` at time `t`, or None."""
     best: dict[str, Any] | None = None
     best_rank: tuple[Any, ...] | None = None

@@ -103,9 +103,7 @@ def _append_worker(
         store.close()
 
 
-def _cas_worker(
-    store: RegistryStore, worker: int, count: int, barrier: Any, results: Any
-) -> None:
+def _cas_worker(store: RegistryStore, worker: int, count: int, barrier: Any, results: Any) -> None:
     """Runs in a spawned process: `count` read-modify-write updates, each a compare-and-swap.
 
     Each update reads the latest snapshot, adds this worker's mark to its `log` and appends

@@ -13,7 +13,13 @@ from typing import Any
 from featureline.errors import ConfigError, did_you_mean
 from featureline.offline.engines._base import EngineCapabilities, OfflineEngine
 
-__all__ = ["ENGINE_TYPES", "EngineCapabilities", "OfflineEngine", "open_engine", "validate_engine_config"]
+__all__ = [
+    "ENGINE_TYPES",
+    "EngineCapabilities",
+    "OfflineEngine",
+    "open_engine",
+    "validate_engine_config",
+]
 
 
 ENGINE_TYPES = ("duckdb",)
@@ -24,7 +30,9 @@ def validate_engine_config(raw: dict[str, Any]) -> list[str]:
     """Problems with an `offline_store:` mapping (unknown type or key), each naming the valid ones."""
     kind = raw.get("type", "duckdb")
     if kind not in ENGINE_TYPES:
-        return [f"`offline_store.type: {kind}` is not an offline engine.{did_you_mean(str(kind), ENGINE_TYPES)} Valid: {', '.join(ENGINE_TYPES)}."]
+        return [
+            f"`offline_store.type: {kind}` is not an offline engine.{did_you_mean(str(kind), ENGINE_TYPES)} Valid: {', '.join(ENGINE_TYPES)}."
+        ]
     keys = _KEYS[kind]
     problems = [
         f"unknown setting `offline_store.{k}` for type {kind}.{did_you_mean(str(k), keys)} Valid: {', '.join(sorted(keys))}."
@@ -32,11 +40,15 @@ def validate_engine_config(raw: dict[str, Any]) -> list[str]:
         if k not in keys
     ]
     threads = raw.get("threads")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
         problems.append(f"`offline_store.threads` must be a positive integer, got `{threads!r}`.")
     limit = raw.get("memory_limit")
     if limit is not None and not isinstance(limit, str):
-        problems.append(f"`offline_store.memory_limit` must be a size such as `4GB`, got `{limit!r}`.")
+        problems.append(
+            f"`offline_store.memory_limit` must be a size such as `4GB`, got `{limit!r}`."
+        )
     return problems
 
 
@@ -45,7 +57,9 @@ def open_engine(raw: dict[str, Any] | None = None) -> OfflineEngine:
     raw = dict(raw or {})
     problems = validate_engine_config(raw)
     if problems:
-        raise ConfigError("Problems in `offline_store`:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise ConfigError(
+            "Problems in `offline_store`:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
     from featureline.offline.engines.duckdb import DuckDBEngine
 
     return DuckDBEngine(threads=raw.get("threads"), memory_limit=raw.get("memory_limit"))

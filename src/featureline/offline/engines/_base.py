@@ -38,7 +38,13 @@ class OfflineEngine(Protocol):
         ...
 
     def winners(
-        self, view: FeatureView, parts: list[PartRef], since_us: int | None, start_us: int | None, end_us: int | None, chunk_rows: int
+        self,
+        view: FeatureView,
+        parts: list[PartRef],
+        since_us: int | None,
+        start_us: int | None,
+        end_us: int | None,
+        chunk_rows: int,
     ) -> Iterator[pa.Table]:
         """Per key, the row with the greatest (event, created, ingested, seq) — for materialization.
 
@@ -47,7 +53,9 @@ class OfflineEngine(Protocol):
         """
         ...
 
-    def batch_winners(self, view: FeatureView, stored: pa.Table, ingested_at_us: int, chunk_rows: int) -> Iterator[pa.Table]:
+    def batch_winners(
+        self, view: FeatureView, stored: pa.Table, ingested_at_us: int, chunk_rows: int
+    ) -> Iterator[pa.Table]:
         """`winners` over one committed batch held in memory (the online apply of a push)."""
         ...
 

@@ -27,7 +27,9 @@ class DuckDBEngine:
     """One in-memory DuckDB database per engine; a cursor per call, so threads may share it."""
 
     name = "duckdb"
-    capabilities = EngineCapabilities(asof_join=True, streams_results=True, distributed=False, spills_to_disk=True)
+    capabilities = EngineCapabilities(
+        asof_join=True, streams_results=True, distributed=False, spills_to_disk=True
+    )
 
     def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
         self._threads = threads
@@ -47,7 +49,9 @@ class DuckDBEngine:
                 if self._memory_limit:
                     cfg["memory_limit"] = self._memory_limit
                 self._con = duckdb.connect(config=cfg)
-                self._con.execute("SET enable_progress_bar = false")  # never print bars from a library
+                self._con.execute(
+                    "SET enable_progress_bar = false"
+                )  # never print bars from a library
             return self._con.cursor()
 
     def point_in_time_join(self, entities: pa.Table, spec: JoinSpec) -> pa.Table:
@@ -70,7 +74,9 @@ class DuckDBEngine:
         finally:
             con.close()
 
-    def _stream(self, sql: str, chunk_rows: int, register: tuple[str, pa.Table] | None = None) -> Iterator[pa.Table]:
+    def _stream(
+        self, sql: str, chunk_rows: int, register: tuple[str, pa.Table] | None = None
+    ) -> Iterator[pa.Table]:
         con = self.connection()
         try:
             if register is not None:
@@ -81,16 +87,32 @@ class DuckDBEngine:
             con.close()
 
     def winners(
-        self, view: FeatureView, parts: list[PartRef], since_us: int | None, start_us: int | None, end_us: int | None, chunk_rows: int
+        self,
+        view: FeatureView,
+        parts: list[PartRef],
+        since_us: int | None,
+        start_us: int | None,
+        end_us: int | None,
+        chunk_rows: int,
     ) -> Iterator[pa.Table]:
         if not parts:
             return iter(())
         feats = [f.name for f in view.features]
-        return self._stream(scan_winners_sql(view.join_keys, feats, parts, since_us, start_us, end_us), chunk_rows)
+        return self._stream(
+            scan_winners_sql(view.join_keys, feats, parts, since_us, start_us, end_us), chunk_rows
+        )
 
-    def batch_winners(self, view: FeatureView, stored: pa.Table, ingested_at_us: int, chunk_rows: int) -> Iterator[pa.Table]:
+    def batch_winners(
+        self, view: FeatureView, stored: pa.Table, ingested_at_us: int, chunk_rows: int
+    ) -> Iterator[pa.Table]:
         feats = [f.name for f in view.features]
-        cols = [*(q(k) for k in view.join_keys), EVENT_TS, CREATED_TS, f"{int(ingested_at_us)}::BIGINT AS {INGESTED_AT}", SEQ]
+        cols = [
+            *(q(k) for k in view.join_keys),
+            EVENT_TS,
+            CREATED_TS,
+            f"{int(ingested_at_us)}::BIGINT AS {INGESTED_AT}",
+            SEQ,
+        ]
         cols += [q(f) for f in feats]
         sql = winners_sql(view.join_keys, feats, f"SELECT {', '.join(cols)} FROM __batch")
         return self._stream(sql, chunk_rows, ("__batch", stored))
@@ -99,7 +121,9 @@ class DuckDBEngine:
         sql = merge_parts_sql(view.join_keys, [f.name for f in view.features], parts)
         con = self.connection()
         try:
-            con.execute(f"COPY ({sql}) TO {lit(str(dest))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)")
+            con.execute(
+                f"COPY ({sql}) TO {lit(str(dest))} (FORMAT parquet, COMPRESSION lz4, ROW_GROUP_SIZE 1048576)"
+            )
         finally:
             con.close()
 
@@ -111,7 +135,12 @@ class DuckDBEngine:
         present = set().union(*(p.columns or [f.name for f in view.features] for p in parts))
         stat_features = [f for f in view.features if f.name in present]
         keys = ", ".join(q(k) for k in view.join_keys)
-        exprs = ["count(*) AS n", f"min({EVENT_TS}) AS tmin", f"max({EVENT_TS}) AS tmax", f"count(DISTINCT ({keys}, {EVENT_TS})) AS uniq"]
+        exprs = [
+            "count(*) AS n",
+            f"min({EVENT_TS}) AS tmin",
+            f"max({EVENT_TS}) AS tmax",
+            f"count(DISTINCT ({keys}, {EVENT_TS})) AS uniq",
+        ]
         for i, f in enumerate(stat_features):
             c = q(f.name)
             exprs.append(f"count({c}) AS c{i}")
@@ -122,7 +151,9 @@ class DuckDBEngine:
                 exprs.append(f"avg({c}) AS m{i}")
         con = self.connection()
         try:
-            cur = con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)")
+            cur = con.execute(
+                f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)"
+            )
             row = cur.fetchone()
             names = [d[0] for d in cur.description]
         finally:
@@ -130,7 +161,9 @@ class DuckDBEngine:
         r = dict(zip(names, row or (), strict=True))
         n = int(r["n"])
         # rows that no longer win their (keys, event time): superseded by a correction or a tie
-        out.update(rows=n, first_event=r["tmin"], last_event=r["tmax"], superseded_rows=n - int(r["uniq"]))
+        out.update(
+            rows=n, first_event=r["tmin"], last_event=r["tmax"], superseded_rows=n - int(r["uniq"])
+        )
         for i, f in enumerate(stat_features):
             nonnull = int(r[f"c{i}"])
             out["features"][f.name] = {

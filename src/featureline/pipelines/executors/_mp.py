@@ -47,12 +47,22 @@ def _popen_without_main(method: str) -> type:
     """The standard library's Popen class for `method`, with `_launch` seeing `_SpawnWithoutMain`."""
     found = _POPEN.get(method)
     if found is None:
-        name = "popen_forkserver" if method == "forkserver" else "popen_spawn_win32" if sys.platform == "win32" else "popen_spawn_posix"
+        name = (
+            "popen_forkserver"
+            if method == "forkserver"
+            else "popen_spawn_win32"
+            if sys.platform == "win32"
+            else "popen_spawn_posix"
+        )
         base = importlib.import_module(f"multiprocessing.{name}").Popen
         launch = base._launch
         names = {**launch.__globals__, "spawn": _SpawnWithoutMain()}
-        rebound = types.FunctionType(launch.__code__, names, launch.__name__, launch.__defaults__, launch.__closure__)
-        found = _POPEN[method] = type("Popen", (base,), {"_launch": rebound, "__module__": __name__})
+        rebound = types.FunctionType(
+            launch.__code__, names, launch.__name__, launch.__defaults__, launch.__closure__
+        )
+        found = _POPEN[method] = type(
+            "Popen", (base,), {"_launch": rebound, "__module__": __name__}
+        )
     return found
 
 

@@ -117,14 +117,21 @@ def execute_pickled(data: bytes) -> TaskResult:
     return execute_task(pickle.loads(data))
 
 
-def _error(task: StepTask, what: str, tb: str = "", error_type: str = "", retryable: bool = True) -> StepError:
+def _error(
+    task: StepTask, what: str, tb: str = "", error_type: str = "", retryable: bool = True
+) -> StepError:
     inputs = dict(task.input_ids)
     for k, v in task.params.items():
         if k not in inputs:
             inputs[k] = _short(v)
     return StepError.build(
-        what, step=task.name, run_id=task.run_id, inputs=inputs, traceback=tb,
-        error_type=error_type, retryable=retryable,
+        what,
+        step=task.name,
+        run_id=task.run_id,
+        inputs=inputs,
+        traceback=tb,
+        error_type=error_type,
+        retryable=retryable,
     )
 
 
@@ -138,7 +145,9 @@ def _attempt(task: StepTask, res: TaskResult, log: IO[str]) -> None:
     try:
         kwargs = _load_inputs(task, store)
     except Exception as e:
-        res.error = _error(task, f"could not load its inputs: {type(e).__name__}: {e}", error_type=type(e).__name__)
+        res.error = _error(
+            task, f"could not load its inputs: {type(e).__name__}: {e}", error_type=type(e).__name__
+        )
         return
     t0 = time.monotonic()
     # steps may record lineage: tell them which run and step they are (built-in steps do)
@@ -157,7 +166,11 @@ def _attempt(task: StepTask, res: TaskResult, log: IO[str]) -> None:
         return
     if task.timeout is not None and time.monotonic() - t0 > task.timeout:
         res.timed_out = True
-        res.error = _error(task, f"timed out after {task.timeout:g} s (it could not be interrupted)", error_type="TimeoutError")
+        res.error = _error(
+            task,
+            f"timed out after {task.timeout:g} s (it could not be interrupted)",
+            error_type="TimeoutError",
+        )
         return
     _store_outputs(task, res, value, store)
 
@@ -180,7 +193,11 @@ def _load_inputs(task: StepTask, store: Any) -> dict[str, Any]:
             kwargs[name] = store.get(a)
     for name, spec in task.step.inputs.items():
         ann = spec.annotation
-        if isinstance(ann, type) and issubclass(ann, PurePath) and isinstance(kwargs.get(name), str):
+        if (
+            isinstance(ann, type)
+            and issubclass(ann, PurePath)
+            and isinstance(kwargs.get(name), str)
+        ):
             kwargs[name] = ann(kwargs[name])
     return kwargs
 
@@ -199,8 +216,14 @@ def _split(task: StepTask, value: Any) -> dict[str, Any]:
         return {n: value[n] for n in names}
     if isinstance(value, (tuple, list)) and len(value) == len(names):
         return dict(zip(names, value, strict=True))
-    got = f"a {type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) else f"`{type(value).__name__}`"
-    raise _BadReturn(f"declares outputs {shown} but returned {got}; return a tuple or dict with exactly those")
+    got = (
+        f"a {type(value).__name__} of {len(value)}"
+        if isinstance(value, (tuple, list))
+        else f"`{type(value).__name__}`"
+    )
+    raise _BadReturn(
+        f"declares outputs {shown} but returned {got}; return a tuple or dict with exactly those"
+    )
 
 
 class _BadReturn(Exception):
@@ -223,7 +246,11 @@ def _store_outputs(task: StepTask, res: TaskResult, value: Any, store: Any) -> N
             res.error = _error(task, what, error_type="ValidationError", retryable=False)
             return
         except Exception as e:
-            res.error = _error(task, f"storing output `{name}` failed: {type(e).__name__}: {e}", error_type=type(e).__name__)
+            res.error = _error(
+                task,
+                f"storing output `{name}` failed: {type(e).__name__}: {e}",
+                error_type=type(e).__name__,
+            )
             return
         res.outputs[name] = ref
         numbers = tracked_metrics(name, obj)

@@ -92,12 +92,18 @@ class ProcessExecutor:
         methods = mp.get_all_start_methods()
         self.context = context or ("forkserver" if "forkserver" in methods else "spawn")
         if self.context == "fork":
-            raise ConfigError("The `fork` start method is unsafe with threads. Fix: use `forkserver` or `spawn`.")
+            raise ConfigError(
+                "The `fork` start method is unsafe with threads. Fix: use `forkserver` or `spawn`."
+            )
         self.preload = tuple(preload)
         self.timeout_grace = timeout_grace
         self.capabilities = ExecutorCapabilities(
-            isolation=True, parallel=True, remote=False, kill=True,
-            max_parallel=self.max_workers, capture="fd",
+            isolation=True,
+            parallel=True,
+            remote=False,
+            kill=True,
+            max_parallel=self.max_workers,
+            capture="fd",
         )
         self._lock = threading.RLock()
         self._flag_lock = threading.Lock()
@@ -123,7 +129,9 @@ class ProcessExecutor:
         ctx = context_without_main(self.context)
         if self.context == "forkserver":
             ctx.set_forkserver_preload([*_PRELOAD, *self.preload])
-        return ProcessPoolExecutor(self.max_workers, mp_context=ctx, initializer=warm, initargs=(self.preload,))
+        return ProcessPoolExecutor(
+            self.max_workers, mp_context=ctx, initializer=warm, initargs=(self.preload,)
+        )
 
     def start(self) -> None:
         """Create the pool and start every worker now (idempotent)."""
@@ -147,7 +155,9 @@ class ProcessExecutor:
             self._records.clear()
         for rec in records:
             if not rec.outer.done():
-                rec.outer.set_exception(WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down"))
+                rec.outer.set_exception(
+                    WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down")
+                )
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         if self._tmp:
@@ -162,7 +172,9 @@ class ProcessExecutor:
         task.pid_path = os.path.join(self._tmp, f"{uuid.uuid4().hex}.pid")
         import cloudpickle
 
-        rec = _Record(task, cloudpickle.dumps(task, protocol=5))  # unpicklable: raises here, to the caller
+        rec = _Record(
+            task, cloudpickle.dumps(task, protocol=5)
+        )  # unpicklable: raises here, to the caller
         with self._lock:
             self._records[id(rec)] = rec
             self._submit_locked(rec)
@@ -172,7 +184,9 @@ class ProcessExecutor:
         pool = self._pool
         rec.pool, rec.inner = pool, None
         if pool is None:
-            rec.outer.set_exception(WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down"))
+            rec.outer.set_exception(
+                WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down")
+            )
             return
         try:
             inner = pool.submit(execute_pickled, rec.payload)
@@ -209,7 +223,9 @@ class ProcessExecutor:
             if id(pool) in self._recovering:
                 return
             self._recovering.add(id(pool))
-        threading.Thread(target=self._recover, args=(pool, procs), name="featureline-pool-recovery", daemon=True).start()
+        threading.Thread(
+            target=self._recover, args=(pool, procs), name="featureline-pool-recovery", daemon=True
+        ).start()
 
     def _recover(self, old: ProcessPoolExecutor, procs: dict[int, Any]) -> None:
         # End the broken pool's workers ourselves, until its manager thread is gone: on some
@@ -244,18 +260,24 @@ class ProcessExecutor:
                 code = procs[pid].exitcode if pid is not None and pid in procs else None
                 if rec.killed:
                     self._forget(rec)
-                    rec.outer.set_exception(WorkerCrashedError(f"step `{rec.task.name}` was killed after its timeout"))
-                elif (pid is None or pid in ours or code == -signal.SIGTERM) and rec.restarts < MAX_FREE_RESTARTS:
+                    rec.outer.set_exception(
+                        WorkerCrashedError(f"step `{rec.task.name}` was killed after its timeout")
+                    )
+                elif (
+                    pid is None or pid in ours or code == -signal.SIGTERM
+                ) and rec.restarts < MAX_FREE_RESTARTS:
                     rec.restarts += 1  # caught in the teardown, not the cause: run it again
                     if rec.task.pid_path:
                         Path(rec.task.pid_path).unlink(missing_ok=True)
                     self._submit_locked(rec)
                 else:
                     self._forget(rec)
-                    rec.outer.set_exception(WorkerCrashedError(
-                        f"the worker process (pid {pid}) running step `{rec.task.name}` died: it "
-                        f"{_describe_exit(code)}. The process pool was rebuilt."
-                    ))
+                    rec.outer.set_exception(
+                        WorkerCrashedError(
+                            f"the worker process (pid {pid}) running step `{rec.task.name}` died: it "
+                            f"{_describe_exit(code)}. The process pool was rebuilt."
+                        )
+                    )
         with self._flag_lock:
             self._recovering.discard(id(old))
 

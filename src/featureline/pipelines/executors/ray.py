@@ -50,7 +50,9 @@ def ray_options(resources: Mapping[str, float]) -> dict[str, Any]:
 class RayExecutor:
     """Run step attempts as Ray tasks. `init_options` go to `ray.init` when it starts Ray."""
 
-    def __init__(self, address: str | None = None, *, max_parallel: int | None = None, **init_options: Any) -> None:
+    def __init__(
+        self, address: str | None = None, *, max_parallel: int | None = None, **init_options: Any
+    ) -> None:
         self.address = address
         self.init_options = init_options
         self._max_parallel = max_parallel
@@ -60,7 +62,12 @@ class RayExecutor:
         self._lock = threading.Lock()
         self._refs: dict[int, Any] = {}
         self.capabilities = ExecutorCapabilities(
-            isolation=True, parallel=True, remote=True, kill=True, max_parallel=max_parallel or 1, capture="sys"
+            isolation=True,
+            parallel=True,
+            remote=True,
+            kill=True,
+            max_parallel=max_parallel or 1,
+            capture="sys",
         )
 
     def __repr__(self) -> str:
@@ -88,8 +95,12 @@ class RayExecutor:
             self._remote = ray.remote(max_retries=0, retry_exceptions=False)(execute_task)
             cpus = int(ray.cluster_resources().get("CPU", 1))
             self.capabilities = ExecutorCapabilities(
-                isolation=True, parallel=True, remote=True, kill=True,
-                max_parallel=self._max_parallel or max(1, cpus), capture="sys",
+                isolation=True,
+                parallel=True,
+                remote=True,
+                kill=True,
+                max_parallel=self._max_parallel or max(1, cpus),
+                capture="sys",
             )
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
@@ -108,16 +119,27 @@ class RayExecutor:
             if outer.done():
                 return
             if f.cancelled():
-                outer.set_exception(WorkerCrashedError(f"step `{task.name}`: the Ray task was cancelled"))
+                outer.set_exception(
+                    WorkerCrashedError(f"step `{task.name}`: the Ray task was cancelled")
+                )
                 return
             exc = f.exception()
             if exc is None:
                 outer.set_result(f.result())
-            elif isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                                  ray.exceptions.TaskCancelledError, ray.exceptions.ObjectLostError)):
-                outer.set_exception(WorkerCrashedError(
-                    f"the Ray worker running step `{task.name}` died: {type(exc).__name__}: {str(exc)[:500]}"
-                ))
+            elif isinstance(
+                exc,
+                (
+                    ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.NodeDiedError,
+                    ray.exceptions.TaskCancelledError,
+                    ray.exceptions.ObjectLostError,
+                ),
+            ):
+                outer.set_exception(
+                    WorkerCrashedError(
+                        f"the Ray worker running step `{task.name}` died: {type(exc).__name__}: {str(exc)[:500]}"
+                    )
+                )
             else:
                 outer.set_exception(exc)
 

@@ -21,9 +21,6 @@ T = TypeVar("T")
 _SCHEMA_LOCK = 0x6665_6174_6D65_7461  # "featmeta": serialises CREATE TABLE across clients
 
 
-
-
-
 class PostgresMetadataStore(SqlMetadataStore):
     """Pipeline metadata of one `namespace` in PostgreSQL tables shared by many namespaces.
 
@@ -41,7 +38,9 @@ class PostgresMetadataStore(SqlMetadataStore):
             )
         self.url = url
         self.namespace = namespace
-        self._pg = PgConnection(url, "the metadata store", "PostgresMetadataStore(url, namespace)", connect_timeout)
+        self._pg = PgConnection(
+            url, "the metadata store", "PostgresMetadataStore(url, namespace)", connect_timeout
+        )
         self._write(self._create_tables)
 
     def __repr__(self) -> str:

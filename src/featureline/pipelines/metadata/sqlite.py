@@ -48,7 +48,12 @@ class SqliteMetadataStore(SqlMetadataStore):
         self.namespace = namespace
         self.timeout = timeout
         self._lock = threading.RLock()
-        conn = open_file(self.path, timeout, "the metadata store", "point the metadata location to a writable file path.")
+        conn = open_file(
+            self.path,
+            timeout,
+            "the metadata store",
+            "point the metadata location to a writable file path.",
+        )
         self._db: sqlite3.Connection | None = conn
         self._retry_busy(self._init_schema)
 

@@ -50,4 +50,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         resp = store.get_online_features(features, entities, full_feature_names=full)
         return online_response(resp)
 
-    return [Route("/features/online", "POST", online), Route("/get-online-features", "POST", feast_online)]
+    return [
+        Route("/features/online", "POST", online),
+        Route("/get-online-features", "POST", feast_online),
+    ]

@@ -24,12 +24,18 @@ def routes(ctx: ServerContext) -> list[Route]:
         what = f"POST /models/{name}/predict"
         body = check_object(await call.json(), PREDICT_FIELDS, what)
         if "entities" not in body:
-            raise ValidationError(f"{what}: field `entities` is missing. Fix: send {{\"entities\": {{\"driver_id\": [1001]}}}}.")
+            raise ValidationError(
+                f'{what}: field `entities` is missing. Fix: send {{"entities": {{"driver_id": [1001]}}}}.'
+            )
         entities = entities_arg(body, max_entities, what)
         version = body.get("version")
         if version is not None and not isinstance(version, int | str):
-            raise ValidationError(f"{what}: `version` must be a number or an alias, got `{version!r}`.")
-        return predictor.predict(name, entities, version)  # ~0.3 ms: cheaper inline than a thread hop
+            raise ValidationError(
+                f"{what}: `version` must be a number or an alias, got `{version!r}`."
+            )
+        return predictor.predict(
+            name, entities, version
+        )  # ~0.3 ms: cheaper inline than a thread hop
 
     async def list_models(call: Call) -> dict[str, Any]:
         rows = await run_in_threadpool(predictor.registry.versions)

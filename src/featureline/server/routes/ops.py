@@ -60,14 +60,21 @@ def check_health(store: FeatureStore) -> dict[str, Any]:
     if not report["ok"]:
         log.warning("Health check failed: %s", report)  # the server log keeps the full details
     root = str(store.repo_path)
-    return {"ok": report["ok"], "backends": {k: _redact(v, root) for k, v in report["backends"].items()}}
+    return {
+        "ok": report["ok"],
+        "backends": {k: _redact(v, root) for k, v in report["backends"].items()},
+    }
 
 
 def _raw_health(store: FeatureStore) -> dict[str, Any]:
     backends: dict[str, dict[str, Any]] = {}
     try:
         latest = store.registry.latest()
-        detail = f"version {latest.version}" if latest is not None else "reachable, no definitions yet (run featureline apply)"
+        detail = (
+            f"version {latest.version}"
+            if latest is not None
+            else "reachable, no definitions yet (run featureline apply)"
+        )
         backends["registry"] = {"ok": True, "detail": detail}
     except Exception as e:
         backends["registry"] = {"ok": False, "detail": f"{type(e).__name__}: {e}"}
@@ -103,7 +110,19 @@ def _redact(value: Any, root: str) -> Any:
 def _offline_health(path: Path) -> dict[str, Any]:
     if path.is_dir():
         ok = os.access(path, os.R_OK | os.W_OK | os.X_OK)
-        return {"ok": ok, "path": str(path), "detail": "readable and writable" if ok else "not readable and writable by this process"}
+        return {
+            "ok": ok,
+            "path": str(path),
+            "detail": "readable and writable"
+            if ok
+            else "not readable and writable by this process",
+        }
     parent = next((p for p in path.parents if p.exists()), None)
     ok = parent is not None and parent.is_dir() and os.access(parent, os.W_OK)
-    return {"ok": ok, "path": str(path), "detail": "not created yet (first ingest creates it)" if ok else f"missing, and `{parent}` is not writable"}
+    return {
+        "ok": ok,
+        "path": str(path),
+        "detail": "not created yet (first ingest creates it)"
+        if ok
+        else f"missing, and `{parent}` is not writable",
+    }

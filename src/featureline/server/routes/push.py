@@ -26,7 +26,9 @@ def idempotency_key(call: Call) -> str | None:
     if key is None:
         return None
     if not key.strip() or len(key) > 200:
-        raise ValidationError("Header `Idempotency-Key` must be a non-empty string of at most 200 characters. Fix: send e.g. a UUID.")
+        raise ValidationError(
+            "Header `Idempotency-Key` must be a non-empty string of at most 200 characters. Fix: send e.g. a UUID."
+        )
     return key.strip()
 
 
@@ -40,10 +42,14 @@ def routes(ctx: ServerContext) -> list[Route]:
         if ("rows" in body) == ("columns" in body):
             raise ValidationError(
                 f"Give exactly one of `rows` or `columns` in the body of {what}. Fix: send "
-                "{\"rows\": [{\"col\": value, ...}]} or {\"columns\": {\"col\": [values]}}."
+                '{"rows": [{"col": value, ...}]} or {"columns": {"col": [values]}}.'
             )
         fv = store.get_feature_view(view)  # the version written (`view@v2`) types the columns
-        table = push_rows(fv, body["rows"], what) if "rows" in body else push_columns(fv, body["columns"], what)
+        table = (
+            push_rows(fv, body["rows"], what)
+            if "rows" in body
+            else push_columns(fv, body["columns"], what)
+        )
         result = await run_in_threadpool(store.push, view, table, idempotency_key(call))
         return {
             "view": result.view,
@@ -59,17 +65,22 @@ def routes(ctx: ServerContext) -> list[Route]:
         body = check_object(await call.json(), PUSH_FIELDS, what)
         name = body.get("push_source_name")
         if not isinstance(name, str) or not name:
-            raise ValidationError(f"Field `push_source_name` (the feature view to push to) must be a non-empty string, got {json_type(name)}.")
+            raise ValidationError(
+                f"Field `push_source_name` (the feature view to push to) must be a non-empty string, got {json_type(name)}."
+            )
         to = body.get("to", "online")
         if to not in PUSH_MODES:
             raise ValidationError(
                 f"`{to}` is not a push mode.{did_you_mean(str(to), PUSH_MODES)} Valid: "
-                + ", ".join(f"`{m}`" for m in PUSH_MODES) + "."
+                + ", ".join(f"`{m}`" for m in PUSH_MODES)
+                + "."
             )
         for flag in ("allow_registry_cache", "transform_on_write"):
             get_bool(body, flag, True)
         if "df" not in body:
-            raise ValidationError(f"The body of {what} has no `df`. Fix: add \"df\": {{\"column\": [values]}}.")
+            raise ValidationError(
+                f'The body of {what} has no `df`. Fix: add "df": {{"column": [values]}}.'
+            )
         fv = store.get_feature_view(name)
         table = push_columns(fv, body["df"], f"{what} (`df`)", naive_is_utc=True, broadcast=True)
         # Feast's `online` also lands offline here: the offline store is the record online reads are checked against
