@@ -29,26 +29,9 @@ if TYPE_CHECKING:
 
 
 def _as_of_us(as_of: datetime | str | None) -> int | None:
-    from featureline.offline.store import dt_to_us
+    from featureline._time import parse_as_of
 
-    if as_of is None:
-        return None
-    if type(as_of).__name__ == "NaTType" or (isinstance(as_of, float) and as_of != as_of):
-        raise ValidationError(
-            "as_of is NaT / NaN (a missing time). Fix: pass a time-zone-aware datetime, or None for now."
-        )
-    if isinstance(as_of, str):
-        try:
-            as_of = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-        except ValueError as e:
-            raise ValidationError(
-                f"Bad as_of `{as_of}`: {e}. Fix: use ISO 8601 with an offset, e.g. 2025-01-01T00:00:00+00:00."
-            ) from e
-    if not isinstance(as_of, datetime) or as_of.tzinfo is None:
-        raise ValidationError(
-            f"as_of `{as_of}` is a naive datetime; Featureline never guesses a time zone. Fix: pass an aware datetime, e.g. datetime(..., tzinfo=timezone.utc)."
-        )
-    return dt_to_us(as_of)
+    return parse_as_of(as_of)
 
 
 def _stored_view(view: Any) -> FeatureView:

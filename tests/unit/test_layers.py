@@ -29,6 +29,7 @@ KNOWN_CYCLES: list[set[str]] = [
 # Private modules other packages may use: shared kernels at the top of the package.
 SHARED_PRIVATE = {
     "featureline._sql",
+    "featureline._time",
     "featureline._sqlite",
     "featureline._postgres",
     "featureline._urls",

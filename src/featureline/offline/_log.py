@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featureline._time import now_us
 from featureline.errors import CommitConflict
 
 LOG = "_log.jsonl"
@@ -73,10 +73,6 @@ class Commit:
             d.get("meta", {}),
             d.get("replaces", []),
         )
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class ViewLog:

@@ -7,12 +7,13 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from featureline._time import from_us, to_us
 from featureline.definitions import FeatureView
 from featureline.offline._ingest import batch_stats, prepare_batch
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
@@ -46,13 +47,8 @@ class VacuumResult:
         return f"removed {self.files_removed} file(s), {self.bytes_freed:,} bytes"
 
 
-def us_to_dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, tz=UTC).replace(microsecond=us % 1_000_000)
-
-
-def dt_to_us(dt: datetime) -> int:
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+us_to_dt = from_us  # the shared time kernel (_time.py), under the names this module always had
+dt_to_us = to_us
 
 
 def _first_ingested(c: Commit) -> int:

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import enum
 import json
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
+from featureline._time import EPOCH
+from featureline._time import from_us as from_micros
+from featureline._time import now_us as now_micros
+from featureline._time import to_us as to_micros
 from featureline.errors import NotFoundError, RegistryConflictError, ValidationError
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 
 
 class Unchecked(enum.Enum):
@@ -102,19 +102,6 @@ class RegistryStore(Protocol):
 
 
 # ---- helpers shared by backends -------------------------------------------------------------
-
-
-def to_micros(ts: datetime) -> int:
-    """Microseconds since the epoch of a tz-aware datetime (exact, no float rounding)."""
-    return (ts - EPOCH) // _MICRO
-
-
-def from_micros(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
-
-
-def now_micros() -> int:
-    return time.time_ns() // 1000
 
 
 def next_applied_at(previous_us: int | None, now_us: int) -> int:
@@ -215,9 +202,13 @@ def dump_json(value: Any, what: str) -> str:
 
 
 __all__ = [
+    "EPOCH",
     "UNCHECKED",
     "ExpectedVersion",
     "RegistryCapabilities",
     "RegistryStore",
     "RegistryVersion",
+    "from_micros",
+    "now_micros",
+    "to_micros",
 ]
