@@ -99,6 +99,11 @@ def test_predict_over_http_and_logged(trained: tuple[Path, str]) -> None:
         assert r.status_code == 404 and "Did you mean `driver_quality`" in r.json()["message"]
         r = c.post("/models/driver_quality/predict", json={"entity": {"driver_id": [1001]}})
         assert r.status_code == 400 and "entities" in r.json()["message"]
+        r = c.post(  # a bool is not a version number (it passed an int check before)
+            "/models/driver_quality/predict",
+            json={"entities": {"driver_id": [1001]}, "version": True},
+        )
+        assert r.status_code == 400 and "`version`" in r.json()["message"]
         assert c.get("/models").json()["models"][0]["aliases"] == ["production"]
     log = (root / "data" / "predictions" / "driver_quality.jsonl").read_text().splitlines()
     first = json.loads(log[0])

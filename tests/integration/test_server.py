@@ -620,11 +620,43 @@ def test_bad_read_requests(
     error(client.post("/get-online-features", json=body), status, *needles)
 
 
-def test_feast_read_rejects_request_context(client: httpx.Client) -> None:
-    body = {"features": FEATURES, "entities": {"driver_id": [1001]}, "request_context": {"x": [1]}}
-    error(client.post("/get-online-features", json=body), 400, "request_context")
-    body["request_context"] = {}
-    assert client.post("/get-online-features", json=body).status_code == 200
+def test_feast_read_feeds_request_context_to_on_demand_views(tmp_path: Path) -> None:
+    from tests.helpers import driver_defs, new_store, rows
+
+    driver, view = driver_defs(ttl=timedelta(days=1))
+
+    @fl.on_demand_feature_view(
+        sources=[view, fl.RequestSource("trip", [fl.Field("km", fl.Float64)])],
+        schema=[fl.Field("score", fl.Float64)],
+    )
+    def score(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return {
+            "score": [
+                None if r is None else r * k
+                for r, k in zip(inputs["rate"], inputs["km"], strict=True)
+            ]
+        }
+
+    st = new_store(tmp_path, driver, view, score)
+    st.push("driver_stats", rows([1, 2], [datetime.now(UTC)] * 2, [0.5, 2.0]))
+    with ThreadServer(create_app(st.repo_path)) as url, httpx.Client(base_url=url) as c:
+        body = {
+            "features": ["score:score"],
+            "entities": {"driver_id": [1, 2]},
+            "request_context": {"km": [10.0, 3.0]},
+        }
+        resp = c.post("/get-online-features", json=body)
+        assert resp.status_code == 200, resp.text
+        assert [r["values"] for r in resp.json()["results"]][-1] == [5.0, 6.0]
+        body["request_context"] = {"km": [1.0]}
+        error(
+            c.post("/get-online-features", json=body),
+            400,
+            "request_context",
+            "one value per entity row",
+        )
+        body["request_context"] = {"driver_id": [1, 2]}
+        error(c.post("/get-online-features", json=body), 400, "also an entity key")
 
 
 def test_unknown_route_and_method(client: httpx.Client) -> None:

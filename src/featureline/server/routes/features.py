@@ -39,13 +39,13 @@ def routes(ctx: ServerContext) -> list[Route]:
     async def feast_online(call: Call) -> dict[str, Any]:
         what = "POST /get-online-features"
         body = check_object(await call.json(), READ_FIELDS, what)
-        if body.get("request_context"):
-            raise ValidationError(
-                "Field `request_context` feeds Feast on-demand feature views, which Featureline does not have. "
-                "Fix: drop `request_context` from the request."
-            )
         features = features_arg(body, what)
         entities = entities_arg(body, max_entities, what)
+        context = body.get("request_context")
+        if (
+            context
+        ):  # request-time inputs of on-demand views, as Feast sends them: columns next to the keys
+            entities = _with_request_context(entities, context, what)
         full = get_bool(body, "full_feature_names", False)
         resp = store.get_online_features(features, entities, full_feature_names=full)
         return online_response(resp)
@@ -54,3 +54,25 @@ def routes(ctx: ServerContext) -> list[Route]:
         Route("/features/online", "POST", online),
         Route("/get-online-features", "POST", feast_online),
     ]
+
+
+def _with_request_context(entities: Any, context: Any, what: str) -> dict[str, list[Any]]:
+    """The entity columns plus `request_context` columns (one value per entity row each)."""
+    cols = dict(entities) if isinstance(entities, dict) else None
+    if cols is None or not isinstance(context, dict):
+        raise ValidationError(
+            f"{what}: `request_context` must be an object of columns, e.g. "
+            '{"km": [3.2, 1.0]}, next to `entities` given as columns.'
+        )
+    n = len(next(iter(cols.values()))) if cols else 0
+    for name, values in context.items():
+        if name in cols:
+            raise ValidationError(
+                f"{what}: `request_context` column `{name}` is also an entity key. Fix: send it once."
+            )
+        if not isinstance(values, list) or len(values) != n:
+            raise ValidationError(
+                f"{what}: `request_context` column `{name}` must be a list with one value per entity row ({n})."
+            )
+        cols[name] = values
+    return cols

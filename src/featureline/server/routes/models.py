@@ -29,7 +29,9 @@ def routes(ctx: ServerContext) -> list[Route]:
             )
         entities = entities_arg(body, max_entities, what)
         version = body.get("version")
-        if version is not None and not isinstance(version, int | str):
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, int | str)
+        ):
             raise ValidationError(
                 f"{what}: `version` must be a number or an alias, got `{version!r}`."
             )
