@@ -185,3 +185,32 @@ def test_unsigned_key_beyond_int64_is_a_clear_error(store: fl.FeatureStore) -> N
         store.ingest("driver_stats", t)
     ok = t.set_column(0, "driver_id", pa.array([1, 2], pa.uint64()))
     assert store.ingest("driver_stats", ok).rows == 2  # unsigned keys in range are fine
+
+
+def test_online_key_beyond_int64_is_a_clear_error(tmp_path: Path) -> None:
+    from datetime import UTC, timedelta
+    from datetime import datetime as dt
+
+    s = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
+    s.push("driver_stats", rows([1], [dt.now(UTC)], [0.5]))
+    for key in (2**63 + 5, -(2**63) - 1, 10**23):
+        with pytest.raises(ValidationError, match=r"outside the Int64 range.*Fix:"):
+            s.get_online_features(["driver_stats:rate"], {"driver_id": [key]})
+    assert s.get_online_features(["driver_stats:rate"], {"driver_id": [2**63 - 1]}).statuses[
+        "rate"
+    ] == ["NOT_FOUND"]
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00-05:00"])
+def test_push_timestamp_that_overflows_in_utc_is_a_clear_error(
+    store: fl.FeatureStore, value: str
+) -> None:
+    from featureline.server._body import push_columns
+
+    fv = store.get_feature_view("driver_stats")
+    with pytest.raises(ValidationError, match=r"outside the range of timestamps once moved to UTC"):
+        push_columns(
+            fv,
+            {"driver_id": [1], "event_timestamp": [value], "rate": [0.1], "trips": [1]},
+            "POST /push",
+        )

@@ -123,6 +123,9 @@ def entity_columns(entity_rows: Any) -> dict[str, list[Any]]:
     return cols
 
 
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
 def _check_keys(
     cols: dict[str, list[Any]], keys: list[str], key_types: dict[str, str], views: list[FeatureView]
 ) -> None:
@@ -140,6 +143,12 @@ def _check_keys(
             if not isinstance(v, ok_type) or isinstance(v, bool):
                 problems.append(
                     f"join key `{k}` has value `{v!r}` of type {type(v).__name__}; expected {want or 'Int64 or String'}. Fix: send it as {'an integer' if want == 'Int64' else 'a string'}."
+                )
+                break
+            if type(v) is int and not _I64_MIN <= v <= _I64_MAX:
+                problems.append(
+                    f"join key `{k}` has value `{v}`, outside the Int64 range {_I64_MIN} to {_I64_MAX}. "
+                    "Fix: send a key in that range (no stored key is outside it)."
                 )
                 break
     if problems:

@@ -405,7 +405,13 @@ def parse_timestamp(value: Any, column: str, row: int, naive_is_utc: bool) -> da
                 f'Fix: add an offset, e.g. "{value}+00:00" or "{value}Z".'
             )
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            f"Column `{column}` row {row}: `{value}` is outside the range of timestamps once moved to UTC "
+            "(0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z). Fix: send a time within that range."
+        ) from None
 
 
 def push_columns(
