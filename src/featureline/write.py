@@ -138,7 +138,29 @@ def write(
     result, stored = target.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
     if online and view.online:
         apply_online(target, view, stored, result)
-    return result
+    return _reported(result, view, table)
+
+
+def _reported(result: IngestResult, view: FeatureView, table: pa.Table) -> IngestResult:
+    """The result with what was not silently kept: undeclared columns, NaN / Inf values."""
+    import dataclasses
+
+    from featureline.offline._ingest import timestamp_columns
+
+    ts_col, created_col = timestamp_columns(view)
+    declared = {*view.join_keys, ts_col, created_col, *(f.name for f in view.features)}
+    ignored = tuple(c for c in table.column_names if c not in declared)
+    non_finite = {}
+    for f in view.features:
+        if f.dtype.name == "Float64" and f.name in table.column_names:
+            col = table.column(f.name)
+            if pa.types.is_floating(col.type):
+                n = pc.sum(pc.invert(pc.is_finite(col))).as_py() or 0
+                if n:
+                    non_finite[f.name] = int(n)
+    if not ignored and not non_finite:
+        return result
+    return dataclasses.replace(result, ignored_columns=ignored, non_finite=non_finite)
 
 
 def apply_online(

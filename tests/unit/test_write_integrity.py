@@ -182,3 +182,16 @@ def test_vacuum_reclaims_superseded_and_orphaned_files_and_keeps_every_as_of_ans
     assert answers() == before
     with pytest.raises(ValidationError, match="negative"):
         store.vacuum("driver_stats", grace_seconds=-1)
+
+
+def test_undeclared_columns_and_non_finite_values_are_reported(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    store = new_store(tmp_path, *driver_defs())
+    t = rows([1, 2, 3], [utc(2025, 1, 1)] * 3, [float("nan"), float("inf"), 0.5])
+    t = t.append_column("note", pa.array(["a", "b", "c"]))
+    r = store.ingest("driver_stats", t)
+    assert r.ignored_columns == ("note",) and r.non_finite == {"rate": 2}
+    assert "ignored column(s) not in the view: note" in str(r) and "rate 2" in str(r)
+    clean = store.ingest("driver_stats", rows([4], [utc(2025, 1, 1)], [0.1]))
+    assert clean.ignored_columns == () and clean.non_finite == {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,20 @@ class IngestResult:
     ingested_at: datetime
     shadowed_in_batch: int
     replayed: bool = False  # the idempotency key was seen before: this is the earlier commit
+    ignored_columns: tuple[
+        str, ...
+    ] = ()  # columns of the batch the view does not declare (not stored)
+    non_finite: dict[str, int] = field(default_factory=dict)  # NaN / Inf values stored, per feature
 
     def __str__(self) -> str:
-        return f"{self.rows:,} rows into {self.view} v{self.version} (commit {self.commit}, ingested at {self.ingested_at.isoformat()})"
+        text = f"{self.rows:,} rows into {self.view} v{self.version} (commit {self.commit}, ingested at {self.ingested_at.isoformat()})"
+        if self.ignored_columns:
+            text += f"; ignored column(s) not in the view: {', '.join(self.ignored_columns)}"
+        if self.non_finite:
+            text += "; NaN/Inf values stored: " + ", ".join(
+                f"{k} {v:,}" for k, v in self.non_finite.items()
+            )
+        return text
 
 
 @dataclass(frozen=True)

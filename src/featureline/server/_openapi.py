@@ -134,6 +134,16 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                     "description": "The commit holding the rows (the first one, when the Idempotency-Key was seen).",
                 },
                 "ingested_at": {"type": "string", "format": "date-time"},
+                "ignored_columns": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Columns the view does not declare: not stored.",
+                },
+                "non_finite": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "NaN / Inf values stored, per feature.",
+                },
                 "replayed": {
                     "type": "boolean",
                     "description": "True when the Idempotency-Key was seen before: nothing new was written.",

@@ -58,6 +58,8 @@ def routes(ctx: ServerContext) -> list[Route]:
             "commit": result.commit,
             "ingested_at": result.ingested_at,
             "replayed": result.replayed,
+            "ignored_columns": list(result.ignored_columns),
+            "non_finite": result.non_finite,
         }
 
     async def feast_push(call: Call) -> Reply:
