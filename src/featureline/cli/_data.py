@@ -68,6 +68,15 @@ def ingest(ctx: click.Context, view: str, file: str | None) -> None:
             "the greatest created time, then the last row, wins). They are kept but never returned.",
             style="yellow",
         )
+    if result.ignored_columns:
+        out.print(
+            f"Ignored column(s) the view does not declare (not stored): {', '.join(result.ignored_columns)}.",
+            style="yellow",
+            markup=False,
+        )
+    if result.non_finite:
+        counts = ", ".join(f"{k}: {v:,}" for k, v in result.non_finite.items())
+        out.print(f"NaN/Inf values stored: {counts}.", style="yellow", markup=False)
 
 
 @click.command("training-set")
