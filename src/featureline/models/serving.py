@@ -145,28 +145,45 @@ class Predictor:
             self._cache[key] = (now, mv, obj)
         return mv, obj
 
-    def predict(self, name: str, entities: Any, ref: int | str | None = None) -> dict[str, Any]:
-        import numpy as np
+    def predict(
+        self, name: str, entities: Any, ref: int | str | None = None, proba: bool | None = None
+    ) -> dict[str, Any]:
+        """Predict for `entities` with features read online, pinned to the versions trained on.
 
+        The model sees a frame with the training set's column names and dtypes when it was
+        fitted on named columns (a scikit-learn Pipeline with encoders works), else a float
+        matrix. A row missing a feature gets a null prediction, unless the card declares
+        `handles_missing` (the model then sees NaN). `proba=True` (or the card's
+        `predict_proba`) also returns `predict_proba` per row.
+        """
         mv, model = self.model(name, ref)
         feats = mv.features
         resp = self.store.get_online_features(feats, entities, full_feature_names=True)
         cols = [resp.values[_out(r)] for r in feats]
         n = len(cols[0]) if cols else 0
-        x = np.array(
-            [[np.nan if c[i] is None else c[i] for c in cols] for i in range(n)], dtype=float
-        ).reshape(n, len(cols))
-        complete = ~np.isnan(x).any(axis=1)  # a row missing a feature gets no prediction (null)
+        training = mv.card.get("training") or {}
+        names = list(training.get("feature_columns") or [_out(r) for r in feats])
+        types = training.get("feature_types") or {}
+        dtypes = [str(types.get(r, "Float64")) for r in feats]
+        handles_missing = bool(mv.card.get("handles_missing") or training.get("handles_missing"))
+        want_proba = bool(mv.card.get("predict_proba")) if proba is None else proba
+        complete = [all(c[i] is not None for c in cols) for i in range(n)]
+        rows = [i for i in range(n) if handles_missing or complete[i]]
         preds: list[Any] = [None] * n
-        if complete.any():
+        probas: list[Any] = [None] * n
+        if rows:
+            x = _model_input(model, names, dtypes, [[c[i] for i in rows] for c in cols])
             try:
-                y = model.predict(x[complete])
+                y = model.predict(x)
+                p = model.predict_proba(x) if want_proba else None
             except Exception as e:
                 raise ValidationError(
                     f"Model `{mv.ref}` failed to predict: {type(e).__name__}: {e}"
                 ) from e
-            for i, v in zip(np.flatnonzero(complete), y, strict=True):
-                preds[int(i)] = v.item() if hasattr(v, "item") else v
+            for k, i in enumerate(rows):
+                preds[i] = _plain(y[k])
+                if p is not None:
+                    probas[i] = [_plain(v) for v in p[k]]
         out = {
             "model": mv.name,
             "version": mv.version,
@@ -175,6 +192,10 @@ class Predictor:
             "features": {r: resp.values[_out(r)] for r in feats},
             "statuses": {r: resp.statuses[_out(r)] for r in feats},
         }
+        if want_proba:
+            out["probabilities"] = probas
+            classes = getattr(model, "classes_", None)
+            out["classes"] = [_plain(c) for c in classes] if classes is not None else None
         self._log(mv, out)
         return out
 
@@ -182,6 +203,34 @@ class Predictor:
         """One JSON line per prediction request: model version, feature vectors, predictions."""
         if self.log is not None:
             self.log.append(mv.name, {"ts": time.time(), **out})
+
+
+_NUMERIC = ("Float64", "Int64", "Bool")
+
+
+def _model_input(model: Any, names: list[str], dtypes: list[str], cols: list[list[Any]]) -> Any:
+    """A frame with the training set's names and dtypes if the model was fitted on named
+    columns (or a feature is not numeric), else a float matrix (NaN for a missing value)."""
+    import numpy as np
+
+    numeric = all(d in _NUMERIC for d in dtypes)
+    if numeric and getattr(model, "feature_names_in_", None) is None:
+        rows = len(cols[0]) if cols else 0
+        x = np.array([[np.nan if v is None else v for v in c] for c in cols], dtype=float)
+        return x.T.reshape(rows, len(cols))
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for name, dtype, values in zip(names, dtypes, cols, strict=True):
+        if dtype in _NUMERIC:
+            data[name] = pd.Series([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            data[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
 
 
 def _out(ref: str) -> str:

@@ -13,7 +13,7 @@ from featureline.server._dispatch import Call, Route
 
 __all__ = ["PREDICT_FIELDS", "routes"]
 
-PREDICT_FIELDS = ("entities", "version")
+PREDICT_FIELDS = ("entities", "proba", "version")
 
 
 def routes(ctx: ServerContext) -> list[Route]:
@@ -35,9 +35,12 @@ def routes(ctx: ServerContext) -> list[Route]:
             raise ValidationError(
                 f"{what}: `version` must be a number or an alias, got `{version!r}`."
             )
+        proba = body.get("proba")
+        if proba is not None and not isinstance(proba, bool):
+            raise ValidationError(f"{what}: `proba` must be true or false, got `{proba!r}`.")
         return predictor.predict(
-            name, entities, version
-        )  # ~0.3 ms: cheaper inline than a thread hop
+            name, entities, version, proba
+        )  # ~0.3 ms: inline beats a thread hop
 
     async def list_models(call: Call) -> dict[str, Any]:
         rows = await run_in_threadpool(predictor.registry.versions)
