@@ -1,4 +1,10 @@
-"""Feast's Python feature server wire format (`POST /get-online-features`, `POST /push`).
+"""Feast's Python feature server wire format (`POST /get-online-features`, `POST /push`,
+`POST /write-to-online-store`, `POST /materialize`, `POST /materialize-incremental`).
+
+As in Feast's server (pydantic models that ignore unknown fields), a Feast route accepts and
+ignores fields it does not know, so newer SDKs (`include_feature_view_version_metadata`, ...)
+keep working; a request that fails anyway names the ignored fields that look like typos. Naive
+timestamps are UTC, as Feast's `make_tzaware` reads them.
 
 The response mirrors Feast's `GetOnlineFeaturesResponse` as its server prints it (protobuf
 `MessageToDict` with Feast's JSON patches): one result per output column, entity keys first,
@@ -7,8 +13,11 @@ each with `values`, `statuses` and `event_timestamps` over the entity rows.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from featureline.errors import FeaturelineError, ValidationError, did_you_mean
 
 if TYPE_CHECKING:
     from featureline.server._types import OnlineResult
@@ -16,6 +25,75 @@ if TYPE_CHECKING:
 READ_FIELDS = ("entities", "feature_service", "features", "full_feature_names", "request_context")
 PUSH_FIELDS = ("allow_registry_cache", "df", "push_source_name", "to", "transform_on_write")
 PUSH_MODES = ("online", "offline", "online_and_offline")
+WRITE_FIELDS = ("allow_registry_cache", "df", "feature_view_name", "transform_on_write")
+MATERIALIZE_FIELDS = ("disable_event_timestamp", "end_ts", "feature_views", "start_ts")
+MATERIALIZE_INCREMENTAL_FIELDS = ("end_ts", "feature_views")
+
+T = TypeVar("T")
+
+
+def feast_body(body: Any, what: str) -> dict[str, Any]:
+    """The body as a dict; unknown fields are kept and ignored (Feast's pydantic models ignore them)."""
+    if not isinstance(body, dict):
+        from featureline.server._body import json_type
+
+        raise ValidationError(
+            f'The body of {what} must be a JSON object, got {json_type(body)}. Fix: send {{"field": value, ...}}.'
+        )
+    return body
+
+
+def with_typo_hints(body: dict[str, Any], known: Iterable[str], run: Callable[[], T]) -> T:
+    """`run()`; if it fails, its message also names the ignored fields that look like a known one."""
+    try:
+        return run()
+    except FeaturelineError as e:
+        known = tuple(known)
+        hints = [
+            f"Unknown field `{k}` was ignored.{hint}"
+            for k in body
+            if k not in known and (hint := did_you_mean(k, known))
+        ]
+        if hints and e.args and isinstance(e.args[0], str):
+            e.args = (e.args[0] + " " + " ".join(hints), *e.args[1:])
+            if hasattr(e, "message"):
+                e.message = e.args[0]
+        raise
+
+
+def feast_timestamp(value: Any, field: str, what: str) -> datetime:
+    """An ISO 8601 string -> aware UTC datetime; naive is UTC (Feast: `make_tzaware(parser.parse(v))`)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(
+            f'Field `{field}` of {what} must be an ISO 8601 timestamp string, e.g. "2025-01-01T00:00:00" '
+            f"(naive is UTC), got {value!r}."
+        )
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            f'Field `{field}` of {what}: `{value}` is not an ISO 8601 timestamp. Fix: send e.g. "2025-01-01T00:00:00".'
+        ) from None
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            f"Field `{field}` of {what}: `{value}` is outside the range of timestamps once moved to UTC."
+        ) from None
+
+
+def feature_views_arg(body: dict[str, Any], what: str) -> list[str] | None:
+    views = body.get("feature_views")
+    if views is None:
+        return None
+    if not isinstance(views, list) or not all(isinstance(v, str) for v in views):
+        raise ValidationError(
+            f'Field `feature_views` of {what} must be an array of feature view names, e.g. ["driver_stats"], or null.'
+        )
+    return views
+
 
 EPOCH = "1970-01-01T00:00:00Z"  # what Feast prints for an unset timestamp (entity keys, NOT_FOUND)
 
@@ -33,8 +111,6 @@ def rfc3339(ts: datetime | None) -> str:
     if ts is None:
         return EPOCH
     if ts.utcoffset():
-        from datetime import UTC
-
         ts = ts.astimezone(UTC)
     us = ts.microsecond
     base = (

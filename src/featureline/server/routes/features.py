@@ -11,7 +11,7 @@ from featureline.errors import ValidationError
 from featureline.server._body import check_object, entities_arg, features_arg, get_bool
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Call, Route
-from featureline.server._feast import READ_FIELDS, online_response
+from featureline.server._feast import READ_FIELDS, feast_body, online_response, with_typo_hints
 
 __all__ = ["NATIVE_READ_FIELDS", "routes"]
 
@@ -37,8 +37,12 @@ def routes(ctx: ServerContext) -> list[Route]:
         }
 
     async def feast_online(call: Call) -> dict[str, Any]:
+        body = feast_body(await call.json(), "POST /get-online-features")
+        return with_typo_hints(body, READ_FIELDS, lambda: feast_read(body))
+
+    def feast_read(body: dict[str, Any]) -> dict[str, Any]:
+        """Unknown fields (e.g. `include_feature_view_version_metadata`) are ignored, as by Feast."""
         what = "POST /get-online-features"
-        body = check_object(await call.json(), READ_FIELDS, what)
         features = features_arg(body, what)
         entities = entities_arg(body, max_entities, what)
         context = body.get("request_context")

@@ -5,13 +5,15 @@ Both take an `Idempotency-Key` header: the same key twice is one commit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 
 from featureline.errors import ValidationError, did_you_mean
 from featureline.server._body import check_object, get_bool, json_type, push_columns, push_rows
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Call, Reply, Route
-from featureline.server._feast import PUSH_FIELDS, PUSH_MODES
+from featureline.server._feast import PUSH_FIELDS, PUSH_MODES, feast_body, with_typo_hints
 
 __all__ = ["IDEMPOTENCY_HEADER", "NATIVE_PUSH_FIELDS", "routes"]
 
@@ -63,8 +65,15 @@ def routes(ctx: ServerContext) -> list[Route]:
         }
 
     async def feast_push(call: Call) -> Reply:
+        """Unknown fields are ignored, as by Feast; naive timestamps are UTC."""
         what = "POST /push"
-        body = check_object(await call.json(), PUSH_FIELDS, what)
+        body = feast_body(await call.json(), what)
+        name, table, target = with_typo_hints(body, PUSH_FIELDS, lambda: feast_push_args(body))
+        await run_in_threadpool(store.push, name, table, idempotency_key(call), target)
+        return _NULL
+
+    def feast_push_args(body: dict[str, Any]) -> tuple[str, Any, str]:
+        what = "POST /push"
         name = body.get("push_source_name")
         if not isinstance(name, str) or not name:
             raise ValidationError(
@@ -87,7 +96,6 @@ def routes(ctx: ServerContext) -> list[Route]:
         table = push_columns(fv, body["df"], f"{what} (`df`)", naive_is_utc=True, broadcast=True)
         # Feast's `online` also lands offline here: the offline store is the record online reads are checked against
         target = "offline" if to == "offline" else "online_and_offline"
-        await run_in_threadpool(store.push, name, table, idempotency_key(call), target)
-        return _NULL
+        return name, table, target
 
     return [Route("/push/{view}", "POST", push), Route("/push", "POST", feast_push)]

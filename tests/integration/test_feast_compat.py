@@ -1,0 +1,307 @@
+"""The Feast-compatible routes answer requests shaped exactly as an unmodified Feast 0.67 SDK
+(`online_store: {type: remote}`) and Feast clients send them, over real HTTP: unknown fields are
+accepted and ignored (Feast's pydantic models ignore them), naive timestamps are UTC (Feast's
+`make_tzaware`), and `/write-to-online-store`, `/materialize`, `/materialize-incremental` exist.
+The native routes stay strict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import featureline as fl
+from featureline.server import create_app
+from tests.integration.test_server import FEATURES, ThreadServer, error
+
+pytestmark = pytest.mark.integration
+
+BARE = ["conv_rate", "acc_rate", "avg_daily_trips"]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("feast_compat") / "drivers"
+    fl.init_repo(root, project="drivers")
+    with fl.FeatureStore(root) as store:
+        store.apply(message="first")
+        store.ingest("driver_stats")
+        store.materialize_incremental()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(repo: Path) -> Iterator[str]:
+    with ThreadServer(create_app(repo)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as c:
+        yield c
+
+
+def _naive(t: datetime) -> str:
+    """What Feast's remote store sends: `_to_naive_utc(ts).isoformat()`."""
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat()
+
+
+def _sdk_read(client: httpx.Client, driver: int, **extra: Any) -> dict[str, Any]:
+    """The body Feast's RemoteOnlineStore.online_read posts (bare names come back)."""
+    body = {"features": FEATURES, "entities": {"driver_id": [driver]}, **extra}
+    resp = client.post("/get-online-features", json=body)
+    assert resp.status_code == 200, resp.text
+    out: dict[str, Any] = resp.json()
+    return out
+
+
+def _values(body: dict[str, Any]) -> dict[str, Any]:
+    names = body["metadata"]["feature_names"]
+    return {n: r["values"][0] for n, r in zip(names, body["results"], strict=True)}
+
+
+def test_get_online_features_accepts_feast_fields(client: httpx.Client) -> None:
+    body = _sdk_read(
+        client,
+        1001,
+        include_feature_view_version_metadata=False,
+        full_feature_names=False,
+        some_future_feast_field={"x": 1},
+    )
+    assert body["metadata"]["feature_names"] == ["driver_id", *BARE]
+    assert [r["statuses"] for r in body["results"]] == [["PRESENT"]] * 4
+    # the SDK parses results[1].event_timestamps[0] with fromisoformat after Z -> +00:00
+    ts = body["results"][1]["event_timestamps"][0]
+    assert datetime.fromisoformat(ts.replace("Z", "+00:00")).tzinfo is not None
+
+
+def test_write_to_online_store_then_read(client: httpx.Client) -> None:
+    t = datetime.now(UTC).replace(microsecond=123456)
+    df = {  # RemoteOnlineStore.online_write_batch: columns, naive UTC isoformat, `created` may be null
+        "driver_id": [6001, 6002],
+        "conv_rate": [0.25, 0.5],
+        "acc_rate": [0.75, 1.0],
+        "avg_daily_trips": [11, 22],
+        "event_timestamp": [_naive(t), _naive(t)],
+        "created": [None, None],
+    }
+    resp = client.post(
+        "/write-to-online-store",
+        json={"feature_view_name": "driver_stats", "df": df, "allow_registry_cache": False},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b"null"
+    got = _sdk_read(client, 6002)
+    assert _values(got) == {
+        "driver_id": 6002,
+        "conv_rate": 0.5,
+        "acc_rate": 1.0,
+        "avg_daily_trips": 22,
+    }
+    # the naive timestamp was read as UTC, exactly
+    assert got["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
+
+
+def test_write_to_online_store_with_newer_fields(client: httpx.Client) -> None:
+    t = datetime.now(UTC).replace(microsecond=0)
+    resp = client.post(
+        "/write-to-online-store",
+        json={
+            "feature_view_name": "driver_stats",
+            "df": {
+                "driver_id": [6003],
+                "conv_rate": [0.1],
+                "acc_rate": [0.2],
+                "avg_daily_trips": [3],
+                "event_timestamp": [t.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S")],
+            },
+            "allow_registry_cache": True,
+            "transform_on_write": False,
+            "unknown_later_field": 1,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    got = _sdk_read(client, 6003)
+    assert _values(got)["avg_daily_trips"] == 3
+    assert got["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+
+def test_push_accepts_unknown_fields_and_naive_utc(client: httpx.Client) -> None:
+    t = datetime.now(UTC).replace(microsecond=0)
+    resp = client.post(
+        "/push",
+        json={
+            "push_source_name": "driver_stats",
+            "df": {
+                "driver_id": [6004],
+                "conv_rate": [0.3],
+                "acc_rate": [0.4],
+                "avg_daily_trips": [44],
+                "event_timestamp": [_naive(t)],
+                "created": [_naive(t)],
+            },
+            "to": "online",
+            "allow_registry_cache": True,
+            "transform_on_write": True,
+            "a_field_feast_adds_later": [1, 2],
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    got = _sdk_read(client, 6004)
+    assert _values(got)["avg_daily_trips"] == 44
+    assert got["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+
+def _push_offline(client: httpx.Client, driver: int, trips: int, t: datetime) -> None:
+    resp = client.post(
+        "/push",
+        json={
+            "push_source_name": "driver_stats",
+            "df": {
+                "driver_id": [driver],
+                "conv_rate": [0.5],
+                "acc_rate": [0.5],
+                "avg_daily_trips": [trips],
+                "event_timestamp": [_naive(t)],
+                "created": [_naive(t)],
+            },
+            "to": "offline",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert _sdk_read(client, driver)["results"][1]["statuses"] == ["NOT_FOUND"]
+
+
+def test_materialize_then_read(client: httpx.Client) -> None:
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    _push_offline(client, 6101, 101, t)
+    resp = client.post(
+        "/materialize",
+        json={  # naive: UTC, as Feast's make_tzaware(parser.parse(...))
+            "start_ts": _naive(t - timedelta(minutes=1)),
+            "end_ts": _naive(t + timedelta(minutes=1)),
+            "feature_views": ["driver_stats"],
+            "disable_event_timestamp": False,
+            "ignored_extra": True,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b"null"
+    assert _values(_sdk_read(client, 6101))["avg_daily_trips"] == 101
+
+
+def test_materialize_naive_window_is_utc(client: httpx.Client) -> None:
+    """A window that holds the row only when its naive bounds are read as UTC."""
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    _push_offline(client, 6102, 102, t)
+    # the same wall-clock bounds read in UTC-05:00 would end before the row: nothing copied
+    resp = client.post(
+        "/materialize",
+        json={
+            "start_ts": (t - timedelta(seconds=30)).isoformat().replace("+00:00", "-05:00"),
+            "end_ts": (t + timedelta(seconds=30)).isoformat().replace("+00:00", "-05:00"),
+            "feature_views": ["driver_stats"],
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert _sdk_read(client, 6102)["results"][1]["statuses"] == ["NOT_FOUND"]
+    resp = client.post(
+        "/materialize",
+        json={
+            "start_ts": _naive(t - timedelta(seconds=30)),
+            "end_ts": _naive(t + timedelta(seconds=30)),
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert _values(_sdk_read(client, 6102))["avg_daily_trips"] == 102
+
+
+def test_materialize_disable_event_timestamp(client: httpx.Client) -> None:
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=15)
+    _push_offline(client, 6103, 103, t)
+    resp = client.post(
+        "/materialize", json={"feature_views": ["driver_stats"], "disable_event_timestamp": True}
+    )
+    assert resp.status_code == 200, resp.text
+    assert _values(_sdk_read(client, 6103))["avg_daily_trips"] == 103
+
+
+def test_materialize_incremental_then_read(client: httpx.Client) -> None:
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    _push_offline(client, 6104, 104, t)
+    resp = client.post(
+        "/materialize-incremental",
+        json={"end_ts": _naive(datetime.now(UTC)), "feature_views": ["driver_stats"], "x": 1},
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b"null"
+    assert _values(_sdk_read(client, 6104))["avg_daily_trips"] == 104
+
+
+def test_materialize_bad_bodies(client: httpx.Client) -> None:
+    error(client.post("/materialize", json={"feature_views": ["driver_stats"]}), 400, "start_ts")
+    error(
+        client.post("/materialize", json={"start_ts": "yesterday", "end_ts": "2025-01-01"}),
+        400,
+        "`yesterday`",
+    )
+    error(
+        client.post(
+            "/materialize",
+            json={
+                "start_ts": "2025-01-01",
+                "end_ts": "2025-01-02",
+                "feature_views": ["driver_stat"],
+            },
+        ),
+        404,
+        "Did you mean `driver_stats`",
+    )
+    error(client.post("/materialize-incremental", json={}), 400, "end_ts")
+    error(
+        client.post("/write-to-online-store", json={"df": {"driver_id": [1]}}),
+        400,
+        "feature_view_name",
+    )
+
+
+def test_native_routes_still_refuse_unknown_fields(client: httpx.Client) -> None:
+    error(
+        client.post(
+            "/features/online",
+            json={
+                "features": FEATURES,
+                "entities": {"driver_id": [1001]},
+                "include_feature_view_version_metadata": False,
+            },
+        ),
+        400,
+        "Unknown field `include_feature_view_version_metadata`",
+    )
+    now = datetime.now(UTC).isoformat()
+    row = {
+        "driver_id": 6200,
+        "event_timestamp": now,
+        "created": now,
+        "conv_rate": 0.1,
+        "acc_rate": 0.1,
+        "avg_daily_trips": 1,
+    }
+    error(
+        client.post("/push/driver_stats", json={"rows": [row], "to": "online"}),
+        400,
+        "Unknown field `to`",
+    )
+    # and naive timestamps stay refused there
+    error(
+        client.post(
+            "/push/driver_stats", json={"rows": [{**row, "event_timestamp": "2025-01-01T00:00:00"}]}
+        ),
+        400,
+        "time zone",
+    )
