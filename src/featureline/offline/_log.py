@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from featureline._time import now_us
 from featureline.errors import CommitConflict
@@ -73,6 +73,36 @@ class Commit:
             d.get("meta", {}),
             d.get("replaces", []),
         )
+
+
+class TableLog(Protocol):
+    """The table side of the offline store, one view version: what a second table format (an
+    open one on object storage, e.g. Delta Lake) implements so the engine need not change.
+
+    Every change is a compare-and-swap against the log as it is at commit time."""
+
+    def commit(
+        self,
+        write_parts: Callable[[], list[Part]],
+        meta: dict[str, Any] | None = None,
+        replaces: list[int] | None = None,
+        before_append: Callable[[], None] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Commit:
+        """Append one commit (parts become visible at once); the same idempotency key twice is one commit."""
+        ...
+
+    def replace(self, parts: list[Part], replaces: list[int], meta: dict[str, Any]) -> Commit:
+        """Replace live commits by `parts`, only if every one is still live (else `CommitConflict`)."""
+        ...
+
+    def live_commits(self, as_of_us: int | None = None) -> list[Commit]:
+        """The commits a reader at system time `as_of_us` (now when None) must read."""
+        ...
+
+    def find_key(self, key: str) -> Commit | None:
+        """The commit written with idempotency key `key`, if any."""
+        ...
 
 
 class ViewLog:
@@ -208,6 +238,10 @@ class ViewLog:
             self._cache = None
             return c
 
+    def replace(self, parts: list[Part], replaces: list[int], meta: dict[str, Any]) -> Commit:
+        """Commit `parts` in place of the commits `replaces`, if all are still live (compaction)."""
+        return self.commit(lambda: parts, meta=meta, replaces=replaces)
+
     def _repair_torn_tail(self) -> None:
         try:
             with open(self.log_path, "rb+") as fh:
@@ -247,3 +281,7 @@ def _fsync_dir(d: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _conforms(log: ViewLog) -> TableLog:
+    return log  # mypy proves ViewLog implements the table boundary

@@ -244,7 +244,7 @@ class OfflineStore:
             "max_event_us": _max_opt(c.meta.get("max_event_us") for c in live),
         }
         try:
-            return log.commit(lambda: [part], meta=meta, replaces=[c.seq for c in live])
+            return log.replace([part], [c.seq for c in live], meta)
         except CommitConflict:
             path.unlink(missing_ok=True)
             raise
