@@ -305,3 +305,13 @@ def test_native_routes_still_refuse_unknown_fields(client: httpx.Client) -> None
         400,
         "time zone",
     )
+
+
+def test_openapi_documents_feast_routes(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/write-to-online-store", "/materialize", "/materialize-incremental"):
+        assert path in spec["info"]["description"], path
+    for path in ("/get-online-features", "/push"):
+        text = spec["paths"][path]["post"]["description"]
+        assert "read as UTC" in text and "ignored" in text, (path, text)
+    assert spec["components"]["schemas"]["FeastOnlineRequest"]["additionalProperties"] is True

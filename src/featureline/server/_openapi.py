@@ -23,6 +23,11 @@ _ERROR = {
     },
 }
 _COLUMNS = {"type": "object", "additionalProperties": {"type": "array", "items": {}}}
+_FEAST_BODY = (
+    "Feast-compatible body: fields this server does not know (e.g. `include_feature_view_version_metadata` "
+    "from newer Feast SDKs) are accepted and ignored, as Feast's own server ignores them. Timestamps without "
+    "a time zone are read as UTC, exactly as Feast does (`make_tzaware`). The native routes stay strict."
+)
 _ENTITIES = {
     **_COLUMNS,
     "description": "Join key columns: key name -> one value per entity row.",
@@ -152,7 +157,8 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         },
         "FeastOnlineRequest": {
             "type": "object",
-            "additionalProperties": False,
+            "additionalProperties": True,
+            "description": _FEAST_BODY,
             "required": ["entities"],
             "properties": {
                 "features": _FEATURES,
@@ -197,7 +203,8 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         },
         "FeastPushRequest": {
             "type": "object",
-            "additionalProperties": False,
+            "additionalProperties": True,
+            "description": _FEAST_BODY,
             "required": ["push_source_name", "df"],
             "properties": {
                 "push_source_name": {
@@ -297,7 +304,9 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 "tags": ["feast"],
                 "summary": "Feast-compatible online read",
                 "description": "Request and response shapes of Feast's Python feature server. "
-                + limits,
+                + limits
+                + " "
+                + _FEAST_BODY,
                 "requestBody": _json(
                     "FeastOnlineRequest",
                     {
@@ -319,7 +328,8 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 "tags": ["feast"],
                 "summary": "Feast-compatible push",
                 "description": "Feast's push body; `push_source_name` names the feature view. Returns JSON null, as Feast does. "
-                "`to: offline` writes the offline store only; `online` and `online_and_offline` write both (the offline store is the record).",
+                "`to: offline` writes the offline store only; `online` and `online_and_offline` write both (the offline store is the record). "
+                + _FEAST_BODY,
                 "parameters": [_IDEMPOTENCY],
                 "requestBody": _json(
                     "FeastPushRequest",
@@ -387,7 +397,9 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         "info": {
             "title": "Featureline feature server",
             "version": __version__,
-            "description": "Online features and push for a Featureline feature repo, with Feast-compatible endpoints. "
+            "description": "Online features and push for a Featureline feature repo, with Feast-compatible endpoints "
+            "(also POST /write-to-online-store, /materialize, /materialize-incremental with Feast's bodies, "
+            "answering JSON null). " + _FEAST_BODY + " "
             'Errors are JSON {"error": type, "message": text}.',
         },
         "paths": paths,
