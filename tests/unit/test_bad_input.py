@@ -81,7 +81,8 @@ def test_wrong_column_type_names_column_and_types(store: fl.FeatureStore) -> Non
 def test_wrong_key_type_in_entity_frame(store: fl.FeatureStore) -> None:
     ent = pa.table({"driver_id": ["1"], "event_timestamp": pa.array([utc(2025, 1, 1)], TS)})
     with pytest.raises(
-        ValidationError, match=r"join key `driver_id` has type `string`; the stored keys are Int64"
+        ValidationError,
+        match=r"join key `driver_id` has type `string`; expected Int64. Fix: send the key as integers",
     ):
         store.get_training_set(ent, ["driver_stats:rate"])
 
@@ -214,3 +215,31 @@ def test_push_timestamp_that_overflows_in_utc_is_a_clear_error(
             {"driver_id": [1], "event_timestamp": [value], "rate": [0.1], "trips": [1]},
             "POST /push",
         )
+
+
+def test_the_same_key_mistake_reads_the_same_offline_and_online(store: fl.FeatureStore) -> None:
+    from datetime import UTC, timedelta
+    from datetime import datetime as dt
+
+    msgs = []
+    with pytest.raises(ValidationError) as off:
+        store.get_training_set(
+            {"driver_id": ["1"], "event_timestamp": [dt.now(UTC)]}, ["driver_stats:rate"]
+        )
+    with pytest.raises(ValidationError) as on:
+        store.get_online_features(["driver_stats:rate"], {"driver_id": ["1"]})
+    for e in (off.value, on.value):
+        msgs.append(str(e))
+        assert "join key `driver_id` has " in str(
+            e
+        ) and "expected Int64. Fix: send the key as integers." in str(e)
+    with pytest.raises(
+        ValidationError, match=r"join key `driver_id` \(needed by driver_stats\) is missing.*Given:"
+    ):
+        store.get_training_set(
+            {"id": [1], "event_timestamp": [dt.now(UTC) - timedelta(0)]}, ["driver_stats:rate"]
+        )
+    with pytest.raises(
+        ValidationError, match=r"join key `driver_id` \(needed by driver_stats\) is missing.*Given:"
+    ):
+        store.get_online_features(["driver_stats:rate"], {"id": [1]})

@@ -30,6 +30,7 @@ KNOWN_CYCLES: list[set[str]] = [
 SHARED_PRIVATE = {
     "featureline._sql",
     "featureline._time",
+    "featureline._keys",
     "featureline._sqlite",
     "featureline._postgres",
     "featureline._urls",

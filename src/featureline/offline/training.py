@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from featureline._keys import missing_key, wrong_key_type
 from featureline.definitions import FeatureRef, FeatureView, output_names
 from featureline.errors import ValidationError, did_you_mean
 from featureline.offline._frames import as_utc_timestamps, to_arrow
@@ -95,18 +96,15 @@ def entity_table(
     cols: dict[str, Any] = {"__rid": pa.array(np.arange(table.num_rows, dtype=np.int64))}
     for k in keys:
         if k not in table.column_names:
-            users = [v.name for v in views if k in v.join_keys]
             problems.append(
-                f"join key `{k}` (needed by {', '.join(users)}) is missing.{did_you_mean(k, table.column_names)} Found: {', '.join(table.column_names)}."
+                missing_key(k, [v.name for v in views if k in v.join_keys], table.column_names)
             )
             continue
         col = table.column(k)
         found = from_arrow(col.type)
         want = key_types.get(k)
         if found not in (Int64, String) or (want is not None and str(found) != want):
-            problems.append(
-                f"join key `{k}` has type `{col.type}`; the stored keys are {want or 'Int64 or String'}. Fix: cast the column."
-            )
+            problems.append(wrong_key_type(k, f"type `{col.type}`", want))
             continue
         cols[k] = col.cast((String if str(found) == "String" else Int64).to_arrow())
     try:

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from featureline._keys import INT64_MAX, INT64_MIN, key_out_of_range, missing_key, wrong_key_type
 from featureline.definitions import FeatureView
 from featureline.definitions._refs import FeatureRef
-from featureline.errors import ValidationError, did_you_mean
+from featureline.errors import ValidationError
 from featureline.online._codec import ViewCodec, key_encoder
 
 if TYPE_CHECKING:
@@ -123,33 +124,24 @@ def entity_columns(entity_rows: Any) -> dict[str, list[Any]]:
     return cols
 
 
-_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-
-
 def _check_keys(
     cols: dict[str, list[Any]], keys: list[str], key_types: dict[str, str], views: list[FeatureView]
 ) -> None:
     problems = []
     for k in keys:
         if k not in cols:
-            users = ", ".join(v.name for v in views if k in v.join_keys)
-            problems.append(
-                f"join key `{k}` (needed by {users}) is missing.{did_you_mean(k, cols)} Given: {', '.join(cols) or 'nothing'}."
-            )
+            problems.append(missing_key(k, [v.name for v in views if k in v.join_keys], cols))
             continue
         want = key_types.get(k)
         ok_type = (int,) if want == "Int64" else (str,) if want == "String" else (int, str)
         for v in cols[k]:
             if not isinstance(v, ok_type) or isinstance(v, bool):
                 problems.append(
-                    f"join key `{k}` has value `{v!r}` of type {type(v).__name__}; expected {want or 'Int64 or String'}. Fix: send it as {'an integer' if want == 'Int64' else 'a string'}."
+                    wrong_key_type(k, f"value `{v!r}` of type {type(v).__name__}", want)
                 )
                 break
-            if type(v) is int and not _I64_MIN <= v <= _I64_MAX:
-                problems.append(
-                    f"join key `{k}` has value `{v}`, outside the Int64 range {_I64_MIN} to {_I64_MAX}. "
-                    "Fix: send a key in that range (no stored key is outside it)."
-                )
+            if type(v) is int and not INT64_MIN <= v <= INT64_MAX:
+                problems.append(key_out_of_range(k, v))
                 break
     if problems:
         raise ValidationError("Bad entity rows: " + " ".join(problems))
