@@ -70,6 +70,25 @@ _IDEMPOTENCY = {
 }
 
 
+def _feast_op(
+    op: str, summary: str, description: str, schema: str, example: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": op,
+            "tags": ["feast"],
+            "summary": summary,
+            "description": description
+            + " Naive timestamps are UTC, as in Feast; unknown fields are ignored.",
+            "requestBody": _json(schema, example),
+            "responses": {
+                "200": {"description": "Done (body: null)."},
+                **_errors(400, 404, 408, 413, 415, 421),
+            },
+        }
+    }
+
+
 def _json(schema_ref: str, example: Any = None) -> dict[str, Any]:
     media: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}
     if example is not None:
@@ -201,6 +220,49 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 },
             },
         },
+        "FeastWriteRequest": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": _FEAST_BODY,
+            "required": ["feature_view_name", "df"],
+            "properties": {
+                "feature_view_name": {
+                    "type": "string",
+                    "description": "The feature view to write.",
+                },
+                "df": {
+                    **_COLUMNS,
+                    "description": "Columns; naive timestamps are read as UTC, as Feast does.",
+                },
+            },
+        },
+        "FeastMaterializeRequest": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": _FEAST_BODY,
+            "properties": {
+                "start_ts": {"type": "string", "description": "Window start (naive: UTC)."},
+                "end_ts": {"type": "string", "description": "Window end (naive: UTC)."},
+                "feature_views": {"type": "array", "items": {"type": "string"}},
+                "disable_event_timestamp": {
+                    "type": "boolean",
+                    "description": "No window: everything up to now.",
+                },
+            },
+        },
+        "FeastMaterializeIncrementalRequest": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": _FEAST_BODY,
+            "required": ["end_ts"],
+            "properties": {
+                "end_ts": {
+                    "type": "string",
+                    "description": "Checked; the run copies what was ingested since the last one.",
+                },
+                "feature_views": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         "FeastPushRequest": {
             "type": "object",
             "additionalProperties": True,
@@ -322,6 +384,41 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 },
             }
         },
+        "/write-to-online-store": _feast_op(
+            "feastWriteToOnlineStore",
+            "Feast-compatible write (the remote online store's writes)",
+            "Body `{feature_view_name, df: {column: [values]}}`; written offline and online (the offline "
+            "store is the record online reads are checked against). Returns JSON null.",
+            "FeastWriteRequest",
+            {
+                "feature_view_name": "driver_stats",
+                "df": {
+                    "driver_id": [1001],
+                    "event_timestamp": ["2025-01-01T12:00:00"],
+                    "conv_rate": [0.5],
+                },
+            },
+        ),
+        "/materialize": _feast_op(
+            "feastMaterialize",
+            "Feast-compatible materialize",
+            "Body `{start_ts, end_ts, feature_views?}` (or `disable_event_timestamp: true`): copies the "
+            "winning rows with event time in the window to the online store. Returns JSON null.",
+            "FeastMaterializeRequest",
+            {
+                "start_ts": "2025-01-01T00:00:00",
+                "end_ts": "2025-01-02T00:00:00",
+                "feature_views": ["driver_stats"],
+            },
+        ),
+        "/materialize-incremental": _feast_op(
+            "feastMaterializeIncremental",
+            "Feast-compatible incremental materialize",
+            "Body `{end_ts, feature_views?}`: copies what was ingested since the last run (late rows too; "
+            "Featureline's incremental run is by ingested time, so it does not stop at `end_ts`). Returns JSON null.",
+            "FeastMaterializeIncrementalRequest",
+            {"end_ts": "2025-01-02T00:00:00", "feature_views": ["driver_stats"]},
+        ),
         "/push": {
             "post": {
                 "operationId": "feastPush",
