@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-import featureline as fl
 from featureline.server import create_app
-from tests.integration.test_server import FEATURES, ThreadServer, error
+from tests.integration.server_kit import FEATURES, ThreadServer, error
 
 pytestmark = pytest.mark.integration
 
@@ -24,26 +23,9 @@ BARE = ["conv_rate", "acc_rate", "avg_daily_trips"]
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("feast_compat") / "drivers"
-    fl.init_repo(root, project="drivers")
-    with fl.FeatureStore(root) as store:
-        store.apply(message="first")
-        store.ingest("driver_stats")
-        store.materialize_incremental()
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(repo: Path) -> Iterator[str]:
+def server(repo: Path) -> Iterator[str]:  # no body or entity limits (conftest's repo and client)
     with ThreadServer(create_app(repo)) as url:
         yield url
-
-
-@pytest.fixture
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=30) as c:
-        yield c
 
 
 def _naive(t: datetime) -> str:

@@ -18,7 +18,7 @@ import featureline as fl
 from featureline.cli import cli
 from featureline.pipelines.runner import run
 from featureline.server import create_app
-from tests.integration.test_server import ThreadServer
+from tests.integration.server_kit import ThreadServer
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "drivers"

@@ -15,7 +15,7 @@ import pytest
 import featureline as fl
 from featureline.models import Predictor
 from featureline.server import create_app
-from tests.integration.test_server import ThreadServer
+from tests.integration.server_kit import ThreadServer
 
 TS = pa.timestamp("us", tz="UTC")
 

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,95 +18,24 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import featureline as fl
 from featureline.server import create_app
+from tests.integration.server_kit import (
+    FEATURES,
+    JSON,
+    MAX_BODY,
+    MAX_ENTITIES,
+    NAMES,
+    SRC,
+    ThreadServer,
+    content_length,
+    error,
+    free_port,
+    parse_ts,
+)
 
 pytestmark = pytest.mark.integration
-
-SRC = str(Path(fl.__file__).resolve().parents[1])
-FEATURES = ["driver_stats:conv_rate", "driver_stats:acc_rate", "driver_stats:avg_daily_trips"]
-NAMES = ["conv_rate", "acc_rate", "avg_daily_trips"]
-MAX_ENTITIES = 50
-MAX_BODY = 20_000
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("server") / "drivers"
-    fl.init_repo(root, project="drivers")
-    with fl.FeatureStore(root) as store:
-        store.apply(message="first")
-        store.ingest("driver_stats")
-        store.materialize_incremental()
-    return root
-
-
-@pytest.fixture(scope="module")
-def store(repo: Path) -> Iterator[fl.FeatureStore]:
-    """A second, independent store on the same repo: what the server returns is checked against it."""
-    with fl.FeatureStore(repo) as s:
-        yield s
-
-
-class ThreadServer:
-    """uvicorn in a background thread, on a socket bound before it starts (no port race)."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def server(repo: Path) -> Iterator[str]:
-    app = create_app(repo, max_entities=MAX_ENTITIES, max_body_bytes=MAX_BODY)
-    with ThreadServer(app) as url:
-        yield url
-
-
-@pytest.fixture
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=15) as c:
-        yield c
-
-
-def parse_ts(s: str | None) -> datetime | None:
-    return None if s is None else datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-
-def error(resp: httpx.Response, status: int, *needles: str) -> str:
-    """Assert an error response: the status, JSON {error, message}, and each needle in the message."""
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/json")
-    body = resp.json()
-    assert set(body) == {"error", "message"}, body
-    for n in needles:
-        assert n in body["message"], (n, body["message"])
-    return str(body["message"])
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -195,282 +123,7 @@ def test_feast_read_shape(client: httpx.Client, store: fl.FeatureStore) -> None:
     ]
 
 
-# -- push --------------------------------------------------------------------------------------
-
-
-def _read_one(client: httpx.Client, driver: int) -> dict[str, Any]:
-    resp = client.post(
-        "/features/online", json={"features": FEATURES, "entities": {"driver_id": [driver]}}
-    )
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    return {
-        n: (
-            body["features"][n][0],
-            body["statuses"][n][0],
-            parse_ts(body["event_timestamps"][n][0]),
-        )
-        for n in NAMES
-    }
-
-
-def test_native_push_rows_then_read(client: httpx.Client, store: fl.FeatureStore) -> None:
-    now = datetime.now(UTC).replace(microsecond=123456)
-    row = {
-        "driver_id": 5001,
-        "event_timestamp": now.isoformat(),
-        "created": now.isoformat(),
-        "conv_rate": 0.25,
-        "acc_rate": 1,
-        "avg_daily_trips": 17,
-    }
-    resp = client.post("/push/driver_stats", json={"rows": [row]})
-    assert resp.status_code == 200, resp.text
-    out = resp.json()
-    assert out["view"] == "driver_stats" and out["rows"] == 1
-    ingested = parse_ts(out["ingested_at"])
-    assert ingested is not None and ingested.tzinfo is not None
-    assert abs((datetime.now(UTC) - ingested).total_seconds()) < 60
-    got = _read_one(client, 5001)
-    # JSON `1` for a Float64 column is stored as 1.0
-    assert got == {
-        "conv_rate": (0.25, "PRESENT", now),
-        "acc_rate": (1.0, "PRESENT", now),
-        "avg_daily_trips": (17, "PRESENT", now),
-    }
-    assert store.get_online_features(FEATURES, {"driver_id": [5001]}).to_dict()["conv_rate"] == [
-        0.25
-    ]
-
-
-def test_native_push_columns_with_offset(client: httpx.Client) -> None:
-    t = datetime.now(UTC).replace(microsecond=0)
-    local = (
-        t.astimezone(UTC).replace(tzinfo=None).isoformat() + "+02:00"
-    )  # the same wall time, two hours east
-    cols = {
-        "driver_id": [5002],
-        "event_timestamp": [local],
-        "created": [None],
-        "conv_rate": [0.5],
-        "acc_rate": [0.75],
-        "avg_daily_trips": [3],
-    }
-    resp = client.post("/push/driver_stats", json={"columns": cols})
-    assert resp.status_code == 200, resp.text
-    got = _read_one(client, 5002)
-    assert got["conv_rate"] == (0.5, "PRESENT", t - timedelta(hours=2))
-
-
-def test_feast_push_then_read(client: httpx.Client) -> None:
-    t = datetime.now(UTC).replace(microsecond=0)
-    naive = t.strftime("%Y-%m-%d %H:%M:%S")  # Feast's docs send naive strings, read as UTC
-    df = {
-        "driver_id": [5003],
-        "event_timestamp": [naive],
-        "created": [naive],
-        "conv_rate": [1.0],
-        "acc_rate": [1.0],
-        "avg_daily_trips": [1000],
-    }
-    resp = client.post("/push", json={"push_source_name": "driver_stats", "df": df, "to": "online"})
-    assert resp.status_code == 200, resp.text
-    assert resp.content == b"null"
-    feast = client.post(
-        "/get-online-features", json={"features": FEATURES, "entities": {"driver_id": [5003]}}
-    ).json()
-    assert [r["values"] for r in feast["results"]] == [[5003], [1.0], [1.0], [1000]]
-    assert [r["statuses"] for r in feast["results"]] == [["PRESENT"]] * 4
-    assert feast["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%SZ")]
-
-
-def test_push_with_an_idempotency_key_is_one_commit(
-    client: httpx.Client, store: fl.FeatureStore
-) -> None:
-    now = datetime.now(UTC).isoformat()
-    row = {
-        "driver_id": 5004,
-        "event_timestamp": now,
-        "created": now,
-        "conv_rate": 0.5,
-        "acc_rate": 0.5,
-        "avg_daily_trips": 4,
-    }
-    before = int(store.describe("driver_stats")["rows"])
-    first = client.post(
-        "/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"}
-    )
-    again = client.post(
-        "/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "req-5004"}
-    )
-    assert first.status_code == again.status_code == 200, (first.text, again.text)
-    assert first.json()["replayed"] is False and again.json()["replayed"] is True
-    assert (
-        again.json()["commit"] == first.json()["commit"]
-        and again.json()["ingested_at"] == first.json()["ingested_at"]
-    )
-    assert int(store.describe("driver_stats")["rows"]) == before + 1
-    feast = {
-        "push_source_name": "driver_stats",
-        "df": {k: [v] for k, v in row.items()},
-        "to": "online",
-    }
-    assert (
-        client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code
-        == 200
-    )
-    assert (
-        client.post("/push", json=feast, headers={"Idempotency-Key": "feast-5004"}).status_code
-        == 200
-    )
-    assert int(store.describe("driver_stats")["rows"]) == before + 2
-    error(
-        client.post(
-            "/push/driver_stats", json={"rows": [row]}, headers={"Idempotency-Key": "k" * 201}
-        ),
-        400,
-        "Idempotency-Key",
-    )
-
-
-def test_feast_push_to_offline_leaves_online_untouched(
-    client: httpx.Client, store: fl.FeatureStore
-) -> None:
-    now = datetime.now(UTC).isoformat()
-    df = {
-        "driver_id": [5005],
-        "event_timestamp": [now],
-        "created": [now],
-        "conv_rate": [0.1],
-        "acc_rate": [0.1],
-        "avg_daily_trips": [1],
-    }
-    resp = client.post(
-        "/push", json={"push_source_name": "driver_stats", "df": df, "to": "offline"}
-    )
-    assert resp.status_code == 200, resp.text
-    assert _read_one(client, 5005)["conv_rate"][1] == "NOT_FOUND"
-    ts = store.get_training_set(
-        {"driver_id": [5005], "event_timestamp": [datetime.now(UTC)]}, ["driver_stats:conv_rate"]
-    )
-    assert ts.to_arrow().column("conv_rate").to_pylist() == [0.1]
-
-
-def test_reads_during_pushes(server: str) -> None:
-    """Pushes run in the threadpool while reads run on the event loop: neither fails nor blocks."""
-    failures: list[str] = []
-
-    def reader() -> None:
-        with httpx.Client(base_url=server, timeout=15) as c:
-            for _ in range(100):
-                r = c.post(
-                    "/features/online",
-                    json={"features": FEATURES, "entities": {"driver_id": [1001, 5010]}},
-                )
-                if r.status_code != 200 or r.json()["statuses"]["conv_rate"][0] != "PRESENT":
-                    failures.append(r.text)
-
-    threads = [threading.Thread(target=reader) for _ in range(4)]
-    for t in threads:
-        t.start()
-    with httpx.Client(base_url=server, timeout=15) as c:
-        for i in range(5):
-            now = datetime.now(UTC).isoformat()
-            row = {
-                "driver_id": 5010,
-                "event_timestamp": now,
-                "created": now,
-                "conv_rate": i / 10,
-                "acc_rate": 0.5,
-                "avg_daily_trips": i,
-            }
-            r = c.post("/push/driver_stats", json={"rows": [row]})
-            assert r.status_code == 200, r.text
-    for t in threads:
-        t.join()
-    assert not failures, failures[:3]
-    with httpx.Client(base_url=server, timeout=15) as c:
-        assert _read_one(c, 5010)["avg_daily_trips"][:2] == (4, "PRESENT")
-
-
-def test_push_bad_input(client: httpx.Client) -> None:
-    now = datetime.now(UTC).isoformat()
-    row = {
-        "driver_id": 5004,
-        "event_timestamp": now,
-        "created": now,
-        "conv_rate": 0.1,
-        "acc_rate": 0.1,
-        "avg_daily_trips": 1,
-    }
-    error(
-        client.post("/push/driver_stat", json={"rows": [row]}),
-        404,
-        "driver_stat",
-        "Did you mean `driver_stats`",
-    )
-    error(
-        client.post(
-            "/push/driver_stats", json={"rows": [{**row, "event_timestamp": "2025-01-01T00:00:00"}]}
-        ),
-        400,
-        "event_timestamp",
-        "time zone",
-    )
-    error(
-        client.post("/push/driver_stats", json={"rows": [{**row, "event_timestamp": "yesterday"}]}),
-        400,
-        "`yesterday`",
-        "ISO 8601",
-    )
-    error(
-        client.post("/push/driver_stats", json={"rows": [{**row, "driver_id": "x5004"}]}),
-        400,
-        "driver_id",
-        "Int64",
-    )
-    error(
-        client.post("/push/driver_stats", json={"rows": [row], "columns": {}}),
-        400,
-        "exactly one of `rows` or `columns`",
-    )
-    error(
-        client.post("/push/driver_stats", json={"row": [row]}), 400, "`row`", "Did you mean `rows`"
-    )
-    error(
-        client.post("/push/driver_stats", json={"rows": [row, {"driver_id": 1}]}),
-        400,
-        "Row 1",
-        "missing",
-    )
-    error(
-        client.post(
-            "/push",
-            json={"push_source_name": "driver_stats", "df": {"driver_id": [1]}, "to": "onlin"},
-        ),
-        400,
-        "`onlin`",
-        "Did you mean `online`",
-    )
-    error(
-        client.post("/push", json={"push_source": "driver_stats", "df": {}}),
-        400,
-        "`push_source`",
-        "Did you mean `push_source_name`",
-    )
-    error(
-        client.post(
-            "/push", json={"push_source_name": "driver_stats_push_source", "df": {"driver_id": [1]}}
-        ),
-        404,
-        "driver_stats",
-    )
-
-
 # -- bad input on reads ---------------------------------------------------------------------------
-
-
-JSON = {"content-type": "application/json"}
 
 
 def test_malformed_json(client: httpx.Client) -> None:
@@ -809,14 +462,8 @@ def test_openapi_and_docs(client: httpx.Client, server: str) -> None:
 # -- `featureline serve` in a subprocess ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_cli_server(repo: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     env.pop("FEATURELINE_REPO", None)
     proc = subprocess.Popen(
@@ -884,9 +531,7 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(repo: Path) -> None:
                 httpx.get(f"{url}/health", timeout=2)
             s.sendall(body[10:])
             raw = b""
-            while b"\r\n\r\n" not in raw or len(raw.split(b"\r\n\r\n", 1)[1]) < _content_length(
-                raw
-            ):
+            while b"\r\n\r\n" not in raw or len(raw.split(b"\r\n\r\n", 1)[1]) < content_length(raw):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -903,11 +548,6 @@ def test_cli_serve_finishes_in_flight_request_on_sigterm(repo: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-
-
-def _content_length(raw: bytes) -> int:
-    m = re.search(rb"content-length: (\d+)", raw.split(b"\r\n\r\n", 1)[0], re.IGNORECASE)
-    return int(m.group(1)) if m else 0
 
 
 def test_cli_serve_with_workers(repo: Path) -> None:
@@ -951,7 +591,7 @@ def test_cli_serve_without_repo(tmp_path: Path) -> None:
             str(tmp_path / "nope"),
             "serve",
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ],
         env=env,
         capture_output=True,

@@ -23,7 +23,7 @@ import pytest
 
 import featureline as fl
 from featureline.server import create_app
-from tests.integration.test_server import SRC, ThreadServer, _content_length, _free_port, error
+from tests.integration.server_kit import SRC, ThreadServer, content_length, error, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +159,7 @@ def test_prediction_log_rotates_with_retention(tmp_path: Path) -> None:
 
 
 def _start_cli(repo: Path, **env: str) -> tuple[subprocess.Popen[str], int]:
-    port = _free_port()
+    port = free_port()
     full = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]),
@@ -248,7 +248,7 @@ def _second_request_half_sent(port: int, wait: float = TIMEOUT + 2.5) -> tuple[f
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
         s.sendall(head.encode() + body)
         first = b""
-        while b"\r\n\r\n" not in first or len(first.split(b"\r\n\r\n", 1)[1]) < _content_length(
+        while b"\r\n\r\n" not in first or len(first.split(b"\r\n\r\n", 1)[1]) < content_length(
             first
         ):
             first += s.recv(65536)
