@@ -9,15 +9,12 @@ compaction runs every 8 small commits, as in production.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+import data  # bench/ is on sys.path when a script in it runs
 import numpy as np
 import pyarrow as pa
-
-import featureline as fl
 
 
 def main() -> None:
@@ -25,22 +22,7 @@ def main() -> None:
     ap.add_argument("--pushes", type=int, default=400)
     ap.add_argument("--rows", type=int, default=10)
     args = ap.parse_args()
-    repo = Path(tempfile.mkdtemp(prefix="fl-push-")) / "repo"
-    fl.init_repo(repo, project="push", with_data=False)
-    (repo / "definitions.py").unlink()
-    store = fl.FeatureStore(repo)
-    driver = fl.Entity("driver", ["driver_id"])
-    view = fl.FeatureView(
-        "driver_stats",
-        entities=[driver],
-        ttl=timedelta(days=1),
-        schema=[
-            fl.Field("driver_id", fl.Int64),
-            fl.Field("rate", fl.Float64),
-            fl.Field("trips", fl.Int64),
-        ],
-    )
-    store.apply([driver, view])
+    store = data.small_driver_repo("fl-push-", "push")
     now = datetime.now(UTC) - timedelta(seconds=1)
     lat = []
     t0 = time.perf_counter()

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -131,6 +132,33 @@ SMALL = Params(entities=1_000, entity_rows=10_000)  # a quick smoke run of the b
 def for_size(small: bool) -> tuple[Params, Path]:
     """Parameters and data folder: the full size, or a small smoke-test size in its own folder."""
     return (SMALL, DATA_DIR / "small") if small else (Params(), DATA_DIR)
+
+
+def small_driver_repo(prefix: str, project: str) -> Any:
+    """A fresh repo in a temp folder with one `driver_stats` view (rate, trips; TTL one day),
+    applied: the set-up the push and fault benchmarks share. Returns the FeatureStore."""
+    import tempfile
+    from datetime import timedelta
+
+    import featureline as fl
+
+    repo = Path(tempfile.mkdtemp(prefix=prefix)) / "repo"
+    fl.init_repo(repo, project=project, with_data=False)
+    (repo / "definitions.py").unlink()
+    store = fl.FeatureStore(repo)
+    driver = fl.Entity("driver", ["driver_id"])
+    schema = [
+        fl.Field("driver_id", fl.Int64),
+        fl.Field("rate", fl.Float64),
+        fl.Field("trips", fl.Int64),
+    ]
+    store.apply(
+        [
+            driver,
+            fl.FeatureView("driver_stats", entities=[driver], ttl=timedelta(days=1), schema=schema),
+        ]
+    )
+    return store
 
 
 if __name__ == "__main__":

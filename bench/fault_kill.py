@@ -23,11 +23,9 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 SIZE = 25
 
@@ -118,27 +116,13 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
+    import data  # bench/ is on sys.path when a script in it runs
     import pyarrow as pa  # noqa: F401  (fail early if the env is wrong)
 
     import featureline as fl
 
-    root = Path(tempfile.mkdtemp(prefix="fl-fault-"))
-    repo = root / "repo"
-    fl.init_repo(repo, project="fault", with_data=False)
-    (repo / "definitions.py").unlink()
-    store = fl.FeatureStore(repo)
-    driver = fl.Entity("driver", ["driver_id"])
-    view = fl.FeatureView(
-        "driver_stats",
-        entities=[driver],
-        ttl=timedelta(days=1),
-        schema=[
-            fl.Field("driver_id", fl.Int64),
-            fl.Field("rate", fl.Float64),
-            fl.Field("trips", fl.Int64),
-        ],
-    )
-    store.apply([driver, view])
+    store = data.small_driver_repo("fl-fault-", "fault")
+    repo = store.repo_path
 
     def writer(w: int) -> subprocess.Popen[bytes]:
         return _spawn(WRITER, str(repo), str(w), str(args.batches), str(SIZE))
