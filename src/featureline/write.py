@@ -1,9 +1,9 @@
 """THE write path (DESIGN §2): every way data enters goes through `write`.
 
 In order: check the principal (a hook; permissions plug in here) → read the batch → row
-checks (today: event times not too far in the future; constraints and quarantine plug in
-here) → schema check and offline commit (one atomic commit, `offline.store`) → online apply
-of the committed batch. The commit is the point of no return: nothing after it reports the
+checks (`check_rows`: constraints and quarantine plug in here) → schema check, with the
+checks that need the parsed batch (keys, timestamps, the bound on future event times), and
+offline commit (one atomic commit, `offline.store`) → online apply of the committed batch. The commit is the point of no return: nothing after it reports the
 write as failed. A failed online apply is a `PartialWriteError` naming the commit, and a
 retry with the same idempotency key completes it without storing the batch twice.
 """
@@ -11,7 +11,6 @@ retry with the same idempotency key completes it without storing the batch twice
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,32 +42,9 @@ def check_principal(target: WriteTarget, principal: Any, action: str, view: Feat
 
 
 def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Table:
-    """Row checks before anything is written; returns the rows to write (all of them today)."""
-    bound = target.max_future_seconds
-    if bound is None:
-        return table
-    from featureline.offline._frames import as_utc_timestamps
-    from featureline.offline._ingest import timestamp_columns
-
-    ts_col, _ = timestamp_columns(view)
-    if ts_col not in table.column_names or table.num_rows == 0:
-        return table  # reported by the schema check
-    try:
-        ts = as_utc_timestamps(
-            table.column(ts_col), ts_col, f"batch for feature view `{view.name}`"
-        )
-    except ValidationError:
-        return table  # the schema check reports it with the other problems
-    limit_us = time.time_ns() // 1000 + int(bound * 1_000_000)
-    us = pc.cast(ts, pa.int64())
-    late = pc.sum(pc.greater(us, limit_us)).as_py() or 0
-    if late:
-        worst = pc.max(ts).as_py()
-        raise ValidationError(
-            f"The batch for feature view `{view.name}` was refused; nothing was written: {late} row(s) have an event time "
-            f"more than {bound:g} s in the future (latest `{worst.isoformat()}`). Fix: correct the `{ts_col}` values, or "
-            "raise `writes: {max_future_seconds: N}` in featureline.yaml (null: no bound)."
-        )
+    """Row checks before anything is written; returns the rows to write (all of them today:
+    the quarantine gate goes here). Checks that need the parsed batch (keys, timestamps, the
+    bound on future event times) run once, in the schema check (`offline._ingest.prepare_batch`)."""
     return table
 
 
@@ -130,12 +106,18 @@ def write(
         ):  # large file: bounded memory, no online apply
             batches = (check_rows(target, view, b) for b in _stream.file_batches(str(data)))
             return _stream.ingest_stream(
-                target.offline, view, batches, idempotency_key=idempotency_key
+                target.offline,
+                view,
+                batches,
+                idempotency_key=idempotency_key,
+                max_future_seconds=target.max_future_seconds,
             )
     table = check_rows(
         target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view))
     )
-    result, stored = target.offline.ingest_stored(view, table, idempotency_key=idempotency_key)
+    result, stored = target.offline.ingest_stored(
+        view, table, idempotency_key=idempotency_key, max_future_seconds=target.max_future_seconds
+    )
     if online and view.online:
         apply_online(target, view, stored, result)
     return _reported(result, view, table)

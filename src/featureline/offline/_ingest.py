@@ -34,6 +34,7 @@ def prepare_batch(
     key_types: dict[str, str],
     seq_offset: int = 0,
     shadow: bool = True,
+    max_future_seconds: float | None = None,
 ) -> tuple[pa.Table, dict[str, str]]:
     """Check `table` against `view` and return (stored layout, key types).
 
@@ -112,6 +113,8 @@ def prepare_batch(
             problems.append(
                 f"event timestamp column `{name}` has {ts.null_count} null value(s). Fix: drop or fill those rows."
             )
+        if required and max_future_seconds is not None:
+            problems += _too_far_ahead(ts, name, max_future_seconds)
         out[target] = ts
     for f in view.features:
         col = table.column(f.name)
@@ -143,6 +146,21 @@ def prepare_batch(
     )
     stored = stored.append_column(SHADOWED_UNTIL, pa.chunked_array([marks]))
     return stored, new_key_types
+
+
+def _too_far_ahead(ts: pa.ChunkedArray, name: str, bound_s: float) -> list[str]:
+    """The write bound on future event times (featureline.yaml `writes.max_future_seconds`)."""
+    import time
+
+    limit_us = time.time_ns() // 1000 + int(bound_s * 1_000_000)
+    late = pc.sum(pc.greater(pc.cast(ts, pa.int64()), limit_us)).as_py() or 0
+    if not late:
+        return []
+    worst = pc.max(ts).as_py()
+    return [
+        f"{late} row(s) have an event time more than {bound_s:g} s in the future (latest `{worst.isoformat()}`). "
+        f"Fix: correct the `{name}` values, or raise `writes: {{max_future_seconds: N}}` in featureline.yaml (null: no bound)."
+    ]
 
 
 def _dtype(name: str) -> DType:

@@ -69,6 +69,7 @@ def ingest_stream(
     batches: Iterator[pa.Table],
     before_commit: Any = None,
     idempotency_key: str | None = None,
+    max_future_seconds: float | None = None,
 ) -> IngestResult:
     """One atomic commit from many chunks, with memory bounded by the chunk size."""
     import duckdb
@@ -85,7 +86,14 @@ def ingest_stream(
         for i, chunk in enumerate(batches):
             if chunk.num_rows == 0:
                 continue
-            stored, key_types = prepare_batch(view, chunk, key_types, seq_offset=rows, shadow=False)
+            stored, key_types = prepare_batch(
+                view,
+                chunk,
+                key_types,
+                seq_offset=rows,
+                shadow=False,
+                max_future_seconds=max_future_seconds,
+            )
             st = batch_stats(stored, view)
             lo = st["min_event_us"] if lo is None else min(lo, st["min_event_us"])
             hi = st["max_event_us"] if hi is None else max(hi, st["max_event_us"])

@@ -130,12 +130,18 @@ class OfflineStore:
         table: pa.Table,
         before_commit: Any = None,
         idempotency_key: str | None = None,
+        max_future_seconds: float | None = None,
     ) -> tuple[IngestResult, pa.Table]:
         """`ingest`, also returning the batch as stored (for the online apply of a push)."""
         import pyarrow.parquet as pq
 
         log = self.log(view.name, view.version)
-        stored, key_types = prepare_batch(view, table, self.key_types(view.name, view.version))
+        stored, key_types = prepare_batch(
+            view,
+            table,
+            self.key_types(view.name, view.version),
+            max_future_seconds=max_future_seconds,
+        )
         stats = batch_stats(stored, view)
 
         dict_cols = [
