@@ -17,7 +17,8 @@ Every exception class Featureline raises on purpose lives here::
     │   ├── RegistryConflictError         apply lost a compare-and-swap
     │   └── CommitConflict                a compaction lost its compare-and-swap
     ├── UserCodeError (500)               a user's function (on-demand view, step) raised
-    │   └── StepError                     a pipeline step failed (step, run, inputs, traceback)
+    │   ├── StepError                     a pipeline step failed (step, run, inputs, traceback)
+    │   └── ModelHookError (422)          a model's pre/post-processing hook raised or answered badly
     ├── WorkerCrashedError (500)          the process running a step died
     ├── ConfigError (500)
     ├── StorageError (503)
@@ -194,6 +195,14 @@ class MisdirectedRequest(ValidationError):
     http_status = 421
 
 
+class ModelHookError(UserCodeError):
+    """A model's pre- or post-processing hook (stored with the model version) raised, or returned
+    something prediction cannot use. The request was well formed, so the server answers 422
+    (Unprocessable Content) naming the model, the hook and the error, not a 500."""
+
+    http_status = 422
+
+
 class MethodNotAllowed(FeaturelineError):
     http_status = 405
 
@@ -301,6 +310,7 @@ __all__ = [
     "MethodNotAllowed",
     "MisdirectedRequest",
     "MissingExtraError",
+    "ModelHookError",
     "NotFoundError",
     "PartialWriteError",
     "PermissionDeniedError",

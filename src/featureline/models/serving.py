@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from featureline.config import PredictionLogSettings
-from featureline.errors import ConflictError, NotFoundError, ValidationError
+from featureline.errors import ConflictError, ModelHookError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from featureline.models.registry import ModelRegistry, ModelVersion
+    from featureline.models.registry import ModelRegistry, ModelVersion, ModelWithHooks
 
 __all__ = [
     "DefinitionLookup",
@@ -90,7 +90,7 @@ class Predictor:
         self.log_dir = log_dir
         self.log = PredictionLog(log_dir, retention) if log_dir is not None else None
         self.refresh = refresh
-        self._cache: dict[tuple[str, Any], tuple[float, ModelVersion, Any]] = {}
+        self._cache: dict[tuple[str, Any], tuple[float, ModelVersion, ModelWithHooks]] = {}
         self._lock = threading.Lock()
 
     def check(self, mv: ModelVersion) -> None:
@@ -123,7 +123,9 @@ class Predictor:
                 + ". Fix: retrain and register a new version on the current features, or restore the views."
             )
 
-    def model(self, name: str, ref: int | str | None = None) -> tuple[ModelVersion, Any]:
+    def model(self, name: str, ref: int | str | None = None) -> tuple[ModelVersion, ModelWithHooks]:
+        """The version served for `ref` (None: the `production` alias, else the latest) and its
+        model with its hooks."""
         key = (name, ref)
         now = time.monotonic()
         hit = self._cache.get(key)
@@ -140,7 +142,7 @@ class Predictor:
             obj = hit[2]
         else:
             self.check(mv)
-            obj = mv.load()
+            obj = mv.load_served()
         with self._lock:
             self._cache[key] = (now, mv, obj)
         return mv, obj
@@ -155,8 +157,14 @@ class Predictor:
         matrix. A row missing a feature gets a null prediction, unless the card declares
         `handles_missing` (the model then sees NaN). `proba=True` (or the card's
         `predict_proba`) also returns `predict_proba` per row.
+
+        A version registered with hooks: `preprocess` gets the features frame (always a pandas
+        frame with the training set's names and dtypes, of the rows predicted) and returns what
+        the model takes, one row per row; `postprocess` gets the model's predictions and returns
+        the values answered, one per row. An error in a hook is a `ModelHookError` (HTTP 422).
         """
-        mv, model = self.model(name, ref)
+        mv, served = self.model(name, ref)
+        model = served.model
         feats = mv.features
         resp = self.store.get_online_features(feats, entities, full_feature_names=True)
         cols = [resp.values[_out(r)] for r in feats]
@@ -172,7 +180,12 @@ class Predictor:
         preds: list[Any] = [None] * n
         probas: list[Any] = [None] * n
         if rows:
-            x = _model_input(model, names, dtypes, [[c[i] for i in rows] for c in cols])
+            picked = [[c[i] for i in rows] for c in cols]
+            if served.preprocess is not None:
+                x = _run_hook(mv, "preprocess", served.preprocess, _frame(names, dtypes, picked))
+                _check_rows(mv, "preprocess", x, len(rows), "rows")
+            else:
+                x = _model_input(model, names, dtypes, picked)
             try:
                 y = model.predict(x)
                 p = model.predict_proba(x) if want_proba else None
@@ -180,6 +193,11 @@ class Predictor:
                 raise ValidationError(
                     f"Model `{mv.ref}` failed to predict: {type(e).__name__}: {e}"
                 ) from e
+            if served.postprocess is not None:
+                y = _run_hook(mv, "postprocess", served.postprocess, y)
+                y = _check_rows(mv, "postprocess", y, len(rows), "values")
+                for v in y:
+                    _check_json(mv, _plain(v))
             for k, i in enumerate(rows):
                 preds[i] = _plain(y[k])
                 if p is not None:
@@ -208,16 +226,55 @@ class Predictor:
 _NUMERIC = ("Float64", "Int64", "Bool")
 
 
-def _model_input(model: Any, names: list[str], dtypes: list[str], cols: list[list[Any]]) -> Any:
-    """A frame with the training set's names and dtypes if the model was fitted on named
-    columns (or a feature is not numeric), else a float matrix (NaN for a missing value)."""
-    import numpy as np
+def _run_hook(mv: ModelVersion, kind: str, fn: Any, value: Any) -> Any:
+    """`fn(value)` inside an error boundary: the user's exception becomes a ModelHookError."""
+    try:
+        return fn(value)
+    except Exception as e:
+        import traceback
 
-    numeric = all(d in _NUMERIC for d in dtypes)
-    if numeric and getattr(model, "feature_names_in_", None) is None:
-        rows = len(cols[0]) if cols else 0
-        x = np.array([[np.nan if v is None else v for v in c] for c in cols], dtype=float)
-        return x.T.reshape(rows, len(cols))
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        name = getattr(fn, "__qualname__", type(fn).__qualname__)
+        raise ModelHookError(
+            f"The {kind} hook `{name}` of model `{mv.ref}` raised {type(e).__name__}: {e} "
+            f"(at {Path(where.filename).name}:{where.lineno}). Fix the function `{name}` and "
+            "register a new version of the model with it."
+        ) from e
+
+
+def _check_rows(mv: ModelVersion, kind: str, value: Any, n: int, what: str) -> Any:
+    """`value` if it has one entry per predicted row (as a list for `postprocess`)."""
+    try:
+        got = len(value)
+    except TypeError:
+        got = None
+    if got != n:
+        shown = f"{got} {what}" if got is not None else f"`{type(value).__name__}` (no length)"
+        raise ModelHookError(
+            f"The {kind} hook of model `{mv.ref}` returned {shown} for {n} rows. Fix: return one "
+            f"{'row' if what == 'rows' else 'value'} per row it was given."
+        )
+    return value if kind == "preprocess" else list(value)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_json(mv: ModelVersion, v: Any) -> None:
+    """A post-processed prediction must be JSON: a string, number, bool, null, or a list of them."""
+    if isinstance(v, _JSON_SCALARS) or (
+        isinstance(v, list | tuple) and all(isinstance(x, _JSON_SCALARS) for x in v)
+    ):
+        return
+    raise ModelHookError(
+        f"The postprocess hook of model `{mv.ref}` returned a value of type `{type(v).__name__}` "
+        f"(`{v!r:.80}`); a prediction must be a string, number, boolean, null or a list of them."
+    )
+
+
+def _frame(names: list[str], dtypes: list[str], cols: list[list[Any]]) -> Any:
+    """The features as a pandas frame: the training set's names and dtypes, NaN/None if missing."""
+    import numpy as np
     import pandas as pd
 
     data: dict[str, Any] = {}
@@ -229,8 +286,22 @@ def _model_input(model: Any, names: list[str], dtypes: list[str], cols: list[lis
     return pd.DataFrame(data)
 
 
+def _model_input(model: Any, names: list[str], dtypes: list[str], cols: list[list[Any]]) -> Any:
+    """A frame with the training set's names and dtypes if the model was fitted on named
+    columns (or a feature is not numeric), else a float matrix (NaN for a missing value)."""
+    import numpy as np
+
+    numeric = all(d in _NUMERIC for d in dtypes)
+    if numeric and getattr(model, "feature_names_in_", None) is None:
+        rows = len(cols[0]) if cols else 0
+        x = np.array([[np.nan if v is None else v for v in c] for c in cols], dtype=float)
+        return x.T.reshape(rows, len(cols))
+    return _frame(names, dtypes, cols)
+
+
 def _plain(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
+    """A numpy scalar or array (a multi-output row) as plain Python values."""
+    return v.tolist() if hasattr(v, "tolist") else v.item() if hasattr(v, "item") else v
 
 
 def _out(ref: str) -> str:
