@@ -12,20 +12,8 @@ import featureline
 
 SRC = Path(featureline.__file__).resolve().parent
 
-# Cycles that remain, to be removed (issue 8, item 6); a new cycle fails the test.
-KNOWN_CYCLES: list[set[str]] = [
-    {
-        "featureline.pipelines._scheduler",
-        "featureline.pipelines._trace",
-        "featureline.pipelines.dsl",
-        "featureline.pipelines.executors",
-        "featureline.pipelines.executors._task",
-        "featureline.pipelines.executors.inline",
-        "featureline.pipelines.executors.process",
-        "featureline.pipelines.executors.ray",
-        "featureline.pipelines.runner",
-    },
-]
+# Cycles that remain, to be removed; a new cycle fails the test. None remain.
+KNOWN_CYCLES: list[set[str]] = []
 # Private modules other packages may use: shared kernels at the top of the package.
 SHARED_PRIVATE = {
     "featureline._sql",

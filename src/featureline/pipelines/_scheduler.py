@@ -21,14 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featureline.errors import ValidationError
-from featureline.pipelines.executors import (
+from featureline.errors import StepError, ValidationError, WorkerCrashedError
+from featureline.pipelines.executors.base import (
     Executor,
     ItemOf,
-    StepError,
     StepTask,
     TaskResult,
-    WorkerCrashedError,
 )
 from featureline.pipelines.graph import Const, Graph, Node, OutputRef, ParamRef, Source
 

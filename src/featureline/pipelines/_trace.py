@@ -10,13 +10,19 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from featureline.errors import DefinitionError, did_you_mean
-from featureline.pipelines.graph import Condition, Const, Graph, Node, OutputRef, ParamRef, Source
-
-if TYPE_CHECKING:
-    from featureline.pipelines.dsl import Step
+from featureline.pipelines.graph import (
+    Condition,
+    Const,
+    Graph,
+    Node,
+    OutputRef,
+    ParamRef,
+    Source,
+    StepLike,
+)
 
 
 class _Handle:
@@ -139,7 +145,7 @@ class Builder:
         return Const(value)
 
     def add(
-        self, step: Step, args: tuple[Any, ...], kwargs: dict[str, Any], map_over: str | None
+        self, step: StepLike, args: tuple[Any, ...], kwargs: dict[str, Any], map_over: str | None
     ) -> Output:
         name = step.name
         n = self._counts.get(name, 0)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from featureline.errors import DefinitionError, NotFoundError, did_you_mean, unknown
 from featureline.pipelines._types import (
@@ -43,6 +43,33 @@ class _Required:
 
 REQUIRED: Any = _Required()
 """Marks a parameter without a default."""
+
+
+class StepLike(Protocol):
+    """What the graph, the tracer and the executors use of a step (`dsl.Step` is the one kind).
+
+    Structural, so that these layers never import the DSL, which imports them."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def fn(self) -> Callable[..., Any]: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]:
+        """Parameter name → its spec (`.annotation`, `.default`)."""
+        ...
+
+    @property
+    def outputs(self) -> Mapping[str, Any]:
+        """Output name → its annotated type."""
+        ...
+
+    @property
+    def output_names(self) -> tuple[str, ...]: ...
+    @property
+    def options(self) -> Any:
+        """A `dsl.StepOptions` (`timeout`, `retries`, `resources`, ...)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -432,4 +459,5 @@ __all__ = [
     "ParamRef",
     "PipelineParam",
     "Source",
+    "StepLike",
 ]

@@ -30,12 +30,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from featureline.errors import ConfigError, DefinitionError, NotFoundError, unknown
 from featureline.pipelines._scheduler import OK, StepResult, _Run
 from featureline.pipelines._types import value_matches
-from featureline.pipelines.dsl import Pipeline
 from featureline.pipelines.executors import (
     EXECUTORS,
     Executor,
@@ -105,13 +104,21 @@ class RunResult:
         return self
 
 
+class Traced(Protocol):
+    """A traced pipeline (a `dsl.Pipeline`): the runner needs only its graph. Structural, so
+    that the runner never imports the DSL, whose `Pipeline.run` calls it."""
+
+    @property
+    def graph(self) -> Graph: ...
+
+
 def default_artifact_root() -> Path:
     home = os.environ.get("FEATURELINE_HOME")
     return (Path(home).expanduser() if home else Path.cwd() / ".featureline") / "artifacts"
 
 
 def run(
-    pipeline: Pipeline | Graph,
+    pipeline: Traced | Graph,
     params: dict[str, Any] | None = None,
     *,
     executor: str | Executor = "process",
@@ -123,7 +130,7 @@ def run(
     tags: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run `pipeline` with `params` on `executor` ("process", "inline", "ray" or an Executor)."""
-    graph = pipeline.graph if isinstance(pipeline, Pipeline) else pipeline
+    graph = pipeline if isinstance(pipeline, Graph) else pipeline.graph
     graph.validate()
     values = _resolve_params(graph, params)
     root = str(artifact_root) if artifact_root is not None else str(default_artifact_root())

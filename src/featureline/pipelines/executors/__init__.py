@@ -9,98 +9,25 @@ The future resolves to a `TaskResult` for anything the *step* did (success, an e
 a timeout the worker noticed); it raises `WorkerCrashedError` only when the machinery died
 under the step (a SIGKILLed worker, a lost Ray node). Every backend passes
 `featureline.testing.executor_contract.ExecutorContract`.
+
+The contract types live in `executors/base.py`, which the backends import; this module is
+the factory (`make_executor`, the shared `default_executor`s) and re-exports them.
 """
 
 from __future__ import annotations
 
 import atexit
 import threading
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
 from featureline.errors import ConfigError, StepError, WorkerCrashedError, unknown
-
-if TYPE_CHECKING:
-    from featureline.pipelines.artifacts import ArtifactRef
-    from featureline.pipelines.dsl import Step
-
-
-@dataclass(frozen=True)
-class ExecutorCapabilities:
-    """`isolation`: a crashing or hung step cannot take the runner down.
-    `parallel`: several steps at once (`max_parallel` slots). `remote`: steps may run on other
-    machines, so the artifact root must be reachable from them. `kill`: a step that overruns
-    its timeout can be stopped for sure (otherwise only interrupted when it runs Python code).
-    `capture`: "fd" captures the step's process-level stdout/stderr (C extensions and
-    subprocesses too), "sys" only Python's `sys.stdout`/`sys.stderr`."""
-
-    isolation: bool
-    parallel: bool
-    remote: bool
-    kill: bool
-    max_parallel: int = 1
-    capture: Literal["fd", "sys"] = "sys"
-
-
-@dataclass(frozen=True)
-class ItemOf:
-    """The `index`-th element of a list artifact (fan-out over a step's list output)."""
-
-    ref: ArtifactRef
-    index: int
-
-
-@dataclass
-class StepTask:
-    """One attempt of one step (or one element of a mapped step). Picklable."""
-
-    run_id: str
-    name: str
-    step: Step
-    params: dict[str, Any]
-    artifacts: dict[str, Any]  # ArtifactRef | list[ArtifactRef] | ItemOf
-    input_ids: dict[str, str]
-    artifact_root: str
-    log_path: str
-    attempt: int = 1
-    timeout: float | None = None
-    capture: Literal["fd", "sys"] = "sys"
-    pid_path: str | None = None
-
-
-@dataclass
-class TaskResult:
-    """What one attempt did. `error` is set when it failed; outputs are already stored."""
-
-    name: str
-    ok: bool
-    outputs: dict[str, ArtifactRef] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    lengths: dict[str, int] = field(default_factory=dict)
-    error: StepError | None = None
-    timed_out: bool = False
-    started: float = 0.0
-    finished: float = 0.0
-    pid: int = 0
-
-
-@runtime_checkable
-class Executor(Protocol):
-    """Runs step attempts. Configure at construction; `start` warms it up (idempotent)."""
-
-    capabilities: ExecutorCapabilities
-
-    def start(self) -> None: ...
-
-    def submit(self, task: StepTask) -> Future[TaskResult]: ...
-
-    def kill(self, future: Future[TaskResult]) -> None:
-        """Stop the attempt behind `future` for sure if `capabilities.kill`; else forget it."""
-        ...
-
-    def shutdown(self) -> None: ...
-
+from featureline.pipelines.executors.base import (
+    Executor,
+    ExecutorCapabilities,
+    ItemOf,
+    StepTask,
+    TaskResult,
+)
 
 EXECUTORS = ("inline", "process", "ray")
 _defaults: dict[str, Executor] = {}

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import IO, Any
 
-from featureline.errors import ValidationError
-from featureline.pipelines.executors import ItemOf, StepError, StepTask, TaskResult
+from featureline.errors import StepError, ValidationError
+from featureline.pipelines.executors.base import ItemOf, StepTask, TaskResult
 
 _STORES: dict[str, Any] = {}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from featureline.pipelines.executors import ExecutorCapabilities, StepTask, TaskResult
+from featureline.pipelines.executors.base import ExecutorCapabilities, StepTask, TaskResult
 
 
 class InlineExecutor:

@@ -39,15 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featureline.errors import ConfigError
-from featureline.pipelines.executors import (
+from featureline.errors import ConfigError, WorkerCrashedError
+from featureline.pipelines.executors._mp import context_without_main
+from featureline.pipelines.executors._task import execute_pickled, warm
+from featureline.pipelines.executors.base import (
     ExecutorCapabilities,
     StepTask,
     TaskResult,
-    WorkerCrashedError,
 )
-from featureline.pipelines.executors._mp import context_without_main
-from featureline.pipelines.executors._task import execute_pickled, warm
 
 _PRELOAD = ["featureline.pipelines.executors._task", "featureline.pipelines.artifacts"]
 MAX_FREE_RESTARTS = 3

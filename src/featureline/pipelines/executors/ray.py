@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from featureline.errors import MissingExtraError
-from featureline.pipelines.executors import (
+from featureline.errors import MissingExtraError, WorkerCrashedError
+from featureline.pipelines.executors.base import (
     ExecutorCapabilities,
     StepTask,
     TaskResult,
-    WorkerCrashedError,
 )
 
 _DIRECT = ("num_cpus", "num_gpus", "memory")
