@@ -17,11 +17,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from featureline.models import ModelRegistry
-    from featureline.offline._log import Commit
-    from featureline.offline.store import IngestResult, OfflineStore, VacuumResult
+    from featureline.offline.store import Commit, IngestResult, OfflineStore, VacuumResult
     from featureline.offline.training import TrainingSet
-    from featureline.online._read import OnlineResponse
-    from featureline.online._store import OnlineStore
+    from featureline.online import OnlineResponse, OnlineStore
     from featureline.online.materialize import MaterializeResult
     from featureline.read import ReadSource
     from featureline.registry import Plan, RegistryStore, RegistryVersion
@@ -56,7 +54,7 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._models: ModelRegistry | None = None
         self._cat: tuple[float, Catalog] | None = None  # (checked at, catalog) for the hot paths
-        from featureline.online._read import PlanCache
+        from featureline.online import PlanCache
 
         # read plans (resolved features, key types, decoders) by feature list, least recently used
         # dropped first (clients choose the lists); reset on catalog change
@@ -438,8 +436,8 @@ class FeatureStore:
         `to="offline"` writes the offline store only. The same `idempotency_key` twice is one
         commit (and completes the online apply if the first call could not).
         """
-        from featureline.offline._frames import to_arrow
-        from featureline.online._read import entity_columns
+        from featureline._frames import to_arrow
+        from featureline.online import entity_columns
         from featureline.write import write
 
         modes = ("online_and_offline", "offline")

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from featureline.catalog import Catalog
     from featureline.offline.store import OfflineStore
     from featureline.offline.training import TrainingSet
-    from featureline.online._read import OnlineResponse
-    from featureline.online._store import OnlineStore
+    from featureline.online import OnlineResponse, OnlineStore
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ def training_set(
     """A point-in-time correct training set (DESIGN §3) with `cat`'s definitions, as of `as_of_us`."""
     import pyarrow as pa
 
+    from featureline._frames import to_arrow
     from featureline._ondemand import hidden_inputs, split
-    from featureline.offline._frames import to_arrow
     from featureline.offline.store import us_to_dt
     from featureline.offline.training import TrainingSet, build_training_set
 
@@ -113,7 +112,7 @@ def online_features(
     principal: Any = None,
 ) -> OnlineResponse:
     """Feature vectors from the online store; `plans` caches prepared read plans by feature list."""
-    from featureline.online._read import entity_columns, read_with_plan
+    from featureline.online import entity_columns, read_with_plan
 
     if isinstance(features, FeatureService):
         hkey: tuple[Any, ...] = (
@@ -157,7 +156,7 @@ def _online_plan(
     src: ReadSource, cat: Catalog, features: Any, full_feature_names: bool
 ) -> tuple[Any, list[Any], Any, bool]:
     from featureline._ondemand import hidden_inputs, split
-    from featureline.online._read import make_plan
+    from featureline.online import make_plan
 
     unique = (
         list(dict.fromkeys(features)) if isinstance(features, list | tuple) else features

@@ -24,7 +24,7 @@ from featureline.errors import PartialWriteError, ValidationError
 if TYPE_CHECKING:
     from featureline.definitions import FeatureView
     from featureline.offline.store import IngestResult, OfflineStore
-    from featureline.online._store import OnlineStore
+    from featureline.online import OnlineStore
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def check_principal(target: WriteTarget, principal: Any, action: str, view: Feat
 def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Table:
     """Row checks before anything is written; returns the rows to write (all of them today:
     the quarantine gate goes here). Checks that need the parsed batch (keys, timestamps, the
-    bound on future event times) run once, in the schema check (`offline._ingest.prepare_batch`)."""
+    bound on future event times) run once, in the schema check (`offline.batch.prepare_batch`)."""
     return table
 
 
@@ -75,7 +75,7 @@ def write(
     `online=True` (push) also applies the committed rows to the online store before
     returning, when the view is served online.
     """
-    from featureline.offline._frames import to_arrow
+    from featureline._frames import to_arrow
 
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 200
@@ -98,14 +98,14 @@ def write(
     ):
         data = str(target.repo_path / data)
     if isinstance(data, str | os.PathLike):
-        from featureline.offline import _stream
+        from featureline.offline import chunked
 
-        rows = _stream.file_rows(str(data))
+        rows = chunked.file_rows(str(data))
         if (
-            rows is not None and rows > _stream.STREAM_ROWS
+            rows is not None and rows > chunked.LARGE_FILE_ROWS
         ):  # large file: bounded memory, no online apply
-            batches = (check_rows(target, view, b) for b in _stream.file_batches(str(data)))
-            return _stream.ingest_stream(
+            batches = (check_rows(target, view, b) for b in chunked.file_batches(str(data)))
+            return chunked.ingest_chunks(
                 target.offline,
                 view,
                 batches,
@@ -127,7 +127,7 @@ def _reported(result: IngestResult, view: FeatureView, table: pa.Table) -> Inges
     """The result with what was not silently kept: undeclared columns, NaN / Inf values."""
     import dataclasses
 
-    from featureline.offline._ingest import timestamp_columns
+    from featureline.offline.batch import timestamp_columns
 
     ts_col, created_col = timestamp_columns(view)
     declared = {*view.join_keys, ts_col, created_col, *(f.name for f in view.features)}

@@ -393,9 +393,9 @@ def test_server_settings_are_validated(tmp_path: Path) -> None:
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 def test_header_timeout_protocols(repo: Path, http: str) -> None:
     """Both uvicorn HTTP/1.1 implementations get the header deadline (the CLI picks one, as uvicorn's auto)."""
-    from featureline.server import _protocol
+    from featureline.server import protocol
 
-    base = _protocol.H11Protocol if http == "h11" else _protocol.HttpToolsProtocol
+    base = protocol.H11Protocol if http == "h11" else protocol.HttpToolsProtocol
     ts = ThreadServer(create_app(repo))
     ts.server.config.http = type("Quick", (base,), {"header_timeout": TIMEOUT})
     with ts as url:

@@ -23,6 +23,7 @@ SHARED_PRIVATE = {
     "featureline._postgres",
     "featureline._urls",
     "featureline._ondemand",
+    "featureline._frames",
 }
 
 
@@ -117,24 +118,12 @@ def test_no_package_imports_another_packages_private_module() -> None:
     assert not set(bad) - KNOWN_PRIVATE_REACHES, "\n".join(sorted(set(bad) - KNOWN_PRIVATE_REACHES))
 
 
-# Reaches that remain (issue 8, item 6); a new one fails the test.
+# Reaches that remain; a new one fails the test. Both are one-line import changes in files that
+# are being reworked in the online-store work: `featureline.definitions` re-exports `FeatureRef`
+# and `featureline.online` re-exports `ORDER_BYTES`, `OnlineCapabilities` and `OnlineStore`.
 KNOWN_PRIVATE_REACHES = {
-    "featureline.cli._serve -> featureline.server._protocol",
-    "featureline.feature_store -> featureline.offline._frames",
-    "featureline.feature_store -> featureline.offline._log",
-    "featureline.feature_store -> featureline.online._read",
-    "featureline.feature_store -> featureline.online._store",
     "featureline.online._read -> featureline.definitions._refs",
-    "featureline.read -> featureline.offline._frames",
-    "featureline.read -> featureline.online._read",
-    "featureline.read -> featureline.online._store",
-    "featureline.testing.offline_contract -> featureline.offline._ingest",
     "featureline.testing.online_contract -> featureline.online._store",
-    "featureline.testing.registry_contract -> featureline.registry._store",
-    "featureline.write -> featureline.offline._frames",
-    "featureline.write -> featureline.offline._ingest",
-    "featureline.write -> featureline.offline._stream",
-    "featureline.write -> featureline.online._store",
 }
 
 

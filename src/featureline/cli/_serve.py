@@ -115,8 +115,8 @@ def serve(
         raise MissingExtraError.for_extra("uvicorn", "server") from e
 
     from featureline.config import RepoConfig
-    from featureline.server import _protocol
     from featureline.server import app as server_app
+    from featureline.server import protocol
 
     repo = os.path.abspath(ctx.find_root().obj["repo"])
     config = RepoConfig.load(
@@ -126,7 +126,7 @@ def serve(
     os.environ["FEATURELINE_REPO"] = repo
     os.environ[server_app.ENV_MAX_ENTITIES] = str(max_entities)
     os.environ[server_app.ENV_MAX_BODY_BYTES] = str(max_body_bytes)
-    os.environ[_protocol.ENV_HEADER_TIMEOUT] = str(header_timeout or config.server.header_timeout)
+    os.environ[protocol.ENV_HEADER_TIMEOUT] = str(header_timeout or config.server.header_timeout)
     if body_timeout is not None:
         os.environ[server_app.ENV_BODY_TIMEOUT] = str(body_timeout)
     if allowed_hosts:
@@ -146,7 +146,7 @@ def serve(
         uvicorn.run(
             "featureline.server.app:app_from_env",
             factory=True,
-            http="featureline.server._protocol:AutoProtocol",  # uvicorn's auto, plus a header deadline
+            http="featureline.server.protocol:AutoProtocol",  # uvicorn's auto, plus a header deadline
             host=host,
             port=port,
             workers=workers,

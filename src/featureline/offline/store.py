@@ -15,9 +15,9 @@ import pyarrow as pa
 
 from featureline._time import from_us, to_us
 from featureline.definitions import FeatureView
-from featureline.offline._ingest import batch_stats, prepare_batch
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
 from featureline.offline._pit import JoinSpec, PartRef
+from featureline.offline.batch import batch_stats, prepare_batch
 from featureline.offline.engines._base import OfflineEngine
 from featureline.offline.engines.duckdb import DuckDBEngine
 

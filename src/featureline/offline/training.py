@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from featureline._frames import as_utc_timestamps, to_arrow
 from featureline._keys import missing_key, wrong_key_type
 from featureline.definitions import FeatureRef, FeatureView, output_names
 from featureline.errors import ValidationError, did_you_mean
-from featureline.offline._frames import as_utc_timestamps, to_arrow
 from featureline.offline._pit import JoinSpec
 from featureline.types import Int64, String, from_arrow
 

@@ -1,7 +1,8 @@
 """Online storage: the latest value per key, per table, for low-latency reads.
 
 Backends: SQLite (default, a local file in WAL mode) and Redis (shared, by URL). Both
-implement `OnlineStore` and pass `featureline.testing.online_contract`.
+implement `OnlineStore` and pass `featureline.testing.online_contract`. The read path
+(`featureline.read`) uses the plan-and-read functions re-exported here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from featureline.errors import ConfigError, unknown
+from featureline.online._read import (
+    OnlineResponse,
+    PlanCache,
+    entity_columns,
+    make_plan,
+    read_with_plan,
+)
 from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore
 
 _SETTINGS: dict[str, dict[str, str]] = {
@@ -79,4 +87,14 @@ def open_online_store(config: Mapping[str, Any], base_dir: Path, project: str) -
     return SqliteOnlineStore(path)
 
 
-__all__ = ["ORDER_BYTES", "OnlineCapabilities", "OnlineStore", "open_online_store"]
+__all__ = [
+    "ORDER_BYTES",
+    "OnlineCapabilities",
+    "OnlineResponse",
+    "OnlineStore",
+    "PlanCache",
+    "entity_columns",
+    "make_plan",
+    "open_online_store",
+    "read_with_plan",
+]

@@ -5,7 +5,7 @@ metrics, OpenAPI.
 Every HTTP request goes through one dispatcher (`_dispatch.Dispatcher`): Host allow-list (421;
 DNS rebinding, see `_hosts`) → route → `authenticate` → handler → errors as JSON → metrics. A POST
 body must be declared `application/json` (415; a cross-site "simple" POST cannot be) and arrive
-within `body_timeout` seconds (408); the header deadline is the HTTP protocol's (`_protocol`, which
+within `body_timeout` seconds (408); the header deadline is the HTTP protocol's (`protocol.py`, which
 `featureline serve` runs). The routes live in `routes/`, one module per concern. Online reads run
 inline on the event loop (an in-process lookup of tens of microseconds, less than a thread hop);
 pushes, health checks and metric scrapes run in the threadpool so they never stall reads.

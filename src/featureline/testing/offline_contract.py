@@ -184,7 +184,7 @@ class OfflineEngineContract:
                     )
             # the winners of one batch in memory (a push's online apply)
             last = _table(batches[-1])
-            from featureline.offline._ingest import prepare_batch
+            from featureline.offline.batch import prepare_batch
 
             stored, _ = prepare_batch(view, last, {"user_id": "Int64"})
             one = RefView(

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from featureline.errors import ConflictError, NotFoundError, StorageError, ValidationError
-from featureline.registry._store import RegistryCapabilities, RegistryStore, RegistryVersion
+from featureline.registry import RegistryCapabilities, RegistryStore, RegistryVersion
 
 _US = timedelta(microseconds=1)
 WORKERS = 4

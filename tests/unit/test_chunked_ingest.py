@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from featureline.errors import ValidationError
-from featureline.offline import _stream
+from featureline.offline import chunked
 from tests.helpers import TS, driver_defs, new_store, utc
 
 
@@ -33,7 +33,7 @@ def _data(n: int, seed: int) -> pa.Table:
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_streamed_file_equals_in_memory(
+def test_chunked_file_equals_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
     data = _data(3_000, seed=1)
@@ -42,13 +42,13 @@ def test_streamed_file_equals_in_memory(
     driver, view = driver_defs(ttl=timedelta(hours=5))
     streamed = new_store(tmp_path / "a", driver, view)
     in_memory = new_store(tmp_path / "b", driver, view)
-    monkeypatch.setattr(_stream, "STREAM_ROWS", 0)
-    monkeypatch.setattr(_stream, "CHUNK_ROWS", 250)
+    monkeypatch.setattr(chunked, "LARGE_FILE_ROWS", 0)
+    monkeypatch.setattr(chunked, "CHUNK_ROWS", 250)
     if fmt == "csv":  # CSV row counts are unknown without reading: call the chunked path directly
-        r1 = _stream.ingest_stream(
+        r1 = chunked.ingest_chunks(
             streamed.offline,
             streamed.get_feature_view("driver_stats"),
-            _stream.file_batches(str(path)),
+            chunked.file_batches(str(path)),
         )
     else:
         r1 = streamed.ingest("driver_stats", str(path))
@@ -72,8 +72,8 @@ def test_bad_chunk_writes_nothing(tmp_path: Path) -> None:
     bad = bad.set_column(2, "rate", pa.array(["x"] * 100))
     fv = store.get_feature_view("driver_stats")
     with pytest.raises(ValidationError, match="column `rate` has type String"):
-        _stream.ingest_stream(store.offline, fv, iter([good, bad]))
+        chunked.ingest_chunks(store.offline, fv, iter([good, bad]))
     assert store.offline.commits("driver_stats", 1) == []
     assert not list((store.offline.log("driver_stats", 1).root / "parts").glob("*.parquet"))
     with pytest.raises(ValidationError, match="empty"):
-        _stream.ingest_stream(store.offline, fv, iter([]))
+        chunked.ingest_chunks(store.offline, fv, iter([]))

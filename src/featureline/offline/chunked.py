@@ -1,5 +1,7 @@
-"""Ingesting a large file in bounded memory: validate and stage it chunk by chunk, then resolve
-ties over the whole batch in DuckDB (which spills to disk) while writing the one part."""
+"""Chunked file ingestion: a large file in bounded memory. Validate and stage it chunk by
+chunk, then resolve ties over the whole batch in DuckDB (which spills to disk) while writing
+the one part. The write path (`featureline.write`) takes this road for files of more than
+`LARGE_FILE_ROWS` rows. (Not stream ingestion: that is a worker reading a broker.)"""
 
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ import pyarrow as pa
 
 from featureline.definitions import FeatureView
 from featureline.errors import NotFoundError, ValidationError
-from featureline.offline._ingest import NEVER_VISIBLE, batch_stats, prepare_batch
 from featureline.offline._log import PARTS, Part, write_atomically
 from featureline.offline._pit import CREATED_TS, EVENT_TS, SEQ, SHADOWED_UNTIL, lit, q
+from featureline.offline.batch import NEVER_VISIBLE, batch_stats, prepare_batch
 
 if TYPE_CHECKING:
     from featureline.offline.store import IngestResult, OfflineStore
 
-STREAM_ROWS = 16_000_000  # files with more rows than this are ingested in chunks (bounded memory)
+LARGE_FILE_ROWS = (
+    16_000_000  # files with more rows than this are ingested in chunks (bounded memory)
+)
 CHUNK_ROWS = 1_000_000
 MEMORY_LIMIT = "1GB"  # DuckDB's budget for resolving ties; beyond it, it spills to disk
 
@@ -63,7 +67,7 @@ def file_batches(path: str, rows: int | None = None) -> Iterator[pa.Table]:
             pool.release_unused()  # hand freed chunks back, so RSS tracks the chunk size
 
 
-def ingest_stream(
+def ingest_chunks(
     store: OfflineStore,
     view: FeatureView,
     batches: Iterator[pa.Table],
@@ -136,7 +140,7 @@ def ingest_stream(
             "columns": [f.name for f in view.features],
             "min_event_us": lo,
             "max_event_us": hi,
-            "streamed": True,
+            "streamed": True,  # the commit-log key keeps its name: existing logs hold it
             "batch_id": batch_id,
         }
         c = log.commit(
@@ -161,3 +165,6 @@ def _count_shadowed(path: Path) -> int:
 
     col = pq.read_table(path, columns=[SHADOWED_UNTIL]).column(0)
     return int(len(col) - col.null_count)
+
+
+__all__ = ["CHUNK_ROWS", "LARGE_FILE_ROWS", "file_batches", "file_rows", "ingest_chunks"]

@@ -1,4 +1,8 @@
-"""Validate a batch against its view and lay it out for storage (tie-resolved once, here)."""
+"""Validate a batch against its view and lay it out for storage (tie-resolved once, here).
+
+Public to the write path (`featureline.write`) and to engine authors: an `OfflineEngine`
+receives batches in this stored layout (`featureline.testing.offline_contract` builds them
+with `prepare_batch`)."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from featureline._frames import UTC_US, as_utc_timestamps
 from featureline.definitions import FeatureView
 from featureline.errors import ValidationError, did_you_mean
-from featureline.offline._frames import UTC_US, as_utc_timestamps
 from featureline.types import DType, Int64, String, compatible, from_arrow
 
 EVENT_TS = "__event_ts"
@@ -215,3 +219,6 @@ def batch_stats(stored: pa.Table, view: FeatureView) -> dict[str, Any]:
         "max_event_us": mm["max"].value if mm["max"].is_valid else None,
         "shadowed_in_batch": int(stored.num_rows - stored.column(SHADOWED_UNTIL).null_count),
     }
+
+
+__all__ = ["NEVER_VISIBLE", "batch_stats", "prepare_batch", "timestamp_columns"]

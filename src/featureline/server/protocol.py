@@ -10,7 +10,7 @@ sent, is just closed). The body has its own deadline, at the ASGI level (`featur
 
 `featureline serve` runs `AutoProtocol` (httptools when installed, else h11, as uvicorn's
 "auto"). To get the header deadline when running the app under your own uvicorn, pass
-`http="featureline.server._protocol:AutoProtocol"`. The timeout comes from the class attribute
+`http="featureline.server.protocol:AutoProtocol"`. The timeout comes from the class attribute
 `header_timeout`, else FEATURELINE_SERVE_HEADER_TIMEOUT (set by `featureline serve`), else 10 s.
 """
 
