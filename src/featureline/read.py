@@ -72,7 +72,7 @@ def training_set(
     from featureline._frames import to_arrow
     from featureline._ondemand import hidden_inputs, split
     from featureline.offline.store import us_to_dt
-    from featureline.offline.training import TrainingSet, build_training_set
+    from featureline.offline.training import TrainingSet, join_training_set
 
     resolved = cat.resolve(features)
     plain, od = split(resolved)
@@ -80,11 +80,11 @@ def training_set(
     check_principal(principal, "read_offline", [v for _, v in [*plain, *hidden]])
     if od:
         entity_df = to_arrow(entity_df, "entity frame")
-    table, names = build_training_set(
+    table, names = join_training_set(
         src.offline, entity_df, plain, as_of_us, full_feature_names, timestamp_column
     )
     if od:
-        inputs, _ = build_training_set(
+        inputs, _ = join_training_set(
             src.offline, entity_df, hidden, as_of_us, True, timestamp_column
         )
         cols = {c: inputs.column(c).to_pylist() for c in inputs.column_names}

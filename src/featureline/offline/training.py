@@ -125,7 +125,7 @@ def entity_table(
     return table, pa.table(cols)
 
 
-def build_training_set(
+def join_training_set(
     offline: OfflineStore,
     entity_data: Any,
     resolved: list[tuple[FeatureRef, FeatureView]],
@@ -133,6 +133,9 @@ def build_training_set(
     full_feature_names: bool,
     timestamp_column: str | None = None,
 ) -> tuple[pa.Table, list[str]]:
+    """The point-in-time join behind `FeatureStore.get_training_set`: (table, output names).
+
+    (The pipeline step that builds a training set is `featureline.models.steps.build_training_set`.)"""
     groups: dict[tuple[str, int], tuple[FeatureView, list[str]]] = {}
     for ref, view in resolved:
         groups.setdefault((view.name, view.version), (view, []))[1].append(ref.feature)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from featureline.definitions import Entity, FeatureView, Field, FileSource
 from featureline.offline.engines import EngineCapabilities, OfflineEngine
 from featureline.offline.store import OfflineStore, dt_to_us
-from featureline.offline.training import build_training_set
+from featureline.offline.training import join_training_set
 from featureline.testing.reference import RefBatch, RefView, point_in_time_join, winner
 from featureline.types import Float64, Int64, String
 
@@ -146,7 +146,7 @@ class OfflineEngineContract:
             resolved = [(_ref(f), view) for f in FEATURES]
             for as_of in [None, BASE, *cuts]:
                 us = dt_to_us(as_of) if as_of is not None else None
-                got, _ = build_training_set(store, frame, resolved, us, False)
+                got, _ = join_training_set(store, frame, resolved, us, False)
                 want = point_in_time_join(ents, [(ref, f) for f in FEATURES], as_of=as_of)
                 assert got.to_pylist() == want, f"as_of={as_of}"
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from featureline.errors import NotFoundError, StorageError, ValidationError
 from featureline.pipelines.artifacts import ArtifactRef
-from featureline.pipelines.metadata._models import ModelRegistryMixin
+from featureline.pipelines.metadata._model_records import ModelRegistryMixin
 from featureline.pipelines.metadata._store import (
     RUN_STATUSES,
     STEP_STATUSES,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from featureline._postgres import PgConnection
 from featureline._urls import redact
 from featureline.errors import ValidationError
-from featureline.pipelines.metadata._models import MODELS_SCHEMA
+from featureline.pipelines.metadata._model_records import MODELS_SCHEMA
 from featureline.pipelines.metadata._sql import SqlMetadataStore
 from featureline.pipelines.metadata._store import SCHEMA, TABLES, MetadataCapabilities
 

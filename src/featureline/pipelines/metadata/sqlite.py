@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from featureline._sqlite import open_file, retry_busy, use_wal
 from featureline.errors import StorageError, ValidationError
-from featureline.pipelines.metadata._models import MODELS_SCHEMA
+from featureline.pipelines.metadata._model_records import MODELS_SCHEMA
 from featureline.pipelines.metadata._sql import SqlMetadataStore
 from featureline.pipelines.metadata._store import (
     SCHEMA,
