@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import featureline as fl
-from featureline.online._read import read_online
+from featureline.online._read import read_online, table_name
 from tests.helpers import TS
 
 USER = fl.Entity("user", ["user_id"])
@@ -48,6 +48,10 @@ row = st.fixed_dictionaries(
     }
 )
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _us(t: datetime) -> int:
+    return int(t.timestamp()) * 1_000_000 + t.microsecond
 
 
 def _batch(rows: list[dict[str, Any]]) -> pa.Table:
@@ -228,8 +232,84 @@ def test_online_equals_offline_after_many_pushes_and_merges(tmp_path: Path) -> N
         {"user_id": pa.array(keys, pa.int64()), "event_timestamp": pa.array([NOW] * len(keys), TS)}
     )
     offline = store.get_training_set(ent, ["v:x", "v:tag"]).to_arrow()
-    online = store.get_online_features(["v:x", "v:tag"], {"user_id": keys})
-    assert online.to_dict()["x"] == offline.column("x").to_pylist()
-    assert online.to_dict()["tag"] == offline.column("tag").to_pylist()
+    resolved = store.catalog().resolve(["v:x", "v:tag"])
+    at_now = read_online(
+        store.online, resolved, {"user_id": keys}, {"user_id": "Int64"}, now_us=_us(NOW)
+    )
+    assert at_now.values["x"] == offline.column("x").to_pylist()
+    assert at_now.values["tag"] == offline.column("tag").to_pylist()
+    # the rows are dated 2030: today they are not served yet (online = offline at today)
+    today = store.get_online_features(["v:x", "v:tag"], {"user_id": keys})
+    assert today.to_dict()["x"] == [None] * len(keys)
     assert len(store.offline.commits("v", 1)) < 8
     store.close()
+
+
+ahead_row = st.fixed_dictionaries(
+    {
+        "user_id": st.integers(0, 4),
+        "at": st.integers(-6, 4),  # event time = BASE + at seconds: some are still ahead
+        "created": st.one_of(st.none(), st.integers(0, 2)),
+        "x": st.floats(allow_nan=False, allow_infinity=False, width=32),
+        "tag": st.one_of(st.none(), st.text(max_size=3)),
+    }
+)
+
+
+def _ahead_batch(rows: list[dict[str, Any]], base: datetime) -> pa.Table:
+    t = _batch([{**r, "ago": 0} for r in rows])
+    events = pa.array([base + timedelta(seconds=r["at"]) for r in rows], TS)
+    return t.set_column(t.schema.get_field_index("event_timestamp"), "event_timestamp", events)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batches=st.lists(st.lists(ahead_row, min_size=1, max_size=8), min_size=1, max_size=3),
+    ttl_s=st.sampled_from([None, 3]),
+    use_push=st.booleans(),
+    promote_at=st.sampled_from([None, 0, 1, 2]),
+)
+def test_rows_dated_ahead_are_served_from_their_event_time_on(
+    online_cfg: dict[str, Any],
+    batches: list[list[dict[str, Any]]],
+    ttl_s: int | None,
+    use_push: bool,
+    promote_at: int | None,
+) -> None:
+    """Issue 9 item 2: a row dated after now is served once its event time arrives, and the
+    value it replaces is served until then — the online read at T equals the training set at T
+    for every T from the last write on, whether or not due rows were promoted meanwhile."""
+    root = Path(tempfile.mkdtemp())
+    try:
+        store = _store(root / "repo", online_cfg, ttl_s)
+        base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        for b in batches:
+            (store.push if use_push else store.ingest)("v", _ahead_batch(b, base))
+        if not use_push:
+            store.materialize_incremental()
+        after_writes = datetime.now(UTC)
+        times = sorted(max(after_writes, base + timedelta(seconds=s)) for s in (-1, 1, 2, 3, 5))
+        table = table_name(store.catalog().view("v"))
+        if promote_at is not None:  # what a later write does first
+            times = times[promote_at:]
+            store.online.promote(table, _us(times[0]))
+        keys = [0, 1, 2, 3, 4, 99]
+        resolved = store.catalog().resolve(["v:x", "v:tag", "v:n"])
+        for t in times:
+            ent = pa.table(
+                {
+                    "user_id": pa.array(keys, pa.int64()),
+                    "event_timestamp": pa.array([t] * len(keys), TS),
+                }
+            )
+            offline = store.get_training_set(ent, ["v:x", "v:tag", "v:n"]).to_arrow()
+            got = read_online(
+                store.online, resolved, {"user_id": keys}, {"user_id": "Int64"}, now_us=_us(t)
+            )
+            for f in ("x", "tag", "n"):
+                assert got.values[f] == offline.column(f).to_pylist(), (f, t - base)
+        store.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

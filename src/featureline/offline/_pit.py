@@ -143,8 +143,12 @@ def _part_rows(
     return sql + (f" WHERE {' AND '.join(where)}" if where else "")
 
 
-def winners_sql(keys: list[str], features: list[str], union: str) -> str:
-    """Per key, the row of `union` with the greatest winner order (materialization)."""
+def winners_sql(keys: list[str], features: list[str], union: str, now_us: int | None = None) -> str:
+    """Per key, the row of `union` with the greatest winner order (materialization).
+
+    With `now_us`, the winner is taken among rows whose event time has arrived, and every row
+    whose event time is still ahead is returned as well: each becomes the winner from its own
+    event time on (the online store stages it until then)."""
     row = ", ".join(
         [
             f"__event_us := epoch_us({EVENT_TS})",
@@ -155,7 +159,23 @@ def winners_sql(keys: list[str], features: list[str], union: str) -> str:
         ]
     )
     k = ", ".join(q(x) for x in keys)
-    return f"SELECT {k}, unnest(arg_max(struct_pack({row}), {winner_order_sql()})) FROM (\n  {union}\n) GROUP BY {k}"
+    if now_us is None:
+        return f"SELECT {k}, unnest(arg_max(struct_pack({row}), {winner_order_sql()})) FROM (\n  {union}\n) GROUP BY {k}"
+    arrived = f"{EVENT_TS} <= make_timestamptz({int(now_us)}::BIGINT)"
+    ahead = ", ".join(
+        [
+            k,
+            f"epoch_us({EVENT_TS}) AS __event_us",
+            f"epoch_us({CREATED_TS}) AS __created_us",
+            f"{INGESTED_AT} AS __ingested_us",
+            f"{SEQ} AS __seq",
+            *(q(f) for f in features),
+        ]
+    )
+    return (
+        f"SELECT {k}, unnest(arg_max(struct_pack({row}), {winner_order_sql()})) FROM (\n  {union}\n) "
+        f"WHERE {arrived} GROUP BY {k}\nUNION ALL\nSELECT {ahead} FROM (\n  {union}\n) WHERE NOT ({arrived})"
+    )
 
 
 def scan_winners_sql(
@@ -165,6 +185,7 @@ def scan_winners_sql(
     since_us: int | None,
     start_us: int | None,
     end_us: int | None,
+    now_us: int | None = None,
 ) -> str:
     """`winners_sql` over stored parts: rows of compacted parts ingested after `since_us`, event time in [start, end]."""
     selects = []
@@ -177,7 +198,7 @@ def scan_winners_sql(
         if end_us is not None:
             where.append(f"{EVENT_TS} <= make_timestamptz({int(end_us)}::BIGINT)")
         selects.append(_part_rows(keys, features, p, where, shadow=False))
-    return winners_sql(keys, features, "\n  UNION ALL ".join(selects))
+    return winners_sql(keys, features, "\n  UNION ALL ".join(selects), now_us)
 
 
 def merge_parts_sql(keys: list[str], features: list[str], parts: list[PartRef]) -> str:

@@ -305,7 +305,7 @@ def read_with_plan(
             enc = [enc_key(v) for v in cols[g.keys[0]]]
         else:
             enc = [enc_key(*vals) for vals in zip(*(cols[k] for k in g.keys), strict=True)]
-        raws = store.read(g.table, enc)
+        raws = store.read(g.table, enc, now)
         oldest = now - g.ttl_us if g.ttl_us else None
         pos = g.pos
         col_vals: list[list[Any]] = [[None] * n for _ in pos]

@@ -12,8 +12,15 @@ statuses and materialization live one layer up. Every backend obeys the same rul
 * a `write` (and a `delete`) is atomic: all of it is visible, or none of it;
 * readers never see a torn value, and a reader never goes back to an older value of a key;
 * `delete` forgets a key entirely, its order included: a later write of any order applies;
-* a table exists from its first non-empty write until `drop_table`, even if emptied by
-  `delete`; reading, counting or deleting in an unknown table is not an error;
+* a table exists from its first non-empty write (or `stage`) until `drop_table`, even if
+  emptied by `delete`; reading, counting or deleting in an unknown table is not an error;
+* a value whose event time is still ahead is *staged*, not written: a key may hold several
+  staged values; `read(..., now_us)` returns, per key, the greatest of the written value and
+  the staged values that are due (the first 8 order bytes, the event time, at or before
+  `now_us`), so a future row is served from its event time on and the value it will replace
+  is served until then; `promote` moves due staged values into the table (atomically, with the
+  greatest-order rule), and whether it has run never changes what `read` returns;
+  `delete` and `drop_table` forget staged values too; `count` counts written keys only;
 * a store pickles to its construction arguments, so it can be sent to a worker process.
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import operator
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -30,6 +38,10 @@ from featureline.errors import ValidationError
 
 ORDER_BYTES = 32
 """Every stored value starts with an order of this many bytes (compared as unsigned bytes)."""
+DUE_BYTES = 8
+"""The first bytes of an order: the event time, when a staged value becomes due."""
+_FLIP = 1 << 63
+_U64 = (1 << 64) - 1
 
 _TABLE = re.compile(r"[A-Za-z0-9_]{1,200}", re.ASCII)
 
@@ -58,8 +70,20 @@ class OnlineStore(Protocol):
         """Upsert where the greatest 32-byte order wins; atomic; returns the keys changed."""
         ...
 
-    def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The stored value of each key (None when absent), in the order of `keys`."""
+    def stage(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+        """Keep values whose event time is ahead until they are due; atomic; returns how many
+        (key, order) pairs were new."""
+        ...
+
+    def read(
+        self, table: str, keys: Sequence[bytes], now_us: int | None = None
+    ) -> list[bytes | None]:
+        """Per key (in the order of `keys`), the greatest of its written value and its staged
+        values due at `now_us` (default: the clock); None when there is none."""
+        ...
+
+    def promote(self, table: str, now_us: int | None = None) -> int:
+        """Move staged values due at `now_us` into the table; returns how many were due."""
         ...
 
     def delete(self, table: str, keys: Sequence[bytes]) -> int:
@@ -93,6 +117,19 @@ class OnlineStore(Protocol):
     def close(self) -> None:
         """Release connections. Further calls raise StorageError; closing twice is fine."""
         ...
+
+
+def due_bytes(now_us: int | None) -> bytes:
+    """The first `DUE_BYTES` of the order of a row whose event time is `now_us` (µs)."""
+    if now_us is None:
+        now_us = time.time_ns() // 1000
+    return (((int(now_us) & _U64) ^ _FLIP) & _U64).to_bytes(DUE_BYTES, "big")
+
+
+def event_us_of(value: bytes) -> int:
+    """The event time (µs) a stored value's order starts with (the inverse of `due_bytes`)."""
+    raw = int.from_bytes(value[:DUE_BYTES], "big") ^ _FLIP
+    return raw - (1 << 64) if raw >= _FLIP else raw
 
 
 # ---- validation shared by backends ----------------------------------------------------------
@@ -195,4 +232,4 @@ def sorted_greatest_per_key(
     return ks, vs
 
 
-__all__ = ["ORDER_BYTES", "OnlineCapabilities", "OnlineStore"]
+__all__ = ["DUE_BYTES", "ORDER_BYTES", "OnlineCapabilities", "OnlineStore", "due_bytes"]

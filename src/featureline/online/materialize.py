@@ -3,6 +3,10 @@
 Writes compare ORDER bytes (event, created, ingested, seq), so a run is idempotent, a killed
 run can simply be run again, and incremental runs (by *ingested* time, so late and corrected
 rows are picked up) converge to the same state as a full one.
+
+A row whose event time is still ahead is staged, not written: the online store serves it from
+its event time on and keeps serving the value it replaces until then (online = offline at
+now, DESIGN §3). Each write first promotes the staged values that have come due.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from featureline._time import now_us as clock_us
 from featureline.definitions import FeatureView
 from featureline.offline.store import OfflineStore
 from featureline.online._codec import ViewCodec, encode_keys
@@ -34,6 +40,21 @@ class MaterializeResult:
     watermark_us: int | None
 
 
+def _put(
+    online: OnlineStore, table: str, t: pa.Table, keys: list[bytes], now: int, codec: ViewCodec
+) -> None:
+    """Write the rows of `t` whose event time has arrived; stage the others."""
+    values = codec.encode(t)
+    ahead = pc.greater(t.column("__event_us"), now)
+    if not pc.any(ahead).as_py():
+        online.write(table, keys, values)
+        return
+    now_rows = [i for i, a in enumerate(ahead.to_pylist()) if not a]
+    later = [i for i, a in enumerate(ahead.to_pylist()) if a]
+    online.write(table, [keys[i] for i in now_rows], [values[i] for i in now_rows])
+    online.stage(table, [keys[i] for i in later], [values[i] for i in later])
+
+
 def apply_batch(
     offline: OfflineStore,
     online: OnlineStore,
@@ -51,8 +72,10 @@ def apply_batch(
     key_types = offline.key_types(view.name, view.version)
     codec = ViewCodec.for_view(view)
     table = table_name(view)
-    for t in offline.engine.batch_winners(view, stored, ingested_at_us, CHUNK_ROWS):
-        online.write(table, encode_keys(t, view.join_keys, key_types), codec.encode(t))
+    now = clock_us()
+    online.promote(table, now)
+    for t in offline.engine.batch_winners(view, stored, ingested_at_us, CHUNK_ROWS, now):
+        _put(online, table, t, encode_keys(t, view.join_keys, key_types), now, codec)
         written += t.num_rows
     return written
 
@@ -87,8 +110,10 @@ def materialize_view(
     if parts:
         key_types = offline.key_types(view.name, view.version)
         codec = ViewCodec.for_view(view)
-        for t in offline.engine.winners(view, parts, since, start_us, end_us, CHUNK_ROWS):
-            online.write(table, encode_keys(t, view.join_keys, key_types), codec.encode(t))
+        now = clock_us()
+        online.promote(table, now)
+        for t in offline.engine.winners(view, parts, since, start_us, end_us, CHUNK_ROWS, now):
+            _put(online, table, t, encode_keys(t, view.join_keys, key_types), now, codec)
             written += t.num_rows
             if progress is not None:
                 progress(t.num_rows)

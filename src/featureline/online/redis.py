@@ -1,8 +1,11 @@
 """A shared online store in Redis (redis-py). Several projects may share one Redis database.
 
 Layout, for namespace `ns` (the project): one hash per table, `ns:<table>`, whose fields are
-the keys; the set `ns:@tables` of table names; the hash `ns:@meta`. (`@` cannot occur in a
-table name, so these never collide.) A read is one HMGET. A write is a Lua script that applies
+the keys; the set `ns:@tables` of table names; the hash `ns:@meta`; staged values (event time
+still ahead) in the hash `ns:@s:<table>` (per key, its staged values, each prefixed by its
+4-byte length) and the sorted set `ns:@z:<table>` (per key, the earliest event time staged).
+(`@` cannot occur in a table name, so these never collide.) A read is one Lua script: HMGET,
+and only when the table has staged values, the greatest due staged value per key. A write is a Lua script that applies
 the greatest-order rule to many fields at once; a large write is cut into chunks of
 `chunk_rows`, sent as EVALSHA calls in one MULTI/EXEC pipeline: atomic, and one round trip.
 Redis serves no other client while a transaction runs, so callers should write in batches of
@@ -28,6 +31,8 @@ from featureline.online._store import (
     check_keys,
     check_meta,
     check_table,
+    due_bytes,
+    event_us_of,
     greatest_per_key,
 )
 
@@ -85,9 +90,116 @@ end
 if m > 0 then redis.call('HSET', h, unpack(out, 1, m)) end
 return n
 """
+# Shared by the scripts below: orders compared as 8 unsigned 32-bit words.
+_LUA_ORDER = """
+local su = struct.unpack
+local function gt(a, b, words)
+  for w = 1, words do
+    local x = su('>I4', a, 4 * w - 3)
+    local y = su('>I4', b, 4 * w - 3)
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local function entries(blob)
+  local out, pos = {}, 1
+  while pos <= #blob do
+    local n = su('>I4', blob, pos)
+    out[#out + 1] = string.sub(blob, pos + 4, pos + 3 + n)
+    pos = pos + 4 + n
+  end
+  return out
+end
+local function best_due(blob, due)
+  local best = false
+  for _, e in ipairs(entries(blob)) do
+    if not gt(e, due, 2) and (not best or gt(e, best, 8)) then best = e end
+  end
+  return best
+end
+"""
+# KEYS: the table's hash, its staged hash. ARGV: the due time (8 bytes), then the keys.
+_READ_LUA = (
+    _LUA_ORDER
+    + """
+local fields = {}
+for i = 2, #ARGV do fields[i - 1] = ARGV[i] end
+local vals = redis.call('HMGET', KEYS[1], unpack(fields))
+if redis.call('EXISTS', KEYS[2]) == 0 then return vals end
+local staged = redis.call('HMGET', KEYS[2], unpack(fields))
+for i = 1, #fields do
+  if staged[i] then
+    local b = best_due(staged[i], ARGV[1])
+    if b and (not vals[i] or gt(b, vals[i], 8)) then vals[i] = b end
+  end
+end
+return vals
+"""
+)
+# KEYS: staged hash, its sorted set, the namespace's set of tables.
+# ARGV: the table name, then key, value, event time (µs), ...; returns the (key, order) added.
+_STAGE_LUA = """
+redis.call('SADD', KEYS[3], ARGV[1])
+local n = 0
+for i = 2, #ARGV, 3 do
+  local k, v = ARGV[i], ARGV[i + 1]
+  local cur = redis.call('HGET', KEYS[1], k) or ''
+  local pos, seen, o = 1, false, string.sub(v, 1, 32)
+  while pos <= #cur do
+    local len = struct.unpack('>I4', cur, pos)
+    if string.sub(cur, pos + 4, pos + 35) == o then seen = true break end
+    pos = pos + 4 + len
+  end
+  if not seen then
+    redis.call('HSET', KEYS[1], k, cur .. struct.pack('>I4', #v) .. v)
+    redis.call('ZADD', KEYS[2], 'LT', ARGV[i + 2], k)
+    n = n + 1
+  end
+end
+return n
+"""
+# KEYS: the table's hash, staged hash, sorted set. ARGV: due (8 bytes), due (µs), a limit.
+# Returns {keys looked at, values that were due}.
+_PROMOTE_LUA = (
+    _LUA_ORDER
+    + """
+local ks = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+local due_n = 0
+for _, k in ipairs(ks) do
+  local blob = redis.call('HGET', KEYS[2], k)
+  local keep, best, first = {}, false, false
+  if blob then
+    for _, e in ipairs(entries(blob)) do
+      if gt(e, ARGV[1], 2) then
+        keep[#keep + 1] = struct.pack('>I4', #e) .. e
+        local hi, lo = su('>I4I4', e)
+        local ev = (hi - 2147483648) * 4294967296 + lo
+        if not first or ev < first then first = ev end
+      else
+        due_n = due_n + 1
+        if not best or gt(e, best, 8) then best = e end
+      end
+    end
+  end
+  if best then
+    local cur = redis.call('HGET', KEYS[1], k)
+    if not cur or gt(best, cur, 8) then redis.call('HSET', KEYS[1], k, best) end
+  end
+  if #keep == 0 then
+    redis.call('HDEL', KEYS[2], k)
+    redis.call('ZREM', KEYS[3], k)
+  else
+    redis.call('HSET', KEYS[2], k, table.concat(keep))
+    redis.call('ZADD', KEYS[3], first, k)
+  end
+end
+return {#ks, due_n}
+"""
+)
 _MAX_CHUNK = 7000  # HMGET's arguments go through Lua's C stack (8,000 slots)
 _CHUNK_BYTES = 32 << 20
-_READ_CHUNK = 10_000
+_READ_CHUNK = 5_000  # the read script unpacks the keys as arguments, like HMGET in _WRITE_LUA
+_PROMOTE_KEYS = 1000
 
 
 class RedisOnlineStore:
@@ -124,6 +236,9 @@ class RedisOnlineStore:
         self._writer = self._new_client(write_timeout, retries=2)
         self._probe = self._new_client(min(timeout, 1.0), retries=0)
         self._script = self._writer.register_script(_WRITE_LUA)
+        self._read_script = self._client.register_script(_READ_LUA)
+        self._stage_script = self._writer.register_script(_STAGE_LUA)
+        self._promote_script = self._writer.register_script(_PROMOTE_LUA)
         kwargs = self._client.connection_pool.connection_kwargs
         self.address = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
 
@@ -197,10 +312,12 @@ class RedisOnlineStore:
                 "program writes the namespace's keys."
             ) from e
 
-    def _key(self, table: str) -> bytes:
-        key = self._keys.get(table)
+    def _key(self, table: str, kind: str = "") -> bytes:
+        """The Redis key of a table's hash (`kind` ""), staged hash ("@s:") or sorted set ("@z:")."""
+        key = self._keys.get(kind + table)
         if key is None:
-            key = self._keys[table] = f"{self.namespace}:{check_table(table)}".encode()
+            name = check_table(table)
+            key = self._keys[kind + table] = f"{self.namespace}:{kind}{name}".encode()
         return key
 
     # ---- OnlineStore ------------------------------------------------------------------------
@@ -242,24 +359,86 @@ class RedisOnlineStore:
 
         return self._run(apply_reloading)
 
-    def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        hkey = self._key(table)
+    def stage(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+        ks, vs = check_batch(table, keys, values)
+        if not ks:
+            return 0
+        skeys = [self._key(table, "@s:"), self._key(table, "@z:"), self._tables_key]
+        name = table.encode()
+
+        def apply() -> int:
+            pipe = self._writer.pipeline(transaction=True)
+            for start in range(0, len(ks), self.chunk_rows):
+                args: list[bytes | int] = [name]
+                for k, v in zip(
+                    ks[start : start + self.chunk_rows],
+                    vs[start : start + self.chunk_rows],
+                    strict=True,
+                ):
+                    args += [k, v, event_us_of(v)]
+                self._stage_script(keys=skeys, args=args, client=pipe)
+            return sum(int(n) for n in pipe.execute())
+
+        def apply_reloading() -> int:
+            try:
+                return apply()
+            except self._redis.exceptions.NoScriptError:  # as in `write`: nothing was applied
+                self._writer.script_load(_STAGE_LUA)
+                return apply()
+
+        return self._run(apply_reloading)
+
+    def promote(self, table: str, now_us: int | None = None) -> int:
+        skeys = [self._key(table), self._key(table, "@s:"), self._key(table, "@z:")]
+        now = time.time_ns() // 1000 if now_us is None else int(now_us)
+        args: list[bytes | int] = [due_bytes(now), now, _PROMOTE_KEYS]
+
+        def apply() -> int:
+            total = 0
+            while True:
+                seen, due = self._promote_script(keys=skeys, args=args, client=self._writer)
+                total += int(due)
+                if int(seen) < _PROMOTE_KEYS:
+                    return total
+
+        return self._run(apply)
+
+    def read(
+        self, table: str, keys: Sequence[bytes], now_us: int | None = None
+    ) -> list[bytes | None]:
+        skeys = [self._key(table), self._key(table, "@s:")]
         ks = check_keys(table, keys)
+        if not ks:
+            return []
+        due = due_bytes(now_us)
+        script = self._read_script
         if len(ks) <= _READ_CHUNK:
-            if not ks:
-                return []
-            return self._run(lambda: cast("list[bytes | None]", self._client.hmget(hkey, ks)))
+
+            def one_call() -> list[bytes | None]:
+                # EVALSHA directly: redis-py's Script wrapper costs ~10 µs per call
+                try:
+                    return cast(
+                        "list[bytes | None]", self._client.evalsha(sha, 2, *skeys, due, *ks)
+                    )
+                except self._redis.exceptions.NoScriptError:  # Redis restarted: load it again
+                    self._client.script_load(_READ_LUA)
+                    return cast(
+                        "list[bytes | None]", self._client.evalsha(sha, 2, *skeys, due, *ks)
+                    )
+
+            sha = script.sha
+            return self._run(one_call)
 
         def chunked() -> list[bytes | None]:
             pipe = self._client.pipeline(transaction=True)  # one snapshot across the chunks
             for start in range(0, len(ks), _READ_CHUNK):
-                pipe.hmget(hkey, ks[start : start + _READ_CHUNK])
+                script(keys=skeys, args=[due, *ks[start : start + _READ_CHUNK]], client=pipe)
             return [v for part in pipe.execute() for v in part]
 
         return self._run(chunked)
 
     def delete(self, table: str, keys: Sequence[bytes]) -> int:
-        hkey = self._key(table)
+        hkey, skey, zkey = self._key(table), self._key(table, "@s:"), self._key(table, "@z:")
         ks = list(dict.fromkeys(check_keys(table, keys)))
         if not ks:
             return 0
@@ -267,17 +446,20 @@ class RedisOnlineStore:
         def apply() -> int:
             pipe = self._client.pipeline(transaction=True)
             for start in range(0, len(ks), _READ_CHUNK):
-                pipe.hdel(hkey, *ks[start : start + _READ_CHUNK])
-            return sum(int(n) for n in pipe.execute())
+                part = ks[start : start + _READ_CHUNK]
+                pipe.hdel(hkey, *part)
+                pipe.hdel(skey, *part)
+                pipe.zrem(zkey, *part)
+            return sum(int(n) for n in pipe.execute()[::3])
 
         return self._run(apply)
 
     def drop_table(self, table: str) -> None:
-        hkey = self._key(table)
+        hkey, skey, zkey = self._key(table), self._key(table, "@s:"), self._key(table, "@z:")
 
         def apply() -> None:
             pipe = self._client.pipeline(transaction=True)
-            pipe.delete(hkey)
+            pipe.delete(hkey, skey, zkey)
             pipe.srem(self._tables_key, table)
             pipe.execute()
 

@@ -1,7 +1,10 @@
 """The default online store: one SQLite file in WAL mode, durable, many concurrent readers.
 
 Layout: one table per feature table, `"t:<name>" (key BLOB PRIMARY KEY, value BLOB) WITHOUT
-ROWID`, plus `featureline_meta (name, value)`. SQLite folds ASCII case in identifiers, so an
+ROWID`, its staged values (event time still ahead) in `"s:<name>" (key, ord, due, value)`
+keyed by (key, order), plus `featureline_meta (name, value)`. A read takes, per key, the
+greatest value (BLOBs compare as unsigned bytes, and a value starts with its order) of the
+written one and the staged ones that are due, in one statement: one snapshot. SQLite folds ASCII case in identifiers, so an
 uppercase letter `X` in a table name is stored as `^x` (`Driver` -> `"t:^driver"`).
 
 Keys and values are bound as `bytearray`: the sqlite3 module binds those directly, while
@@ -26,12 +29,14 @@ from typing import Any, TypeVar
 from featureline._sqlite import retry_busy, use_wal
 from featureline.errors import StorageError
 from featureline.online._store import (
+    DUE_BYTES,
     ORDER_BYTES,
     OnlineCapabilities,
     check_batch,
     check_keys,
     check_meta,
     check_table,
+    due_bytes,
     sorted_greatest_per_key,
 )
 
@@ -49,10 +54,11 @@ class _Conn(sqlite3.Connection):
     """A connection that can be weakly referenced (so `close()` can reach every reader)."""
 
 
-def _sql_name(table: str) -> str:
-    """The quoted SQLite identifier of a table (case kept: `A` is spelled `^a`)."""
+def _sql_name(table: str, kind: str = "t") -> str:
+    """The quoted SQLite identifier of a table (`t`) or of its staged values (`s`); case kept:
+    `A` is spelled `^a`."""
     spelled = "".join(f"^{c.lower()}" if "A" <= c <= "Z" else c for c in table)
-    return f'"t:{spelled}"'
+    return f'"{kind}:{spelled}"'
 
 
 def _table_name(sql_name: str) -> str:
@@ -70,13 +76,30 @@ def _table_name(sql_name: str) -> str:
 class _Sql:
     """The statements of one table, built once."""
 
-    __slots__ = ("count", "create", "delete", "drop", "name", "one", "upsert", "values")
+    __slots__ = (
+        "count",
+        "create",
+        "delete",
+        "drop",
+        "name",
+        "one",
+        "plain_one",
+        "promote",
+        "stage",
+        "staged",
+        "unstage",
+        "upsert",
+        "values",
+    )
 
     def __init__(self, table: str) -> None:
         t = self.name = _sql_name(table)
+        s = self.staged = _sql_name(table, "s")
         self.create = (
             f"CREATE TABLE IF NOT EXISTS {t} (key BLOB PRIMARY KEY, value BLOB NOT NULL) "
-            "WITHOUT ROWID"
+            "WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {s} (key BLOB NOT NULL, ord BLOB NOT NULL, due BLOB NOT "
+            "NULL, value BLOB NOT NULL, PRIMARY KEY (key, ord)) WITHOUT ROWID",
         )
         # substr() of a BLOB is a BLOB, and BLOBs compare with memcmp: unsigned bytes.
         self.upsert = (
@@ -84,19 +107,36 @@ class _Sql:
             f"SET value = excluded.value WHERE substr(excluded.value, 1, {ORDER_BYTES}) > "
             f"substr({t}.value, 1, {ORDER_BYTES})"
         )
-        self.one = f"SELECT value FROM {t} WHERE key = ?"
-        self.delete = f"DELETE FROM {t} WHERE key = ?"
+        self.stage = (
+            f"INSERT INTO {s} (key, ord, due, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key, ord) DO NOTHING"
+        )
+        self.promote = (
+            f"INSERT INTO {t} (key, value) SELECT key, value FROM {s} WHERE due <= ? "
+            f"ORDER BY key, ord ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+            f"WHERE substr(excluded.value, 1, {ORDER_BYTES}) > substr({t}.value, 1, {ORDER_BYTES})"
+        )
+        self.unstage = f"DELETE FROM {s} WHERE due <= ?"
+        # the written value, and the greatest due staged one (looked up only when any exists)
+        self.one = (
+            f"SELECT (SELECT value FROM {t} WHERE key = ?1), CASE WHEN (SELECT 1 FROM {s} LIMIT 1)"
+            f" THEN (SELECT max(value) FROM {s} WHERE key = ?1 AND due <= ?2) END"
+        )
+        self.plain_one = f"SELECT value FROM {t} WHERE key = ?"
+        self.delete = (f"DELETE FROM {t} WHERE key = ?", f"DELETE FROM {s} WHERE key = ?")
         self.count = f"SELECT count(*) FROM {t}"
-        self.drop = f"DROP TABLE IF EXISTS {t}"
+        self.drop = (f"DROP TABLE IF EXISTS {t}", f"DROP TABLE IF EXISTS {s}")
         self.values: dict[int, str] = {}
 
     def many(self, size: int) -> str:
+        """Read `size` keys (bound first) at one due time (bound last)."""
         sql = self.values.get(size)
         if sql is None:
             rows = ",".join(["(?)"] * size)
             sql = self.values[size] = (
-                f"WITH q(k) AS (VALUES {rows}) SELECT t.value FROM q LEFT JOIN {self.name} t "
-                "ON t.key = q.k"
+                f"WITH q(k) AS (VALUES {rows}) SELECT t.value, CASE WHEN (SELECT 1 FROM "
+                f"{self.staged} LIMIT 1) THEN (SELECT max(s.value) FROM {self.staged} s WHERE "
+                f"s.key = q.k AND s.due <= ?) END FROM q LEFT JOIN {self.name} t ON t.key = q.k"
             )
         return sql
 
@@ -185,6 +225,10 @@ class SqliteOnlineStore:
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 't:*'"
+            ).fetchall():  # a file from before staged values: give each table its staged twin
+                db.execute(_Sql(_table_name(name)).create[1])
         except BaseException:
             db.close()
             raise
@@ -251,34 +295,72 @@ class SqliteOnlineStore:
         ks, vs = sorted_greatest_per_key(ks, vs)
 
         def apply(db: sqlite3.Connection) -> int:
-            db.execute(sql.create)
+            for create in sql.create:
+                db.execute(create)
             rows = zip(map(bytearray, ks), map(bytearray, vs), strict=True)
             return db.executemany(sql.upsert, rows).rowcount
 
         return self._write_txn(apply)
 
-    def read(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+    def stage(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
+        sql = self._statements(table)
+        ks, vs = check_batch(table, keys, values)
+        if not ks:
+            return 0
+
+        def apply(db: sqlite3.Connection) -> int:
+            for create in sql.create:
+                db.execute(create)
+            rows = (
+                (bytearray(k), bytearray(v[:ORDER_BYTES]), bytearray(v[:DUE_BYTES]), bytearray(v))
+                for k, v in zip(ks, vs, strict=True)
+            )
+            return db.executemany(sql.stage, rows).rowcount
+
+        return self._write_txn(apply)
+
+    def promote(self, table: str, now_us: int | None = None) -> int:
+        sql = self._statements(table)
+        due = bytearray(due_bytes(now_us))
+
+        def apply(db: sqlite3.Connection) -> int:
+            try:
+                db.execute(sql.promote, (due,))
+                return db.execute(sql.unstage, (due,)).rowcount
+            except sqlite3.OperationalError as e:
+                if _no_table(e):
+                    return 0
+                raise
+
+        return self._write_txn(apply)
+
+    def read(
+        self, table: str, keys: Sequence[bytes], now_us: int | None = None
+    ) -> list[bytes | None]:
         sql = self._statements(table)
         ks = check_keys(table, keys)
         db = self._reader()
         n = len(ks)
+        due = bytearray(due_bytes(now_us))
         try:
             if n == 1:
-                row = db.execute(sql.one, (bytearray(ks[0]),)).fetchone()
-                return [None if row is None else row[0]]
+                value, staged = db.execute(sql.one, (bytearray(ks[0]), due)).fetchone()
+                return [
+                    value if staged is None or (value is not None and value > staged) else staged
+                ]
             if n <= _MAX_PER_QUERY:
-                return self._read_many(db, sql, ks)
+                return self._read_many(db, sql, ks, due)
             db.execute("BEGIN")  # one snapshot across the queries
             try:
                 out: list[bytes | None] = []
                 for start in range(0, n, _MAX_PER_QUERY):
-                    out += self._read_many(db, sql, ks[start : start + _MAX_PER_QUERY])
+                    out += self._read_many(db, sql, ks[start : start + _MAX_PER_QUERY], due)
                 return out
             finally:
                 _rollback(db)
         except sqlite3.OperationalError as e:
             if _no_table(e):
-                return [None] * n
+                return self._read_unstaged(db, sql, ks)
             if self._closed:
                 raise self._closed_error() from e
             raise self._error(e) from e
@@ -287,12 +369,26 @@ class SqliteOnlineStore:
                 raise self._closed_error() from e
             raise self._error(e) from e
 
+    def _read_unstaged(
+        self, db: sqlite3.Connection, sql: _Sql, keys: list[bytes]
+    ) -> list[bytes | None]:
+        """Keys of a table with no staged twin (unknown, or made by an older version)."""
+        try:
+            rows = [db.execute(sql.plain_one, (bytearray(k),)).fetchone() for k in keys]
+        except sqlite3.OperationalError as e:
+            if _no_table(e):
+                return [None] * len(keys)
+            raise self._error(e) from e
+        return [None if r is None else r[0] for r in rows]
+
     @staticmethod
-    def _read_many(db: sqlite3.Connection, sql: _Sql, keys: list[bytes]) -> list[bytes | None]:
+    def _read_many(
+        db: sqlite3.Connection, sql: _Sql, keys: list[bytes], due: bytearray
+    ) -> list[bytes | None]:
         size = _BUCKET_OF[len(keys)]
-        params = [*map(bytearray, keys), *([None] * (size - len(keys)))]
-        rows = db.execute(sql.many(size), params).fetchall()
-        return [r[0] for r in rows[: len(keys)]]
+        params = [*map(bytearray, keys), *([None] * (size - len(keys))), due]
+        rows = db.execute(sql.many(size), params).fetchall()[: len(keys)]
+        return [v if s is None or (v is not None and v > s) else s for v, s in rows]
 
     def delete(self, table: str, keys: Sequence[bytes]) -> int:
         sql = self._statements(table)
@@ -302,7 +398,9 @@ class SqliteOnlineStore:
 
         def apply(db: sqlite3.Connection) -> int:
             try:
-                return db.executemany(sql.delete, ((bytearray(k),) for k in ks)).rowcount
+                n = db.executemany(sql.delete[0], ((bytearray(k),) for k in ks)).rowcount
+                db.executemany(sql.delete[1], ((bytearray(k),) for k in ks))
+                return n
             except sqlite3.OperationalError as e:
                 if _no_table(e):
                     return 0
@@ -312,7 +410,7 @@ class SqliteOnlineStore:
 
     def drop_table(self, table: str) -> None:
         sql = self._statements(table)
-        self._write_txn(lambda db: db.execute(sql.drop))
+        self._write_txn(lambda db: [db.execute(drop) for drop in sql.drop])
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         db = self._reader()

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featureline.errors import StorageError, ValidationError
-from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore
+from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore, due_bytes
 
 TABLE = "driver_stats__v1"
 
@@ -33,6 +33,11 @@ def order(n: int) -> bytes:
 
 def value(n: int, payload: bytes = b"") -> bytes:
     return order(n) + payload
+
+
+def dated(event_us: int, tie: int = 0, payload: bytes = b"") -> bytes:
+    """A value whose order starts with event time `event_us` (then `tie` breaks ties)."""
+    return due_bytes(event_us) + tie.to_bytes(ORDER_BYTES - 8, "big") + payload
 
 
 def payload_of(key: bytes, n: int) -> bytes:
@@ -236,6 +241,122 @@ class OnlineStoreContract:
         assert store.write(TABLE, [b"a"], [value(1)]) == 1
         assert store.tables() == sorted(["other", TABLE])
 
+    # ---- values dated ahead (staged until due) -------------------------------------------
+
+    def test_a_staged_value_is_served_from_its_event_time_on(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"k", b"j"], [dated(100, payload=b"now"), dated(100, payload=b"j")])
+        assert store.stage(TABLE, [b"k", b"k", b"n"], [dated(200), dated(300), dated(250)]) == 3
+        assert store.read(TABLE, [b"k"], 199) == [dated(100, payload=b"now")]
+        assert store.read(TABLE, [b"k"], 200) == [dated(200)]
+        assert store.read(TABLE, [b"k", b"j", b"n", b"x"], 299) == [
+            dated(200),
+            dated(100, payload=b"j"),
+            dated(250),
+            None,
+        ]
+        assert store.read(TABLE, [b"n", b"k"], 300) == [dated(250), dated(300)]
+        assert store.read(TABLE, [b"n"], 249) == [None]
+        assert store.count(TABLE) == 2  # written keys only
+        assert store.tables() == [TABLE]
+
+    def test_staging_the_same_order_twice_is_one_value(self, store: OnlineStore) -> None:
+        assert store.stage(TABLE, [b"k", b"k"], [dated(200, 1), dated(200, 1)]) == 1
+        assert store.stage(TABLE, [b"k"], [dated(200, 1)]) == 0
+        assert store.stage(TABLE, [b"k"], [dated(200, 2)]) == 1
+        assert store.read(TABLE, [b"k"], 200) == [dated(200, 2)]
+        assert store.stage(TABLE, [], []) == 0
+
+    def test_a_written_value_with_a_greater_order_beats_a_due_staged_one(
+        self, store: OnlineStore
+    ) -> None:
+        store.stage(TABLE, [b"k"], [dated(200, 1)])
+        store.write(TABLE, [b"k"], [dated(200, 5)])
+        assert store.read(TABLE, [b"k"], 500) == [dated(200, 5)]
+        assert store.promote(TABLE, 500) == 1
+        assert store.read(TABLE, [b"k"], 500) == [dated(200, 5)]
+
+    def test_promote_moves_due_values_and_changes_no_answer(self, store: OnlineStore) -> None:
+        keys = [b"a", b"b", b"c"]
+        store.write(TABLE, [b"a"], [dated(10)])
+        store.stage(
+            TABLE, keys * 2, [dated(20), dated(30), dated(40), dated(50), dated(5), dated(60)]
+        )
+        before = {t: store.read(TABLE, keys, t) for t in (30, 45, 55, 70)}
+        assert store.promote(TABLE, 30) == 3  # a@20, b@30, b@5
+        assert store.promote(TABLE, 30) == 0
+        assert store.count(TABLE) == 2
+        for t, want in before.items():
+            assert store.read(TABLE, keys, t) == want
+        assert store.promote(TABLE, 10**12) == 3  # c@40, a@50, c@60
+        assert store.read(TABLE, keys, 10**12) == [dated(50), dated(30), dated(60)]
+        assert store.promote(TABLE, 10**12) == 0
+        assert store.promote("never_written", 10**12) == 0
+
+    def test_delete_and_drop_forget_staged_values(self, store: OnlineStore) -> None:
+        store.write(TABLE, [b"k"], [dated(1)])
+        store.stage(TABLE, [b"k", b"j"], [dated(200), dated(200)])
+        assert store.delete(TABLE, [b"k", b"j"]) == 1  # j was only staged
+        assert store.read(TABLE, [b"k", b"j"], 500) == [None, None]
+        store.stage(TABLE, [b"k"], [dated(200)])
+        store.drop_table(TABLE)
+        assert store.read(TABLE, [b"k"], 500) == [None]
+        assert store.tables() == []
+
+    def test_reads_equal_a_reference_whatever_is_staged_or_promoted(
+        self, store: OnlineStore
+    ) -> None:
+        op = st.tuples(
+            st.sampled_from(["write", "stage", "promote"]),
+            st.integers(0, 3),  # key
+            st.integers(0, 6),  # event time
+            st.integers(0, 2),  # tie
+        )
+
+        @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(ops=st.lists(op, max_size=25), reads=st.lists(st.integers(0, 8), min_size=1))
+        def check(ops: list[tuple[str, int, int, int]], reads: list[int]) -> None:
+            table = f"s_{uuid.uuid4().hex[:12]}"
+            keys = [b"key-%d" % i for i in range(4)]
+            try:
+                everything: dict[bytes, list[bytes]] = {k: [] for k in keys}
+                promoted = -1
+                for kind, k, ev, tie in ops:
+                    v = dated(ev, tie, payload_of(keys[k], ev * 3 + tie))
+                    if kind == "write":
+                        store.write(table, [keys[k]], [v])
+                        everything[keys[k]].append(v)
+                    elif kind == "stage":
+                        store.stage(table, [keys[k]], [v])
+                        everything[keys[k]].append(v)
+                    else:
+                        store.promote(table, ev)
+                        promoted = max(promoted, ev)
+                written_at = {  # a written value counts at any time; a staged one once due
+                    k: [
+                        v
+                        for kind, kk, ev, tie in ops
+                        if kind == "write" and keys[kk] == k
+                        for v in [dated(ev, tie, payload_of(k, ev * 3 + tie))]
+                    ]
+                    for k in keys
+                }
+                for t in reads:
+                    t = max(t, promoted)
+                    want = []
+                    for k in keys:
+                        cands = written_at[k] + [
+                            v
+                            for v in everything[k]
+                            if int.from_bytes(v[:8], "big") <= int.from_bytes(due_bytes(t), "big")
+                        ]
+                        want.append(max(cands, key=lambda v: v[:ORDER_BYTES]) if cands else None)
+                    assert store.read(table, keys, t) == want, t
+                    assert [store.read(table, [k], t)[0] for k in keys] == want
+            finally:
+                store.drop_table(table)
+
+        check()
+
     def test_count_and_tables(self, store: OnlineStore) -> None:
         names = ["b_view__v2", "a_view__v1", "B_view__v2", "_x", "9"]
         for i, name in enumerate(names):
@@ -395,4 +516,4 @@ class OnlineStoreContract:
         assert store.health()["ok"] is False
 
 
-__all__ = ["AWKWARD_KEYS", "OnlineStoreContract", "order", "payload_of", "value"]
+__all__ = ["AWKWARD_KEYS", "OnlineStoreContract", "dated", "order", "payload_of", "value"]

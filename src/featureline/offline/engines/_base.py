@@ -45,16 +45,24 @@ class OfflineEngine(Protocol):
         start_us: int | None,
         end_us: int | None,
         chunk_rows: int,
+        now_us: int | None = None,
     ) -> Iterator[pa.Table]:
         """Per key, the row with the greatest (event, created, ingested, seq) — for materialization.
 
         Rows of compacted parts ingested at or before `since_us` are skipped; `start_us`/`end_us`
-        bound the event time. Columns: keys, __event_us, __created_us, __ingested_us, __seq, features.
+        bound the event time. With `now_us`, the winner is taken among rows with event time at
+        or before it, and every row with a later event time is returned too (staged online
+        until it is due). Columns: keys, __event_us, __created_us, __ingested_us, __seq, features.
         """
         ...
 
     def batch_winners(
-        self, view: FeatureView, stored: pa.Table, ingested_at_us: int, chunk_rows: int
+        self,
+        view: FeatureView,
+        stored: pa.Table,
+        ingested_at_us: int,
+        chunk_rows: int,
+        now_us: int | None = None,
     ) -> Iterator[pa.Table]:
         """`winners` over one committed batch held in memory (the online apply of a push)."""
         ...

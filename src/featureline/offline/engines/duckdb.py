@@ -94,16 +94,23 @@ class DuckDBEngine:
         start_us: int | None,
         end_us: int | None,
         chunk_rows: int,
+        now_us: int | None = None,
     ) -> Iterator[pa.Table]:
         if not parts:
             return iter(())
         feats = [f.name for f in view.features]
         return self._stream(
-            scan_winners_sql(view.join_keys, feats, parts, since_us, start_us, end_us), chunk_rows
+            scan_winners_sql(view.join_keys, feats, parts, since_us, start_us, end_us, now_us),
+            chunk_rows,
         )
 
     def batch_winners(
-        self, view: FeatureView, stored: pa.Table, ingested_at_us: int, chunk_rows: int
+        self,
+        view: FeatureView,
+        stored: pa.Table,
+        ingested_at_us: int,
+        chunk_rows: int,
+        now_us: int | None = None,
     ) -> Iterator[pa.Table]:
         feats = [f.name for f in view.features]
         cols = [
@@ -114,7 +121,7 @@ class DuckDBEngine:
             SEQ,
         ]
         cols += [q(f) for f in feats]
-        sql = winners_sql(view.join_keys, feats, f"SELECT {', '.join(cols)} FROM __batch")
+        sql = winners_sql(view.join_keys, feats, f"SELECT {', '.join(cols)} FROM __batch", now_us)
         return self._stream(sql, chunk_rows, ("__batch", stored))
 
     def merge_parts(self, view: FeatureView, parts: list[PartRef], dest: Path) -> None:
