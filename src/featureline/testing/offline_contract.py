@@ -182,6 +182,30 @@ class OfflineEngineContract:
                         w["tag"],
                         dt_to_us(w["event_timestamp"]),
                     )
+            # with a `now`: the winner among rows that have arrived, plus every row still ahead
+            cut = BASE + timedelta(seconds=2)
+            cut_us = dt_to_us(cut)
+            split = [
+                r
+                for t in engine.winners(view, parts, None, None, None, 2, cut_us)
+                for r in t.to_pylist()
+            ]
+            arrived = {r["user_id"]: r for r in split if r["__event_us"] <= cut_us}
+            assert len(arrived) == sum(1 for r in split if r["__event_us"] <= cut_us)
+            for k in (0, 1, 2, 3):
+                w = winner(ref, {"user_id": k}, cut)
+                assert (k in arrived) == (w is not None)
+                if w is not None:
+                    assert (arrived[k]["x"], arrived[k]["tag"]) == (w["x"], w["tag"])
+            ahead = sorted(
+                (r["user_id"], r["__event_us"], r["x"]) for r in split if r["__event_us"] > cut_us
+            )
+            assert ahead == sorted(
+                (r["user_id"], dt_to_us(r["event_timestamp"]), r["x"])
+                for b in batches
+                for r in b
+                if r["event_timestamp"] > cut
+            )
             # the winners of one batch in memory (a push's online apply)
             last = _table(batches[-1])
             from featureline.offline.batch import prepare_batch
