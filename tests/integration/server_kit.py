@@ -69,6 +69,21 @@ def error(resp: httpx.Response, status: int, *needles: str) -> str:
     return str(body["message"])
 
 
+def feast_error(resp: httpx.Response, *needles: str) -> str:
+    """Assert a Feast route's answer to an invalid body: 422 with FastAPI's `{"detail": [...]}`
+    (as Feast's server) and Featureline's `error` and `message`; each needle in the message."""
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert set(body) == {"detail", "error", "message"}, body
+    [detail] = body["detail"]
+    assert set(detail) == {"type", "loc", "msg", "input"}, detail
+    assert detail["loc"][0] == "body" and detail["msg"] == body["message"], detail
+    for n in needles:
+        assert n in body["message"], (n, body["message"])
+    return str(body["message"])
+
+
 JSON = {"content-type": "application/json"}
 
 

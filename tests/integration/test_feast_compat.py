@@ -1,8 +1,9 @@
 """The Feast-compatible routes answer requests shaped exactly as an unmodified Feast 0.67 SDK
 (`online_store: {type: remote}`) and Feast clients send them, over real HTTP: unknown fields are
 accepted and ignored (Feast's pydantic models ignore them), naive timestamps are UTC (Feast's
-`make_tzaware`), and `/write-to-online-store`, `/materialize`, `/materialize-incremental` exist.
-The native routes stay strict."""
+`make_tzaware`), `/write-to-online-store`, `/materialize`, `/materialize-incremental` exist, and an
+invalid body is a 422 with FastAPI's `{"detail": [...]}`. The native routes stay strict (400).
+The real SDK is run by tests/integration/test_feast_sdk.py (bench/feast_sdk_check.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from featureline.server import create_app
-from tests.integration.server_kit import FEATURES, ThreadServer, error
+from tests.integration.server_kit import FEATURES, JSON, ThreadServer, error, feast_error
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def test_get_online_features_accepts_feast_fields(client: httpx.Client) -> None:
 
 
 def test_write_to_online_store_then_read(client: httpx.Client) -> None:
-    t = datetime.now(UTC).replace(microsecond=123456)
+    t = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123456)  # never ahead
     df = {  # RemoteOnlineStore.online_write_batch: columns, naive UTC isoformat, `created` may be null
         "driver_id": [6001, 6002],
         "conv_rate": [0.25, 0.5],
@@ -226,13 +227,17 @@ def test_materialize_incremental_then_read(client: httpx.Client) -> None:
 
 
 def test_materialize_bad_bodies(client: httpx.Client) -> None:
-    error(client.post("/materialize", json={"feature_views": ["driver_stats"]}), 400, "start_ts")
-    error(
+    msg = feast_error(
+        client.post("/materialize", json={"feature_views": ["driver_stats"]}), "start_ts"
+    )
+    resp = client.post("/materialize", json={"feature_views": ["driver_stats"]})
+    assert resp.json()["detail"][0]["loc"] == ["body", "start_ts"], resp.text
+    assert resp.json()["detail"][0]["type"] == "missing" and "Fix" in msg
+    feast_error(
         client.post("/materialize", json={"start_ts": "yesterday", "end_ts": "2025-01-01"}),
-        400,
         "`yesterday`",
     )
-    error(
+    error(  # an unknown view stays a 404 (Feast: FeatureViewNotFoundException, 404)
         client.post(
             "/materialize",
             json={
@@ -244,12 +249,47 @@ def test_materialize_bad_bodies(client: httpx.Client) -> None:
         404,
         "Did you mean `driver_stats`",
     )
-    error(client.post("/materialize-incremental", json={}), 400, "end_ts")
-    error(
+    resp = client.post("/materialize-incremental", json={})
+    feast_error(resp, "end_ts")
+    assert resp.json()["detail"][0]["loc"] == ["body", "end_ts"]
+    feast_error(
         client.post("/write-to-online-store", json={"df": {"driver_id": [1]}}),
-        400,
         "feature_view_name",
     )
+    feast_error(
+        client.post("/write-to-online-store", content=b"{not json", headers=JSON),
+        "Malformed JSON",
+    )
+
+
+def test_feast_routes_answer_422_native_routes_400(client: httpx.Client) -> None:
+    """Feast's server is FastAPI: an invalid body is a 422 `{"detail": [...]}`; ours stay 400."""
+    bad_read = {"features": "driver_stats:conv_rate", "entities": {"driver_id": [1001]}}
+    resp = client.post("/get-online-features", json=bad_read)
+    feast_error(resp, "`features`")
+    assert resp.json()["detail"][0]["loc"] == ["body", "features"]
+    error(client.post("/features/online", json=bad_read), 400, "`features`")
+    feast_error(client.post("/push", json={"push_source_name": "driver_stats"}), "`df`")
+    feast_error(client.post("/get-online-features", json=[1]), "must be a JSON object")
+    # Featureline's Feast-compatible statuses other than 400 stay what they are
+    error(client.post("/get-online-features", content=b"{}"), 415)
+
+
+def test_materialize_incremental_stops_at_end_ts(client: httpx.Client) -> None:
+    """Rows whose event time is after `end_ts` stay offline; the next run copies them."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    _push_offline(client, 6301, 301, now - timedelta(minutes=20))
+    _push_offline(client, 6302, 302, now - timedelta(minutes=2))
+    resp = client.post(
+        "/materialize-incremental",
+        json={"end_ts": _naive(now - timedelta(minutes=10)), "feature_views": ["driver_stats"]},
+    )
+    assert resp.status_code == 200, resp.text
+    assert _values(_sdk_read(client, 6301))["avg_daily_trips"] == 301
+    assert _sdk_read(client, 6302)["results"][1]["statuses"] == ["NOT_FOUND"]
+    resp = client.post("/materialize-incremental", json={"end_ts": _naive(datetime.now(UTC))})
+    assert resp.status_code == 200, resp.text
+    assert _values(_sdk_read(client, 6302))["avg_daily_trips"] == 302
 
 
 def test_native_routes_still_refuse_unknown_fields(client: httpx.Client) -> None:

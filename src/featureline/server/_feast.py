@@ -4,7 +4,9 @@
 As in Feast's server (pydantic models that ignore unknown fields), a Feast route accepts and
 ignores fields it does not know, so newer SDKs (`include_feature_view_version_metadata`, ...)
 keep working; a request that fails anyway names the ignored fields that look like typos. Naive
-timestamps are UTC, as Feast's `make_tzaware` reads them.
+timestamps are UTC, as Feast's `make_tzaware` reads them. A body that fails validation is a 422
+with FastAPI's `{"detail": [{"type", "loc", "msg", "input"}]}` (Feast's server is FastAPI), plus
+Featureline's `error` and `message`; the native routes answer 400 with `error` and `message`.
 
 The response mirrors Feast's `GetOnlineFeaturesResponse` as its server prints it (protobuf
 `MessageToDict` with Feast's JSON patches): one result per output column, entity keys first,
@@ -13,6 +15,7 @@ each with `values`, `statuses` and `event_timestamps` over the entity rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,16 +23,77 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from featureline.errors import FeaturelineError, ValidationError, did_you_mean
 
 if TYPE_CHECKING:
+    from featureline.server._dispatch import Call, Handler
     from featureline.server._types import OnlineResult
 
-READ_FIELDS = ("entities", "feature_service", "features", "full_feature_names", "request_context")
+READ_FIELDS = (  # what Feast's GetOnlineFeaturesRequest knows (the version metadata flag: ignored)
+    "entities",
+    "feature_service",
+    "features",
+    "full_feature_names",
+    "include_feature_view_version_metadata",
+    "request_context",
+)
 PUSH_FIELDS = ("allow_registry_cache", "df", "push_source_name", "to", "transform_on_write")
 PUSH_MODES = ("online", "offline", "online_and_offline")
 WRITE_FIELDS = ("allow_registry_cache", "df", "feature_view_name", "transform_on_write")
-MATERIALIZE_FIELDS = ("disable_event_timestamp", "end_ts", "feature_views", "start_ts")
-MATERIALIZE_INCREMENTAL_FIELDS = ("end_ts", "feature_views")
+MATERIALIZE_FIELDS = (
+    "disable_event_timestamp",
+    "end_ts",
+    "feature_views",
+    "full_feature_names",
+    "start_ts",
+    "version",
+)
+MATERIALIZE_INCREMENTAL_FIELDS = ("end_ts", "feature_views", "full_feature_names", "version")
 
 T = TypeVar("T")
+
+
+def feast_errors(known: Iterable[str]) -> Callable[[Handler], Handler]:
+    """A Feast route's handler whose invalid bodies answer 422 as FastAPI does (see the docstring).
+
+    Only plain validation failures (400) change; 404 (an unknown view), 413, 415 ... stay."""
+    fields = tuple(known)
+
+    def wrap(handler: Handler) -> Handler:
+        async def feast_handler(call: Call) -> Any:
+            try:
+                return await handler(call)
+            except ValidationError as e:
+                if e.http_status != 400:
+                    raise
+                from featureline.server._dispatch import Reply
+
+                return Reply.json(unprocessable(e.message, fields), 422)
+
+        feast_handler.__name__ = getattr(handler, "__name__", "feast_handler")
+        feast_handler.__doc__ = handler.__doc__
+        return feast_handler
+
+    return wrap
+
+
+_NAMED = re.compile(r"`(\w+)`")
+
+
+def unprocessable(message: str, known: Iterable[str]) -> dict[str, Any]:
+    """FastAPI's 422 body for `message`: `loc` is the request field it names first (else the body)."""
+    known = set(known)
+    field = next((m for m in _NAMED.findall(message) if m in known), None)
+    missing = field is not None and f"has no `{field}`" in message
+    return {
+        "detail": [
+            {
+                "type": "missing" if missing else "value_error",
+                "loc": ["body", field] if field else ["body"],
+                "msg": message,
+                "input": None,
+            }
+        ],
+        "error": "ValidationError",
+        "message": message,
+    }
 
 
 def feast_body(body: Any, what: str) -> dict[str, Any]:

@@ -1,9 +1,20 @@
 """Feast's other feature-server writes: POST /write-to-online-store, /materialize, /materialize-incremental.
 
-What an unmodified Feast SDK with `online_store: {type: remote, path: ...}` calls (its
-`RemoteOnlineStore.online_write_batch` posts `/write-to-online-store`), and what Feast clients
-call to materialize. Bodies as Feast's pydantic models read them: unknown fields ignored, naive
-timestamps UTC. Each answers JSON null, as Feast does. All run in the threadpool (Parquet commits).
+What an unmodified Feast SDK with `online_store: {type: remote, path: ...}` calls: its
+`RemoteOnlineStore.online_write_batch` (`write_to_online_store`, `push(to=ONLINE)`) posts
+`/write-to-online-store`, and its `materialize` / `materialize_incremental` post `/materialize` /
+`/materialize-incremental` (checked with the real SDK by `bench/feast_sdk_check.py`). Bodies as
+Feast's pydantic models read them: unknown fields ignored, naive timestamps UTC, an invalid body
+a 422 (`_feast.feast_errors`). Each answers JSON null, as Feast does, after the work is done
+(`?async=true` is not honored: the answer comes when the run has finished). All run in the
+threadpool (Parquet commits).
+
+`/materialize-incremental` copies what was *ingested* since the view's last incremental run
+(late and corrected rows included; Feast goes by event time since its last end), bounded by
+`end_ts` in event time: a row with a later event time is not copied, and the next run picks it
+up (a run bounded by `end_ts` does not move the watermark, so it rescans from the last
+unbounded run). `version` (Feast's `v2`) is accepted; every version of the named views is
+materialized, that one included.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from featureline.server._feast import (
     MATERIALIZE_INCREMENTAL_FIELDS,
     WRITE_FIELDS,
     feast_body,
+    feast_errors,
     feast_timestamp,
     feature_views_arg,
     with_typo_hints,
@@ -114,27 +126,40 @@ def routes(ctx: ServerContext) -> list[Route]:
         what = "POST /materialize-incremental"
         body = feast_body(await call.json(), what)
 
-        def args() -> list[str] | None:
+        def args() -> tuple[datetime, list[str] | None]:
             if body.get("end_ts") is None:
                 raise ValidationError(
                     f'The body of {what} has no `end_ts`. Fix: send e.g. "end_ts": "2025-01-01T00:00:00" (naive is UTC).'
                 )
-            feast_timestamp(
-                body["end_ts"], "end_ts", what
-            )  # checked as Feast does; see the docstring
+            end = feast_timestamp(body["end_ts"], "end_ts", what)
             views = feature_views_arg(body, what)
             for v in views or ():
                 store.get_feature_view(v)
-            return views
+            return end, views
 
-        views = with_typo_hints(body, MATERIALIZE_INCREMENTAL_FIELDS, args)
-        # Featureline's incremental run copies what was *ingested* since the last run (late rows
-        # included); `end_ts` does not bound it
-        await run_in_threadpool(store.materialize_incremental, views)
+        end, views = with_typo_hints(body, MATERIALIZE_INCREMENTAL_FIELDS, args)
+        await run_in_threadpool(_incremental_until, views, end)
         return _NULL
 
+    def _incremental_until(views: list[str] | None, end: datetime) -> None:
+        """`store.materialize_incremental(views)` bounded by `end` in event time (module docstring)."""
+        from featureline.offline.store import dt_to_us
+        from featureline.online.materialize import materialize_view
+
+        chosen = store._online_views(store.catalog(), views)  # what materialize_incremental runs on
+        for v in chosen:
+            materialize_view(store.offline, store.online, v, incremental=True, end_us=dt_to_us(end))
+
     return [
-        Route("/write-to-online-store", "POST", write_to_online_store),
-        Route("/materialize", "POST", materialize),
-        Route("/materialize-incremental", "POST", materialize_incremental),
+        Route(
+            "/write-to-online-store",
+            "POST",
+            feast_errors(WRITE_FIELDS)(write_to_online_store),
+        ),
+        Route("/materialize", "POST", feast_errors(MATERIALIZE_FIELDS)(materialize)),
+        Route(
+            "/materialize-incremental",
+            "POST",
+            feast_errors(MATERIALIZE_INCREMENTAL_FIELDS)(materialize_incremental),
+        ),
     ]

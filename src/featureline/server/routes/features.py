@@ -11,7 +11,13 @@ from featureline.errors import ValidationError
 from featureline.server._body import check_object, entities_arg, features_arg, get_bool
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Call, Route
-from featureline.server._feast import READ_FIELDS, feast_body, online_response, with_typo_hints
+from featureline.server._feast import (
+    READ_FIELDS,
+    feast_body,
+    feast_errors,
+    online_response,
+    with_typo_hints,
+)
 
 __all__ = ["NATIVE_READ_FIELDS", "routes"]
 
@@ -43,7 +49,7 @@ def routes(ctx: ServerContext) -> list[Route]:
     def feast_read(body: dict[str, Any]) -> dict[str, Any]:
         """Unknown fields (e.g. `include_feature_view_version_metadata`) are ignored, as by Feast."""
         what = "POST /get-online-features"
-        features = features_arg(body, what)
+        features = features_arg(body, what, nullable=True)  # Feast: null is the field left out
         entities = entities_arg(body, max_entities, what)
         context = body.get("request_context")
         if (
@@ -56,7 +62,7 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     return [
         Route("/features/online", "POST", online),
-        Route("/get-online-features", "POST", feast_online),
+        Route("/get-online-features", "POST", feast_errors(READ_FIELDS)(feast_online)),
     ]
 
 

@@ -13,7 +13,13 @@ from featureline.errors import ValidationError, did_you_mean
 from featureline.server._body import check_object, get_bool, json_type, push_columns, push_rows
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Call, Reply, Route
-from featureline.server._feast import PUSH_FIELDS, PUSH_MODES, feast_body, with_typo_hints
+from featureline.server._feast import (
+    PUSH_FIELDS,
+    PUSH_MODES,
+    feast_body,
+    feast_errors,
+    with_typo_hints,
+)
 
 __all__ = ["IDEMPOTENCY_HEADER", "NATIVE_PUSH_FIELDS", "routes"]
 
@@ -98,4 +104,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         target = "offline" if to == "offline" else "online_and_offline"
         return name, table, target
 
-    return [Route("/push/{view}", "POST", push), Route("/push", "POST", feast_push)]
+    return [
+        Route("/push/{view}", "POST", push),
+        Route("/push", "POST", feast_errors(PUSH_FIELDS)(feast_push)),
+    ]
