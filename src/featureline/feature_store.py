@@ -244,6 +244,10 @@ class FeatureStore:
     def history(self) -> list[RegistryVersion]:
         return self.registry.history()
 
+    def latest_version(self) -> RegistryVersion | None:
+        """The registry's newest version; None before the first `apply`."""
+        return self.registry.latest()
+
     def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
         """A feature view by name (the latest version), `name@v2`, or `name` with `version`."""
         return self._view(name, version)
@@ -462,6 +466,13 @@ class FeatureStore:
             self.offline, lambda: self.online, self.repo_path, self.config.max_future_seconds
         )
 
+    def commits(self, view: FeatureView | str, as_of: datetime | str | None = None) -> list[Commit]:
+        """The commits of a view version that a read at system time `as_of` (now when None)
+        sees. A `FeatureView` is taken as it is (its name and version); a name (`name@v2`) is
+        looked up in the registry."""
+        fv = view if isinstance(view, FeatureView) else self._view(view)
+        return self.offline.commits(fv.name, fv.version, _as_of_us(as_of))
+
     def compact(self, view: FeatureView | str) -> Commit | None:
         """Merge a view's live commits into one part (every as-of answer kept), then vacuum."""
         fv = self._view(view)
@@ -503,6 +514,12 @@ class FeatureStore:
                 "staleness_seconds": (now - last_ev) / 1e6 if last_ev else None,
             }
         return out
+
+    def online_health(self) -> dict[str, Any]:
+        """The online store's health: `{"ok": bool, "backend": str, "detail": str, ...}`.
+
+        Opening the store can still raise (a bad `online_store` setting, a missing extra)."""
+        return self.online.health()
 
     def close(self) -> None:
         if self._models is not None:

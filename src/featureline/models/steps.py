@@ -56,14 +56,14 @@ def _views_read(cat: Catalog, features: str) -> tuple[list[Any], list[FeatureVie
 
 
 def _last_ingested(
-    store: FeatureStore, views: list[FeatureView], as_of_us: int | None
+    store: FeatureStore, views: list[FeatureView], as_of: str | None
 ) -> dict[str, int]:
-    """Per view version: the ingested time of the newest commit visible at `as_of_us` (now when
-    None); 0 for a view with no data. A later batch changes it; so does a compaction (its commit
+    """Per view version: the ingested time (µs) of the newest commit visible at `as_of` (now
+    when None); 0 for a view with no data. A later batch changes it; so does a compaction (its commit
     is new), which costs one rebuild of the same rows."""
     return {
         f"{v.name}@v{v.version}": max(
-            (c.ingested_at_us for c in store.offline.commits(v.name, v.version, as_of_us)),
+            (c.ingested_at_us for c in store.commits(v, as_of)),
             default=0,
         )
         for v in views
@@ -74,15 +74,13 @@ def _training_set_key(repo: str, features: str, as_of: str = "") -> dict[str, An
     """Cache-key material of `build_training_set` (evaluated by the runner before the lookup):
     the same key means the store would return the same rows."""
     from featureline.feature_store import FeatureStore
-    from featureline.offline.store import dt_to_us
 
     with FeatureStore(repo) as store:
         cat = store.catalog(as_of or None)  # validates `as_of` (an offset is required)
         _, views = _views_read(cat, features)
-        us = dt_to_us(datetime.fromisoformat(as_of.replace("Z", "+00:00"))) if as_of else None
         return {
             "registry_version": cat.version,
-            "last_ingested_us": _last_ingested(store, views, us),
+            "last_ingested_us": _last_ingested(store, views, as_of or None),
         }
 
 

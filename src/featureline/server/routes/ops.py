@@ -69,7 +69,7 @@ def check_health(store: FeatureStore) -> dict[str, Any]:
 def _raw_health(store: FeatureStore) -> dict[str, Any]:
     backends: dict[str, dict[str, Any]] = {}
     try:
-        latest = store.registry.latest()
+        latest = store.latest_version()
         detail = (
             f"version {latest.version}"
             if latest is not None
@@ -80,7 +80,7 @@ def _raw_health(store: FeatureStore) -> dict[str, Any]:
         backends["registry"] = {"ok": False, "detail": f"{type(e).__name__}: {e}"}
     backends["offline_store"] = _offline_health(Path(store.config.offline_path))
     try:
-        online = dict(store.online.health())
+        online = dict(store.online_health())
         online["ok"] = bool(online.get("ok"))
         backends["online_store"] = online
     except Exception as e:
