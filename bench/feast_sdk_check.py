@@ -439,6 +439,28 @@ def _compare(report: Report, store: Any, result: dict[str, Any], before: dict[st
     )
     check("after_write", "  ... the same keys", "= Featureline", keys, _ours(store, FEATURES, keys))
 
+    import pyarrow as pa
+
+    entity = pa.table(
+        {
+            "driver_id": pa.array(list(WRITTEN), pa.int64()),
+            "event_timestamp": pa.array(
+                [datetime.now(UTC)] * len(WRITTEN), pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    offline_seen = store.get_training_set(entity, [f"driver_stats:{f}" for f in STATS]).to_arrow()
+    leaked = [
+        r["driver_id"] for r in offline_seen.to_pylist() if any(r[f] is not None for f in STATS)
+    ]
+    report.add(
+        "write",
+        "  ... online only (as Feast)",
+        "in no Featureline training set",
+        not leaked,
+        f"written keys found offline: {leaked}" if leaked else "",
+    )
+
     p = result["pushed"]
     keys = p["driver_id"]
     rows = {k: {"rate": r, "trips": t} for k, r, t in zip(keys, p["rate"], p["trips"], strict=True)}

@@ -6,6 +6,11 @@ checks that need the parsed batch (keys, timestamps, the bound on future event t
 offline commit (one atomic commit, `offline.store`) → online apply of the committed batch. The commit is the point of no return: nothing after it reports the
 write as failed. A failed online apply is a `PartialWriteError` naming the commit, and a
 retry with the same idempotency key completes it without storing the batch twice.
+
+`write_online_only` is the one exception, for Feast's `write_to_online_store` (its server's
+`POST /write-to-online-store`): the same checks, then the online apply with no offline commit.
+Such rows are served online but are in no training set (online = offline at now does not hold
+for them, by request), and a later materialize never removes them (the winner order decides).
 """
 
 from __future__ import annotations
@@ -121,6 +126,44 @@ def write(
     if online and view.online:
         apply_online(target, view, stored, result)
     return _reported(result, view, table)
+
+
+def write_online_only(
+    target: WriteTarget, view: FeatureView, data: Any, *, principal: Any = None
+) -> int:
+    """Write `data` (a frame) to the online store only: no offline commit (module docstring).
+
+    The rows are checked as by `write` and ordered as a commit ingested now would be. Returns the
+    number of rows written."""
+    from featureline._frames import to_arrow
+    from featureline._time import now_us
+    from featureline.offline.batch import prepare_batch
+    from featureline.online.materialize import apply_batch
+
+    if not view.online:
+        raise ValidationError(
+            f"Feature view `{view.name}` is not served online (online=False), so nothing can be written "
+            "to the online store for it. Fix: set online=True and apply, or write it offline."
+        )
+    check_principal(target, principal, "write_online", view)
+    table = check_rows(
+        target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view))
+    )
+    known = target.offline.key_types(view.name, view.version)
+    stored, key_types = prepare_batch(
+        view, table, known, max_future_seconds=target.max_future_seconds
+    )
+    # the online key encoding follows the key types of the view's first commit (Int64 when none)
+    odd = [k for k in view.join_keys if key_types.get(k) != known.get(k, "Int64")]
+    if odd:
+        raise ValidationError(
+            f"Feature view `{view.name}` has no offline commit yet, and its key "
+            + ", ".join(f"`{k}` ({key_types.get(k)})" for k in odd)
+            + " is not Int64, so it cannot be written online only. Fix: ingest or push the view "
+            "once (that records the key types), then write online only."
+        )
+    apply_batch(target.offline, target.online(), view, stored, now_us())
+    return stored.num_rows
 
 
 def _reported(result: IngestResult, view: FeatureView, table: pa.Table) -> IngestResult:

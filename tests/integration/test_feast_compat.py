@@ -90,6 +90,35 @@ def test_write_to_online_store_then_read(client: httpx.Client) -> None:
     assert got["results"][1]["event_timestamps"] == [t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")]
 
 
+def test_write_to_online_store_is_online_only(client: httpx.Client, repo: Path) -> None:
+    """As Feast's write_to_online_store: served online, in no training set (no offline commit)."""
+    import featureline as fl
+
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    with fl.FeatureStore(repo) as store:
+        commits = len(store.offline.commits("driver_stats", 1))
+        resp = client.post(
+            "/write-to-online-store",
+            json={
+                "feature_view_name": "driver_stats",
+                "df": {
+                    "driver_id": [6010],
+                    "conv_rate": [0.9],
+                    "acc_rate": [0.8],
+                    "avg_daily_trips": [70],
+                    "event_timestamp": [_naive(t)],
+                    "created": [None],
+                },
+            },
+        )
+        assert resp.status_code == 200, resp.text
+        assert _values(_sdk_read(client, 6010))["avg_daily_trips"] == 70
+        assert len(store.offline.commits("driver_stats", 1)) == commits
+        entity = {"driver_id": [6010], "event_timestamp": [datetime.now(UTC)]}
+        ts = store.get_training_set(entity, FEATURES).to_arrow()
+        assert ts.column("avg_daily_trips").to_pylist() == [None]
+
+
 def test_write_to_online_store_with_newer_fields(client: httpx.Client) -> None:
     t = datetime.now(UTC).replace(microsecond=0)
     resp = client.post(

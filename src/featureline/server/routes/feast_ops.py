@@ -2,7 +2,8 @@
 
 What an unmodified Feast SDK with `online_store: {type: remote, path: ...}` calls: its
 `RemoteOnlineStore.online_write_batch` (`write_to_online_store`, `push(to=ONLINE)`) posts
-`/write-to-online-store`, and its `materialize` / `materialize_incremental` post `/materialize` /
+`/write-to-online-store`, which writes the online store only, as Feast's does (no offline commit:
+the rows are in no training set; `featureline.write.write_online_only`), and its `materialize` / `materialize_incremental` post `/materialize` /
 `/materialize-incremental` (checked with the real SDK by `bench/feast_sdk_check.py`). Bodies as
 Feast's pydantic models read them: unknown fields ignored, naive timestamps UTC, an invalid body
 a 422 (`_feast.feast_errors`). Each answers JSON null, as Feast does, after the work is done
@@ -39,6 +40,7 @@ from featureline.server._feast import (
     with_typo_hints,
 )
 from featureline.server.routes.push import idempotency_key
+from featureline.write import write_online_only
 
 __all__ = ["routes"]
 
@@ -74,7 +76,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         what = "POST /write-to-online-store"
         body = feast_body(await call.json(), what)
 
-        def args() -> tuple[str, Any]:
+        def args() -> tuple[Any, Any]:
             name = body.get("feature_view_name")
             if not isinstance(name, str) or not name:
                 raise ValidationError(
@@ -89,12 +91,14 @@ def routes(ctx: ServerContext) -> list[Route]:
             fv = store.get_feature_view(name)
             df = _feast_columns(fv, body["df"])
             table = push_columns(fv, df, f"{what} (`df`)", naive_is_utc=True, broadcast=True)
-            return name, table
+            return fv, table
 
-        name, table = with_typo_hints(body, WRITE_FIELDS, args)
-        # online reads are checked against the offline record, so the write lands in both
+        fv, table = with_typo_hints(body, WRITE_FIELDS, args)
+        idempotency_key(call)  # checked as on the other writes; an online-only write has no commit
+        # online only, as Feast's write_to_online_store (the write path's one online-only entry;
+        # FeatureStore.push has no `to="online"` yet, hence the write target from the store)
         await run_in_threadpool(
-            store.push, name, table, idempotency_key(call), "online_and_offline"
+            write_online_only, store._write_target(), fv, table, principal=call.principal
         )
         return _NULL
 
