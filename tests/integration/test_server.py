@@ -433,6 +433,8 @@ def test_openapi_and_docs(client: httpx.Client, server: str) -> None:
         "/write-to-online-store",
         "/materialize",
         "/materialize-incremental",
+        "/models",
+        "/models/{name}/predict",
         "/health",
         "/metrics",
         "/openapi.json",
@@ -446,7 +448,10 @@ def test_openapi_and_docs(client: httpx.Client, server: str) -> None:
     for path, methods in spec["paths"].items():
         for method in methods:
             r = client.request(
-                method.upper(), path.replace("{view}", "driver_stats"), content=b"{}", headers=JSON
+                method.upper(),
+                path.replace("{view}", "driver_stats").replace("{name}", "m"),
+                content=b"{}",
+                headers=JSON,
             )
             if r.status_code >= 400:
                 assert r.json()["error"] == "ValidationError", (

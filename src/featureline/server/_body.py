@@ -294,8 +294,20 @@ def get_bool(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def features_arg(body: dict[str, Any], what: str) -> list[str] | str:
-    """The `features` list or the `feature_service` name: exactly one of them."""
+def features_arg(body: dict[str, Any], what: str, nullable: bool = False) -> list[str] | str:
+    """The `features` list or the `feature_service` name: exactly one of them. A null is the
+    field left out when `nullable` (Feast's bodies), else refused (the native routes are strict)."""
+    if not nullable:
+        for key in ("features", "feature_service"):
+            if key in body and body[key] is None:
+                raise ValidationError(
+                    f"Field `{key}` of {what} is null. Fix: leave the field out, or give "
+                    + (
+                        '"features": ["view:feature", ...].'
+                        if key == "features"
+                        else '"feature_service": "name".'
+                    )
+                )
     features, service = body.get("features"), body.get("feature_service")
     if features is not None and service is not None:
         raise ValidationError(

@@ -1,14 +1,34 @@
-"""The server's OpenAPI 3.1 document and a self-contained HTML page rendering it (no CDN)."""
+"""The server's OpenAPI 3.1 document and a self-contained HTML page rendering it (no CDN).
+
+`build_spec` makes the document of the routes; given the registry's current definitions (a
+`Catalog`) and the registered model names, it also names them: the features a read may ask for,
+the views a push may write and, per view, the columns its push body needs with their types
+(Feast's `/push` and `/write-to-online-store` bodies are a `oneOf` over the views), and the
+models a predict may call. `LiveSpec` serves that document, rebuilt when the registry version or
+the set of models changes, so /openapi.json and /docs always describe what the server will accept.
+"""
 
 from __future__ import annotations
 
 import html
 import json
-from typing import Any
+import re
+import threading
+from typing import TYPE_CHECKING, Any
 
 from featureline import __version__
 
-_ERROR = {
+if TYPE_CHECKING:
+    from featureline.catalog import Catalog
+    from featureline.definitions import FeatureView
+    from featureline.feature_store import FeatureStore
+
+__all__ = ["LiveSpec", "build_spec", "render_docs"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_ENUM = 500  # features listed by name in the document; more: described only
+
+_ERROR: dict[str, Any] = {
     "type": "object",
     "required": ["error", "message"],
     "properties": {
@@ -28,28 +48,57 @@ _FEAST_BODY = (
     "from newer Feast SDKs) are accepted and ignored, as Feast's own server ignores them. Timestamps without "
     "a time zone are read as UTC, exactly as Feast does (`make_tzaware`). The native routes stay strict."
 )
-_ENTITIES = {
-    **_COLUMNS,
-    "description": "Join key columns: key name -> one value per entity row.",
+_ENTITIES: dict[str, Any] = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"type": "array", "items": {}},
+    "description": "Join key columns: key name -> one value per entity row (every column as long).",
     "example": {"driver_id": [1001, 1002]},
 }
-_FEATURES = {
+_FEATURES: dict[str, Any] = {
     "type": "array",
+    "minItems": 1,
     "items": {"type": "string"},
     "description": "`view:feature` references (pin a version with `view@v2:feature`).",
     "example": ["driver_stats:conv_rate", "driver_stats:acc_rate"],
 }
+_SERVICE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "A feature service name (instead of `features`).",
+}
+_ONE_OF_FEATURES = [
+    {"required": ["features"], "not": {"required": ["feature_service"]}},
+    {"required": ["feature_service"], "not": {"required": ["features"]}},
+]
+_PINNED_REF = "^[A-Za-z_][A-Za-z0-9_]*@v[1-9][0-9]*:[A-Za-z_][A-Za-z0-9_]*$"
 _STATUS = {"type": "string", "enum": ["PRESENT", "NOT_FOUND", "EXPIRED", "STALE"]}
+
+
+_FEAST_422 = {
+    "description": "The body failed validation: FastAPI's `detail` list, as Feast's server answers, plus "
+    "Featureline's `error` and `message`.",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/FeastValidationError"}}
+    },
+}
+
+
+def _feast_errors(*codes: int) -> dict[str, Any]:
+    """`_errors` of a Feast route: a body that fails validation is FastAPI's 422 there."""
+    return {**_errors(*codes), "422": _FEAST_422}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     what = {
         400: "Bad input: malformed JSON, an unknown field (with did-you-mean), a wrong key type.",
-        404: "Unknown feature, view or feature service (with did-you-mean).",
+        404: "Unknown feature, view, feature service or model (with did-you-mean).",
         408: "The body did not arrive within the body timeout (the connection is closed).",
         413: "Body over max_body_bytes, or more entity rows than max_entities.",
+        409: "The model's features are no longer served as it was trained (retrain or restore the views).",
         415: "The body is not declared `Content-Type: application/json`.",
         421: "The Host header is not on the server's allow-list (DNS rebinding guard; any route).",
+        422: "The model's pre- or post-processing hook raised, or returned something unusable (ModelHookError).",
         503: "A backend is unavailable.",
     }
     return {
@@ -83,7 +132,7 @@ def _feast_op(
             "requestBody": _json(schema, example),
             "responses": {
                 "200": {"description": "Done (body: null)."},
-                **_errors(400, 404, 408, 413, 415, 421),
+                **_feast_errors(400, 404, 408, 413, 415, 421),
             },
         }
     }
@@ -96,20 +145,143 @@ def _json(schema_ref: str, example: Any = None) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": media}}
 
 
-def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
+_MODEL_NAME = "^[A-Za-z_][A-Za-z0-9_.-]*$"
+
+
+def _value_schema(dtype: Any, nullable: bool) -> dict[str, Any]:
+    """The JSON schema of one value of a column of type `dtype` in a push body."""
+    name = dtype.name
+    if dtype.element is not None:
+        out: dict[str, Any] = {"type": "array", "items": _value_schema(dtype.element, True)}
+    elif name == "Int64":
+        out = {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX}
+    elif name == "Float64":
+        out = {"type": "number"}
+    elif name == "Bool":
+        out = {"type": "boolean"}
+    else:  # String, Bytes (UTF-8 text), Timestamp (ISO 8601)
+        out = {"type": "string"}
+    if nullable:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _view_columns(view: FeatureView, created_optional: bool) -> dict[str, Any]:
+    """The `df` of a Feast push or write for `view`: every column it needs, typed; a column may be
+    a list (one value per row) or one value for every row. Other columns are accepted (ignored,
+    and listed in the write's result)."""
+    from featureline.server._body import timestamp_fields
+
+    keys = set(view.join_keys)
+    stamps = timestamp_fields(view)
+    created = view.source.created_timestamp_field if view.source is not None else None
+    event = view.source.timestamp_field if view.source is not None else "event_timestamp"
+    props: dict[str, Any] = {}
+    for f in view.schema:
+        if f.name in stamps:
+            continue
+        item = _value_schema(f.dtype, nullable=f.name not in keys)
+        props[f.name] = {"anyOf": [{"type": "array", "items": item}, item]}
+    for col in sorted(stamps):
+        item = {"type": "string" if col == event else ["string", "null"]}
+        props[col] = {
+            "anyOf": [{"type": "array", "items": item}, item],
+            "description": "ISO 8601 (naive: UTC).",
+        }
+    required = [c for c in props if not (created_optional and c == created)]
+    return {"type": "object", "required": required, "properties": props}
+
+
+def _per_view(field: str, views: list[FeatureView], created_optional: bool) -> dict[str, Any]:
+    """A `oneOf` over `views`: the body naming view `v` (or `v@vN`) in `field` has `v`'s columns."""
+    if not views:
+        return {}
+    return {
+        "oneOf": [
+            {
+                "title": v.name,
+                "properties": {
+                    field: {
+                        "type": "string",
+                        "pattern": f"^{re.escape(v.name)}(?:@v[1-9][0-9]*)?$",
+                    },
+                    "df": _view_columns(v, created_optional),
+                },
+            }
+            for v in views
+        ]
+    }
+
+
+def build_spec(
+    max_entities: int,
+    max_body_bytes: int,
+    catalog: Catalog | None = None,
+    models: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The OpenAPI document; with the registry's `catalog` and the registered `models`, it names
+    the features, views (with the columns a push needs) and models the server has."""
+    views = [vs[-1] for vs in catalog.views.values()] if catalog is not None else []
+    features = dict(_FEATURES)
+    if catalog is not None:
+        refs = [f"{v.name}:{f.name}" for v in views for f in v.schema if f.name not in v.join_keys]
+        refs += [f"{o.name}:{f.name}" for o in catalog.odfvs.values() for f in o.features]
+        if 0 < len(refs) <= MAX_ENUM:
+            features["items"] = {
+                "anyOf": [
+                    {"type": "string", "enum": sorted(refs)},
+                    {"type": "string", "pattern": _PINNED_REF},
+                ]
+            }
+    service = dict(_SERVICE)
+    if catalog is not None and catalog.services:
+        service["enum"] = sorted(catalog.services)
+    view_param: dict[str, Any] = {"type": "string"}
+    if views:
+        names = "|".join(re.escape(v.name) for v in views)
+        view_param["pattern"] = f"^(?:{names})(?:@v[1-9][0-9]*)?$"
+    entities = dict(_ENTITIES)
+    keys = {k: f.dtype for v in views for f in v.schema for k in v.join_keys if f.name == k}
+    if keys:  # the join keys of the registry's views, typed (other names: 400 naming the keys)
+        entities["properties"] = {
+            k: {"type": "array", "items": _value_schema(t, nullable=False)}
+            for k, t in sorted(keys.items())
+        }
+    model_param: dict[str, Any] = {"type": "string", "pattern": _MODEL_NAME}
+    if models:
+        model_param = {"type": "string", "enum": sorted(models)}
     schemas: dict[str, Any] = {
         "Error": _ERROR,
+        "FeastValidationError": {
+            "type": "object",
+            "required": ["detail", "error", "message"],
+            "properties": {
+                "detail": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "loc", "msg"],
+                        "properties": {
+                            "type": {"type": "string"},
+                            "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                            "msg": {"type": "string"},
+                            "input": {},
+                        },
+                    },
+                },
+                **_ERROR["properties"],
+            },
+        },
         "OnlineRequest": {
             "type": "object",
             "additionalProperties": False,
             "required": ["entities"],
+            "description": "Exactly one of `features` or `feature_service` (null is not a value here: leave the field out).",
+            "oneOf": _ONE_OF_FEATURES,
             "properties": {
-                "features": _FEATURES,
-                "feature_service": {
-                    "type": "string",
-                    "description": "A feature service name (instead of `features`).",
-                },
-                "entities": _ENTITIES,
+                "features": features,
+                "feature_service": service,
+                "entities": entities,
                 "full_feature_names": {
                     "type": "boolean",
                     "default": False,
@@ -141,10 +313,25 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         "PushRequest": {
             "type": "object",
             "additionalProperties": False,
-            "description": "Exactly one of `rows` or `columns`. Timestamps are ISO 8601 strings with an offset.",
+            "description": "Exactly one of `rows` or `columns`, with every column the view declares (its join "
+            "keys, event and created timestamps, and features: see `FeastPushRequest` for each view's). "
+            "Timestamps are ISO 8601 strings with an offset.",
+            "oneOf": [
+                {"required": ["rows"], "not": {"required": ["columns"]}},
+                {"required": ["columns"], "not": {"required": ["rows"]}},
+            ],
             "properties": {
-                "rows": {"type": "array", "items": {"type": "object"}},
-                "columns": _COLUMNS,
+                "rows": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "object", "minProperties": 1},
+                    "description": "Row objects, each with the same columns.",
+                },
+                "columns": {
+                    **_COLUMNS,
+                    "minProperties": 1,
+                    "description": "Column -> values (every column as long).",
+                },
             },
         },
         "PushResponse": {
@@ -180,13 +367,23 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
             "description": _FEAST_BODY,
             "required": ["entities"],
             "properties": {
-                "features": _FEATURES,
-                "feature_service": {"type": "string"},
-                "entities": _ENTITIES,
+                "features": {
+                    **features,
+                    "type": ["array", "null"],
+                    "description": "`view:feature` references; null is the same as leaving it out (as in Feast). "
+                    "Give exactly one of `features` or `feature_service`.",
+                },
+                "feature_service": {
+                    **service,
+                    **({"enum": [*service["enum"], None]} if "enum" in service else {}),
+                    "type": ["string", "null"],
+                    "description": "A feature service name; null is the same as leaving it out (as in Feast).",
+                },
+                "entities": entities,
                 "full_feature_names": {"type": "boolean", "default": False},
                 "request_context": {
                     **_COLUMNS,
-                    "description": "Accepted for compatibility; must be empty (no on-demand views).",
+                    "description": "Request-time inputs of on-demand feature views: column -> one value per entity row.",
                 },
             },
         },
@@ -227,27 +424,46 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
             "required": ["feature_view_name", "df"],
             "properties": {
                 "feature_view_name": {
-                    "type": "string",
+                    **view_param,
                     "description": "The feature view to write.",
                 },
                 "df": {
-                    **_COLUMNS,
-                    "description": "Columns; naive timestamps are read as UTC, as Feast does.",
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": {},
+                    "description": "Columns (a value that is not a list fills every row); naive timestamps are "
+                    "read as UTC, as Feast does. The columns each view needs are in the `oneOf`.",
                 },
+                "allow_registry_cache": {"type": "boolean"},
+                "transform_on_write": {"type": "boolean"},
             },
+            **_per_view("feature_view_name", views, created_optional=True),
         },
         "FeastMaterializeRequest": {
             "type": "object",
             "additionalProperties": True,
             "description": _FEAST_BODY,
             "properties": {
-                "start_ts": {"type": "string", "description": "Window start (naive: UTC)."},
-                "end_ts": {"type": "string", "description": "Window end (naive: UTC)."},
-                "feature_views": {"type": "array", "items": {"type": "string"}},
+                "start_ts": {
+                    "description": "Window start, ISO 8601 (naive: UTC); ignored with `disable_event_timestamp`."
+                },
+                "end_ts": {
+                    "description": "Window end, ISO 8601 (naive: UTC); ignored with `disable_event_timestamp`."
+                },
+                "feature_views": {"type": ["array", "null"], "items": view_param},
                 "disable_event_timestamp": {
                     "type": "boolean",
-                    "description": "No window: everything up to now.",
+                    "description": "No window: everything up to now (`start_ts` and `end_ts` are ignored).",
                 },
+            },
+            "if": {
+                "required": ["disable_event_timestamp"],
+                "properties": {"disable_event_timestamp": {"const": True}},
+            },
+            "then": {},
+            "else": {
+                "required": ["start_ts", "end_ts"],
+                "properties": {"start_ts": {"type": "string"}, "end_ts": {"type": "string"}},
             },
         },
         "FeastMaterializeIncrementalRequest": {
@@ -260,7 +476,7 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                     "type": "string",
                     "description": "Checked; the run copies what was ingested since the last one.",
                 },
-                "feature_views": {"type": "array", "items": {"type": "string"}},
+                "feature_views": {"type": ["array", "null"], "items": view_param},
             },
         },
         "FeastPushRequest": {
@@ -270,21 +486,97 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
             "required": ["push_source_name", "df"],
             "properties": {
                 "push_source_name": {
-                    "type": "string",
+                    **view_param,
                     "description": "The feature view to push to.",
                 },
                 "df": {
-                    **_COLUMNS,
-                    "description": "Columns; timestamps as strings (naive ones are read as UTC, as Feast does).",
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": {},
+                    "description": "Columns (a value that is not a list fills every row); timestamps as strings "
+                    "(naive ones are read as UTC, as Feast does). The columns each view needs are in the `oneOf`.",
                 },
                 "to": {
                     "type": "string",
                     "enum": ["online", "offline", "online_and_offline"],
                     "default": "online",
-                    "description": "Accepted for compatibility: Featureline always appends to the offline log and updates the online store, so online equals offline at now.",
+                    "description": "`offline` appends to the offline log only; `online` and `online_and_offline` also "
+                    "update the online store (the offline log is the record online reads are checked against).",
                 },
                 "allow_registry_cache": {"type": "boolean"},
                 "transform_on_write": {"type": "boolean"},
+            },
+            **_per_view("push_source_name", views, created_optional=False),
+        },
+        "PredictRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["entities"],
+            "properties": {
+                "entities": entities,
+                "version": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                        {"type": "string", "minLength": 1, "maxLength": 200},
+                    ],
+                    "description": "A version number, an alias (e.g. `production`) or `latest`. Default: the "
+                    "`production` alias, else the latest version.",
+                },
+                "proba": {
+                    "type": "boolean",
+                    "description": "Also answer `probabilities` (the model's predict_proba) and `classes`. "
+                    "Default: the model card's `predict_proba`.",
+                },
+            },
+        },
+        "PredictResponse": {
+            "type": "object",
+            "required": ["model", "version", "predictions", "entities", "features", "statuses"],
+            "properties": {
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+                "predictions": {
+                    "type": "array",
+                    "description": "One per entity row; null where a feature is missing (unless the model "
+                    "declares `handles_missing`). After the model's post-processing hook, if it has one.",
+                },
+                "entities": {**_COLUMNS, "description": "The join key columns, as given."},
+                "features": {
+                    **_COLUMNS,
+                    "description": "The feature vectors the model saw, by pinned ref (`view@v1:feature`).",
+                },
+                "statuses": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": _STATUS},
+                },
+                "probabilities": {
+                    "type": "array",
+                    "items": {"type": ["array", "null"], "items": {"type": "number"}},
+                    "description": "With `proba`: per row, one probability per class (null where no prediction).",
+                },
+                "classes": {
+                    "type": ["array", "null"],
+                    "description": "With `proba`: the model's classes, in the order of `probabilities`.",
+                },
+            },
+        },
+        "ModelList": {
+            "type": "object",
+            "required": ["models"],
+            "properties": {
+                "models": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "version", "created_at", "aliases"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "created_at": {"type": "string", "format": "date-time"},
+                            "aliases": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                }
             },
         },
         "Health": {
@@ -337,7 +629,13 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 "summary": "Push rows to a feature view",
                 "description": "Appends to the offline log and updates the online store through the same code; readable at once.",
                 "parameters": [
-                    {"name": "view", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "view",
+                        "in": "path",
+                        "required": True,
+                        "schema": view_param,
+                        "description": "A feature view (pin a version with `view@v2`).",
+                    },
                     _IDEMPOTENCY,
                 ],
                 "requestBody": _json(
@@ -380,7 +678,7 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                     "200": ok_json(
                         "FeastOnlineResponse", "Feast GetOnlineFeaturesResponse as JSON."
                     ),
-                    **_errors(400, 404, 408, 413, 415, 421),
+                    **_feast_errors(400, 404, 408, 413, 415, 421),
                 },
             }
         },
@@ -444,7 +742,43 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 ),
                 "responses": {
                     "200": {"description": "Pushed (body: null)."},
-                    **_errors(400, 404, 408, 413, 415, 421),
+                    **_feast_errors(400, 404, 408, 413, 415, 421),
+                },
+            }
+        },
+        "/models": {
+            "get": {
+                "operationId": "listModels",
+                "tags": ["models"],
+                "summary": "Registered model versions",
+                "description": "Every version of every registered model, with its aliases, newest first per model.",
+                "responses": {"200": ok_json("ModelList", "Model versions.")},
+            }
+        },
+        "/models/{name}/predict": {
+            "post": {
+                "operationId": "predict",
+                "tags": ["models"],
+                "summary": "Predict with a registered model",
+                "description": "Reads the model's features online (pinned to the view versions it was trained on), "
+                "hands them to the model as it was trained (a frame with the training set's column names and "
+                "dtypes, through its pre-processing hook if it has one), and answers its predictions (through "
+                "its post-processing hook). Each request is logged. " + limits,
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": model_param,
+                        "description": "The model's name.",
+                    }
+                ],
+                "requestBody": _json(
+                    "PredictRequest", {"entities": {"driver_id": [1001, 1002]}, "proba": False}
+                ),
+                "responses": {
+                    "200": ok_json("PredictResponse", "Predictions."),
+                    **_errors(400, 404, 408, 409, 413, 415, 421, 422),
                 },
             }
         },
@@ -477,7 +811,12 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 "operationId": "openapi",
                 "tags": ["ops"],
                 "summary": "This OpenAPI document",
-                "responses": {"200": {"description": "OpenAPI 3.1 JSON."}},
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1 JSON.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
             }
         },
         "/docs": {
@@ -485,7 +824,12 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
                 "operationId": "docs",
                 "tags": ["ops"],
                 "summary": "API documentation (HTML)",
-                "responses": {"200": {"description": "HTML."}},
+                "responses": {
+                    "200": {
+                        "description": "HTML.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
             }
         },
     }
@@ -502,6 +846,53 @@ def build_spec(max_entities: int, max_body_bytes: int) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+class LiveSpec:
+    """The document /openapi.json and /docs serve: `build_spec` with the registry's current
+    definitions and the registered models, rebuilt when either changes (the registry version,
+    the model names). A registry that cannot be read gives the document without names."""
+
+    def __init__(self, store: FeatureStore, max_entities: int, max_body_bytes: int) -> None:
+        self.store = store
+        self.max_entities = max_entities
+        self.max_body_bytes = max_body_bytes
+        self._lock = threading.Lock()
+        self._key: Any = object()
+        self._json = b""
+        self._html = b""
+
+    def _refresh(self) -> None:
+        from featureline.errors import FeaturelineError
+
+        catalog: Catalog | None
+        try:
+            catalog = self.store.catalog()
+        except FeaturelineError:
+            catalog = None  # nothing applied yet
+        try:
+            models = sorted({r["name"] for r in self.store.models.versions()})
+        except FeaturelineError:
+            models = []
+        key = (catalog.version if catalog is not None else None, tuple(models))
+        with self._lock:
+            if key == self._key:
+                return
+            from featureline.server._dispatch import dumps
+
+            spec = build_spec(self.max_entities, self.max_body_bytes, catalog, models)
+            self._json, self._html = dumps(spec), render_docs(spec).encode()
+            self._key = key
+
+    def json(self) -> bytes:
+        """The OpenAPI document, as JSON."""
+        self._refresh()
+        return self._json
+
+    def html(self) -> bytes:
+        """The /docs page."""
+        self._refresh()
+        return self._html
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}

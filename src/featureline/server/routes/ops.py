@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from featureline.server._context import ServerContext
-from featureline.server._dispatch import Call, Reply, Route, dumps
+from featureline.server._dispatch import Call, Reply, Route
 from featureline.server._metrics import CONTENT_TYPE
-from featureline.server._openapi import render_docs
+from featureline.server._openapi import LiveSpec
 
 if TYPE_CHECKING:
     from featureline.feature_store import FeatureStore
@@ -29,8 +29,7 @@ log = logging.getLogger("featureline.server")
 
 def routes(ctx: ServerContext) -> list[Route]:
     store, metrics = ctx.store, ctx.metrics
-    spec = Reply(dumps(ctx.spec))
-    docs = Reply(render_docs(ctx.spec).encode(), content_type=b"text/html; charset=utf-8")
+    spec = LiveSpec(store, ctx.max_entities, ctx.max_body_bytes)  # names the registry's views
     metrics_type = CONTENT_TYPE.encode()
 
     async def health(call: Call) -> Reply:
@@ -41,10 +40,10 @@ def routes(ctx: ServerContext) -> list[Route]:
         return Reply(await run_in_threadpool(metrics.render), content_type=metrics_type)
 
     async def openapi(call: Call) -> Reply:
-        return spec
+        return Reply(await run_in_threadpool(spec.json))
 
     async def docs_page(call: Call) -> Reply:
-        return docs
+        return Reply(await run_in_threadpool(spec.html), content_type=b"text/html; charset=utf-8")
 
     return [
         Route("/health", "GET", health),
