@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pytest
 
@@ -117,3 +120,88 @@ def test_training_set_out_with_an_unknown_extension_is_refused(tmp_path: Path) -
     )
     assert "`.json`" in msg and ".parquet or .csv" in msg
     assert not (tmp_path / "x.json").exists()
+
+
+def test_models_alias_to_a_missing_version_lists_the_versions(tmp_path: Path) -> None:
+    store = new_store(tmp_path, *driver_defs())
+    store.models.register("m", {"w": 1}, features=["driver_stats:rate"])
+    store.models.register("m", {"w": 2}, features=["driver_stats:trips"])
+    have = sorted(int(m["version"]) for m in store.models.versions("m"))
+    msg = failed(run("models", "alias", "m", "production", "99", repo=store.repo_path))
+    assert "Did you mean `m`" not in msg, msg  # it suggested the model's own name
+    assert "has no version 99" in msg and f"Its versions: {', '.join(map(str, have))}" in msg
+    assert f"featureline models alias m production {have[-1]}" in msg
+    msg = failed(run("models", "show", "m:99", repo=store.repo_path))
+    assert "Did you mean `m`" not in msg and "Its versions" in msg
+
+
+def test_runs_show_of_an_unknown_run_names_the_cli_command(tmp_path: Path) -> None:
+    store = new_store(tmp_path, *driver_defs())
+    for args in (["runs", "show", "nope"], ["runs", "compare", "nope"]):
+        msg = failed(run(*args, repo=store.repo_path))
+        assert "Run `nope` does not exist" in msg and "`featureline runs list`" in msg, msg
+        assert "list_runs()" not in msg  # a Python function, not what a CLI user types
+
+
+@contextmanager
+def _server(store: fl.FeatureStore) -> Iterator[httpx.Client]:
+    """The feature server on a loopback socket and a client for it."""
+    from featureline.server import create_app
+    from tests.integration.server_kit import ThreadServer
+
+    with ThreadServer(create_app(store.repo_path)) as url, httpx.Client(base_url=url) as c:
+        yield c
+
+
+def test_a_push_missing_created_over_http_suggests_no_unrelated_column(tmp_path: Path) -> None:
+    driver = fl.Entity("driver", ["driver_id"])
+    view = fl.FeatureView(
+        "v",
+        [driver],
+        [fl.Field("driver_id", fl.Int64), fl.Field("acc_rate", fl.Float64)],
+        source=fl.FileSource(
+            path="x.parquet", timestamp_field="event_timestamp", created_timestamp_field="created"
+        ),
+    )
+    store = new_store(tmp_path, driver, view)
+    row = {"driver_id": 1, "event_timestamp": "2025-01-01T00:00:00+00:00", "acc_rate": 0.5}
+    with _server(store) as c:
+        resp = c.post("/push/v", json={"rows": [row]})
+    assert resp.status_code == 400, resp.text
+    msg = resp.json()["message"]
+    assert "column `created` is missing" in msg and "Did you mean" not in msg, msg
+
+
+def test_a_23_digit_key_is_out_of_the_int64_range_not_a_float(tmp_path: Path) -> None:
+    store = new_store(tmp_path, *driver_defs())
+    store.push("driver_stats", rows([1], [utc(2025, 1, 1)], [0.5]))
+    key = "12345678901234567890123"
+    read = f'{{"features": ["driver_stats:rate"], "entities": {{"driver_id": [{key}]}}}}'
+    push = (
+        f'{{"rows": [{{"driver_id": {key}, "event_timestamp": "2025-01-01T00:00:00+00:00", '
+        '"rate": 0.5, "trips": 1}]}'
+    )
+    json_type = {"content-type": "application/json"}
+    with _server(store) as c:
+        answers = [
+            c.post("/features/online", content=read.encode(), headers=json_type),
+            c.post("/get-online-features", content=read.encode(), headers=json_type),
+            c.post("/push/driver_stats", content=push.encode(), headers=json_type),
+        ]
+    for resp in answers:
+        assert resp.status_code in (400, 422), resp.text
+        msg = resp.json()["message"]
+        assert f"`{key}`" in msg and "outside the Int64 range" in msg, msg
+        assert "float" not in msg and "e+22" not in msg, msg
+    # the CLI reads JSON with exact integers: the same answer
+    msg = failed(
+        run(
+            "online",
+            "--features",
+            "driver_stats:rate",
+            "--entity",
+            f'{{"driver_id": [{key}]}}',
+            repo=store.repo_path,
+        )
+    )
+    assert "outside the Int64 range" in msg

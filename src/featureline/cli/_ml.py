@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -11,6 +12,36 @@ from featureline.cli._common import open_store
 
 def _metadata(ctx: click.Context):  # type: ignore[no-untyped-def]
     return open_store(ctx).models.metadata
+
+
+def _run(md: Any, run_id: str) -> dict[str, Any]:
+    """A run by id; an unknown id names the recent runs and the command that lists them."""
+    from featureline.errors import NotFoundError, did_you_mean
+
+    try:
+        run: dict[str, Any] = md.get_run(run_id)
+    except NotFoundError:
+        recent = [r["run_id"] for r in md.list_runs(None, 5)]
+        listing = ", ".join(f"`{r}`" for r in recent) or "none yet"
+        raise NotFoundError(
+            f"Run `{run_id}` does not exist.{did_you_mean(run_id, recent)} Recent runs: {listing}. "
+            "Fix: pass a run id that `featureline runs list` shows."
+        ) from None
+    return run
+
+
+def _check_model_version(ctx: click.Context, name: str, version: int, fix: str) -> None:
+    """A version the model `name` does not have is named with the versions it has. (An unknown
+    model is left to the registry, whose message suggests the registered names.)"""
+    from featureline.errors import NotFoundError
+
+    have = sorted(int(m["version"]) for m in open_store(ctx).models.versions(name))
+    if have and version not in have:
+        raise NotFoundError(
+            f"Model `{name}` has no version {version}. Its versions: "
+            + ", ".join(str(v) for v in have)
+            + f". Fix: {fix.format(version=have[-1])} (`featureline models list` shows them all)."
+        )
 
 
 @click.command("run")
@@ -139,7 +170,7 @@ def runs_show(ctx: click.Context, run_id: str) -> None:
 
     from featureline.cli._render import console
 
-    r = _metadata(ctx).get_run(run_id)
+    r = _run(_metadata(ctx), run_id)
     out = console()
     out.print(f"run {r['run_id']} · pipeline {r['pipeline']} · {r['status']}", markup=False)
     out.print(f"params: {json.dumps(r.get('params', {}), default=str)}", markup=False)
@@ -167,7 +198,7 @@ def runs_compare(ctx: click.Context, run_ids: tuple[str, ...]) -> None:
     from featureline.cli._render import console
 
     md = _metadata(ctx)
-    data = [md.get_run(r) for r in run_ids]
+    data = [_run(md, r) for r in run_ids]
     t = Table(title="compare")
     t.add_column("")
     for r in data:
@@ -210,6 +241,9 @@ def models_list(ctx: click.Context) -> None:
 @click.pass_context
 def models_alias(ctx: click.Context, name: str, alias: str, version: int) -> None:
     """Point ALIAS (e.g. production) of model NAME at VERSION."""
+    _check_model_version(
+        ctx, name, version, f"`featureline models alias {name} {alias} {{version}}`"
+    )
     open_store(ctx).models.set_alias(name, alias, version)
     click.echo(f"{name}@{alias} -> v{version}")
 
@@ -220,6 +254,8 @@ def models_alias(ctx: click.Context, name: str, alias: str, version: int) -> Non
 def models_show(ctx: click.Context, ref: str) -> None:
     """The model card."""
     name, _, v = ref.partition(":")
+    if v.isdigit():
+        _check_model_version(ctx, name, int(v), f"`featureline models show {name}:{{version}}`")
     mv = open_store(ctx).models.get(name, v or None)
     click.echo(
         json.dumps(
