@@ -130,3 +130,14 @@ def test_the_document_follows_the_registry(tmp_path: Path) -> None:
             store.apply([card, view("a", "x"), view("b", "y")])
             assert columns()["b"] == ["card_id", "event_timestamp", "y"]
             assert "b:y" in c.get("/openapi.json").text  # and its feature is listed for reads
+
+
+def test_an_int64_feature_below_the_range_is_refused_not_rounded(client: httpx.Client) -> None:
+    """Found by the fuzz test: JSON -2^63-1 parses as a float that rounds to -2^63, and was
+    stored as -2^63 (200). It is out of the documented Int64 range: a 4xx naming the column."""
+    low = -(2**63) - 1
+    r = client.post("/push/driver_stats", json={"rows": [{**ROW, "avg_daily_trips": low}]})
+    error(r, 400, "`avg_daily_trips`", "outside the Int64 range")
+    df = {k: [v] for k, v in ROW.items()} | {"avg_daily_trips": [low]}
+    r = client.post("/write-to-online-store", json={"feature_view_name": "driver_stats", "df": df})
+    assert r.status_code == 422 and "outside the Int64 range" in r.json()["message"], r.text

@@ -146,6 +146,7 @@ def _json(schema_ref: str, example: Any = None) -> dict[str, Any]:
 
 
 _MODEL_NAME = "^[A-Za-z_][A-Za-z0-9_.-]*$"
+_NAIVE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"  # naive: UTC
 
 
 def _value_schema(dtype: Any, nullable: bool) -> dict[str, Any]:
@@ -183,7 +184,8 @@ def _view_columns(view: FeatureView, created_optional: bool) -> dict[str, Any]:
         item = _value_schema(f.dtype, nullable=f.name not in keys)
         props[f.name] = {"anyOf": [{"type": "array", "items": item}, item]}
     for col in sorted(stamps):
-        item = {"type": "string" if col == event else ["string", "null"]}
+        item: dict[str, Any] = {"anyOf": [{"format": "date-time"}, {"pattern": _NAIVE}]}
+        item["type"] = "string" if col == event else ["string", "null"]
         props[col] = {
             "anyOf": [{"type": "array", "items": item}, item],
             "description": "ISO 8601 (naive: UTC).",
