@@ -7,6 +7,8 @@ that names the offending thing and the fix, never a 500.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,8 +36,6 @@ try:  # orjson is several times faster on both sides; the stdlib is the fallback
     _loads: Any = orjson.loads
     _DecodeError: type[Exception] = orjson.JSONDecodeError
 except ImportError:  # pragma: no cover - exercised only without orjson
-    import json
-
     _loads = json.loads
     _DecodeError = json.JSONDecodeError
 
@@ -238,14 +238,28 @@ async def read_json_asgi(
     return parse_json(body)
 
 
+_LONG_INT = re.compile(rb"\d{20}")  # an integer beyond 64 bits has at least 20 digits
+
+
+def _not_json(name: str) -> Any:
+    """The stdlib's NaN / Infinity literals are not JSON (orjson refuses them too)."""
+    raise ValidationError(
+        f"Malformed JSON in the request body: `{name}` is not a JSON value. Fix: send null or a number."
+    )
+
+
 def parse_json(body: bytes) -> Any:
+    """The JSON value; integers beyond 64 bits stay exact ints (orjson would make them floats, so a
+    23-digit key would be reported as a float instead of as out of the Int64 range)."""
     if not body:
         raise ValidationError(
             'The request body is empty. Fix: send a JSON object, e.g. {"features": [...], "entities": {...}}.'
         )
     try:
+        if _LONG_INT.search(body) is not None:  # rare: the stdlib's exact integers
+            return json.loads(body, parse_constant=_not_json)
         return _loads(body)
-    except _DecodeError as e:
+    except (_DecodeError, json.JSONDecodeError) as e:
         where = ""
         line, col = getattr(e, "lineno", None), getattr(e, "colno", None)
         if line is not None and col is not None:
@@ -257,6 +271,10 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise ValidationError(
             "The request body is not UTF-8 text. Fix: send JSON encoded as UTF-8."
+        ) from None
+    except RecursionError:  # the stdlib path; orjson refuses deep nesting with a JSONDecodeError
+        raise ValidationError(
+            "The JSON in the request body is nested too deeply. Fix: send at most a few levels of arrays and objects."
         ) from None
 
 
@@ -478,6 +496,15 @@ def _typed_table(
         try:
             arrays.append(pa.array(values, type=target))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
+            if target == pa.int64():
+                from featureline._keys import INT64_MAX, INT64_MIN
+
+                for i, v in enumerate(values):
+                    if type(v) is int and not INT64_MIN <= v <= INT64_MAX:
+                        raise ValidationError(
+                            f"Column `{name}` of {what}: row {i} has `{v}`, outside the Int64 range "
+                            f"{INT64_MIN} to {INT64_MAX}. Fix: send values in that range."
+                        ) from None
             bad = _first_bad(values, target)
             shown = f" (row {bad[0]}: {json_type(bad[1])} `{bad[1]!r}`)" if bad else ""
             want = str(dtype) if dtype is not None else "one type for the whole column"
