@@ -114,7 +114,8 @@ def _feast_read(store: Any, features: Any, keys: list[int], **kw: Any) -> dict[s
         n: [FieldStatus.Name(s) for s in r.statuses]
         for n, r in zip(names, resp.proto.results, strict=True)
     }
-    return {"keys": keys, "values": resp.to_dict(), "statuses": statuses}
+    views = [[m.name, m.version] for m in resp.proto.metadata.feature_view_metadata]
+    return {"keys": keys, "values": resp.to_dict(), "statuses": statuses, "views": views}
 
 
 def _child(spec_path: str) -> None:
@@ -406,7 +407,16 @@ def _compare(report: Report, store: Any, result: dict[str, Any], before: dict[st
         for part in ("values", "statuses")
     }
     d = _diff(meta, first, meta["keys"])
-    report.add("read", "  ... include_feature_view_version_metadata", "= Featureline", not d, d)
+    want_views = [["driver_stats", 1], ["driver_profile", 1]]
+    if not d and meta["views"] != want_views:
+        d = f"feature_view_metadata: Feast got {meta['views']}, expected {want_views}"
+    report.add(
+        "read",
+        "  ... include_feature_view_version_metadata",
+        "= Featureline, views + versions",
+        not d,
+        d,
+    )
     errors = result.get("errors", {})
 
     def check(step: str, call: str, compared: str, keys: list[int], want: dict[str, Any]) -> None:

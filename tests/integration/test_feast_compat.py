@@ -63,6 +63,15 @@ def test_get_online_features_accepts_feast_fields(client: httpx.Client) -> None:
     assert datetime.fromisoformat(ts.replace("Z", "+00:00")).tzinfo is not None
 
 
+def test_version_metadata_is_returned_when_asked(client: httpx.Client) -> None:
+    """Feast's server adds `feature_view_metadata` (name, version) for
+    `include_feature_view_version_metadata: true`; the SDK copies it into its response."""
+    asked = _sdk_read(client, 1001, include_feature_view_version_metadata=True)
+    assert asked["metadata"]["feature_view_metadata"] == [{"name": "driver_stats", "version": 1}]
+    assert "feature_view_metadata" not in _sdk_read(client, 1001)["metadata"]
+    assert _values(asked) == _values(_sdk_read(client, 1001))
+
+
 def test_write_to_online_store_then_read(client: httpx.Client) -> None:
     t = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123456)  # never ahead
     df = {  # RemoteOnlineStore.online_write_batch: columns, naive UTC isoformat, `created` may be null

@@ -203,8 +203,12 @@ def _stamp(us: int | None) -> str:
     return text
 
 
-def online_response(resp: OnlineResult) -> dict[str, Any]:
-    """Feast's JSON body for a Featureline OnlineResponse."""
+def online_response(
+    resp: OnlineResult, view_versions: list[tuple[str, int]] | None = None
+) -> dict[str, Any]:
+    """Feast's JSON body for a Featureline OnlineResponse; `view_versions` (name, version) of the
+    views read, when asked (`include_feature_view_version_metadata`), become Feast's
+    `metadata.feature_view_metadata`."""
     data = resp.to_dict()
     keys = resp.keys
     n = len(next(iter(data.values()))) if data else 0
@@ -224,4 +228,7 @@ def online_response(resp: OnlineResult) -> dict[str, Any]:
         if "EXPIRED" in st or "STALE" in st:
             st = [STATUS.get(x, x) for x in st]
         results.append({"values": data[name], "statuses": st, "event_timestamps": printed})
-    return {"metadata": {"feature_names": [*keys, *resp.feature_names]}, "results": results}
+    metadata: dict[str, Any] = {"feature_names": [*keys, *resp.feature_names]}
+    if view_versions is not None:
+        metadata["feature_view_metadata"] = [{"name": n, "version": v} for n, v in view_versions]
+    return {"metadata": metadata, "results": results}

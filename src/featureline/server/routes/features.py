@@ -47,7 +47,8 @@ def routes(ctx: ServerContext) -> list[Route]:
         return with_typo_hints(body, READ_FIELDS, lambda: feast_read(body))
 
     def feast_read(body: dict[str, Any]) -> dict[str, Any]:
-        """Unknown fields (e.g. `include_feature_view_version_metadata`) are ignored, as by Feast."""
+        """Unknown fields are ignored, as by Feast; `include_feature_view_version_metadata` adds
+        the views read and their versions (Feast's `feature_view_metadata`)."""
         what = "POST /get-online-features"
         features = features_arg(body, what, nullable=True)  # Feast: null is the field left out
         entities = entities_arg(body, max_entities, what)
@@ -57,8 +58,13 @@ def routes(ctx: ServerContext) -> list[Route]:
         ):  # request-time inputs of on-demand views, as Feast sends them: columns next to the keys
             entities = _with_request_context(entities, context, what)
         full = get_bool(body, "full_feature_names", False)
+        with_versions = get_bool(body, "include_feature_view_version_metadata", False)
         resp = store.get_online_features(features, entities, full_feature_names=full)
-        return online_response(resp)
+        versions = None
+        if with_versions:  # Feast's feature_view_metadata: each view read, once, with its version
+            read = store.catalog().resolve(features)
+            versions = list(dict.fromkeys((v.name, v.version) for _, v in read))
+        return online_response(resp, versions)
 
     return [
         Route("/features/online", "POST", online),
