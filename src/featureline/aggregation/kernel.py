@@ -1,0 +1,1215 @@
+"""The aggregation kernel: partial aggregates (empty, add, merge, finalize, encode, decode).
+
+One module, used identically by the offline training-set computation, the online tiles and the
+stream worker, so that all three give the same number for the same events (DESIGN.md §3).
+
+Contract (what the online = offline property tests rely on)
+------------------------------------------------------------
+* **Nulls are ignored** by every function; `count` counts the non-null values. NaN is a value,
+  not a null: a float NumPy array has no nulls (pass a `pa.Array`, or an object array with
+  `None`, to carry nulls).
+* **Partials.** `empty()` returns a fresh partial. `add(p, values)` and `merge(a, b)` return the
+  result; always use the returned value. The exact kernels never mutate their arguments
+  (their partials are immutable values); the sketch kernels (`approx_*`) update `p` / `a` in
+  place and return it, so do not reuse a partial after passing it as the *first* argument. The
+  second argument of `merge` is never modified. `decode(encode(p))` is a copy.
+* **exact = True** (count, sum, mean, min, max, last, stddev, approx_count_distinct):
+  `finalize` is bit-identical whatever the split of the values into partials, the order of
+  `add` / `merge` calls and any `encode`/`decode` round trips in between.
+* **count** -> Int64, any column type.
+* **sum / mean / stddev** (Int64, Float64) are computed *exactly*: the partial keeps the sum
+  (and, for stddev, the sum of squares) as exact integers -- Float64 values as integer multiples
+  of 2**-1074 (squares: of 2**-2148), built with a vectorised mantissa/exponent decomposition
+  -- and `finalize` rounds once, correctly (round half to even).
+  - `sum` (Float64) equals `math.fsum` bit for bit (when `fsum` does not raise): the correctly
+    rounded exact sum; an exact sum beyond the Float64 range rounds to +-inf, as IEEE
+    round-to-nearest does. The sum is -0.0 only when every value is -0.0 (IEEE), else +0.0 for
+    an exact zero.
+  - `mean` -> Float64: the correctly rounded exact mean (zero sign as for `sum`).
+  - `stddev` -> Float64: the SAMPLE standard deviation (divisor n - 1), the correctly rounded
+    square root of the exact variance (never negative, no cancellation); None for n < 2.
+    (This is at least as accurate as `math.sqrt` of the rounded variance, and unlike it never
+    overflows for values above 1e154.)
+  - NaN / +-inf (Float64): counted separately, so the result is what IEEE arithmetic gives and
+    still order-independent: `sum`/`mean` are NaN if any value is NaN or both +inf and -inf
+    occur, else +inf / -inf if one of them occurs; `stddev` is NaN if any value is non-finite
+    (n >= 2). NaN and inf count as values for n.
+  - Int64 `sum` -> Int64, an exact Python int. If the exact sum leaves the Int64 range,
+    `finalize` raises `ValidationError` (like BigQuery and Spark's ANSI mode; no silent wrap, no
+    change of type); the partial itself never overflows. Int64 `mean`/`stddev` -> Float64,
+    correctly rounded from the exact integers.
+* **min / max** -> the column type, for Int64, Float64, String, Bool and Timestamp; by
+  comparison, never subtraction. Float64: NaN propagates (any NaN -> NaN, as IEEE 754-2019
+  minimum/maximum and NumPy), and -0.0 < +0.0 (so the result's zero sign is order-independent).
+  Strings compare by code point (= UTF-8 byte order). Bool: False < True.
+* **last** -> the column type, any column type: the value with the greatest order (`orders`,
+  shape (n, 4) int64 = event_us, created_us (null = the smallest int64), ingested_us, seq).
+  Null values are ignored (a null does not replace the last value). Ties are impossible by
+  contract; if one happens anyway the greater value (by a total order of the type) wins so the
+  result is still order-independent. `orders` is ignored by the other functions.
+* **approx_count_distinct** -> Int64, any column type: an Apache DataSketches HLL sketch
+  (param `lg_k`, 4..21, default 12), merged by union. `finalize` uses the sketch's composite
+  estimator (from the registers alone, not the order-dependent HIP accumulator), so the
+  estimate depends only on the set of values: exact = True. Error: relative standard error
+  about 1.04 / sqrt(2**lg_k) (1.6 % at lg_k 12; 3 sigma = 4.9 %); small cardinalities (up to
+  about 2**lg_k / 8 distinct values) are counted in list/set mode, nearly exactly. -0.0 and 0.0
+  are one value, all NaNs are one value; Int64 1 and Float64 1.0 are not compared (one column
+  has one type). The empty string is counted (DataSketches itself ignores it).
+* **approx_percentile** -> Float64, Int64 or Float64 column: an Apache DataSketches KLL
+  sketch of doubles (params `q` in (0, 1), required, and `k`, 8..65535, default 200). The
+  quantile is the *inclusive* (inverted-CDF) one: the smallest value v with rank(v) >= q * n,
+  i.e. sorted(values)[ceil(q * n) - 1]. Exact while the sketch holds every value (n <= k);
+  beyond that the normalized rank error is at most `rank_error(k)` (1.33 % at k 200) with 99 %
+  confidence. KLL compaction is randomised, so exact = False. NaN is ignored (it has no rank),
+  +-inf are values; Int64 values are converted to float64 (exact up to 2**53).
+
+Encoding: `encode` gives compact bytes: a format version byte (FORMAT_VERSION), the function's
+and column type's codes, then the partial (counts as varints, exact sums as odd mantissa and
+trailing-zero count, sketches in their DataSketches serialization). `decode` checks all three
+and raises `ValidationError` for bytes of another kernel or a corrupt partial.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featureline.errors import DefinitionError, ValidationError, unknown
+
+FUNCTIONS: tuple[str, ...] = (
+    "count",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "last",
+    "stddev",
+    "approx_count_distinct",
+    "approx_percentile",
+)
+COLUMN_TYPES: tuple[str, ...] = ("Int64", "Float64", "String", "Bool", "Timestamp")
+NUMERIC_TYPES: frozenset[str] = frozenset({"Int64", "Float64"})
+# Functions that need an Int64 or Float64 column; the others (count, min, max, last,
+# approx_count_distinct) take any of COLUMN_TYPES.
+NUMERIC_ONLY: frozenset[str] = frozenset({"sum", "mean", "stddev", "approx_percentile"})
+# Functions whose finalize is bit-identical whatever the split and order.
+EXACT: frozenset[str] = frozenset(FUNCTIONS) - {"approx_percentile"}
+FORMAT_VERSION = 1
+
+_PARAMS: dict[str, tuple[str, ...]] = {
+    "approx_count_distinct": ("lg_k",),
+    "approx_percentile": ("q", "k"),
+}
+LG_K_DEFAULT, LG_K_RANGE = 12, (4, 21)
+KLL_K_DEFAULT, KLL_K_RANGE = 200, (8, 65535)
+
+_ARROW: dict[str, pa.DataType] = {
+    "Int64": pa.int64(),
+    "Float64": pa.float64(),
+    "String": pa.large_string(),
+    "Bool": pa.bool_(),
+    "Timestamp": pa.timestamp("us", tz="UTC"),
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_SMALL = 16  # batches up to this size are added with a Python loop (same exact result)
+_CHUNK = 1 << 24  # float64 bincount sums of < 2**28 weights stay exact for this many values
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def problems(function: str, column_type: str, params: Mapping[str, Any] | None = None) -> list[str]:
+    """Every problem with an aggregation (function, column type, params), as messages that name
+    the problem and the fix; empty when it is valid. `kernel` raises them all at once."""
+    out: list[str] = []
+    if function not in FUNCTIONS:
+        out.append(unknown("aggregation function", str(function), FUNCTIONS))
+        return out
+    if column_type not in COLUMN_TYPES:
+        out.append(
+            f"`{function}` cannot aggregate a column of type `{column_type}`. "
+            f"Fix: aggregate a column of type {', '.join(COLUMN_TYPES)}."
+        )
+    elif function in NUMERIC_ONLY and column_type not in NUMERIC_TYPES:
+        anyt = ", ".join(f for f in FUNCTIONS if f not in NUMERIC_ONLY)
+        out.append(
+            f"`{function}` needs a numeric column (Int64 or Float64), got `{column_type}`. "
+            f"Fix: aggregate an Int64 or Float64 column, or use one of {anyt} on a "
+            f"{column_type} column."
+        )
+    if params is not None and not isinstance(params, Mapping):
+        out.append(f"The params of `{function}` must be a mapping, got {type(params).__name__}.")
+        return out
+    given = dict(params or {})
+    valid = _PARAMS.get(function, ())
+    for key in given:
+        if key not in valid:
+            if valid:
+                names = ", ".join(f"`{v}`" for v in valid)
+                out.append(f"`{function}` has no parameter `{key}`. Valid: {names}.")
+            else:
+                out.append(
+                    f"`{function}` takes no parameters, got `{key}`. Fix: remove it "
+                    f"(only approx_count_distinct (lg_k) and approx_percentile (q, k) take any)."
+                )
+    if function == "approx_count_distinct" and "lg_k" in given:
+        lo, hi = LG_K_RANGE
+        if not _is_int(given["lg_k"]) or not lo <= given["lg_k"] <= hi:
+            out.append(
+                f"`lg_k` of approx_count_distinct must be an integer from {lo} to {hi}, got "
+                f"{given['lg_k']!r}. Fix: use the default {LG_K_DEFAULT} (about 1.6 % error) or "
+                f"more for less error (each step up doubles the sketch, error / 1.41)."
+            )
+    if function == "approx_percentile":
+        if "q" not in given:
+            out.append(
+                "approx_percentile needs the parameter `q`, the quantile strictly between 0 and "
+                "1. Fix: e.g. params={'q': 0.5} for the median, {'q': 0.99} for p99."
+            )
+        else:
+            q = given["q"]
+            if not _is_real(q) or not 0.0 < float(q) < 1.0:
+                out.append(
+                    f"`q` of approx_percentile must be a number strictly between 0 and 1, got "
+                    f"{q!r}. Fix: e.g. 0.5 for the median, 0.99 for p99 (use min/max for 0/1)."
+                )
+        if "k" in given:
+            lo, hi = KLL_K_RANGE
+            if not _is_int(given["k"]) or not lo <= given["k"] <= hi:
+                out.append(
+                    f"`k` of approx_percentile must be an integer from {lo} to {hi}, got "
+                    f"{given['k']!r}. Fix: use the default {KLL_K_DEFAULT} (rank error 1.33 %)."
+                )
+    return out
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _is_real(v: Any) -> bool:
+    return (
+        isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool | np.bool_)
+        and math.isfinite(float(v))
+    )
+
+
+def _raise(found: list[str], what: str) -> None:
+    if len(found) == 1:
+        raise DefinitionError(found[0], found)
+    if found:
+        raise DefinitionError.from_problems(found, what)
+
+
+def output_type(function: str, column_type: str) -> str:
+    """The type of the finalized value: "Int64", "Float64", or the column type."""
+    _raise(problems(function, column_type), "aggregation")
+    if function in ("count", "approx_count_distinct"):
+        return "Int64"
+    if function in ("mean", "stddev", "approx_percentile"):
+        return "Float64"
+    return column_type  # sum, min, max, last
+
+
+def rank_error(k: int = KLL_K_DEFAULT) -> float:
+    """The KLL normalized rank error of one quantile at 99 % confidence for this `k`."""
+    import datasketches
+
+    return float(datasketches.kll_doubles_sketch.get_normalized_rank_error(int(k), False))
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class Kernel(Protocol):
+    """Partial aggregates of one function over one column type (see the module docstring)."""
+
+    function: str
+    column_type: str
+    exact: bool
+
+    def empty(self) -> Any: ...
+
+    def add(self, p: Any, values: Any, orders: np.ndarray | None = None) -> Any: ...
+
+    def merge(self, a: Any, b: Any) -> Any: ...
+
+    def finalize(self, p: Any) -> Any: ...
+
+    def encode(self, p: Any) -> bytes: ...
+
+    def decode(self, data: bytes) -> Any: ...
+
+
+def kernel(function: str, column_type: str, params: Mapping[str, Any] | None = None) -> Kernel:
+    """The kernel of `function` over a column of `column_type` ("Int64", "Float64", "String",
+    "Bool", "Timestamp"). Raises DefinitionError listing every problem."""
+    _raise(problems(function, column_type, params), "aggregation")
+    given = dict(params or {})
+    if function == "count":
+        return _Count(column_type)
+    if function in ("sum", "mean", "stddev"):
+        if column_type == "Float64":
+            return _FloatMoments(function)
+        return _IntMoments(function)
+    if function in ("min", "max"):
+        return _Extreme(function, column_type)
+    if function == "last":
+        return _Last(column_type)
+    if function == "approx_count_distinct":
+        return _Hll(column_type, int(given.get("lg_k", LG_K_DEFAULT)))
+    return _Kll(column_type, float(given["q"]), int(given.get("k", KLL_K_DEFAULT)))
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _bad(column_type: str, what: str) -> ValidationError:
+    return ValidationError(
+        f"Cannot aggregate {what} as a {column_type} column. Fix: pass a pyarrow Array or "
+        f"NumPy array of {column_type} values (nulls as Arrow nulls or None)."
+    )
+
+
+def _from_numpy(values: np.ndarray, column_type: str) -> np.ndarray | pa.Array:
+    kind = values.dtype.kind
+    if values.ndim != 1:
+        raise ValidationError(
+            f"Aggregation values must be one-dimensional, got shape {values.shape}. "
+            "Fix: pass one column of values."
+        )
+    if column_type == "Float64":
+        if kind == "f" or kind in "iu":
+            return np.ascontiguousarray(values, dtype=np.float64)
+    elif column_type == "Int64":
+        if kind == "i":
+            return np.ascontiguousarray(values, dtype=np.int64)
+        if kind == "u":
+            if values.size and values.max() > _INT64_MAX:
+                raise ValidationError(
+                    "Aggregation values exceed the Int64 range (unsigned values above "
+                    "2**63 - 1). Fix: declare the column Float64 or clip the values."
+                )
+            return values.astype(np.int64)
+    elif column_type == "Bool":
+        if kind == "b":
+            return values
+    elif column_type == "Timestamp":
+        if kind == "M":
+            return values.astype("datetime64[us]").view(np.int64)
+        if kind == "i":
+            return values.astype(np.int64)
+    elif column_type == "String" and kind == "U":
+        return pa.array(values.tolist(), pa.large_string())
+    raise _bad(column_type, f"a NumPy array of dtype {values.dtype}")
+
+
+def _to_arrow(values: Any, column_type: str) -> pa.Array:
+    target = _ARROW[column_type]
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        t = values.type
+        if t.equals(target):
+            return values
+        if column_type == "Timestamp" and pa.types.is_timestamp(t) and t.tz is None:
+            raise ValidationError(
+                "Aggregation values are naive timestamps (no time zone). Fix: make them "
+                "timezone-aware UTC, e.g. pc.assume_timezone(values, 'UTC')."
+            )
+        try:
+            return values.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+            raise _bad(column_type, f"an Arrow array of type {t} ({e})") from None
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, Sequence) or isinstance(values, str | bytes):
+        values = list(values)
+    if column_type == "Timestamp":
+        for v in values:
+            if isinstance(v, datetime) and v.tzinfo is None:
+                raise ValidationError(
+                    f"Aggregation value {v!r} is a naive datetime. Fix: make it timezone-aware "
+                    "(e.g. v.replace(tzinfo=datetime.timezone.utc))."
+                )
+    try:
+        return pa.array(values, type=target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError) as e:
+        raise _bad(column_type, f"these values ({e})") from None
+
+
+def _prepare(
+    values: Any, column_type: str, orders: Any = None, need_orders: bool = False
+) -> tuple[np.ndarray | pa.Array, np.ndarray | None]:
+    """The non-null values (NumPy for numbers, bools and timestamps as int64 us; Arrow for
+    strings) and, when asked, their orders."""
+    mask: np.ndarray | None = None
+    arr: np.ndarray | pa.Array
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        arr = _from_numpy(values, column_type)
+        n = len(arr)
+    else:
+        a = _to_arrow(values, column_type)
+        n = len(a)
+        if a.null_count:
+            mask = np.asarray(a.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            a = a.filter(pa.array(mask))
+        if column_type == "String":
+            arr = a
+        elif column_type == "Timestamp":
+            arr = np.asarray(a.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            arr = a.to_numpy(zero_copy_only=False)
+    if not need_orders:
+        return arr, None
+    if orders is None:
+        raise ValidationError(
+            "`last` needs the order of every value. Fix: pass orders=, an int64 array of "
+            "shape (n, 4): (event_us, created_us or the smallest int64, ingested_us, seq)."
+        )
+    o = np.asarray(orders)
+    if o.shape != (n, 4) or o.dtype.kind not in "iu":
+        raise ValidationError(
+            f"`last` orders must be an int64 array of shape ({n}, 4), one row per value, got "
+            f"shape {o.shape} of dtype {o.dtype}. Fix: (event_us, created_us, ingested_us, seq)."
+        )
+    o = o.astype(np.int64, copy=False)
+    if mask is not None:
+        o = o[mask]
+    return arr, o
+
+
+def _count_valid(values: Any) -> int:
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return len(values)
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return len(values) - values.null_count
+    return sum(1 for v in values if v is not None)
+
+
+# --------------------------------------------------------------------------- exact numbers
+
+
+def _to_float(num: int, den: int, exp2: int) -> float:
+    """num / den * 2**exp2 (den > 0) rounded to the nearest float, ties to even; +-inf beyond
+    the Float64 range; subnormals rounded once."""
+    if num == 0:
+        return 0.0
+    neg = num < 0
+    a = -num if neg else num
+    if den == 1:
+        q, r, u = a, 0, exp2
+        drop = max(q.bit_length() - 53, -1074 - u)
+        if drop > 0:  # else a * 2**u is a float already
+            rest = q & ((1 << drop) - 1)
+            q >>= drop
+            half = 1 << (drop - 1)
+            if rest > half or (rest == half and q & 1):
+                q += 1
+            u += drop
+    else:
+        e = a.bit_length() - den.bit_length() + exp2
+        u = max(e - 55, -1074)
+        sh = exp2 - u
+        if sh >= 0:
+            q, r = divmod(a << sh, den)
+        else:
+            q, r = divmod(a, den << -sh)
+        drop = q.bit_length() - 53
+        if drop > 0:
+            rest = q & ((1 << drop) - 1)
+            q >>= drop
+            half = 1 << (drop - 1)
+            if rest > half or (rest == half and (r or q & 1)):
+                q += 1
+            u += drop
+        else:
+            twice = 2 * r
+            if twice > den or (twice == den and q & 1):
+                q += 1
+    try:
+        x = math.ldexp(q, u)
+    except OverflowError:
+        x = math.inf
+    return -x if neg else x
+
+
+def _sqrt_to_float(num: int, den: int, exp2: int) -> float:
+    """sqrt(num / den * 2**exp2) (num >= 0, den > 0, exp2 even), correctly rounded."""
+    if num == 0:
+        return 0.0
+    s = 62 - (num.bit_length() - den.bit_length()) // 2  # the root scaled by 2**s has ~62 bits
+    if s >= 0:
+        m = num << (2 * s)
+        root = math.isqrt(m // den)
+        inexact = root * root * den != m
+    else:
+        d2 = den << (-2 * s)
+        root = math.isqrt(num // d2)
+        inexact = root * root * d2 != num
+    return _to_float(root | int(inexact), 1, exp2 // 2 - s)  # round to odd, then to nearest
+
+
+def _reduce(weights: Sequence[tuple[np.ndarray, int]]) -> int:
+    """sum over buckets b and (w, offset) of w[b] * 2**(b + offset), exactly (w holds exact
+    integers as float64)."""
+    nz = weights[0][0] != 0
+    for w, _ in weights[1:]:
+        nz = nz | (w != 0)
+    idx = np.flatnonzero(nz)
+    if not idx.size:
+        return 0
+    cols = [(w[idx].tolist(), off) for w, off in weights]
+    total = 0
+    for k, b in enumerate(idx.tolist()):
+        v = 0
+        for col, off in cols:
+            c = col[k]
+            if c:
+                v += int(c) << off
+        total += v << b
+    return total
+
+
+_M26 = np.uint64((1 << 26) - 1)
+_M27 = np.uint64((1 << 27) - 1)
+_M52 = np.uint64((1 << 52) - 1)
+
+
+def _float_sums(x: np.ndarray, squares: bool) -> tuple[int, int]:
+    """(sum x / 2**-1074, sum x**2 / 2**-2148) exactly, for finite float64 x."""
+    s1 = s2 = 0
+    for start in range(0, len(x), _CHUNK):
+        bits = x[start : start + _CHUNK].view(np.uint64)
+        e = (bits >> np.uint64(52)) & np.uint64(0x7FF)
+        normal = e != 0
+        m = (bits & _M52) | (normal.astype(np.uint64) << np.uint64(52))
+        shift = (e - normal).astype(np.intp)  # x = m * 2**shift * 2**-1074
+        hi = m >> np.uint64(26)
+        lo = m & _M26
+        neg = (bits >> np.uint64(63)).astype(bool)
+        sign = np.where(neg, -1.0, 1.0)
+        w_hi = np.bincount(shift, weights=hi.astype(np.float64) * sign)
+        w_lo = np.bincount(shift, weights=lo.astype(np.float64) * sign)
+        s1 += _reduce([(w_hi, 26), (w_lo, 0)])
+        if squares:
+            # m**2 = hi**2 * 2**52 + hi*lo * 2**27 + lo**2, each product split in 27-bit limbs
+            p1, p2, p3 = hi * hi, hi * lo, lo * lo
+            s = 2 * shift
+            ws = [
+                (np.bincount(s, weights=(p1 >> np.uint64(27)).astype(np.float64)), 79),
+                (np.bincount(s, weights=(p2 >> np.uint64(27)).astype(np.float64)), 54),
+                (np.bincount(s, weights=(p1 & _M27).astype(np.float64)), 52),
+                (
+                    np.bincount(
+                        s, weights=((p2 & _M27) + (p3 >> np.uint64(27))).astype(np.float64)
+                    ),
+                    27,
+                ),
+                (np.bincount(s, weights=(p3 & _M27).astype(np.float64)), 0),
+            ]
+            s2 += _reduce(ws)
+    return s1, s2
+
+
+_M22 = np.uint64((1 << 22) - 1)
+
+
+def _int_sums(x: np.ndarray, squares: bool) -> tuple[int, int]:
+    """(sum x, sum x**2) exactly, for int64 x."""
+    s1 = s2 = 0
+    step = 1 << 18  # 2**18 terms below 2**45 each stay below 2**64
+    for start in range(0, len(x), step):
+        c = x[start : start + step]
+        s1 += (int((c >> 32).sum()) << 32) + int((c & 0xFFFFFFFF).sum())
+        if squares:
+            u = c.view(np.uint64)
+            u = np.where(c < 0, np.uint64(0) - u, u)  # |c|, exact even for -2**63
+            c0 = u & _M22
+            c1 = (u >> np.uint64(22)) & _M22
+            c2 = u >> np.uint64(44)
+            t4 = int((c2 * c2).sum(dtype=np.uint64))
+            t3 = int((c2 * c1).sum(dtype=np.uint64)) * 2
+            t2 = int((c1 * c1).sum(dtype=np.uint64)) + 2 * int((c2 * c0).sum(dtype=np.uint64))
+            t1 = int((c1 * c0).sum(dtype=np.uint64)) * 2
+            t0 = int((c0 * c0).sum(dtype=np.uint64))
+            s2 += (t4 << 88) + (t3 << 66) + (t2 << 44) + (t1 << 22) + t0
+    return s1, s2
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _put_uint(out: bytearray, v: int) -> None:
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+
+
+def _put_int(out: bytearray, v: int) -> None:
+    """A signed, possibly huge, integer: its odd part (length-prefixed) and its trailing zeros."""
+    if v == 0:
+        _put_uint(out, 0)
+        return
+    tz = (v & -v).bit_length() - 1
+    m = v >> tz
+    raw = m.to_bytes((m.bit_length() + 8) // 8, "little", signed=True)
+    _put_uint(out, len(raw))
+    out += raw
+    _put_uint(out, tz)
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data, self.pos = data, pos
+
+    def uint(self) -> int:
+        v = shift = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            v |= (b & 0x7F) << shift
+            if b < 0x80:
+                return v
+            shift += 7
+            if shift > 64 * 7:
+                raise ValueError("varint too long")
+
+    def int(self) -> int:
+        n = self.uint()
+        if n == 0:
+            return 0
+        raw = self.take(n)
+        return int.from_bytes(raw, "little", signed=True) << self.uint()
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ValueError("truncated")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def rest(self) -> bytes:
+        out = self.data[self.pos :]
+        self.pos = len(self.data)
+        return out
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise ValueError(f"{len(self.data) - self.pos} trailing byte(s)")
+
+
+def _put_value(out: bytearray, column_type: str, v: Any) -> None:
+    if column_type == "Float64":
+        out += struct.pack("<d", v)
+    elif column_type in ("Int64", "Timestamp"):
+        out += struct.pack("<q", v)
+    elif column_type == "Bool":
+        out.append(1 if v else 0)
+    else:
+        raw = v.encode("utf-8", "surrogatepass")
+        _put_uint(out, len(raw))
+        out += raw
+
+
+def _get_value(r: _Reader, column_type: str) -> Any:
+    if column_type == "Float64":
+        return struct.unpack("<d", r.take(8))[0]
+    if column_type in ("Int64", "Timestamp"):
+        return struct.unpack("<q", r.take(8))[0]
+    if column_type == "Bool":
+        b = r.take(1)[0]
+        if b > 1:
+            raise ValueError("bad bool")
+        return bool(b)
+    return r.take(r.uint()).decode("utf-8", "surrogatepass")
+
+
+def _py(column_type: str, v: Any) -> Any:
+    """A kept value as the Python scalar finalize returns."""
+    if column_type == "Timestamp":
+        try:
+            return _EPOCH + timedelta(microseconds=v)
+        except OverflowError:
+            raise ValidationError(
+                f"The timestamp {v} us since 1970 is outside Python's datetime range "
+                "(years 1-9999). Fix: correct the event data."
+            ) from None
+    return v
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+class _Base:
+    function: str
+    column_type: str
+    exact: bool = True
+
+    def __init__(self, function: str, column_type: str) -> None:
+        self.function = function
+        self.column_type = column_type
+        self.output_type = output_type(function, column_type)
+        self._tag = bytes(
+            (FORMAT_VERSION, FUNCTIONS.index(function), COLUMN_TYPES.index(column_type))
+        )
+
+    def __repr__(self) -> str:
+        return f"kernel({self.function!r}, {self.column_type!r})"
+
+    def _header(self) -> bytearray:
+        return bytearray(self._tag)
+
+    def _reader(self, data: bytes) -> _Reader:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ValidationError(
+                f"A {self.function} partial decodes from bytes, got {type(data).__name__}."
+            )
+        data = bytes(data)
+        if len(data) < 3:
+            raise self._corrupt("shorter than its 3-byte header")
+        if data[0] != FORMAT_VERSION:
+            raise ValidationError(
+                f"A {self.function} partial has format version {data[0]}; this Featureline "
+                f"reads version {FORMAT_VERSION}. Fix: rebuild the tiles (materialize again) "
+                "or upgrade Featureline."
+            )
+        if data[1:3] != self._tag[1:3]:
+            fn = FUNCTIONS[data[1]] if data[1] < len(FUNCTIONS) else f"#{data[1]}"
+            ct = COLUMN_TYPES[data[2]] if data[2] < len(COLUMN_TYPES) else f"#{data[2]}"
+            raise ValidationError(
+                f"These bytes are a partial of `{fn}` over {ct}, not of `{self.function}` over "
+                f"{self.column_type}. Fix: decode them with kernel({fn!r}, {ct!r})."
+            )
+        return _Reader(data, 3)
+
+    def _corrupt(self, why: str) -> ValidationError:
+        return ValidationError(
+            f"A {self.function} partial over {self.column_type} is corrupt ({why}). "
+            "Fix: rebuild the tile from the offline store (materialize again)."
+        )
+
+    def decode(self, data: bytes) -> Any:
+        r = self._reader(data)
+        try:
+            p = self._decode(r)
+            r.done()
+        except ValidationError:
+            raise
+        except (ValueError, IndexError, struct.error, UnicodeDecodeError, RuntimeError) as e:
+            raise self._corrupt(str(e) or type(e).__name__) from None
+        return p
+
+    def _decode(self, r: _Reader) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class _Count(_Base):
+    def __init__(self, column_type: str) -> None:
+        super().__init__("count", column_type)
+
+    def empty(self) -> int:
+        return 0
+
+    def add(self, p: int, values: Any, orders: np.ndarray | None = None) -> int:
+        return p + _count_valid(values)
+
+    def merge(self, a: int, b: int) -> int:
+        return a + b
+
+    def finalize(self, p: int) -> int:
+        return p
+
+    def encode(self, p: int) -> bytes:
+        out = self._header()
+        _put_uint(out, p)
+        return bytes(out)
+
+    def _decode(self, r: _Reader) -> int:
+        return r.uint()
+
+
+class FloatMoments(NamedTuple):
+    """A Float64 sum/mean/stddev partial: counts, and the exact sums as integers."""
+
+    n: int = 0  # non-null values, NaN and inf included
+    neg_zero: int = 0  # values that are -0.0
+    nan: int = 0
+    pos_inf: int = 0
+    neg_inf: int = 0
+    s1: int = 0  # sum of the finite values / 2**-1074
+    s2: int = 0  # sum of their squares / 2**-2148 (stddev only)
+
+
+class IntMoments(NamedTuple):
+    """An Int64 sum/mean/stddev partial: the exact count, sum and sum of squares."""
+
+    n: int = 0
+    s1: int = 0
+    s2: int = 0
+
+
+_EMPTY_F = FloatMoments()
+_EMPTY_I = IntMoments()
+
+
+def _small_float_sums(xs: list[float], squares: bool) -> tuple[int, int, int, int, int, int]:
+    nz = nan = pinf = ninf = s1 = s2 = 0
+    for x in xs:
+        if x != x:
+            nan += 1
+        elif x == math.inf:
+            pinf += 1
+        elif x == -math.inf:
+            ninf += 1
+        elif x == 0.0:
+            if math.copysign(1.0, x) < 0:
+                nz += 1
+        else:
+            num, den = x.as_integer_ratio()
+            sh = 1075 - den.bit_length()  # den = 2**(1074 - sh)
+            s1 += num << sh
+            if squares:
+                s2 += (num * num) << (2 * sh)
+    return nz, nan, pinf, ninf, s1, s2
+
+
+class _FloatMoments(_Base):
+    def __init__(self, function: str) -> None:
+        super().__init__(function, "Float64")
+        self._squares = function == "stddev"
+
+    def empty(self) -> FloatMoments:
+        return _EMPTY_F
+
+    def add(self, p: FloatMoments, values: Any, orders: np.ndarray | None = None) -> FloatMoments:
+        x, _ = _prepare(values, "Float64")
+        assert isinstance(x, np.ndarray)
+        n = len(x)
+        if n == 0:
+            return p
+        if n <= _SMALL:
+            nz, nan, pinf, ninf, s1, s2 = _small_float_sums(x.tolist(), self._squares)
+        else:
+            nz, nan, pinf, ninf, s1, s2 = _vector_float_sums(x, self._squares)
+        return FloatMoments(
+            p.n + n,
+            p.neg_zero + nz,
+            p.nan + nan,
+            p.pos_inf + pinf,
+            p.neg_inf + ninf,
+            p.s1 + s1,
+            p.s2 + s2,
+        )
+
+    def merge(self, a: FloatMoments, b: FloatMoments) -> FloatMoments:
+        return FloatMoments(
+            a.n + b.n,
+            a.neg_zero + b.neg_zero,
+            a.nan + b.nan,
+            a.pos_inf + b.pos_inf,
+            a.neg_inf + b.neg_inf,
+            a.s1 + b.s1,
+            a.s2 + b.s2,
+        )
+
+    def finalize(self, p: FloatMoments) -> float | None:
+        n = p.n
+        if self._squares:
+            if n < 2:
+                return None
+            if p.nan or p.pos_inf or p.neg_inf:
+                return math.nan
+            var_num = n * p.s2 - p.s1 * p.s1
+            return _sqrt_to_float(var_num, n * (n - 1), -2148)
+        if n == 0:
+            return None
+        if p.nan or (p.pos_inf and p.neg_inf):
+            return math.nan
+        if p.pos_inf:
+            return math.inf
+        if p.neg_inf:
+            return -math.inf
+        if p.s1 == 0:
+            return -0.0 if p.neg_zero == n else 0.0
+        if self.function == "sum":
+            return _to_float(p.s1, 1, -1074)
+        return _to_float(p.s1, n, -1074)
+
+    def encode(self, p: FloatMoments) -> bytes:
+        out = self._header()
+        for c in (p.n, p.neg_zero, p.nan, p.pos_inf, p.neg_inf):
+            _put_uint(out, c)
+        _put_int(out, p.s1)
+        _put_int(out, p.s2)
+        return bytes(out)
+
+    def _decode(self, r: _Reader) -> FloatMoments:
+        counts = [r.uint() for _ in range(5)]
+        p = FloatMoments(*counts, r.int(), r.int())
+        if p.neg_zero + p.nan + p.pos_inf + p.neg_inf > p.n or p.s2 < 0:
+            raise ValueError("inconsistent counts")
+        return p
+
+
+def _vector_float_sums(x: np.ndarray, squares: bool) -> tuple[int, int, int, int, int, int]:
+    nan = pinf = ninf = 0
+    finite = np.isfinite(x)
+    if not finite.all():
+        nan = int(np.count_nonzero(np.isnan(x)))
+        pinf = int(np.count_nonzero(x == math.inf))
+        ninf = int(np.count_nonzero(x == -math.inf))
+        x = x[finite]
+    nz = int(np.count_nonzero(x.view(np.uint64) == np.uint64(1 << 63)))
+    s1, s2 = _float_sums(x, squares)
+    return nz, nan, pinf, ninf, s1, s2
+
+
+class _IntMoments(_Base):
+    def __init__(self, function: str) -> None:
+        super().__init__(function, "Int64")
+        self._squares = function == "stddev"
+
+    def empty(self) -> IntMoments:
+        return _EMPTY_I
+
+    def add(self, p: IntMoments, values: Any, orders: np.ndarray | None = None) -> IntMoments:
+        x, _ = _prepare(values, "Int64")
+        assert isinstance(x, np.ndarray)
+        n = len(x)
+        if n == 0:
+            return p
+        if n <= _SMALL:
+            xs = x.tolist()
+            s1 = sum(xs)
+            s2 = sum(v * v for v in xs) if self._squares else 0
+        else:
+            s1, s2 = _int_sums(x, self._squares)
+        return IntMoments(p.n + n, p.s1 + s1, p.s2 + s2)
+
+    def merge(self, a: IntMoments, b: IntMoments) -> IntMoments:
+        return IntMoments(a.n + b.n, a.s1 + b.s1, a.s2 + b.s2)
+
+    def finalize(self, p: IntMoments) -> int | float | None:
+        n = p.n
+        if self.function == "sum":
+            if n == 0:
+                return None
+            if not _INT64_MIN <= p.s1 <= _INT64_MAX:
+                raise ValidationError(
+                    f"The sum of {n} Int64 values is {p.s1}, outside the Int64 range "
+                    "[-2**63, 2**63 - 1]. Fix: declare the column Float64 (its sum is exact, "
+                    "then rounded once) or use a shorter window."
+                )
+            return p.s1
+        if self.function == "mean":
+            return None if n == 0 else _to_float(p.s1, n, 0)
+        if n < 2:
+            return None
+        return _sqrt_to_float(n * p.s2 - p.s1 * p.s1, n * (n - 1), 0)
+
+    def encode(self, p: IntMoments) -> bytes:
+        out = self._header()
+        _put_uint(out, p.n)
+        _put_int(out, p.s1)
+        _put_int(out, p.s2)
+        return bytes(out)
+
+    def _decode(self, r: _Reader) -> IntMoments:
+        p = IntMoments(r.uint(), r.int(), r.int())
+        if p.s2 < 0:
+            raise ValueError("negative sum of squares")
+        return p
+
+
+def _float_key(v: float) -> int:
+    """IEEE 754 totalOrder as an integer (-NaN < -inf < ... < -0.0 < 0.0 < ... < inf < NaN)."""
+    b = struct.unpack("<q", struct.pack("<d", v))[0]
+    return b if b >= 0 else b ^ 0x7FFFFFFFFFFFFFFF
+
+
+class _Extreme(_Base):
+    """min / max: the partial is None (no value yet) or the kept value (Timestamp: int us)."""
+
+    def __init__(self, function: str, column_type: str) -> None:
+        super().__init__(function, column_type)
+        self._max = function == "max"
+
+    def empty(self) -> Any:
+        return None
+
+    def add(self, p: Any, values: Any, orders: np.ndarray | None = None) -> Any:
+        x, _ = _prepare(values, self.column_type)
+        if len(x) == 0:
+            return p
+        if isinstance(x, pa.Array):  # strings
+            mm = pc.min_max(x)
+            v = mm["max" if self._max else "min"].as_py()
+        elif self.column_type == "Float64":
+            m = x.max() if self._max else x.min()
+            if m != m:
+                v = math.nan
+            elif m == 0:
+                zeros = x[x == 0]
+                signs = np.signbit(zeros)
+                # max prefers +0.0, min prefers -0.0
+                v = (
+                    (0.0 if not signs.all() else -0.0)
+                    if self._max
+                    else (-0.0 if signs.any() else 0.0)
+                )
+            else:
+                v = float(m)
+        else:
+            v = (x.max() if self._max else x.min()).item()
+        return self.merge(p, v)
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        if self.column_type == "Float64":
+            if a != a:
+                return a
+            if b != b:
+                return b
+            if a == b:  # equal: only the zero sign can differ
+                neg = math.copysign(1.0, a) < 0
+                return (b if neg else a) if self._max else (a if neg else b)
+        if self._max:
+            return a if a > b else b
+        return a if a < b else b
+
+    def finalize(self, p: Any) -> Any:
+        return None if p is None else _py(self.column_type, p)
+
+    def encode(self, p: Any) -> bytes:
+        out = self._header()
+        if p is None:
+            out.append(0)
+        else:
+            out.append(1)
+            _put_value(out, self.column_type, p)
+        return bytes(out)
+
+    def _decode(self, r: _Reader) -> Any:
+        flag = r.take(1)[0]
+        if flag == 0:
+            return None
+        if flag != 1:
+            raise ValueError("bad flag")
+        return _get_value(r, self.column_type)
+
+
+class _Last(_Base):
+    """last: the partial is None or ((event_us, created_us, ingested_us, seq), value)."""
+
+    def __init__(self, column_type: str) -> None:
+        super().__init__("last", column_type)
+
+    def empty(self) -> Any:
+        return None
+
+    def _key(self, v: Any) -> Any:
+        return _float_key(v) if self.column_type == "Float64" else v
+
+    def add(self, p: Any, values: Any, orders: np.ndarray | None = None) -> Any:
+        x, o = _prepare(values, self.column_type, orders, need_orders=True)
+        assert o is not None
+        if len(x) == 0:
+            return p
+        idx = np.arange(len(o))
+        for c in range(4):
+            col = o[idx, c]
+            idx = idx[col == col.max()]
+            if len(idx) == 1:
+                break
+        if isinstance(x, pa.Array):
+            cands = [x[int(i)].as_py() for i in idx]
+        else:
+            cands = [x[int(i)].item() for i in idx]
+        v = cands[0] if len(cands) == 1 else max(cands, key=self._key)
+        return self.merge(p, (tuple(int(c) for c in o[int(idx[0])]), v))
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None:
+            return b
+        if b is None:
+            return a
+        if a[0] != b[0]:
+            return a if a[0] > b[0] else b
+        return a if self._key(a[1]) >= self._key(b[1]) else b
+
+    def finalize(self, p: Any) -> Any:
+        return None if p is None else _py(self.column_type, p[1])
+
+    def encode(self, p: Any) -> bytes:
+        out = self._header()
+        if p is None:
+            out.append(0)
+        else:
+            out.append(1)
+            out += struct.pack("<4q", *p[0])
+            _put_value(out, self.column_type, p[1])
+        return bytes(out)
+
+    def _decode(self, r: _Reader) -> Any:
+        flag = r.take(1)[0]
+        if flag == 0:
+            return None
+        if flag != 1:
+            raise ValueError("bad flag")
+        order = struct.unpack("<4q", r.take(32))
+        return (tuple(order), _get_value(r, self.column_type))
+
+
+# --------------------------------------------------------------------------- sketches
+
+
+class HllPartial:
+    """An approx_count_distinct partial: a DataSketches HLL union (mutable) and whether the
+    empty string was seen (DataSketches ignores it; we count it)."""
+
+    __slots__ = ("empty_string", "union")
+
+    def __init__(self, union: Any, empty_string: bool = False) -> None:
+        self.union = union
+        self.empty_string = empty_string
+
+
+# HLL serialization (DataSketches HllPreambleUtil): byte 2 family id (7 = HLL), byte 5 flags,
+# byte 7 low bits the current mode (2 = HLL array).
+_HLL_FAMILY, _HLL_FLAGS, _HLL_MODE, _HLL_OOO = 2, 5, 7, 0x10
+
+
+class _Hll(_Base):
+    def __init__(self, column_type: str, lg_k: int) -> None:
+        super().__init__("approx_count_distinct", column_type)
+        import datasketches
+
+        self._ds = datasketches
+        self.lg_k = lg_k
+        self.relative_error = 1.04 / math.sqrt(1 << lg_k)
+
+    def empty(self) -> HllPartial:
+        return HllPartial(self._ds.hll_union(self.lg_k))
+
+    def add(self, p: HllPartial, values: Any, orders: np.ndarray | None = None) -> HllPartial:
+        x, _ = _prepare(values, self.column_type)
+        if len(x) == 0:
+            return p
+        u = p.union
+        if isinstance(x, pa.Array):
+            for s in x.to_pylist():
+                if s:
+                    u.update(s)
+                else:
+                    p.empty_string = True
+        elif self.column_type == "Float64":
+            for f in x.tolist():
+                u.update(f)
+        else:
+            for i in x.astype(np.int64, copy=False).tolist():
+                u.update(i)
+        return p
+
+    def merge(self, a: HllPartial, b: HllPartial) -> HllPartial:
+        if not b.union.is_empty():
+            a.union.update(b.union.get_result(self._ds.tgt_hll_type.HLL_8))
+        a.empty_string = a.empty_string or b.empty_string
+        return a
+
+    def finalize(self, p: HllPartial) -> int:
+        ds = self._ds
+        if p.union.is_empty():
+            return int(p.empty_string)
+        raw = bytearray(p.union.get_result(ds.tgt_hll_type.HLL_8).serialize_compact())
+        if raw[_HLL_FAMILY] != 7:
+            raise RuntimeError(f"unexpected HLL serialization (family {raw[_HLL_FAMILY]})")
+        if raw[_HLL_MODE] & 3 == 2:
+            # The HIP estimate depends on the order of the updates; with the out-of-order flag
+            # the sketch uses its composite estimator, a function of the registers alone.
+            raw[_HLL_FLAGS] |= _HLL_OOO
+        est = ds.hll_sketch.deserialize(bytes(raw)).get_estimate()
+        return round(est) + int(p.empty_string)
+
+    def encode(self, p: HllPartial) -> bytes:
+        out = self._header()
+        out.append(1 if p.empty_string else 0)
+        out += p.union.get_result(self._ds.tgt_hll_type.HLL_4).serialize_compact()
+        return bytes(out)
+
+    def _decode(self, r: _Reader) -> HllPartial:
+        flag = r.take(1)[0]
+        if flag > 1:
+            raise ValueError("bad flag")
+        u = self._ds.hll_union(self.lg_k)
+        u.update(self._ds.hll_sketch.deserialize(r.rest()))
+        return HllPartial(u, bool(flag))
+
+
+class _Kll(_Base):
+    exact = False
+
+    def __init__(self, column_type: str, q: float, k: int) -> None:
+        super().__init__("approx_percentile", column_type)
+        import datasketches
+
+        self._ds = datasketches
+        self.q, self.k = q, k
+        self.rank_error = rank_error(k)
+
+    def empty(self) -> Any:
+        return self._ds.kll_doubles_sketch(self.k)
+
+    def add(self, p: Any, values: Any, orders: np.ndarray | None = None) -> Any:
+        x, _ = _prepare(values, self.column_type)
+        assert isinstance(x, np.ndarray)
+        if len(x):
+            p.update(np.ascontiguousarray(x, dtype=np.float64))
+        return p
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if not b.is_empty():
+            a.merge(b)
+        return a
+
+    def finalize(self, p: Any) -> float | None:
+        if p.is_empty():
+            return None
+        return float(p.get_quantile(self.q, True))
+
+    def encode(self, p: Any) -> bytes:
+        return bytes(self._header()) + p.serialize()
+
+    def _decode(self, r: _Reader) -> Any:
+        return self._ds.kll_doubles_sketch.deserialize(r.rest())
+
+
+__all__ = [
+    "COLUMN_TYPES",
+    "EXACT",
+    "FORMAT_VERSION",
+    "FUNCTIONS",
+    "NUMERIC_ONLY",
+    "FloatMoments",
+    "HllPartial",
+    "IntMoments",
+    "Kernel",
+    "kernel",
+    "output_type",
+    "problems",
+    "rank_error",
+]
