@@ -129,6 +129,13 @@ _CHUNK = 1 << 24  # float64 bincount sums of < 2**28 weights stay exact for this
 def problems(function: str, column_type: str, params: Mapping[str, Any] | None = None) -> list[str]:
     """Every problem with an aggregation (function, column type, params), as messages that name
     the problem and the fix; empty when it is valid. `kernel` raises them all at once."""
+    out = _type_problems(function, column_type)
+    if function not in FUNCTIONS:
+        return out
+    return out + _param_problems(function, params)
+
+
+def _type_problems(function: str, column_type: str) -> list[str]:
     out: list[str] = []
     if function not in FUNCTIONS:
         out.append(unknown("aggregation function", str(function), FUNCTIONS))
@@ -145,6 +152,11 @@ def problems(function: str, column_type: str, params: Mapping[str, Any] | None =
             f"Fix: aggregate an Int64 or Float64 column, or use one of {anyt} on a "
             f"{column_type} column."
         )
+    return out
+
+
+def _param_problems(function: str, params: Mapping[str, Any] | None) -> list[str]:
+    out: list[str] = []
     if params is not None and not isinstance(params, Mapping):
         out.append(f"The params of `{function}` must be a mapping, got {type(params).__name__}.")
         return out
@@ -212,7 +224,7 @@ def _raise(found: list[str], what: str) -> None:
 
 def output_type(function: str, column_type: str) -> str:
     """The type of the finalized value: "Int64", "Float64", or the column type."""
-    _raise(problems(function, column_type), "aggregation")
+    _raise(_type_problems(function, column_type), "aggregation")
     if function in ("count", "approx_count_distinct"):
         return "Int64"
     if function in ("mean", "stddev", "approx_percentile"):
@@ -421,10 +433,10 @@ def _to_float(num: int, den: int, exp2: int) -> float:
         e = a.bit_length() - den.bit_length() + exp2
         u = max(e - 55, -1074)
         sh = exp2 - u
-        if sh >= 0:
-            q, r = divmod(a << sh, den)
-        else:
-            q, r = divmod(a, den << -sh)
+        if sh < 0:
+            den <<= -sh
+            sh = 0
+        q, r = divmod(a << sh, den)
         drop = q.bit_length() - 53
         if drop > 0:
             rest = q & ((1 << drop) - 1)
@@ -586,7 +598,7 @@ class _Reader:
             if shift > 64 * 7:
                 raise ValueError("varint too long")
 
-    def int(self) -> int:
+    def sint(self) -> int:
         n = self.uint()
         if n == 0:
             return 0
@@ -856,8 +868,8 @@ class _FloatMoments(_Base):
         return bytes(out)
 
     def _decode(self, r: _Reader) -> FloatMoments:
-        counts = [r.uint() for _ in range(5)]
-        p = FloatMoments(*counts, r.int(), r.int())
+        n, neg_zero, nan, pos_inf, neg_inf = (r.uint() for _ in range(5))
+        p = FloatMoments(n, neg_zero, nan, pos_inf, neg_inf, r.sint(), r.sint())
         if p.neg_zero + p.nan + p.pos_inf + p.neg_inf > p.n or p.s2 < 0:
             raise ValueError("inconsistent counts")
         return p
@@ -927,7 +939,7 @@ class _IntMoments(_Base):
         return bytes(out)
 
     def _decode(self, r: _Reader) -> IntMoments:
-        p = IntMoments(r.uint(), r.int(), r.int())
+        p = IntMoments(r.uint(), r.sint(), r.sint())
         if p.s2 < 0:
             raise ValueError("negative sum of squares")
         return p
@@ -1178,7 +1190,7 @@ class _Kll(_Base):
         x, _ = _prepare(values, self.column_type)
         assert isinstance(x, np.ndarray)
         if len(x):
-            p.update(np.ascontiguousarray(x, dtype=np.float64))
+            p.update(np.array(x, dtype=np.float64))  # the binding wants a writable array
         return p
 
     def merge(self, a: Any, b: Any) -> Any:
