@@ -401,15 +401,25 @@ class FeatureStore:
         ]
 
     def materialize_incremental(
-        self, views: Iterable[str] | None = None, progress: Any = None
+        self,
+        views: Iterable[str] | None = None,
+        progress: Any = None,
+        end: datetime | str | None = None,
     ) -> list[MaterializeResult]:
-        """Copy what was *ingested* since the last run (late and corrected rows included)."""
+        """Copy what was *ingested* since the last run (late and corrected rows included).
+
+        `end` bounds the copy in event time: a row dated later is left for a later run (a run
+        bounded by `end` does not move the watermark: the next run rescans from the last
+        unbounded one)."""
         from featureline.online.materialize import materialize_view
 
         cat = self.catalog()
         chosen = self._online_views(cat, views)
+        e = _as_of_us(end)
         return [
-            materialize_view(self.offline, self.online, v, incremental=True, progress=progress)
+            materialize_view(
+                self.offline, self.online, v, incremental=True, end_us=e, progress=progress
+            )
             for v in chosen
         ]
 
