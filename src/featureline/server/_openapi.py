@@ -146,7 +146,9 @@ def _json(schema_ref: str, example: Any = None) -> dict[str, Any]:
 
 
 _MODEL_NAME = "^[A-Za-z_][A-Za-z0-9_.-]*$"
-_NAIVE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"  # naive: UTC
+_NAIVE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?$"  # naive: UTC
+)
 
 
 def _value_schema(dtype: Any, nullable: bool) -> dict[str, Any]:
@@ -184,10 +186,10 @@ def _view_columns(view: FeatureView, created_optional: bool) -> dict[str, Any]:
         item = _value_schema(f.dtype, nullable=f.name not in keys)
         props[f.name] = {"anyOf": [{"type": "array", "items": item}, item]}
     for col in sorted(stamps):
-        item: dict[str, Any] = {"anyOf": [{"format": "date-time"}, {"pattern": _NAIVE}]}
-        item["type"] = "string" if col == event else ["string", "null"]
+        stamp: dict[str, Any] = {"anyOf": [{"format": "date-time"}, {"pattern": _NAIVE}]}
+        stamp["type"] = "string" if col == event else ["string", "null"]
         props[col] = {
-            "anyOf": [{"type": "array", "items": item}, item],
+            "anyOf": [{"type": "array", "items": stamp}, stamp],
             "description": "ISO 8601 (naive: UTC).",
         }
     required = [c for c in props if not (created_optional and c == created)]
@@ -213,6 +215,58 @@ def _per_view(field: str, views: list[FeatureView], created_optional: bool) -> d
             for v in views
         ]
     }
+
+
+_TS = "2025-01-01T12:00:00+00:00"
+
+
+def _example_value(dtype: Any, i: int) -> Any:
+    if dtype.element is not None:
+        return [_example_value(dtype.element, i)]
+    values = {"Int64": 1001 + i, "Float64": 0.5, "Bool": True, "Timestamp": _TS}
+    return values.get(dtype.name, f"a{i}")
+
+
+def _examples(views: list[FeatureView]) -> dict[str, Any]:
+    """Request examples in the names of the registry's first view (the template's without one)."""
+    if not views:
+        row: dict[str, Any] = {
+            "driver_id": 1001,
+            "event_timestamp": _TS,
+            "created": _TS,
+            "conv_rate": 0.5,
+            "acc_rate": 0.9,
+            "avg_daily_trips": 10,
+        }
+        return {
+            "view": "driver_stats",
+            "row": row,
+            "features": ["driver_stats:conv_rate", "driver_stats:acc_rate"],
+            "entities": {"driver_id": [1001, 1002]},
+        }
+    from featureline.server._body import timestamp_fields
+
+    v = views[0]
+    stamps = timestamp_fields(v)
+    row = {f.name: _example_value(f.dtype, 0) for f in v.schema if f.name not in stamps}
+    row |= dict.fromkeys(sorted(stamps), _TS)
+    types = {f.name: f.dtype for f in v.schema}
+    skip = {*v.join_keys, *stamps}
+    return {
+        "view": v.name,
+        "row": row,
+        "features": [f"{v.name}:{f.name}" for f in v.schema if f.name not in skip][:2],
+        "entities": {
+            k: [_example_value(types[k], 0), _example_value(types[k], 1)]
+            for k in v.join_keys
+            if k in types
+        },
+    }
+
+
+def _naive(row: dict[str, Any]) -> dict[str, list[Any]]:
+    """`row` as Feast's `df` columns, timestamps naive (read as UTC)."""
+    return {k: [v.removesuffix("+00:00") if v == _TS else v] for k, v in row.items()}
 
 
 def build_spec(
@@ -250,6 +304,7 @@ def build_spec(
             for k, t in sorted(keys.items())
         }
     model_param: dict[str, Any] = {"type": "string", "pattern": _MODEL_NAME}
+    ex = _examples(views)
     if models:
         model_param = {"type": "string", "enum": sorted(models)}
     schemas: dict[str, Any] = {
@@ -476,7 +531,7 @@ def build_spec(
             "properties": {
                 "end_ts": {
                     "type": "string",
-                    "description": "Checked; the run copies what was ingested since the last one.",
+                    "description": "Event-time bound (naive: UTC): rows ingested since the last run, up to this time.",
                 },
                 "feature_views": {"type": ["array", "null"], "items": view_param},
             },
@@ -612,11 +667,7 @@ def build_spec(
                 "description": "Latest feature values for each entity row, with per-feature statuses and event times. "
                 + limits,
                 "requestBody": _json(
-                    "OnlineRequest",
-                    {
-                        "features": ["driver_stats:conv_rate", "driver_stats:acc_rate"],
-                        "entities": {"driver_id": [1001, 1002]},
-                    },
+                    "OnlineRequest", {"features": ex["features"], "entities": ex["entities"]}
                 ),
                 "responses": {
                     "200": ok_json("OnlineResponse", "Feature vectors."),
@@ -640,20 +691,7 @@ def build_spec(
                     },
                     _IDEMPOTENCY,
                 ],
-                "requestBody": _json(
-                    "PushRequest",
-                    {
-                        "rows": [
-                            {
-                                "driver_id": 1001,
-                                "event_timestamp": "2025-01-01T12:00:00+00:00",
-                                "conv_rate": 0.5,
-                                "acc_rate": 0.9,
-                                "avg_daily_trips": 10,
-                            }
-                        ]
-                    },
-                ),
+                "requestBody": _json("PushRequest", {"rows": [ex["row"]]}),
                 "responses": {
                     "200": ok_json("PushResponse", "Rows written."),
                     **_errors(400, 404, 408, 413, 415, 421),
@@ -670,11 +708,7 @@ def build_spec(
                 + " "
                 + _FEAST_BODY,
                 "requestBody": _json(
-                    "FeastOnlineRequest",
-                    {
-                        "features": ["driver_stats:conv_rate"],
-                        "entities": {"driver_id": [1001, 1002]},
-                    },
+                    "FeastOnlineRequest", {"features": ex["features"], "entities": ex["entities"]}
                 ),
                 "responses": {
                     "200": ok_json(
@@ -687,17 +721,11 @@ def build_spec(
         "/write-to-online-store": _feast_op(
             "feastWriteToOnlineStore",
             "Feast-compatible write (the remote online store's writes)",
-            "Body `{feature_view_name, df: {column: [values]}}`; written offline and online (the offline "
-            "store is the record online reads are checked against). Returns JSON null.",
+            "Body `{feature_view_name, df: {column: [values]}}`; written to the online store only, as "
+            "Feast's `write_to_online_store` (after the write path's checks; no offline commit, so the rows "
+            "are in no training set). Returns JSON null.",
             "FeastWriteRequest",
-            {
-                "feature_view_name": "driver_stats",
-                "df": {
-                    "driver_id": [1001],
-                    "event_timestamp": ["2025-01-01T12:00:00"],
-                    "conv_rate": [0.5],
-                },
-            },
+            {"feature_view_name": ex["view"], "df": _naive(ex["row"])},
         ),
         "/materialize": _feast_op(
             "feastMaterialize",
@@ -708,16 +736,17 @@ def build_spec(
             {
                 "start_ts": "2025-01-01T00:00:00",
                 "end_ts": "2025-01-02T00:00:00",
-                "feature_views": ["driver_stats"],
+                "feature_views": [ex["view"]],
             },
         ),
         "/materialize-incremental": _feast_op(
             "feastMaterializeIncremental",
             "Feast-compatible incremental materialize",
-            "Body `{end_ts, feature_views?}`: copies what was ingested since the last run (late rows too; "
-            "Featureline's incremental run is by ingested time, so it does not stop at `end_ts`). Returns JSON null.",
+            "Body `{end_ts, feature_views?}`: copies what was ingested since the view's last incremental run "
+            "(late and corrected rows too), up to event time `end_ts` (a later row is copied by a later run). "
+            "Returns JSON null.",
             "FeastMaterializeIncrementalRequest",
-            {"end_ts": "2025-01-02T00:00:00", "feature_views": ["driver_stats"]},
+            {"end_ts": "2025-01-02T00:00:00", "feature_views": [ex["view"]]},
         ),
         "/push": {
             "post": {
@@ -730,17 +759,7 @@ def build_spec(
                 "parameters": [_IDEMPOTENCY],
                 "requestBody": _json(
                     "FeastPushRequest",
-                    {
-                        "push_source_name": "driver_stats",
-                        "df": {
-                            "driver_id": [1001],
-                            "event_timestamp": ["2025-01-01 12:00:00"],
-                            "conv_rate": [1.0],
-                            "acc_rate": [1.0],
-                            "avg_daily_trips": [1000],
-                        },
-                        "to": "online",
-                    },
+                    {"push_source_name": ex["view"], "df": _naive(ex["row"]), "to": "online"},
                 ),
                 "responses": {
                     "200": {"description": "Pushed (body: null)."},
@@ -776,7 +795,7 @@ def build_spec(
                     }
                 ],
                 "requestBody": _json(
-                    "PredictRequest", {"entities": {"driver_id": [1001, 1002]}, "proba": False}
+                    "PredictRequest", {"entities": ex["entities"], "proba": False}
                 ),
                 "responses": {
                     "200": ok_json("PredictResponse", "Predictions."),
