@@ -23,8 +23,9 @@ Contract (what the online = offline property tests rely on)
   -- and `finalize` rounds once, correctly (round half to even).
   - `sum` (Float64) equals `math.fsum` bit for bit (when `fsum` does not raise): the correctly
     rounded exact sum; an exact sum beyond the Float64 range rounds to +-inf, as IEEE
-    round-to-nearest does. The sum is -0.0 only when every value is -0.0 (IEEE), else +0.0 for
-    an exact zero.
+    round-to-nearest does (fsum raises OverflowError). The sum is -0.0 only when every value is
+    -0.0 (IEEE, and fsum from Python 3.12; 3.11's fsum gives +0.0), else +0.0 for an exact
+    zero.
   - `mean` -> Float64: the correctly rounded exact mean (zero sign as for `sum`).
   - `stddev` -> Float64: the SAMPLE standard deviation (divisor n - 1), the correctly rounded
     square root of the exact variance (never negative, no cancellation); None for n < 2.
@@ -474,7 +475,7 @@ def _sqrt_to_float(num: int, den: int, exp2: int) -> float:
 
 def _reduce(weights: Sequence[tuple[np.ndarray, int]]) -> int:
     """sum over buckets b and (w, offset) of w[b] * 2**(b + offset), exactly (w holds exact
-    integers as float64)."""
+    integers, as float64 or int64)."""
     nz = weights[0][0] != 0
     for w, _ in weights[1:]:
         nz = nz | (w != 0)
@@ -493,44 +494,44 @@ def _reduce(weights: Sequence[tuple[np.ndarray, int]]) -> int:
     return total
 
 
-_M26 = np.uint64((1 << 26) - 1)
-_M27 = np.uint64((1 << 27) - 1)
-_M52 = np.uint64((1 << 52) - 1)
+_SQ_CHUNK = 1 << 16  # float64 bincount sums of < 2**37 weights stay exact for this many values
 
 
 def _float_sums(x: np.ndarray, squares: bool) -> tuple[int, int]:
-    """(sum x / 2**-1074, sum x**2 / 2**-2148) exactly, for finite float64 x."""
+    """(sum x / 2**-1074, sum x**2 / 2**-2148) exactly, for finite float64 x.
+
+    x = M * 2**shift * 2**-1074 with M an integer (|M| < 2**53, from frexp) and shift >= 0;
+    M is split in float64 limbs small enough that per-exponent bincount sums stay exact
+    integers, and the buckets are combined once with Python ints."""
     s1 = s2 = 0
     for start in range(0, len(x), _CHUNK):
-        bits = x[start : start + _CHUNK].view(np.uint64)
-        e = (bits >> np.uint64(52)) & np.uint64(0x7FF)
-        normal = e != 0
-        m = (bits & _M52) | (normal.astype(np.uint64) << np.uint64(52))
-        shift = (e - normal).astype(np.intp)  # x = m * 2**shift * 2**-1074
-        hi = m >> np.uint64(26)
-        lo = m & _M26
-        neg = (bits >> np.uint64(63)).astype(bool)
-        sign = np.where(neg, -1.0, 1.0)
-        w_hi = np.bincount(shift, weights=hi.astype(np.float64) * sign)
-        w_lo = np.bincount(shift, weights=lo.astype(np.float64) * sign)
-        s1 += _reduce([(w_hi, 26), (w_lo, 0)])
+        m, e = np.frexp(x[start : start + _CHUNK])
+        big = m * 9007199254740992.0  # m * 2**53: exact signed integers
+        shift = e.astype(np.intp) + 1021
+        if len(shift) and shift.min() < 0:  # subnormals: M has trailing zeros to shift out
+            big = np.where(shift < 0, np.ldexp(big, np.minimum(shift, 0)), big)
+            shift = np.maximum(shift, 0)
+        hi = np.floor(big * 2.0**-26)  # |hi| <= 2**27
+        lo = big - hi * 2.0**26  # 0 <= lo < 2**26
+        s1 += _reduce([(np.bincount(shift, weights=hi), 26), (np.bincount(shift, weights=lo), 0)])
         if squares:
-            # m**2 = hi**2 * 2**52 + hi*lo * 2**27 + lo**2, each product split in 27-bit limbs
-            p1, p2, p3 = hi * hi, hi * lo, lo * lo
-            s = 2 * shift
-            ws = [
-                (np.bincount(s, weights=(p1 >> np.uint64(27)).astype(np.float64)), 79),
-                (np.bincount(s, weights=(p2 >> np.uint64(27)).astype(np.float64)), 54),
-                (np.bincount(s, weights=(p1 & _M27).astype(np.float64)), 52),
-                (
-                    np.bincount(
-                        s, weights=((p2 & _M27) + (p3 >> np.uint64(27))).astype(np.float64)
-                    ),
-                    27,
-                ),
-                (np.bincount(s, weights=(p3 & _M27).astype(np.float64)), 0),
-            ]
-            s2 += _reduce(ws)
+            # |M| = a * 2**36 + b * 2**18 + c (a < 2**17, b, c < 2**18);
+            # M**2 = a2 * 2**72 + 2ab * 2**54 + (2ac + b2) * 2**36 + 2bc * 2**18 + c2
+            mag = np.abs(big)
+            a = np.floor(mag * 2.0**-36)
+            rest = mag - a * 2.0**36
+            b = np.floor(rest * 2.0**-18)
+            c = rest - b * 2.0**18
+            sq = 2 * shift
+            nb = int(sq.max()) + 1
+            acc = [np.zeros(nb, np.int64) for _ in range(5)]
+            for st in range(0, len(mag), _SQ_CHUNK):
+                aa, bb = a[st : st + _SQ_CHUNK], b[st : st + _SQ_CHUNK]
+                cc, ss = c[st : st + _SQ_CHUNK], sq[st : st + _SQ_CHUNK]
+                limbs = (aa * aa, 2 * aa * bb, 2 * aa * cc + bb * bb, 2 * bb * cc, cc * cc)
+                for acc_i, w in zip(acc, limbs, strict=True):
+                    acc_i += np.bincount(ss, weights=w, minlength=nb).astype(np.int64)
+            s2 += _reduce(list(zip(acc, (72, 54, 36, 18, 0), strict=True)))
     return s1, s2
 
 
