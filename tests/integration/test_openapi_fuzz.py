@@ -8,6 +8,7 @@ failing example is recorded, not shrunk, and all failures are reported at once."
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +33,8 @@ import featureline as fl  # noqa: E402
 from featureline.server import create_app  # noqa: E402
 from tests.integration.server_kit import MAX_BODY, MAX_ENTITIES, ThreadServer  # noqa: E402
 
-EXAMPLES = 60  # per operation and generation mode
+# per operation and generation mode; FEATURELINE_FUZZ_EXAMPLES=500 for a longer hunt by hand
+EXAMPLES = int(os.environ.get("FEATURELINE_FUZZ_EXAMPLES", "60"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -141,3 +141,12 @@ def test_an_int64_feature_below_the_range_is_refused_not_rounded(client: httpx.C
     df = {k: [v] for k, v in ROW.items()} | {"avg_daily_trips": [low]}
     r = client.post("/write-to-online-store", json={"feature_view_name": "driver_stats", "df": df})
     assert r.status_code == 422 and "outside the Int64 range" in r.json()["message"], r.text
+
+
+def test_a_boolean_in_a_number_column_is_refused(client: httpx.Client) -> None:
+    """Found by the fuzz test: `"acc_rate": true` (a Float64) was stored as 1.0 with 200."""
+    r = client.post("/push/driver_stats", json={"rows": [{**ROW, "acc_rate": True}]})
+    error(r, 400, "`acc_rate`", "boolean", "Float64")
+    df = {k: [v] for k, v in ROW.items()} | {"acc_rate": True}  # Feast: a scalar fills the column
+    r = client.post("/write-to-online-store", json={"feature_view_name": "driver_stats", "df": df})
+    assert r.status_code == 422 and "boolean" in r.json()["message"], r.text

@@ -484,8 +484,9 @@ def _typed_table(
     arrays = []
     for name, values in cols.items():
         dtype = types.get(name)
-        if dtype is not None and "Int64" in (dtype.name, getattr(dtype.element, "name", None)):
-            _check_int64(name, values, dtype.element is not None, what)
+        scalar = dtype.element if dtype is not None and dtype.element is not None else dtype
+        if scalar is not None and scalar.name in ("Int64", "Float64"):
+            _check_numbers(name, values, scalar.name, dtype is not scalar, what)
         target = (
             pa.timestamp("us", tz="UTC")
             if name in stamps
@@ -517,12 +518,18 @@ def _typed_table(
 _INT64_RANGE = "-9223372036854775808 to 9223372036854775807"
 
 
-def _check_int64(name: str, values: list[Any], nested: bool, what: str) -> None:
-    """No float at or past the Int64 range in an Int64 column: a JSON integer outside the range
-    is parsed as a float (e.g. -2^63 - 1 as -9.223372036854776e18, which would be stored as -2^63)."""
+def _check_numbers(name: str, values: list[Any], kind: str, nested: bool, what: str) -> None:
+    """No boolean in a number column (pyarrow would store `true` as 1.0 in a Float64), and no
+    float at or past the Int64 range in an Int64 column: a JSON integer outside the range is
+    parsed as a float (e.g. -2^63 - 1 as -9.223372036854776e18, which would be stored as -2^63)."""
     for i, v in enumerate(values):
         for x in v if nested and isinstance(v, list) else (v,):
-            if isinstance(x, float) and not (-(2.0**63) < x < 2.0**63):
+            if isinstance(x, bool):
+                raise ValidationError(
+                    f"Column `{name}` of {what} row {i}: `{str(x).lower()}` is a boolean; the column is "
+                    f"{kind}. Fix: send a number (or null)."
+                )
+            if kind == "Int64" and isinstance(x, float) and not (-(2.0**63) < x < 2.0**63):
                 raise ValidationError(
                     f"Column `{name}` of {what} row {i}: `{x!r}` is outside the Int64 range "
                     f"{_INT64_RANGE} (a JSON number this large is not stored exactly). "
