@@ -103,6 +103,8 @@ def test_the_feast_push_schema_lists_the_columns_of_each_view(
     assert not valid(spec, "FeastPushRequest", {**ok, "push_source_name": "nope"})
     write = spec["components"]["schemas"]["FeastWriteRequest"]["oneOf"][0]["properties"]["df"]
     assert "created" not in write["required"]  # optional in Feast's writes (the SDK may omit it)
+    docs = client.get("/docs").text
+    assert "View <code>driver_stats</code>: columns <code>driver_id</code>" in docs
 
 
 def test_the_document_follows_the_registry(tmp_path: Path) -> None:

@@ -923,6 +923,22 @@ h1{margin-bottom:.2rem}.op{border:1px solid #ddd;border-radius:6px;margin:1rem 0
 td{padding:.1rem .6rem;vertical-align:top}"""
 
 
+def _per_view_docs(schema: dict[str, Any]) -> list[str]:
+    """The columns each view's `df` needs (the `oneOf` of a Feast push or write body)."""
+    e = html.escape
+    out = []
+    for branch in schema.get("oneOf", ()):
+        df = branch.get("properties", {}).get("df")
+        if "title" not in branch or not isinstance(df, dict):
+            continue
+        cols = ", ".join(
+            f"<code>{e(c)}</code>{'' if c in df.get('required', ()) else ' (optional)'}"
+            for c in df.get("properties", {})
+        )
+        out.append(f"<p>View <code>{e(branch['title'])}</code>: columns {cols}.</p>")
+    return out
+
+
 def render_docs(spec: dict[str, Any]) -> str:
     """A readable HTML listing of every operation of `spec`, with examples and schemas."""
     e = html.escape
@@ -950,6 +966,7 @@ def render_docs(spec: dict[str, Any]) -> str:
                     for k, v in props.items()
                 )
                 out.append(f"<table>{rows}</table>")
+                out += _per_view_docs(spec["components"]["schemas"][ref])
             resp = "".join(
                 f"<tr><td><b>{e(code)}</b></td><td>{e(r['description'])}</td></tr>"
                 for code, r in op["responses"].items()
