@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featureline.errors import PartialWriteError, ValidationError
+from featureline.errors import (
+    FeaturelineError,
+    PartialWriteError,
+    StorageError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from featureline.definitions import FeatureView
@@ -162,7 +167,15 @@ def write_online_only(
             + " is not Int64, so it cannot be written online only. Fix: ingest or push the view "
             "once (that records the key types), then write online only."
         )
-    apply_batch(target.offline, target.online(), view, stored, now_us())
+    try:
+        apply_batch(target.offline, target.online(), view, stored, now_us())
+    except FeaturelineError:
+        raise
+    except Exception as e:  # nothing was committed offline: the write simply failed
+        raise StorageError(
+            f"Writing {stored.num_rows} rows of `{view.name}` v{view.version} to the online store failed: {e}. "
+            "Nothing was written offline (an online-only write). Fix: retry the write."
+        ) from e
     return stored.num_rows
 
 

@@ -375,3 +375,36 @@ def test_openapi_documents_feast_routes(client: httpx.Client) -> None:
         text = spec["paths"][path]["post"]["description"]
         assert "read as UTC" in text and "ignored" in text, (path, text)
     assert spec["components"]["schemas"]["FeastOnlineRequest"]["additionalProperties"] is True
+
+
+def test_write_to_online_store_refusals(tmp_path: Path) -> None:
+    """Online only needs the key types an offline commit records (Int64 needs none), and a view
+    that is served online."""
+    import featureline as fl
+    from tests.helpers import new_store
+
+    rider = fl.Entity("rider", ["rider_id"])
+    schema = [fl.Field("rider_id", fl.String), fl.Field("score", fl.Float64)]
+    served = fl.FeatureView("rider_stats", [rider], schema)
+    hidden = fl.FeatureView("rider_batch", [rider], schema, online=False)
+    store = new_store(tmp_path, rider, served, hidden)
+    t = _naive(datetime.now(UTC) - timedelta(seconds=5))
+    df = {"rider_id": ["r1"], "score": [0.5], "event_timestamp": [t]}
+    with ThreadServer(create_app(store.repo_path)) as url, httpx.Client(base_url=url) as c:
+        body = {"feature_view_name": "rider_stats", "df": df}
+        feast_error(c.post("/write-to-online-store", json=body), "no offline commit", "`rider_id`")
+        body = {"feature_view_name": "rider_batch", "df": df}
+        feast_error(c.post("/write-to-online-store", json=body), "not served online")
+        # after one offline commit the key type is known: online only works
+        resp = c.post("/push", json={"push_source_name": "rider_stats", "df": df, "to": "offline"})
+        assert resp.status_code == 200, resp.text
+        df2 = {**df, "rider_id": ["r2"], "score": [0.75]}
+        resp = c.post(
+            "/write-to-online-store", json={"feature_view_name": "rider_stats", "df": df2}
+        )
+        assert resp.status_code == 200, resp.text
+        got = c.post(
+            "/get-online-features",
+            json={"features": ["rider_stats:score"], "entities": {"rider_id": ["r2"]}},
+        )
+        assert _values(got.json()) == {"rider_id": "r2", "score": 0.75}
