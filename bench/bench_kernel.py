@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,10 @@ def best(fn: Callable[[], Any], repeat: int, number: int = 1) -> float:
             fn()
         out = min(out, (time.perf_counter() - t0) / number)
     return out
+
+
+def fresh_add(k: Any, values: Any) -> Any:
+    return k.add(k.empty(), values)
 
 
 def main() -> None:
@@ -61,8 +66,8 @@ def main() -> None:
     ):
         k = kernel(f, "Float64", params)
         r = rep if k.exact else 1
-        t = best(lambda k=k: k.add(k.empty(), x), r)
-        ta = best(lambda k=k: k.add(k.empty(), arrow), r)
+        t = best(partial(fresh_add, k, x), r)
+        ta = best(partial(fresh_add, k, arrow), r)
         print(
             f"  {f:<22} {n / t / 1e6:8.1f} M values/s (numpy)  {n / ta / 1e6:8.1f} M/s (pa.Array)"
         )
@@ -76,8 +81,8 @@ def main() -> None:
     for f in ("sum", "stddev", "max", "count"):
         k = kernel(f, "Float64")
         p0 = k.add(k.empty(), x[:100])
-        t1 = best(lambda k=k, p0=p0: k.add(p0, one), rep, 2000)
-        t16 = best(lambda k=k, p0=p0: k.add(p0, sixteen), rep, 2000)
+        t1 = best(partial(k.add, p0, one), rep, 2000)
+        t16 = best(partial(k.add, p0, sixteen), rep, 2000)
         print(
             f"  {f:<7} 1 value (numpy) {t1 * 1e6:6.2f} us   16 values (pa.Array) {t16 * 1e6:6.2f} us"
         )
@@ -100,8 +105,8 @@ def main() -> None:
             return k.finalize(acc)
 
         t = best(read, rep)
-        te = best(lambda k=k, p=tiles[0]: k.encode(p), rep, 5000)
-        td = best(lambda k=k, b=blobs[0]: k.decode(b), rep, 5000)
+        te = best(partial(k.encode, tiles[0]), rep, 5000)
+        td = best(partial(k.decode, blobs[0]), rep, 5000)
         size = sum(map(len, blobs)) / len(blobs)
         print(
             f"  {f:<7} merge {args.tiles} tiles + finalize {t * 1e6:8.1f} us "

@@ -588,6 +588,11 @@ class _Reader:
         self.data, self.pos = data, pos
 
     def uint(self) -> int:
+        pos = self.pos
+        b = self.data[pos]
+        if b < 0x80:  # one byte: most counts
+            self.pos = pos + 1
+            return b
         v = shift = 0
         while True:
             b = self.data[self.pos]
@@ -603,8 +608,11 @@ class _Reader:
         n = self.uint()
         if n == 0:
             return 0
-        raw = self.take(n)
-        return int.from_bytes(raw, "little", signed=True) << self.uint()
+        pos = self.pos
+        if pos + n > len(self.data):
+            raise ValueError("truncated")
+        self.pos = pos + n
+        return int.from_bytes(self.data[pos : pos + n], "little", signed=True) << self.uint()
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
@@ -689,7 +697,8 @@ class _Base:
             raise ValidationError(
                 f"A {self.function} partial decodes from bytes, got {type(data).__name__}."
             )
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         if len(data) < 3:
             raise self._corrupt("shorter than its 3-byte header")
         if data[0] != FORMAT_VERSION:
@@ -869,8 +878,8 @@ class _FloatMoments(_Base):
         return bytes(out)
 
     def _decode(self, r: _Reader) -> FloatMoments:
-        n, neg_zero, nan, pos_inf, neg_inf = (r.uint() for _ in range(5))
-        p = FloatMoments(n, neg_zero, nan, pos_inf, neg_inf, r.sint(), r.sint())
+        u = r.uint
+        p = FloatMoments(u(), u(), u(), u(), u(), r.sint(), r.sint())
         if p.neg_zero + p.nan + p.pos_inf + p.neg_inf > p.n or p.s2 < 0:
             raise ValueError("inconsistent counts")
         return p
