@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from featureline.definitions import (
+    Aggregation,
     Entity,
     FeatureService,
     FeatureView,
@@ -43,6 +44,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Aggregation",
     "Array",
     "Bool",
     "Bytes",

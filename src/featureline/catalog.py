@@ -120,7 +120,11 @@ class Catalog:
             except (ValidationError, NotFoundError) as e:
                 problems.append(e)
                 continue
-            names = [f.name for f in view.features]
+            names = (
+                view.feature_names
+                if isinstance(view, FeatureView)
+                else [f.name for f in view.features]  # an on-demand view
+            )
             if ref.feature not in names:
                 problems.append(
                     NotFoundError(

@@ -118,13 +118,8 @@ def test_no_package_imports_another_packages_private_module() -> None:
     assert not set(bad) - KNOWN_PRIVATE_REACHES, "\n".join(sorted(set(bad) - KNOWN_PRIVATE_REACHES))
 
 
-# Reaches that remain; a new one fails the test. Both are one-line import changes in files that
-# are being reworked in the online-store work: `featureline.definitions` re-exports `FeatureRef`
-# and `featureline.online` re-exports `ORDER_BYTES`, `OnlineCapabilities` and `OnlineStore`.
-KNOWN_PRIVATE_REACHES = {
-    "featureline.online._read -> featureline.definitions._refs",
-    "featureline.testing.online_contract -> featureline.online._store",
-}
+# None remain (issue 8, item 6); a new one fails the test.
+KNOWN_PRIVATE_REACHES: set[str] = set()
 
 
 def test_all_is_exactly_the_public_names() -> None:

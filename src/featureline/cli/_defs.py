@@ -255,6 +255,24 @@ def describe(ctx: click.Context, view: str) -> None:
         ),
         ("commits", info.get("commits", 0)),
     ]
+    if d.get("aggregations"):
+        tile = d.get("tile_us", 0)
+        pairs.append(("tile", fmt_seconds(tile / 1e6) if tile else "0 (exact windows)"))
+        pairs.append(
+            (
+                "aggregations",
+                "; ".join(
+                    f"{a['name']} = {a['function']}({a['column']}) over "
+                    + (
+                        fmt_seconds(a["window_us"] / 1e6)
+                        if a["window_us"] is not None
+                        else "the whole history"
+                    )
+                    + (f" {a['params']}" if a.get("params") else "")
+                    for a in d["aggregations"]
+                ),
+            )
+        )
     if rows:
         pairs.append(
             ("time range", f"{fmt(info.get('first_event'))}  ->  {fmt(info.get('last_event'))}")

@@ -1,5 +1,6 @@
 """Feature definitions: plain objects, no I/O. Names follow Feast so Feast users feel at home."""
 
+from featureline.definitions._aggregation import Aggregation
 from featureline.definitions._objects import (
     Entity,
     FeatureService,
@@ -18,6 +19,7 @@ from featureline.definitions._refs import FeatureRef, output_names, parse_ref
 from featureline.definitions._validate import validate_definitions
 
 __all__ = [
+    "Aggregation",
     "Entity",
     "FeatureRef",
     "FeatureService",

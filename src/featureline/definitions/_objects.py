@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from featureline.definitions._aggregation import Aggregation
 from featureline.types import DType, parse_dtype
 
 RESERVED_PREFIX = "__"
@@ -131,11 +132,14 @@ class FeatureView:
     tags: dict[str, str] = field(default_factory=dict)
     online: bool = True
     version: int = 1
+    aggregations: list[Aggregation] = field(default_factory=list)
+    tile: timedelta = timedelta(0)  # aggregation tile size; 0: exact windows
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entities", list(self.entities))
         object.__setattr__(self, "schema", list(self.schema))
         object.__setattr__(self, "tags", _tags(self.tags))
+        object.__setattr__(self, "aggregations", list(self.aggregations or []))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FeatureView) and self.to_dict() == other.to_dict()
@@ -176,6 +180,23 @@ class FeatureView:
                 return f
         return None
 
+    def aggregation(self, name: str) -> Aggregation | None:
+        for a in self.aggregations:
+            if a.name == name:
+                return a
+        return None
+
+    @property
+    def feature_names(self) -> list[str]:
+        """What refs may name: the stored features, then the aggregation features."""
+        return [f.name for f in self.features] + [a.name for a in self.aggregations]
+
+    @property
+    def tile_us(self) -> int:
+        if not isinstance(self.tile, timedelta):
+            return 0
+        return self.tile // timedelta(microseconds=1)
+
     @property
     def ttl_seconds(self) -> float | None:
         if self.ttl is None:
@@ -194,6 +215,12 @@ class FeatureView:
             "description": self.description,
             "tags": dict(self.tags),
             "online": self.online,
+            # only when used: registries written before aggregations existed stay unchanged
+            **(
+                {"aggregations": [a.to_dict() for a in self.aggregations], "tile_us": self.tile_us}
+                if self.aggregations
+                else {}
+            ),
         }
 
     @classmethod
@@ -210,6 +237,8 @@ class FeatureView:
             tags=d.get("tags", {}),
             online=d.get("online", True),
             version=int(d.get("version", 1)),
+            aggregations=[Aggregation.from_dict(a) for a in d.get("aggregations", [])],
+            tile=timedelta(microseconds=int(d.get("tile_us", 0))),
         )
 
 
@@ -232,7 +261,7 @@ class FeatureService:
         out: list[str] = []
         for item in self.features:
             if isinstance(item, FeatureView):
-                out += [f"{item.name}:{f.name}" for f in item.features]
+                out += [f"{item.name}:{f}" for f in item.feature_names]
             elif isinstance(item, FeatureViewProjection):
                 out += item.refs()
             else:

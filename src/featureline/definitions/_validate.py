@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from featureline.definitions._aggregation import Aggregation
 from featureline.definitions._objects import (
     RESERVED_PREFIX,
     Entity,
@@ -136,6 +137,7 @@ def _view_problems(
     for k in v.join_keys:
         if k in {f.name for f in v.features}:
             problems.append(f"{where}: `{k}` is both a join key and a feature.")
+    problems += _aggregation_problems(v, where)
     src = v.source
     if src is not None and not isinstance(src, FileSource):
         problems.append(f"{where}: source must be a FileSource, got `{type(src).__name__}`.")
@@ -164,6 +166,94 @@ def _view_problems(
     return problems
 
 
+_NUMERIC = {"Int64", "Float64"}
+_FUNCTIONS = (
+    "count",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "last",
+    "stddev",
+    "approx_count_distinct",
+    "approx_percentile",
+)
+_NUMERIC_ONLY = {"sum", "mean", "stddev", "min", "max", "approx_percentile"}
+
+
+def _aggregation_problems(v: FeatureView, where: str) -> list[str]:
+    """Every problem of the view's aggregations at once (DESIGN §3, issue 10 item 1)."""
+    if not v.aggregations and v.tile_us == 0:
+        return []
+    out: list[str] = []
+    if not isinstance(v.tile, timedelta) or v.tile < timedelta(0):
+        out.append(
+            f"{where} has a bad tile `{v.tile!r}`. Fix: use a non-negative timedelta, e.g. "
+            "tile=timedelta(minutes=1), or timedelta(0) for exact windows."
+        )
+    tile = v.tile_us if isinstance(v.tile, timedelta) and v.tile > timedelta(0) else 0
+    fields = {f.name: f for f in v.features}
+    taken = set(fields) | set(v.join_keys)
+    seen: set[str] = set()
+    for a in v.aggregations:
+        if not isinstance(a, Aggregation):
+            out.append(
+                f"{where}: aggregations must be Aggregation objects, got `{a!r}`. Fix: write "
+                'Aggregation("amount", "sum", timedelta(hours=1)).'
+            )
+            continue
+        what = f"{where}, aggregation `{a.name}`"
+        if p := check_identifier(f"Aggregation in {where}", a.name):
+            out.append(p)
+        if a.name in taken:
+            out.append(f"{what}: the name is already a field of the view. Fix: pass name=...")
+        elif a.name in seen:
+            out.append(f"{what}: two aggregations have this name. Fix: pass distinct name=...")
+        seen.add(a.name)
+        if a.function not in _FUNCTIONS:
+            out.append(
+                f"{what}: unknown function `{a.function}`.{did_you_mean(a.function, _FUNCTIONS)}"
+                f" Valid: {', '.join(_FUNCTIONS)}."
+            )
+        col = fields.get(a.column)
+        if col is None:
+            out.append(
+                f"{what}: column `{a.column}` is not a feature of the view."
+                f"{did_you_mean(a.column, list(fields))} Features: {', '.join(fields) or 'none'}."
+            )
+        elif a.function in _NUMERIC_ONLY and str(col.dtype) not in _NUMERIC:
+            out.append(
+                f"{what}: `{a.function}` needs a numeric column, but `{a.column}` is "
+                f"{col.dtype}. Fix: aggregate an Int64 or Float64 field, or use count, last or "
+                "approx_count_distinct."
+            )
+        if a.window is not None:
+            if not isinstance(a.window, timedelta) or a.window <= timedelta(0):
+                out.append(
+                    f"{what}: bad window `{a.window!r}`. Fix: use a positive timedelta, e.g. "
+                    "window=timedelta(hours=1), or None for the whole history."
+                )
+            elif tile and (a.window_us or 0) % tile:
+                out.append(
+                    f"{what}: the window {a.window} is not a multiple of the view's tile "
+                    f"{v.tile}. Fix: change the window or the tile (e.g. tile=timedelta(minutes=1))."
+                )
+        if a.function == "approx_percentile":
+            q = a.params.get("q")
+            if not isinstance(q, int | float) or isinstance(q, bool) or not 0 < q < 1:
+                out.append(
+                    f"{what}: approx_percentile needs params={{'q': ...}} between 0 and 1, got "
+                    f"`{q!r}`. Fix: e.g. params={{'q': 0.95}}."
+                )
+        unknown_params = set(a.params) - {"q", "k", "lg_k"}
+        if unknown_params:
+            out.append(
+                f"{what}: unknown params {sorted(unknown_params)}. Valid: q (approx_percentile), "
+                "k (approx_percentile), lg_k (approx_count_distinct)."
+            )
+    return out
+
+
 def _ref_problems(where: str, ref: str, views: dict[str, FeatureView]) -> list[str]:
     if ref.count(":") != 1:
         return [f'{where}: bad feature reference `{ref}`. Fix: write "view:feature".']
@@ -171,7 +261,7 @@ def _ref_problems(where: str, ref: str, views: dict[str, FeatureView]) -> list[s
     view = view.split("@")[0]
     if view not in views:
         return [f"{where} references unknown feature view `{view}`.{did_you_mean(view, views)}"]
-    names = [f.name for f in views[view].features]
+    names = views[view].feature_names
     if feat not in names:
         return [
             f"{where} references unknown feature `{ref}`.{did_you_mean(feat, names)} Features of `{view}`: {', '.join(names)}."

@@ -339,6 +339,25 @@ class OfflineStore:
         )
         return self.engine.latest_rows(spec, limit)
 
+    def window_events(
+        self,
+        view: FeatureView,
+        keys: pa.Table | None = None,
+        start_us: int | None = None,
+        as_of_us: int | None = None,
+    ) -> tuple[pa.Table, int | None]:
+        """The view's events (tie winners) from `start_us` on, for `keys` (None: all), visible
+        at `as_of_us`; and the ingested time of the newest commit they include (a snapshot)."""
+        commits = self.commits(view.name, view.version, as_of_us)
+        snapshot = max((c.ingested_at_us for c in commits), default=None)
+        spec = JoinSpec(
+            self.parts(view.name, view.version, as_of_us),
+            view.join_keys,
+            [(f.name, f.name) for f in view.features],
+            as_of_us=as_of_us,
+        )
+        return self.engine.window_events(spec, keys, start_us), snapshot
+
     def profile(self, view: FeatureView) -> dict[str, Any]:
         """Row counts, time range and per-feature statistics over all stored rows."""
         out = self.engine.profile(view, self.parts(view.name, view.version))

@@ -175,22 +175,38 @@ def join_training_set(
     result = table
     for v, feats in groups.values():
         outs = outs_by_view[(v.name, v.version)]
-        spec = JoinSpec(
-            offline.parts(v.name, v.version, as_of_us),
-            v.join_keys,
-            list(zip(feats, outs, strict=True)),
-            ttl_us=v.ttl // timedelta(microseconds=1) if v.ttl else None,
-            as_of_us=as_of_us,
-        )
-        joined = offline.join(ent.select(["__rid", *v.join_keys, "__ts"]), spec)
-        rid = joined.column("__rid").to_numpy()
-        inv = np.empty(n, dtype=np.int64)
-        inv[rid] = np.arange(n, dtype=np.int64)
-        joined = joined.take(pa.array(inv))
-        dtypes = {f.name: f.dtype.to_arrow() for f in v.features}
-        for f, o in zip(feats, outs, strict=True):
-            col = joined.column(o)
-            if col.type != dtypes[f]:
-                col = col.cast(dtypes[f])
-            result = result.append_column(o, col)
+        cols: dict[str, Any] = {}
+        stored = [(f, o) for f, o in zip(feats, outs, strict=True) if v.feature(f) is not None]
+        if stored:
+            spec = JoinSpec(
+                offline.parts(v.name, v.version, as_of_us),
+                v.join_keys,
+                stored,
+                ttl_us=v.ttl // timedelta(microseconds=1) if v.ttl else None,
+                as_of_us=as_of_us,
+            )
+            joined = offline.join(ent.select(["__rid", *v.join_keys, "__ts"]), spec)
+            rid = joined.column("__rid").to_numpy()
+            inv = np.empty(n, dtype=np.int64)
+            inv[rid] = np.arange(n, dtype=np.int64)
+            joined = joined.take(pa.array(inv))
+            dtypes = {f.name: f.dtype.to_arrow() for f in v.features}
+            for f, o in stored:
+                col = joined.column(o)
+                cols[o] = col.cast(dtypes[f]) if col.type != dtypes[f] else col
+        windowed = [(v.aggregation(f), o) for f, o in zip(feats, outs, strict=True)]
+        windowed_aggs = [(a, o) for a, o in windowed if a is not None]
+        if windowed_aggs:
+            from featureline.aggregation.offline import aggregate_columns
+
+            got = aggregate_columns(
+                offline,
+                ent.select([*v.join_keys, "__ts"]),
+                v,
+                [a for a, _ in windowed_aggs],
+                as_of_us,
+            )
+            cols.update({o: c for (_, o), c in zip(windowed_aggs, got, strict=True)})
+        for o in outs:
+            result = result.append_column(o, cols[o])
     return result, out_names

@@ -19,7 +19,7 @@ from featureline.online._read import (
     make_plan,
     read_with_plan,
 )
-from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore
+from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore, due_bytes
 
 _SETTINGS: dict[str, dict[str, str]] = {
     "sqlite": {"path": "a file path, relative to the project directory (default `data/online.db`)"},
@@ -93,6 +93,7 @@ __all__ = [
     "OnlineResponse",
     "OnlineStore",
     "PlanCache",
+    "due_bytes",
     "entity_columns",
     "make_plan",
     "open_online_store",

@@ -186,3 +186,22 @@ class ViewCodec:
             return ev, out
 
         return decode
+
+
+_NAMES: dict[int, tuple[FeatureView, str]] = {}
+
+
+def table_name(view: FeatureView) -> str:
+    """Online table of a view version; the suffix changes when its feature layout changes, so a
+    non-breaking schema change starts a fresh table instead of misreading old rows."""
+    hit = _NAMES.get(id(view))
+    if hit is not None and hit[0] is view:  # the hot path reads the same view objects
+        return hit[1]
+    import hashlib
+
+    layout = ";".join(f"{f.name}:{f.dtype}" for f in view.features)
+    name = f"{view.name}__v{view.version}__{hashlib.sha1(layout.encode()).hexdigest()[:8]}"
+    if len(_NAMES) > 10_000:
+        _NAMES.clear()
+    _NAMES[id(view)] = (view, name)
+    return name

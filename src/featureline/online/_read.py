@@ -10,10 +10,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from featureline._keys import INT64_MAX, INT64_MIN, key_out_of_range, missing_key, wrong_key_type
-from featureline.definitions import FeatureView
-from featureline.definitions._refs import FeatureRef
+from featureline.definitions import FeatureRef, FeatureView
 from featureline.errors import ValidationError
-from featureline.online._codec import ViewCodec, key_encoder
+from featureline.online._codec import ViewCodec, key_encoder, table_name
+from featureline.online.tiles import TileReader, tile_dtype
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,25 +29,6 @@ class Status(StrEnum):
 
 
 _PRESENT, _NOT_FOUND, _EXPIRED = "PRESENT", "NOT_FOUND", "EXPIRED"  # plain str on the hot path
-
-
-_NAMES: dict[int, tuple[FeatureView, str]] = {}
-
-
-def table_name(view: FeatureView) -> str:
-    """Online table of a view version; the suffix changes when its feature layout changes, so a
-    non-breaking schema change starts a fresh table instead of misreading old rows."""
-    hit = _NAMES.get(id(view))
-    if hit is not None and hit[0] is view:  # the hot path reads the same view objects
-        return hit[1]
-    import hashlib
-
-    layout = ";".join(f"{f.name}:{f.dtype}" for f in view.features)
-    name = f"{view.name}__v{view.version}__{hashlib.sha1(layout.encode()).hexdigest()[:8]}"
-    if len(_NAMES) > 10_000:
-        _NAMES.clear()
-    _NAMES[id(view)] = (view, name)
-    return name
 
 
 @dataclass
@@ -228,11 +209,23 @@ class _Group:
 
 
 @dataclass(frozen=True)
+class _TileGroup:
+    """One view version's aggregation features in a read (merged from online tiles)."""
+
+    reader: TileReader
+    keys: tuple[str, ...]
+    enc_key: Any
+    outs: tuple[str, ...]
+    dtypes: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class ReadPlan:
     groups: tuple[_Group, ...]
     keys: tuple[str, ...]
     views: tuple[FeatureView, ...]
     key_types: dict[str, str]
+    tiles: tuple[_TileGroup, ...] = ()
 
 
 def make_plan(
@@ -244,17 +237,31 @@ def make_plan(
     by_view: dict[tuple[str, int], tuple[FeatureView, list[str]]] = {}
     for ref, view in resolved:
         by_view.setdefault((view.name, view.version), (view, []))[1].append(ref.feature)
-    groups, seen = [], set()
-    for view, feats in by_view.values():
+    groups, tiles, seen = [], [], set()
+    for view, all_feats in by_view.values():
         codec = ViewCodec.for_view(view)
         index = {name: i for i, name in enumerate(codec.names)}
-        outs = tuple(f"{view.name}__{f}" if full_feature_names else f for f in feats)
-        for o in outs:
+        for o in (f"{view.name}__{f}" if full_feature_names else f for f in all_feats):
             if o in seen:
                 raise ValidationError(
                     f"Output name `{o}` is requested twice (two views share a feature name). Fix: pass full_feature_names=True."
                 )
             seen.add(o)
+        windowed = [f for f in all_feats if view.aggregation(f) is not None]
+        if windowed:
+            tiles.append(
+                _TileGroup(
+                    TileReader(view, windowed),
+                    tuple(view.join_keys),
+                    key_encoder(view.join_keys, key_types),
+                    tuple(f"{view.name}__{f}" if full_feature_names else f for f in windowed),
+                    tuple(tile_dtype(view, view.aggregation(f)) for f in windowed),
+                )
+            )
+        feats = [f for f in all_feats if view.aggregation(f) is None]
+        if not feats:
+            continue
+        outs = tuple(f"{view.name}__{f}" if full_feature_names else f for f in feats)
         ftypes = {f.name: f.dtype for f in view.features}
         groups.append(
             _Group(
@@ -271,7 +278,7 @@ def make_plan(
         )
     views = tuple(v for v, _ in by_view.values())
     keys = tuple(dict.fromkeys(k for v in views for k in v.join_keys))
-    return ReadPlan(tuple(groups), keys, views, key_types)
+    return ReadPlan(tuple(groups), keys, views, key_types, tuple(tiles))
 
 
 def read_online(
@@ -331,4 +338,13 @@ def read_with_plan(
                 col_ts,
                 g.dtypes[j],
             )
+    for tg in plan.tiles:
+        if len(tg.keys) == 1:
+            enc = [tg.enc_key(v) for v in cols[tg.keys[0]]]
+        else:
+            enc = [tg.enc_key(*vals) for vals in zip(*(cols[k] for k in tg.keys), strict=True)]
+        got, found = tg.reader.read(store, enc, now)
+        status = [_PRESENT if f else _NOT_FOUND for f in found]
+        for o, col, dt in zip(tg.outs, got, tg.dtypes, strict=True):
+            values[o], statuses[o], stamps[o], dtypes[o] = col, list(status), [None] * n, dt
     return OnlineResponse({k: cols[k] for k in plan.keys}, values, statuses, stamps, dtypes)

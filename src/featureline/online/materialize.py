@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 from featureline._time import now_us as clock_us
 from featureline.definitions import FeatureView
 from featureline.offline.store import OfflineStore
-from featureline.online._codec import ViewCodec, encode_keys
-from featureline.online._read import table_name
+from featureline.online._codec import ViewCodec, encode_keys, table_name
 from featureline.online._store import OnlineStore
+from featureline.online.tiles import refresh
 
 CHUNK_ROWS = 100_000
 WATERMARK = "watermark:{table}"
@@ -77,6 +77,9 @@ def apply_batch(
     for t in offline.engine.batch_winners(view, stored, ingested_at_us, CHUNK_ROWS, now):
         _put(online, table, t, encode_keys(t, view.join_keys, key_types), now, codec)
         written += t.num_rows
+    if view.aggregations:  # the touched keys' tiles, recomputed from the committed events
+        keys = stored.select(view.join_keys).group_by(view.join_keys).aggregate([])
+        refresh(offline, online, view, key_types, keys, now)
     return written
 
 
@@ -115,6 +118,8 @@ def materialize_view(
         for t in offline.engine.winners(view, parts, since, start_us, end_us, CHUNK_ROWS, now):
             _put(online, table, t, encode_keys(t, view.join_keys, key_types), now, codec)
             written += t.num_rows
+        if view.aggregations:
+            refresh(offline, online, view, key_types, None, now)
             if progress is not None:
                 progress(t.num_rows)
     if cut is not None and start_us is None and end_us is None:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featureline.errors import StorageError, ValidationError
-from featureline.online._store import ORDER_BYTES, OnlineCapabilities, OnlineStore, due_bytes
+from featureline.online import ORDER_BYTES, OnlineCapabilities, OnlineStore, due_bytes
 
 TABLE = "driver_stats__v1"
 
@@ -320,14 +320,14 @@ class OnlineStoreContract:
             try:
                 everything: dict[bytes, list[bytes]] = {k: [] for k in keys}
                 promoted = -1
-                for kind, k, ev, tie in ops:
-                    v = dated(ev, tie, payload_of(keys[k], ev * 3 + tie))
+                for kind, ki, ev, tie in ops:
+                    v = dated(ev, tie, payload_of(keys[ki], ev * 3 + tie))
                     if kind == "write":
-                        store.write(table, [keys[k]], [v])
-                        everything[keys[k]].append(v)
+                        store.write(table, [keys[ki]], [v])
+                        everything[keys[ki]].append(v)
                     elif kind == "stage":
-                        store.stage(table, [keys[k]], [v])
-                        everything[keys[k]].append(v)
+                        store.stage(table, [keys[ki]], [v])
+                        everything[keys[ki]].append(v)
                     else:
                         store.promote(table, ev)
                         promoted = max(promoted, ev)

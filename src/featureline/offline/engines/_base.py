@@ -37,6 +37,15 @@ class OfflineEngine(Protocol):
         """The tie winners of `spec.parts` visible at `spec.as_of_us`: keys, event_timestamp, features; newest first."""
         ...
 
+    def window_events(
+        self, spec: JoinSpec, keys: pa.Table | None, start_us: int | None
+    ) -> pa.Table:
+        """The events of `spec.parts` visible at `spec.as_of_us` (one tie winner per key and
+        event time) with event time at or after `start_us`, for the join keys in `keys` (None:
+        every key) — aggregation features. Columns: keys, __event_us, features; sorted by keys,
+        then event time."""
+        ...
+
     def winners(
         self,
         view: FeatureView,

@@ -74,6 +74,30 @@ class DuckDBEngine:
         finally:
             con.close()
 
+    def window_events(
+        self, spec: JoinSpec, keys: pa.Table | None, start_us: int | None
+    ) -> pa.Table:
+        k = ", ".join(q(x) for x in spec.keys)
+        feats = ", ".join(q(out) for _, out in spec.features)
+        where = []
+        if start_us is not None:
+            where.append(f"{EVENT_TS} >= make_timestamptz({int(start_us)}::BIGINT)")
+        if keys is not None:
+            where.append(f"({k}) IN (SELECT {k} FROM __keys)")
+        sql = (
+            f"SELECT {k}, epoch_us({EVENT_TS}) AS __event_us, {feats} FROM "
+            f"({feature_source_sql(spec)})"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {k}, {EVENT_TS}"
+        )
+        con = self.connection()
+        try:
+            if keys is not None:
+                con.register("__keys", keys)
+            return con.sql(sql).to_arrow_table()
+        finally:
+            con.close()
+
     def _stream(
         self, sql: str, chunk_rows: int, register: tuple[str, pa.Table] | None = None
     ) -> Iterator[pa.Table]:

@@ -1,0 +1,186 @@
+"""Online tiles of aggregation features: per key, partial aggregates merged at read time.
+
+Value of a key (one per view version, in the table `<table>_a<hash>`):
+ORDER (32 bytes: the offline snapshot the tiles were computed from, then the time they were
+computed) + msgpack `[starts, partials]`: `starts[i]` is the first event time of entry `i`, and
+`partials[a][i]` the encoded partial aggregate of aggregation `a` over the entry's events.
+Entries are, in order: a prefix (start = WHOLE_HISTORY: events older than every finite window,
+kept for lifetime aggregations), one entry per tile of arrived events, and one per event dated
+after the time of computation (so it counts exactly from its event time on).
+
+Tiles are recomputed from the offline store for the keys a write touched (and for every key by
+`materialize`): the kernel is exact and order-independent, so recomputing is idempotent, a
+replay or a retry never counts an event twice, and a greater ORDER (a newer snapshot) always
+holds every event an older one held. This needs no merge capability from the online store:
+the existing greatest-order write is the compare-and-swap (see the note in issue 10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+import pyarrow as pa
+
+from featureline.aggregation.kernel import kernel
+from featureline.aggregation.offline import EventSource, column_type, group_bounds
+from featureline.aggregation.windows import (
+    WHOLE_HISTORY,
+    has_lifetime,
+    horizon,
+    tile_start,
+    window_start,
+)
+from featureline.definitions import Aggregation, FeatureView
+from featureline.online._codec import encode_keys, table_name
+from featureline.online._store import ORDER_BYTES, OnlineStore
+
+_FLIP = 1 << 63
+_U64 = (1 << 64) - 1
+
+
+def tiles_table(view: FeatureView) -> str:
+    """The online table of a view version's tiles; a changed aggregation starts a new table."""
+    spec = json.dumps(
+        [view.tile_us, [a.to_dict() for a in view.aggregations]], sort_keys=True
+    ).encode()
+    return f"{table_name(view)}_a{hashlib.sha256(spec).hexdigest()[:8]}"
+
+
+def _order(snapshot_us: int, now_us: int) -> bytes:
+    part = [((int(x) & _U64) ^ _FLIP).to_bytes(8, "big") for x in (snapshot_us, now_us)]
+    return part[0] + part[1] + bytes(ORDER_BYTES - 16)
+
+
+def _entries(ev: np.ndarray, now_us: int, cut: int, tile_us: int) -> list[tuple[int, int, int]]:
+    """(start, i, j) per entry over one key's events `ev` (sorted): prefix, tiles, ahead."""
+    out: list[tuple[int, int, int]] = []
+    n = len(ev)
+    arrived = int(np.searchsorted(ev, now_us, "right"))
+    old = int(np.searchsorted(ev[:arrived], cut, "left"))
+    if old:
+        out.append((WHOLE_HISTORY, 0, old))
+    if arrived > old:
+        starts = tile_start(ev[old:arrived], tile_us)
+        edges = np.flatnonzero(np.diff(starts)) + 1
+        lo = 0
+        for hi in [*edges.tolist(), len(starts)]:
+            out.append((int(starts[lo]), old + lo, old + hi))
+            lo = hi
+    out += [(int(ev[i]), i, i + 1) for i in range(arrived, n)]
+    return out
+
+
+def refresh(
+    source: EventSource,
+    online: OnlineStore,
+    view: FeatureView,
+    key_types: dict[str, str],
+    keys: pa.Table | None = None,
+    now_us: int | None = None,
+) -> int:
+    """Recompute the tiles of `keys` (a table of join keys; None: every key with events) from
+    the offline store and write them; returns the keys written."""
+    if not view.aggregations:
+        return 0
+    now = time.time_ns() // 1000 if now_us is None else int(now_us)
+    h = horizon(view, now)
+    lifetime = has_lifetime(view.aggregations)
+    cut = h if h is not None else int(tile_start(np.array([now]), view.tile_us)[0])
+    events, snapshot = source.window_events(view, keys, None if lifetime else h)
+    if snapshot is None:
+        return 0
+    jk = view.join_keys
+    bounds = group_bounds(events, jk)
+    heads = events.select(jk).take(pa.array(bounds[:-1])) if events.num_rows else None
+    ev = events.column("__event_us").to_numpy() if events.num_rows else np.zeros(0, np.int64)
+    kernels = [kernel(a.function, column_type(view, a), a.params) for a in view.aggregations]
+    columns = [events.column(a.column).combine_chunks() for a in view.aggregations]
+    orders = np.zeros((len(ev), 4), dtype=np.int64)
+    orders[:, 0] = ev
+    order = _order(snapshot, now)
+    pack = msgpack.Packer(use_bin_type=True).pack
+    out_keys: list[bytes] = encode_keys(heads, jk, key_types) if heads is not None else []
+    values: list[bytes] = []
+    for g in range(len(bounds) - 1):
+        a0, b0 = int(bounds[g]), int(bounds[g + 1])
+        entries = _entries(ev[a0:b0], now, cut, view.tile_us)
+        starts = [s for s, _, _ in entries]
+        partials = []
+        for agg, k, col in zip(view.aggregations, kernels, columns, strict=True):
+            row = []
+            for s, i, j in entries:
+                if s == WHOLE_HISTORY and agg.window_us is not None:
+                    row.append(b"")  # finite windows never reach the prefix
+                    continue
+                p = k.add(k.empty(), col.slice(a0 + i, j - i), orders[a0 + i : a0 + j])
+                row.append(k.encode(p))
+            partials.append(row)
+        values.append(order + pack([starts, partials]))
+    if keys is not None:  # keys without events left: their tiles are empty now
+        asked = encode_keys(keys, jk, key_types)
+        have = set(out_keys)
+        empty = order + pack([[], [[] for _ in view.aggregations]])
+        extra = [k for k in dict.fromkeys(asked) if k not in have]
+        out_keys += extra
+        values += [empty] * len(extra)
+    if out_keys:
+        online.write(tiles_table(view), out_keys, values)
+    return len(out_keys)
+
+
+def tile_dtype(view: FeatureView, agg: Aggregation | None) -> Any:
+    """The declared type (a featureline DType) of an aggregation feature's values."""
+    from featureline.aggregation.kernel import output_type
+    from featureline.types import parse_dtype
+
+    assert agg is not None
+    return parse_dtype(output_type(agg.function, column_type(view, agg)))
+
+
+class TileReader:
+    """Reads aggregation features of one view version (prepared once per feature list)."""
+
+    def __init__(self, view: FeatureView, names: Sequence[str]) -> None:
+        self.view = view
+        self.table = tiles_table(view)
+        index = {a.name: i for i, a in enumerate(view.aggregations)}
+        self.items: list[tuple[int, Aggregation, Any]] = []
+        for n in names:
+            a = view.aggregations[index[n]]
+            self.items.append((index[n], a, kernel(a.function, column_type(view, a), a.params)))
+
+    def read(
+        self, online: OnlineStore, enc_keys: list[bytes], now_us: int
+    ) -> tuple[list[list[Any]], list[bool]]:
+        """Per requested aggregation, the value of every key; and whether each key was found."""
+        raws = online.read(self.table, enc_keys, now_us)
+        tile = self.view.tile_us
+        starts_of = [window_start(now_us, a.window_us, tile) for _, a, _ in self.items]
+        out: list[list[Any]] = [[] for _ in self.items]
+        found: list[bool] = []
+        empty = [k.finalize(k.empty()) for _, _, k in self.items]
+        for raw in raws:
+            if raw is None:
+                found.append(False)
+                for col, e in zip(out, empty, strict=True):
+                    col.append(e)
+                continue
+            found.append(True)
+            starts, partials = msgpack.unpackb(raw[ORDER_BYTES:], raw=False)
+            for col, (idx, _, k), lo in zip(out, self.items, starts_of, strict=True):
+                p = k.empty()
+                row = partials[idx]
+                for s, blob in zip(starts, row, strict=True):
+                    if lo <= s <= now_us and blob:
+                        p = k.merge(p, k.decode(blob))
+                col.append(k.finalize(p))
+        return out, found
+
+
+__all__ = ["TileReader", "refresh", "tile_dtype", "tiles_table"]
