@@ -142,17 +142,9 @@ def routes(ctx: ServerContext) -> list[Route]:
             return end, views
 
         end, views = with_typo_hints(body, MATERIALIZE_INCREMENTAL_FIELDS, args)
-        await run_in_threadpool(_incremental_until, views, end)
+        # bounded by `end_ts` in event time (module docstring)
+        await run_in_threadpool(lambda: store.materialize_incremental(views, end=end))
         return _NULL
-
-    def _incremental_until(views: list[str] | None, end: datetime) -> None:
-        """`store.materialize_incremental(views)` bounded by `end` in event time (module docstring)."""
-        from featureline.offline.store import dt_to_us
-        from featureline.online.materialize import materialize_view
-
-        chosen = store._online_views(store.catalog(), views)  # what materialize_incremental runs on
-        for v in chosen:
-            materialize_view(store.offline, store.online, v, incremental=True, end_us=dt_to_us(end))
 
     return [
         Route(
