@@ -1,12 +1,13 @@
 """Online tiles of aggregation features: per key, partial aggregates merged at read time.
 
-Value of a key (one per view version, in the table `<table>_a<hash>`):
-ORDER (32 bytes: the offline snapshot the tiles were computed from, then the time they were
-computed) + msgpack `[starts, partials]`: `starts[i]` is the first event time of entry `i`, and
-`partials[a][i]` the encoded partial aggregate of aggregation `a` over the entry's events.
-Entries are, in order: a prefix (start = WHOLE_HISTORY: events older than every finite window,
-kept for lifetime aggregations), one entry per tile of arrived events, and one per event dated
-after the time of computation (so it counts exactly from its event time on).
+Value of a key (one per view version, in the table `<table>_a<hash>`): ORDER (32 bytes: the
+offline snapshot the tiles were computed from, then the time they were computed), then
+`u32 n, u32 m`, the `n` tile starts and the `m` event times dated ahead (int64 each), and per
+aggregation `n + m + 1` u32 offsets into the blobs that follow. Tiles are, in order: a prefix
+(start = WHOLE_HISTORY: events older than every finite window, kept for lifetime aggregations)
+and one per tile of arrived events; the blob of tile `i` is the partial over tiles `i..n-1` (a
+suffix), so a read decodes one partial per aggregation whatever the window, plus one per event
+dated ahead that has come due (each counts exactly from its event time on).
 
 Tiles are recomputed from the offline store for the keys a write touched (and for every key by
 `materialize`): the kernel is exact and order-independent, so recomputing is idempotent, a
@@ -23,7 +24,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import msgpack
 import numpy as np
 import pyarrow as pa
 
@@ -104,34 +104,57 @@ def refresh(
     orders = np.zeros((len(ev), 4), dtype=np.int64)
     orders[:, 0] = ev
     order = _order(snapshot, now)
-    pack = msgpack.Packer(use_bin_type=True).pack
     out_keys: list[bytes] = encode_keys(heads, jk, key_types) if heads is not None else []
     values: list[bytes] = []
     for g in range(len(bounds) - 1):
         a0, b0 = int(bounds[g]), int(bounds[g + 1])
         entries = _entries(ev[a0:b0], now, cut, view.tile_us)
-        starts = [s for s, _, _ in entries]
-        partials = []
+        tiles = [e for e in entries if not _is_ahead(e, ev[a0:b0], now)]
+        ahead = [e for e in entries if _is_ahead(e, ev[a0:b0], now)]
+        blobs: list[list[bytes]] = []
         for agg, k, col in zip(view.aggregations, kernels, columns, strict=True):
-            row = []
-            for s, i, j in entries:
-                if s == WHOLE_HISTORY and agg.window_us is not None:
-                    row.append(b"")  # finite windows never reach the prefix
-                    continue
-                p = k.add(k.empty(), col.slice(a0 + i, j - i), orders[a0 + i : a0 + j])
-                row.append(k.encode(p))
-            partials.append(row)
-        values.append(order + pack([starts, partials]))
+            row: list[bytes] = [b""] * len(tiles)
+            acc = k.empty()
+            for pos in range(len(tiles) - 1, -1, -1):  # suffixes, newest tile first
+                start, i, j = tiles[pos]
+                if start == WHOLE_HISTORY and agg.window_us is not None:
+                    continue  # finite windows never reach the prefix
+                acc = k.add(acc, col.slice(a0 + i, j - i), orders[a0 + i : a0 + j])
+                row[pos] = k.encode(acc)
+            row += [
+                k.encode(k.add(k.empty(), col.slice(a0 + i, j - i), orders[a0 + i : a0 + j]))
+                for _, i, j in ahead
+            ]
+            blobs.append(row)
+        values.append(order + _pack([t[0] for t in tiles], [e[0] for e in ahead], blobs))
     if keys is not None:  # keys without events left: their tiles are empty now
         asked = encode_keys(keys, jk, key_types)
         have = set(out_keys)
-        empty = order + pack([[], [[] for _ in view.aggregations]])
+        empty = order + _pack([], [], [[] for _ in view.aggregations])
         extra = [k for k in dict.fromkeys(asked) if k not in have]
         out_keys += extra
         values += [empty] * len(extra)
     if out_keys:
         online.write(tiles_table(view), out_keys, values)
     return len(out_keys)
+
+
+def _is_ahead(entry: tuple[int, int, int], ev: np.ndarray, now_us: int) -> bool:
+    start, i, _ = entry
+    return start != WHOLE_HISTORY and int(ev[i]) > now_us
+
+
+def _pack(starts: list[int], ahead: list[int], blobs: list[list[bytes]]) -> bytes:
+    head = np.array([len(starts), len(ahead)], dtype="<u4").tobytes()
+    times = np.array(starts + ahead, dtype="<i8").tobytes()
+    parts = [head, times]
+    for row in blobs:
+        offs = np.zeros(len(row) + 1, dtype="<u4")
+        if row:
+            offs[1:] = np.cumsum([len(b) for b in row])
+        parts.append(offs.tobytes())
+        parts.extend(row)
+    return b"".join(parts)
 
 
 def tile_dtype(view: FeatureView, agg: Aggregation | None) -> Any:
@@ -162,6 +185,7 @@ class TileReader:
         raws = online.read(self.table, enc_keys, now_us)
         tile = self.view.tile_us
         starts_of = [window_start(now_us, a.window_us, tile) for _, a, _ in self.items]
+        n_aggs = len(self.view.aggregations)
         out: list[list[Any]] = [[] for _ in self.items]
         found: list[bool] = []
         empty = [k.finalize(k.empty()) for _, _, k in self.items]
@@ -172,13 +196,26 @@ class TileReader:
                     col.append(e)
                 continue
             found.append(True)
-            starts, partials = msgpack.unpackb(raw[ORDER_BYTES:], raw=False)
+            body = memoryview(raw)[ORDER_BYTES:]
+            n, m = (int(x) for x in np.frombuffer(body, "<u4", 2))
+            times = np.frombuffer(body, "<i8", n + m, 8)
+            pos = 8 + 8 * (n + m)
+            table_at = []  # per aggregation: (offsets, where its blobs start)
+            for _ in range(n_aggs):
+                offs = np.frombuffer(body, "<u4", n + m + 1, pos)
+                table_at.append((offs, pos + 4 * (n + m + 1)))
+                pos = table_at[-1][1] + int(offs[-1])
             for col, (idx, _, k), lo in zip(out, self.items, starts_of, strict=True):
+                offs, base = table_at[idx]
                 p = k.empty()
-                row = partials[idx]
-                for s, blob in zip(starts, row, strict=True):
-                    if lo <= s <= now_us and blob:
-                        p = k.merge(p, k.decode(blob))
+                first = int(np.searchsorted(times[:n], lo, "left"))
+                if first < n and offs[first + 1] > offs[first]:
+                    p = k.decode(bytes(body[base + int(offs[first]) : base + int(offs[first + 1])]))
+                for a in range(m):
+                    t = int(times[n + a])
+                    if lo <= t <= now_us:
+                        blob = body[base + int(offs[n + a]) : base + int(offs[n + a + 1])]
+                        p = k.merge(p, k.decode(bytes(blob)))
                 col.append(k.finalize(p))
         return out, found
 
