@@ -15,6 +15,7 @@ from featureline.definitions._objects import (
     FeatureView,
     FileSource,
 )
+from featureline.definitions._stream import stream_source_problems
 from featureline.errors import DefinitionError, did_you_mean
 from featureline.types import DType, compatible
 
@@ -138,6 +139,7 @@ def _view_problems(
         if k in {f.name for f in v.features}:
             problems.append(f"{where}: `{k}` is both a join key and a feature.")
     problems += _aggregation_problems(v, where)
+    problems += stream_source_problems(v, where)
     src = v.source
     if src is not None and not isinstance(src, FileSource):
         problems.append(f"{where}: source must be a FileSource, got `{type(src).__name__}`.")
@@ -166,21 +168,6 @@ def _view_problems(
     return problems
 
 
-_NUMERIC = {"Int64", "Float64"}
-_FUNCTIONS = (
-    "count",
-    "sum",
-    "mean",
-    "min",
-    "max",
-    "last",
-    "stddev",
-    "approx_count_distinct",
-    "approx_percentile",
-)
-_NUMERIC_ONLY = {"sum", "mean", "stddev", "min", "max", "approx_percentile"}
-
-
 def _aggregation_problems(v: FeatureView, where: str) -> list[str]:
     """Every problem of the view's aggregations at once (DESIGN §3, issue 10 item 1)."""
     if not v.aggregations and v.tile_us == 0:
@@ -202,7 +189,7 @@ def _aggregation_problems(v: FeatureView, where: str) -> list[str]:
                 'Aggregation("amount", "sum", timedelta(hours=1)).'
             )
             continue
-        what = f"{where}, aggregation `{a.name}`"
+        what = f"{where}, aggregation `{a.name}` ({a.function} of `{a.column}`)"
         if p := check_identifier(f"Aggregation in {where}", a.name):
             out.append(p)
         if a.name in taken:
@@ -210,23 +197,18 @@ def _aggregation_problems(v: FeatureView, where: str) -> list[str]:
         elif a.name in seen:
             out.append(f"{what}: two aggregations have this name. Fix: pass distinct name=...")
         seen.add(a.name)
-        if a.function not in _FUNCTIONS:
-            out.append(
-                f"{what}: unknown function `{a.function}`.{did_you_mean(a.function, _FUNCTIONS)}"
-                f" Valid: {', '.join(_FUNCTIONS)}."
-            )
         col = fields.get(a.column)
         if col is None:
             out.append(
                 f"{what}: column `{a.column}` is not a feature of the view."
                 f"{did_you_mean(a.column, list(fields))} Features: {', '.join(fields) or 'none'}."
             )
-        elif a.function in _NUMERIC_ONLY and str(col.dtype) not in _NUMERIC:
-            out.append(
-                f"{what}: `{a.function}` needs a numeric column, but `{a.column}` is "
-                f"{col.dtype}. Fix: aggregate an Int64 or Float64 field, or use count, last or "
-                "approx_count_distinct."
-            )
+        # function, column type and params: the kernel's own checks (imported here, not at
+        # `import featureline`: the kernel needs numpy and pyarrow)
+        from featureline.aggregation.kernel import problems
+
+        ctype = str(col.dtype) if col is not None else "Float64"
+        out += [f"{what}: {p}" for p in problems(a.function, ctype, a.params)]
         if a.window is not None:
             if not isinstance(a.window, timedelta) or a.window <= timedelta(0):
                 out.append(
@@ -238,19 +220,6 @@ def _aggregation_problems(v: FeatureView, where: str) -> list[str]:
                     f"{what}: the window {a.window} is not a multiple of the view's tile "
                     f"{v.tile}. Fix: change the window or the tile (e.g. tile=timedelta(minutes=1))."
                 )
-        if a.function == "approx_percentile":
-            q = a.params.get("q")
-            if not isinstance(q, int | float) or isinstance(q, bool) or not 0 < q < 1:
-                out.append(
-                    f"{what}: approx_percentile needs params={{'q': ...}} between 0 and 1, got "
-                    f"`{q!r}`. Fix: e.g. params={{'q': 0.95}}."
-                )
-        unknown_params = set(a.params) - {"q", "k", "lg_k"}
-        if unknown_params:
-            out.append(
-                f"{what}: unknown params {sorted(unknown_params)}. Valid: q (approx_percentile), "
-                "k (approx_percentile), lg_k (approx_count_distinct)."
-            )
     return out
 
 
