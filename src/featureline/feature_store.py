@@ -507,21 +507,33 @@ class FeatureStore:
         return [self.offline.vacuum(v, grace) for v in views]
 
     def freshness(self) -> dict[str, dict[str, Any]]:
-        """Per view: stored rows, newest event, last ingestion and staleness (now - newest event)."""
+        """Per view: stored rows, newest event, last ingestion, staleness (now - newest event
+        stored), and online: the freshness objective, event-to-servable latency (a histogram of
+        every online write, with p50/p99), the newest servable event, its staleness and whether
+        the objective holds (`ok`; None without an objective or without online data)."""
         import time
 
+        from featureline.freshness import log_dir, summary, view_key
         from featureline.offline.store import us_to_dt
 
         out: dict[str, dict[str, Any]] = {}
         now = time.time_ns() // 1000
+        folder = log_dir(self.offline.root)
         for v in self.list_feature_views():
             commits = self.offline.commits(v.name, v.version)
             last_ev = max((c.meta.get("max_event_us") or 0 for c in commits), default=0) or None
+            online = summary(folder, view_key(v.name, v.version), now)
+            servable = online["staleness_seconds"]
+            objective = v.freshness.total_seconds() if v.freshness is not None else None
             out[v.name] = {
                 "rows": sum(c.rows for c in commits),
                 "last_event": us_to_dt(last_ev) if last_ev else None,
                 "last_ingested": us_to_dt(commits[-1].ingested_at_us) if commits else None,
                 "staleness_seconds": (now - last_ev) / 1e6 if last_ev else None,
+                "objective_seconds": objective,
+                "servable_staleness_seconds": servable,
+                "ok": None if objective is None or servable is None else servable <= objective,
+                "latency": online,
             }
         return out
 

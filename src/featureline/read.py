@@ -9,6 +9,7 @@ their outputs) → result. `FeatureStore` delegates to them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,30 @@ class ReadSource:
     offline: OfflineStore
     online: Callable[[], OnlineStore]
     load_repo: Callable[[], object]
+    staleness: Any = None  # a freshness.StalenessCache, made on first use
+
+    def newest_servable_us(self, view: FeatureView) -> int | None:
+        """The newest event time written online for `view` (re-read at most every second)."""
+        from featureline.freshness import StalenessCache, log_dir, view_key
+
+        cache = self.staleness
+        if cache is None:
+            cache = StalenessCache(log_dir(self.offline.root))
+            object.__setattr__(self, "staleness", cache)
+        return cache.newest_event_us(view_key(view.name, view.version))
+
+
+def mark_stale(src: ReadSource, plan: Any, resp: OnlineResponse, now_us: int) -> None:
+    """Values of a view that misses its freshness objective read as `STALE` (DESIGN §3)."""
+    for view, outs in plan.outputs_by_view():
+        objective = view.freshness_us
+        if objective is None:
+            continue
+        newest = src.newest_servable_us(view)
+        if newest is None or now_us - newest <= objective:
+            continue
+        for o in outs:
+            resp.statuses[o] = ["STALE" if s == "PRESENT" else s for s in resp.statuses[o]]
 
 
 def check_principal(principal: Any, action: str, views: list[FeatureView]) -> None:
@@ -135,7 +160,10 @@ def online_features(
         list(read_plan.views) + (list(hidden_plan.views) if hidden_plan else []),
     )
     online = src.online()
-    resp = read_with_plan(online, read_plan, entity_rows)
+    now_us = time.time_ns() // 1000
+    resp = read_with_plan(online, read_plan, entity_rows, now_us)
+    if read_plan.fresh_views:
+        mark_stale(src, read_plan, resp, now_us)
     if od and hidden_plan is not None:
         rows = entity_columns(entity_rows)
         hid = read_with_plan(online, hidden_plan, rows)

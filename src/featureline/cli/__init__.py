@@ -75,6 +75,7 @@ def _register() -> None:
         _online.online,
         _online.compact,
         _online.vacuum,
+        _online.freshness,
         _serve.serve,
         _ml.run_cmd,
         _ml.runs,

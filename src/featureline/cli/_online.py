@@ -153,3 +153,47 @@ def vacuum(ctx: click.Context, view: str | None, grace: float | None) -> None:
         f"vacuum: removed {files} file(s), {freed:,} bytes, over {len(results)} view version(s).",
         markup=False,
     )
+
+
+@click.command()
+@click.pass_context
+def freshness(ctx: click.Context) -> None:
+    """Per view: the freshness objective, event-to-servable latency and staleness.
+
+    Latency is measured on every online write (push, materialize, stream), from a row's event
+    time to the moment it was readable online; staleness is now minus the newest servable
+    event. A view whose staleness exceeds its objective is marked VIOLATED, and its values read
+    online with status STALE.
+    """
+    from featureline.cli._render import console, fmt_seconds, table
+
+    info = open_store(ctx).freshness()
+
+    def secs(v: float | None) -> str:
+        if v is None:
+            return "-"
+        return "inf" if v == float("inf") else (f"{v * 1000:.0f} ms" if v < 1 else f"{v:,.1f} s")
+
+    rows = []
+    for name, f in sorted(info.items()):
+        lat = f["latency"]
+        ok = f["ok"]
+        rows.append(
+            [
+                name,
+                fmt_seconds(f["objective_seconds"]) if f["objective_seconds"] else "none",
+                secs(f["servable_staleness_seconds"]),
+                "-" if ok is None else ("ok" if ok else "VIOLATED"),
+                f"{lat['count']:,}",
+                f"<= {secs(lat['p50_seconds'])}" if lat["count"] else "-",
+                f"<= {secs(lat['p99_seconds'])}" if lat["count"] else "-",
+            ]
+        )
+    console().print(
+        table(
+            "Freshness",
+            ["view", "objective", "staleness", "status", "rows online", "latency p50", "p99"],
+            rows,
+            numeric=["rows online"],
+        )
+    )

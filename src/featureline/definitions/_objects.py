@@ -134,6 +134,7 @@ class FeatureView:
     version: int = 1
     aggregations: list[Aggregation] = field(default_factory=list)
     tile: timedelta = timedelta(0)  # aggregation tile size; 0: exact windows
+    freshness: timedelta | None = None  # objective: newest servable event at most this old
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entities", list(self.entities))
@@ -192,6 +193,12 @@ class FeatureView:
         return [f.name for f in self.features] + [a.name for a in self.aggregations]
 
     @property
+    def freshness_us(self) -> int | None:
+        if not isinstance(self.freshness, timedelta):
+            return None
+        return self.freshness // timedelta(microseconds=1)
+
+    @property
     def tile_us(self) -> int:
         if not isinstance(self.tile, timedelta):
             return 0
@@ -215,6 +222,7 @@ class FeatureView:
             "description": self.description,
             "tags": dict(self.tags),
             "online": self.online,
+            **({"freshness_us": self.freshness_us} if self.freshness is not None else {}),
             # only when used: registries written before aggregations existed stay unchanged
             **(
                 {"aggregations": [a.to_dict() for a in self.aggregations], "tile_us": self.tile_us}
@@ -239,6 +247,11 @@ class FeatureView:
             version=int(d.get("version", 1)),
             aggregations=[Aggregation.from_dict(a) for a in d.get("aggregations", [])],
             tile=timedelta(microseconds=int(d.get("tile_us", 0))),
+            freshness=(
+                timedelta(microseconds=int(d["freshness_us"]))
+                if d.get("freshness_us") is not None
+                else None
+            ),
         )
 
 

@@ -128,6 +128,13 @@ def _view_problems(
         problems.append(
             f"{where} has a bad ttl `{v.ttl!r}`. Fix: use a non-negative timedelta, e.g. ttl=timedelta(days=1), or None for no limit."
         )
+    if v.freshness is not None and (
+        not isinstance(v.freshness, timedelta) or v.freshness <= timedelta(0)
+    ):
+        problems.append(
+            f"{where} has a bad freshness objective `{v.freshness!r}`. Fix: use a positive "
+            "timedelta, e.g. freshness=timedelta(minutes=5), or None for no objective."
+        )
     names = [f.name for f in v.schema]
     problems += [f"{where}: {p}" for p in _dupes("field", names)]
     for f in v.schema:

@@ -26,6 +26,7 @@ class Status(StrEnum):
     PRESENT = "PRESENT"
     NOT_FOUND = "NOT_FOUND"
     EXPIRED = "EXPIRED"
+    STALE = "STALE"  # present, but the view misses its freshness objective
 
 
 _PRESENT, _NOT_FOUND, _EXPIRED = "PRESENT", "NOT_FOUND", "EXPIRED"  # plain str on the hot path
@@ -226,6 +227,16 @@ class ReadPlan:
     views: tuple[FeatureView, ...]
     key_types: dict[str, str]
     tiles: tuple[_TileGroup, ...] = ()
+
+    @property
+    def fresh_views(self) -> bool:
+        """Whether any view read declares a freshness objective (then reads check it)."""
+        return any(v.freshness is not None for v in self.views)
+
+    def outputs_by_view(self) -> list[tuple[FeatureView, tuple[str, ...]]]:
+        return [(g.view, g.outs) for g in self.groups] + [
+            (t.reader.view, t.outs) for t in self.tiles
+        ]
 
 
 def make_plan(

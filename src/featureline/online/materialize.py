@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from featureline._time import now_us as clock_us
 from featureline.definitions import FeatureView
+from featureline.freshness import log_dir, record, view_key
 from featureline.offline.store import OfflineStore
 from featureline.online._codec import ViewCodec, encode_keys, table_name
 from featureline.online._store import OnlineStore
@@ -41,18 +43,34 @@ class MaterializeResult:
 
 
 def _put(
-    online: OnlineStore, table: str, t: pa.Table, keys: list[bytes], now: int, codec: ViewCodec
+    online: OnlineStore,
+    table: str,
+    t: pa.Table,
+    keys: list[bytes],
+    now: int,
+    codec: ViewCodec,
+    log: tuple[Path, str] | None = None,
 ) -> None:
-    """Write the rows of `t` whose event time has arrived; stage the others."""
+    """Write the rows of `t` whose event time has arrived; stage the others; record freshness."""
     values = codec.encode(t)
-    ahead = pc.greater(t.column("__event_us"), now)
+    ev = t.column("__event_us")
+    ahead = pc.greater(ev, now)
     if not pc.any(ahead).as_py():
         online.write(table, keys, values)
+        if log is not None:
+            record(*log, ev.to_numpy())
         return
-    now_rows = [i for i, a in enumerate(ahead.to_pylist()) if not a]
-    later = [i for i, a in enumerate(ahead.to_pylist()) if a]
+    mask = ahead.to_pylist()
+    now_rows = [i for i, a in enumerate(mask) if not a]
+    later = [i for i, a in enumerate(mask) if a]
     online.write(table, [keys[i] for i in now_rows], [values[i] for i in now_rows])
     online.stage(table, [keys[i] for i in later], [values[i] for i in later])
+    if log is not None:
+        record(*log, ev.to_numpy()[now_rows], ahead=len(later))
+
+
+def _log(offline: OfflineStore, view: FeatureView) -> tuple[Path, str]:
+    return log_dir(offline.root), view_key(view.name, view.version)
 
 
 def apply_batch(
@@ -75,7 +93,8 @@ def apply_batch(
     now = clock_us()
     online.promote(table, now)
     for t in offline.engine.batch_winners(view, stored, ingested_at_us, CHUNK_ROWS, now):
-        _put(online, table, t, encode_keys(t, view.join_keys, key_types), now, codec)
+        keys = encode_keys(t, view.join_keys, key_types)
+        _put(online, table, t, keys, now, codec, _log(offline, view))
         written += t.num_rows
     if view.aggregations:  # the touched keys' tiles, recomputed from the committed events
         keys = stored.select(view.join_keys).group_by(view.join_keys).aggregate([])
@@ -116,7 +135,8 @@ def materialize_view(
         now = clock_us()
         online.promote(table, now)
         for t in offline.engine.winners(view, parts, since, start_us, end_us, CHUNK_ROWS, now):
-            _put(online, table, t, encode_keys(t, view.join_keys, key_types), now, codec)
+            keys = encode_keys(t, view.join_keys, key_types)
+            _put(online, table, t, keys, now, codec, _log(offline, view))
             written += t.num_rows
         if view.aggregations:
             refresh(offline, online, view, key_types, None, now)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -64,6 +64,26 @@ class FreshnessCollector(Collector):
         up = GaugeMetricFamily(
             "featureline_freshness_up", "1 when the store's freshness could be read at this scrape."
         )
+        latency = HistogramMetricFamily(
+            "featureline_event_to_servable_seconds",
+            "Event time to readable online, per row written online (every process's writes).",
+            labels=["view"],
+        )
+        servable = GaugeMetricFamily(
+            "featureline_view_servable_staleness_seconds",
+            "Now minus the newest event time readable online.",
+            labels=["view"],
+        )
+        objective = GaugeMetricFamily(
+            "featureline_view_freshness_objective_seconds",
+            "The view's freshness objective.",
+            labels=["view"],
+        )
+        ok = GaugeMetricFamily(
+            "featureline_view_freshness_ok",
+            "1 when the newest servable event is within the objective, else 0.",
+            labels=["view"],
+        )
         try:
             info = self._freshness()
         except Exception:  # a scrape must never fail because one backend does
@@ -80,7 +100,20 @@ class FreshnessCollector(Collector):
                 last_event.add_metric([view], f["last_event"].timestamp())
             if f.get("last_ingested") is not None:
                 last_ingest.add_metric([view], f["last_ingested"].timestamp())
-        yield from (up, rows, stale, last_event, last_ingest)
+            lat = f.get("latency") or {}
+            if lat.get("count"):
+                cum, buckets = 0, []
+                for bound, c in lat["buckets"].items():
+                    cum += c
+                    buckets.append(("+Inf" if bound == float("inf") else repr(bound), cum))
+                latency.add_metric([view], buckets, lat["sum_seconds"])
+            if f.get("servable_staleness_seconds") is not None:
+                servable.add_metric([view], float(f["servable_staleness_seconds"]))
+            if f.get("objective_seconds") is not None:
+                objective.add_metric([view], float(f["objective_seconds"]))
+            if f.get("ok") is not None:
+                ok.add_metric([view], 1.0 if f["ok"] else 0.0)
+        yield from (up, rows, stale, last_event, last_ingest, latency, servable, objective, ok)
 
 
 class Metrics:
