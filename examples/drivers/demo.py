@@ -327,8 +327,10 @@ def run(repo: Path, seed: int) -> int:
     )
 
     from ml_loop import ml_loop
+    from trip_events import trip_events
 
     ml_loop(repo, console, check, timings)
+    trip_events(repo, console, check, timings)
     show_examples(now_t, past_t, np.flatnonzero(hit_fix)[:4], np.flatnonzero(hit_late & differ)[:2])
     show_summary(
         now_t,
