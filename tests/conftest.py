@@ -44,3 +44,12 @@ def postgres_url() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return _need(REDIS_URL, 6379, "Redis", "FEATURELINE_TEST_REDIS_URL")
+
+
+NATS_URL = os.environ.get("FEATURELINE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """NATS with JetStream (nats-server -js)."""
+    return _need(NATS_URL, 4222, "NATS (with JetStream)", "FEATURELINE_TEST_NATS_URL")

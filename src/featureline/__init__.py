@@ -17,6 +17,7 @@ from featureline.definitions import (
     FileSource,
     OnDemandFeatureView,
     RequestSource,
+    StreamSource,
     on_demand_feature_view,
 )
 from featureline.errors import FeaturelineError
@@ -59,6 +60,7 @@ __all__ = [
     "Int64",
     "OnDemandFeatureView",
     "RequestSource",
+    "StreamSource",
     "String",
     "Timestamp",
     "TrainingSet",

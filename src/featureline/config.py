@@ -23,6 +23,7 @@ _KNOWN = {
 _WRITE_KEYS = {"max_future_seconds"}
 DEFAULT_MAX_FUTURE_SECONDS = 300.0  # how far past now an event time may be when written
 _KNOWN |= {"server"}  # the feature server's settings: ServerSettings below
+_KNOWN |= {"streams"}  # brokers of `featureline stream`: BrokerSettings below
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RepoConfig:
     max_future_seconds: float | None = DEFAULT_MAX_FUTURE_SECONDS  # None: no bound
     server: ServerSettings = field(default_factory=lambda: ServerSettings())
     offline_engine: dict[str, Any] = field(default_factory=dict)  # `offline_store:` minus its path
+    streams: dict[str, BrokerSettings] = field(default_factory=lambda: _stream_settings(None, []))
 
     @classmethod
     def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
@@ -82,6 +84,7 @@ class RepoConfig:
                         f"`writes.max_future_seconds` must be a number of seconds >= 0 or null (no bound), got `{v}`."
                     )
         server = _server_settings(raw.get("server"), problems)
+        streams = _stream_settings(raw.get("streams"), problems)
         offline = raw.get("offline_store") or {}
         if not isinstance(offline, dict):
             problems.append(
@@ -120,6 +123,7 @@ class RepoConfig:
             max_future,
             server=server,
             offline_engine={k: v for k, v in offline.items() if k != "path"},
+            streams=streams,
         )
 
 
@@ -256,3 +260,72 @@ def _server_settings(raw: Any, problems: list[str]) -> ServerSettings:
                 ),
             )
     return ServerSettings(**kw)
+
+
+# -- streams: the brokers `featureline stream` reads (definitions name the broker type) -------------
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """`streams: {redis: {...}, nats: {...}}` in featureline.yaml. `url` may be overridden by
+    FEATURELINE_STREAMS_REDIS_URL / FEATURELINE_STREAMS_NATS_URL. A message delivered but not
+    acknowledged for `redeliver_after_seconds` (its worker died) goes to another worker; one
+    delivered more than `max_deliveries` times is dead-lettered."""
+
+    url: str
+    redeliver_after_seconds: float = 30.0
+    max_deliveries: int = 20
+
+
+_BROKER_DEFAULT_URLS = {"redis": "redis://127.0.0.1:6379/0", "nats": "nats://127.0.0.1:4222"}
+_BROKER_KEYS = {"url", "redeliver_after_seconds", "max_deliveries"}
+
+
+def _stream_settings(raw: Any, problems: list[str]) -> dict[str, BrokerSettings]:
+    given: dict[str, Any] = {}
+    if isinstance(raw, dict):
+        given = raw
+    elif raw is not None:
+        problems.append(
+            "`streams` must be a mapping, e.g. `streams: {redis: {url: redis://127.0.0.1:6379/0}}`."
+        )
+    problems += [
+        f"unknown setting `streams.{k}`.{did_you_mean(str(k), _BROKER_DEFAULT_URLS)} "
+        f"Valid: {', '.join(_BROKER_DEFAULT_URLS)}."
+        for k in given
+        if k not in _BROKER_DEFAULT_URLS
+    ]
+    out: dict[str, BrokerSettings] = {}
+    for broker, default_url in _BROKER_DEFAULT_URLS.items():
+        b = given.get(broker) or {}
+        name = f"streams.{broker}"
+        if not isinstance(b, dict):
+            problems.append(f"`{name}` must be a mapping, e.g. `{name}: {{url: {default_url}}}`.")
+            b = {}
+        problems += [
+            f"unknown setting `{name}.{k}`.{did_you_mean(str(k), _BROKER_KEYS)} "
+            f"Valid: {', '.join(sorted(_BROKER_KEYS))}."
+            for k in b
+            if k not in _BROKER_KEYS
+        ]
+        url = os.environ.get(f"FEATURELINE_STREAMS_{broker.upper()}_URL") or b.get(
+            "url", default_url
+        )
+        if not isinstance(url, str) or "://" not in url:
+            problems.append(f"`{name}.url` must be a URL like `{default_url}`, got `{url!r}`.")
+            url = default_url
+        base = BrokerSettings(url)
+        redeliver = (
+            _number(b["redeliver_after_seconds"], f"{name}.redeliver_after_seconds", problems)
+            if "redeliver_after_seconds" in b
+            else None
+        )
+        deliveries = (
+            _number(b["max_deliveries"], f"{name}.max_deliveries", problems, integer=True)
+            if "max_deliveries" in b
+            else None
+        )
+        out[broker] = BrokerSettings(
+            url, redeliver or base.redeliver_after_seconds, deliveries or base.max_deliveries
+        )
+    return out

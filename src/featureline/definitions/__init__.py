@@ -16,6 +16,7 @@ from featureline.definitions._odfv import (
     on_demand_feature_view,
 )
 from featureline.definitions._refs import FeatureRef, output_names, parse_ref
+from featureline.definitions._stream import StreamSource
 from featureline.definitions._validate import validate_definitions
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "FileSource",
     "OnDemandFeatureView",
     "RequestSource",
+    "StreamSource",
     "find_live",
     "on_demand_feature_view",
     "output_names",

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from featureline.definitions._aggregation import Aggregation
+from featureline.definitions._stream import StreamSource
 from featureline.types import DType, parse_dtype
 
 RESERVED_PREFIX = "__"
@@ -135,6 +136,7 @@ class FeatureView:
     aggregations: list[Aggregation] = field(default_factory=list)
     tile: timedelta = timedelta(0)  # aggregation tile size; 0: exact windows
     freshness: timedelta | None = None  # objective: newest servable event at most this old
+    stream_source: StreamSource | None = None  # where `featureline stream` reads its events
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entities", list(self.entities))
@@ -229,6 +231,12 @@ class FeatureView:
                 if self.aggregations
                 else {}
             ),
+            # only when set, likewise
+            **(
+                {"stream_source": self.stream_source.to_dict()}
+                if self.stream_source is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -251,6 +259,9 @@ class FeatureView:
                 timedelta(microseconds=int(d["freshness_us"]))
                 if d.get("freshness_us") is not None
                 else None
+            ),
+            stream_source=(
+                StreamSource.from_dict(d["stream_source"]) if d.get("stream_source") else None
             ),
         )
 
