@@ -203,3 +203,64 @@ def test_online_aggregations_equal_training_set_at_t(
         store.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_sketch_aggregations_online_equal_training_set(tmp_path: Path) -> None:
+    """HLL distinct counts and KLL percentiles (exact below k values) agree online and offline."""
+    view = fl.FeatureView(
+        "tx",
+        [USER],
+        [fl.Field("user_id", fl.Int64), fl.Field("amount", fl.Float64), fl.Field("tag", fl.String)],
+        tile=S,
+        aggregations=[
+            fl.Aggregation("tag", "approx_count_distinct", 60 * S),
+            fl.Aggregation("amount", "approx_percentile", 60 * S, params={"q": 0.9}),
+        ],
+    )
+    root = tmp_path / "repo"
+    fl.init_repo(root, project="sk", with_data=False)
+    (root / "definitions.py").unlink()
+    store = fl.FeatureStore(root)
+    store.apply([USER, view])
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "user_id": i % 3,
+            "event_timestamp": now - timedelta(milliseconds=300 * i),
+            "amount": float(i * 7 % 23),
+            "tag": f"t{i % 11}",
+        }
+        for i in range(150)
+    ]
+    store.push(
+        "tx",
+        pa.Table.from_pylist(
+            rows,
+            schema=pa.schema(
+                [
+                    ("user_id", pa.int64()),
+                    ("event_timestamp", TS),
+                    ("amount", pa.float64()),
+                    ("tag", pa.string()),
+                ]
+            ),
+        ),
+    )
+    t = datetime.now(UTC)
+    feats = ["tx:tag_approx_count_distinct_1m", "tx:amount_approx_percentile_1m"]
+    ent = pa.table(
+        {"user_id": pa.array([0, 1, 2, 7], pa.int64()), "event_timestamp": pa.array([t] * 4, TS)}
+    )
+    offline = store.get_training_set(ent, feats).to_arrow()
+    got = read_online(
+        store.online,
+        store.catalog().resolve(feats),
+        {"user_id": [0, 1, 2, 7]},
+        {"user_id": "Int64"},
+        now_us=_us(t),
+    )
+    for f in feats:
+        name = f.split(":")[1]
+        assert got.values[name] == offline.column(name).to_pylist(), name
+    assert offline.column("tag_approx_count_distinct_1m").to_pylist()[:3] == [11, 11, 11]
+    store.close()
