@@ -59,7 +59,7 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    from featureline.cli import _data, _defs, _ml, _online, _serve
+    from featureline.cli import _data, _defs, _ml, _online, _serve, _stream
 
     for command in (
         _defs.init,
@@ -75,6 +75,7 @@ def _register() -> None:
         _online.online,
         _online.compact,
         _online.vacuum,
+        _stream.stream,
         _online.freshness,
         _serve.serve,
         _ml.run_cmd,
