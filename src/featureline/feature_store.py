@@ -12,6 +12,7 @@ from featureline.catalog import Catalog, OdfvSpec
 from featureline.config import RepoConfig
 from featureline.definitions import Entity, FeatureService, FeatureView, validate_definitions
 from featureline.errors import NotFoundError, ValidationError, did_you_mean
+from featureline.read import online_features as _online_features
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -427,9 +428,7 @@ class FeatureStore:
         self, features: Any, entity_rows: Any, full_feature_names: bool = False
     ) -> OnlineResponse:
         """Feature vectors for `entity_rows` from the online store, with per-feature statuses."""
-        from featureline.read import online_features
-
-        return online_features(
+        return _online_features(
             self._read_source(),
             self._current(),
             self._hot,

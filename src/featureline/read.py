@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from featureline.definitions import FeatureService, FeatureView
 from featureline.errors import ValidationError
+from featureline.online import entity_columns, read_with_plan  # the hot path: no import per call
 
 if TYPE_CHECKING:
     from featureline.catalog import Catalog
@@ -137,8 +138,6 @@ def online_features(
     principal: Any = None,
 ) -> OnlineResponse:
     """Feature vectors from the online store; `plans` caches prepared read plans by feature list."""
-    from featureline.online import entity_columns, read_with_plan
-
     if isinstance(features, FeatureService):
         hkey: tuple[Any, ...] = (
             "service",

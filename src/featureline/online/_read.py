@@ -227,11 +227,7 @@ class ReadPlan:
     views: tuple[FeatureView, ...]
     key_types: dict[str, str]
     tiles: tuple[_TileGroup, ...] = ()
-
-    @property
-    def fresh_views(self) -> bool:
-        """Whether any view read declares a freshness objective (then reads check it)."""
-        return any(v.freshness is not None for v in self.views)
+    fresh_views: bool = False  # whether any view read declares a freshness objective
 
     def outputs_by_view(self) -> list[tuple[FeatureView, tuple[str, ...]]]:
         return [(g.view, g.outs) for g in self.groups] + [
@@ -289,7 +285,8 @@ def make_plan(
         )
     views = tuple(v for v, _ in by_view.values())
     keys = tuple(dict.fromkeys(k for v in views for k in v.join_keys))
-    return ReadPlan(tuple(groups), keys, views, key_types, tuple(tiles))
+    fresh = any(v.freshness is not None for v in views)
+    return ReadPlan(tuple(groups), keys, views, key_types, tuple(tiles), fresh)
 
 
 def read_online(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import operator
 import re
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,11 +120,14 @@ class OnlineStore(Protocol):
         ...
 
 
+_PACK_DUE = struct.Struct(">Q").pack
+
+
 def due_bytes(now_us: int | None) -> bytes:
     """The first `DUE_BYTES` of the order of a row whose event time is `now_us` (µs)."""
     if now_us is None:
         now_us = time.time_ns() // 1000
-    return (((int(now_us) & _U64) ^ _FLIP) & _U64).to_bytes(DUE_BYTES, "big")
+    return _PACK_DUE((now_us & _U64) ^ _FLIP)
 
 
 def event_us_of(value: bytes) -> int:
