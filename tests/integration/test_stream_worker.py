@@ -282,43 +282,38 @@ def test_a_worker_sigkilled_at_random_points_changes_no_final_value(
     stream = f"fltest:k{uuid.uuid4().hex[:12]}"
     store = _store(tmp_path, "redis", stream, redis_url, redeliver_after_seconds=0.3)
     pub = _publisher(store)
-    events = _events(30_000, 300, seed=3)
+    events = _events(2_000 * kills, 300, seed=3)
     payloads = _payloads(events)
     rng = random.Random(7)
-    published = 0
-
-    def publish() -> None:  # events keep arriving while the workers die
-        nonlocal published
-        for i in range(0, len(payloads), 1500):
-            pub.publish(payloads[i : i + 1500])
-            published = i + 1500
-            time.sleep(0.15)
-
-    t = threading.Thread(target=publish)
-    t.start()
-    killed = 0
-    for i in range(kills):
-        # a new consumer name each time: the dead one's batch is taken over by XAUTOCLAIM
-        with _spawn(store.repo_path, f"w{i}", rng.choice([200, 700, 1500]), once=False) as p:
-            assert p.stdout is not None and p.stdout.readline().strip() == b"started"
-            seen = len(store.commits("tx"))
-            deadline = time.monotonic() + 10  # let it commit once, then kill it anywhere
-            while len(store.commits("tx")) == seen and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0, 0.4))
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            killed += p.returncode == -signal.SIGKILL
-    t.join()
-    assert killed == kills
-    before = len(store.commits("tx"))
-    with _spawn(store.repo_path, "final", 1000, once=True) as p:
-        out, _ = p.communicate(timeout=120)
-    assert p.returncode == 0 and b"done" in out
-    assert before >= kills // 2, "the workers did not get to push before they were killed"
+    chunk = -(-len(payloads) // kills)
     import redis
 
     r = redis.Redis.from_url(redis_url)
+
+    def acked() -> int:
+        (g,) = r.xinfo_groups(stream)
+        return int(g["entries-read"] or 0) - int(g["pending"])
+
+    killed = progressed = 0
+    for i in range(kills):
+        pub.publish(payloads[i * chunk : (i + 1) * chunk])  # events keep arriving
+        # a new consumer name each time: the dead one's batch is taken over by XAUTOCLAIM
+        with _spawn(store.repo_path, f"w{i}", rng.choice([100, 300, 1000]), once=False) as p:
+            assert p.stdout is not None and p.stdout.readline().strip() == b"started"
+            seen = acked()
+            deadline = time.monotonic() + 10  # let it finish a batch, then kill it anywhere
+            while acked() == seen and time.monotonic() < deadline:
+                time.sleep(0.005)
+            progressed += acked() > seen
+            time.sleep(rng.uniform(0, 0.3))
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            killed += p.returncode == -signal.SIGKILL
+    assert killed == kills
+    assert progressed == kills, "some workers were killed before they acknowledged a batch"
+    with _spawn(store.repo_path, "final", 1000, once=True) as p:
+        out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0 and b"done" in out
     (group,) = r.xinfo_groups(stream)
     assert (group["pending"], group["lag"]) == (0, 0)
     _check(store, events)
