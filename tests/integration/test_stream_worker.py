@@ -28,7 +28,7 @@ import pyarrow as pa
 import pytest
 
 import featureline as fl
-from featureline.stream import Broker, StreamWorker, open_broker
+from featureline.stream import Broker, Lag, StreamWorker, open_broker
 from tests.helpers import TS
 
 pytestmark = pytest.mark.integration
@@ -212,9 +212,27 @@ def test_events_land_online_and_offline_and_bad_ones_are_dead_lettered(
     # the same events again (a producer's retry: new message ids) change nothing
     pub.publish(payloads[:200])
     (stats,) = worker.run(once=True, max_seconds=60)
+    assert (stats.written, stats.lag) == (800, Lag(0, 0))
     _check(store, events)
     worker.close()
     pub.close()
+    _check_metrics(store.repo_path, written=800, dead=len(BAD))
+
+
+def _check_metrics(repo: Path, written: int, dead: int) -> None:
+    """The server's /metrics exports what the worker last published."""
+    import httpx
+
+    from featureline.server import create_app
+    from tests.integration.server_kit import ThreadServer
+
+    with ThreadServer(create_app(repo)) as url:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    labels = '{consumer="w1",view="tx"}'
+    assert f"featureline_stream_written_total{labels} {float(written)}" in text
+    assert f"featureline_stream_dead_letters_total{labels} {float(dead)}" in text
+    assert 'featureline_stream_lag{consumer="w1",kind="waiting",view="tx"} 0.0' in text
+    assert "featureline_stream_publish_to_servable_seconds{" in text
 
 
 class _Crash(BaseException):

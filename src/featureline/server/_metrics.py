@@ -8,7 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -116,10 +121,70 @@ class FreshnessCollector(Collector):
         yield from (up, rows, stale, last_event, last_ingest, latency, servable, objective, ok)
 
 
+class StreamCollector(Collector):
+    """The counters stream workers last published (`featureline.stream.read_stream_stats`),
+    per view and consumer, read at scrape time."""
+
+    _COUNTERS = (
+        ("written", "Events a stream worker pushed and acknowledged."),
+        ("dead_letters", "Events a stream worker moved to the dead-letter stream."),
+        ("errors", "Failed stream-worker steps (retried)."),
+        ("replayed", "Batches that were already committed (redelivered): one commit each."),
+    )
+
+    def __init__(self, stats: Callable[[], list[dict[str, Any]]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["view", "consumer"]
+        families = {
+            k: CounterMetricFamily(f"featureline_stream_{k}", text, labels=labels)
+            for k, text in self._COUNTERS
+        }
+        lag = GaugeMetricFamily(
+            "featureline_stream_lag",
+            "Messages of the group not yet delivered (waiting) or not yet acknowledged (pending).",
+            labels=[*labels, "kind"],
+        )
+        latency = GaugeMetricFamily(
+            "featureline_stream_publish_to_servable_seconds",
+            "Publish time to readable online, over a worker's recent events.",
+            labels=[*labels, "quantile"],
+        )
+        age = GaugeMetricFamily(
+            "featureline_stream_stats_age_seconds",
+            "Seconds since a stream worker last published its counters (a dead one grows).",
+            labels=labels,
+        )
+        try:
+            stats = self._stats()
+        except Exception:  # a scrape must never fail because one source does
+            log.exception("reading stream worker stats failed during a metrics scrape")
+            return
+        now = time.time()
+        for s in stats:
+            key = [str(s.get("view")), str(s.get("consumer"))]
+            for k, fam in families.items():
+                fam.add_metric(key, float(s.get(k) or 0))
+            for kind in ("waiting", "pending"):
+                if s.get(f"lag_{kind}") is not None:
+                    lag.add_metric([*key, kind], float(s[f"lag_{kind}"]))
+            for q in ("50", "99"):
+                v = s.get(f"latency_p{q}_seconds")
+                if v is not None:
+                    latency.add_metric([*key, f"0.{q}"], float(v))
+            age.add_metric(key, max(0.0, now - float(s.get("updated_at") or now)))
+        yield from (*families.values(), lag, latency, age)
+
+
 class Metrics:
     """Request counter by route/method/status and a latency histogram by route."""
 
-    def __init__(self, freshness: Callable[[], dict[str, dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        freshness: Callable[[], dict[str, dict[str, Any]]],
+        stream_stats: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
             "featureline_http_requests",
@@ -135,6 +200,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(FreshnessCollector(freshness))
+        if stream_stats is not None:
+            self.registry.register(StreamCollector(stream_stats))
         # resolved children, so the hot path is one dict lookup and no label validation
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}

@@ -85,7 +85,7 @@ def create_app(
         predictor=Predictor(
             fs, fs.models, fs.repo_path / "data" / "predictions", retention=settings.prediction_log
         ),
-        metrics=Metrics(fs.freshness),
+        metrics=Metrics(fs.freshness, lambda: _stream_stats(fs)),
         max_entities=max_entities,
         max_body_bytes=max_body_bytes,
         spec=spec,
@@ -162,3 +162,10 @@ def app_from_env() -> FeatureServer:
         body_timeout=seconds(ENV_BODY_TIMEOUT),
         allowed_hosts=[h for h in hosts.split(",") if h.strip()] or None,
     )
+
+
+def _stream_stats(fs: Any) -> list[dict[str, Any]]:
+    """What the repo's stream workers last published (for /metrics)."""
+    from featureline.stream import read_stream_stats
+
+    return read_stream_stats(fs.repo_path)

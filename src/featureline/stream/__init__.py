@@ -8,7 +8,7 @@ from featureline.stream._broker import (
     Message,
 )
 from featureline.stream._open import open_broker
-from featureline.stream.worker import StreamStats, StreamWorker, batch_key
+from featureline.stream.worker import StreamStats, StreamWorker, batch_key, read_stream_stats
 
 __all__ = [
     "Broker",
@@ -19,4 +19,5 @@ __all__ = [
     "StreamWorker",
     "batch_key",
     "open_broker",
+    "read_stream_stats",
 ]

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +50,25 @@ if TYPE_CHECKING:
     from featureline.feature_store import FeatureStore
 
 LATENCY_SAMPLES = 200_000  # the publish -> servable latencies kept for quantiles (newest)
+STATS_DIR = ("data", "stream")  # under the repo: <view>/<consumer>.json, for /metrics
+
+
+def stats_dir(repo_path: Path) -> Path:
+    return repo_path.joinpath(*STATS_DIR)
+
+
+def read_stream_stats(repo_path: Path) -> list[dict[str, Any]]:
+    """The counters every worker of the repo last published (`StreamStats.snapshot()` plus
+    `updated_at`, Unix seconds), one per view and consumer; unreadable files are skipped."""
+    import json
+
+    out = []
+    for f in sorted(stats_dir(repo_path).glob("*/*.json")):
+        try:
+            out.append(json.loads(f.read_text()))
+        except (OSError, ValueError):  # being replaced, or left half-written by a crash
+            continue
+    return out
 
 
 @dataclass
@@ -178,7 +198,9 @@ class StreamWorker:
 
     `consumer` names this worker in its groups (default `<host>-<pid>`); `batch_size` bounds a
     batch; `poll` is how long a read waits for the first message. `broker_factory` makes broker
-    connections (default `open_broker`, from `streams:` in featureline.yaml)."""
+    connections (default `open_broker`, from `streams:` in featureline.yaml). With
+    `publish_stats`, the counters are written every `progress_every` seconds to
+    `data/stream/<view>/<consumer>.json` in the repo, where a server's /metrics reads them."""
 
     def __init__(
         self,
@@ -190,8 +212,10 @@ class StreamWorker:
         poll: float = 0.1,
         max_backoff: float = 5.0,
         broker_factory: Callable[..., Broker] = open_broker,
+        publish_stats: bool = True,
     ) -> None:
         self.store = store
+        self.publish = publish_stats
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch_size = int(batch_size)
         self.poll = float(poll)
@@ -244,6 +268,8 @@ class StreamWorker:
         drained: a read found nothing and no batch is in hand."""
         t0 = time.monotonic()
         next_progress = t0 + progress_every
+        for lane in self.lanes:
+            lane.idle = False  # drained means: a read in this run found nothing
         while True:
             now = time.monotonic()
             if stop is not None and stop.is_set():
@@ -257,14 +283,34 @@ class StreamWorker:
                 time.sleep(min(0.05, min(lane.next_try for lane in self.lanes) - now))
             for lane in ready:
                 self.step(lane)
-            if progress is not None and time.monotonic() >= next_progress:
+            if time.monotonic() >= next_progress:
                 self.refresh_lag()
-                progress(self.stats)
+                self.publish_stats()
+                if progress is not None:
+                    progress(self.stats)
                 next_progress = time.monotonic() + progress_every
         self.refresh_lag()
+        self.publish_stats()
         if progress is not None:
             progress(self.stats)
         return self.stats
+
+    def publish_stats(self) -> None:
+        """Write each lane's counters where a server's /metrics reads them (atomically)."""
+        import json
+
+        if not self.publish:
+            return
+        for lane in self.lanes:
+            d = stats_dir(self.store.repo_path) / lane.view.name
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                f = d / f"{lane.stats.consumer}.json"
+                tmp = f.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({**lane.stats.snapshot(), "updated_at": time.time()}))
+                os.replace(tmp, f)
+            except OSError:  # a read-only repo: the counters stay in-process
+                self.publish = False
 
     def refresh_lag(self) -> None:
         for lane in self.lanes:
@@ -372,4 +418,4 @@ class StreamWorker:
             lane.drop_broker()
 
 
-__all__ = ["StreamStats", "StreamWorker", "batch_key"]
+__all__ = ["StreamStats", "StreamWorker", "batch_key", "read_stream_stats"]
