@@ -420,3 +420,29 @@ def test_the_worker_reconnects_when_the_broker_restarts(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_rows_the_write_path_refuses_are_found_by_halving_and_dead_lettered(
+    tmp_path: Path, redis_url: str
+) -> None:
+    stream = f"fltest:h{uuid.uuid4().hex[:12]}"
+    store = _store(tmp_path, "redis", stream, redis_url)
+    pub = _publisher(store)
+    events = _events(100, 5, seed=5)
+    payloads = _payloads(events)
+    ahead = json.dumps({"uid": 1, "ts": "2999-01-01T00:00:00+00:00", "amount": 1.0}).encode()
+    pub.publish([*payloads[:37], ahead, *payloads[37:]])
+    w = StreamWorker(store, consumer="w", batch_size=1000)
+    w.lanes[0].parser.max_future_us = None  # let the write path be the one that refuses it
+    (stats,) = w.run(once=True, max_seconds=30)
+    assert (stats.written, stats.dead_letters) == (100, 1)
+    (dead,) = pub.dead_letters()
+    assert (
+        dead.reason.startswith("refused by the write path") and "max_future_seconds" in dead.reason
+    )
+    _check(store, events)
+    w.close()
+    pub.close()
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(stream, f"{stream}:dead")
