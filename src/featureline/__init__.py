@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from featureline.definitions import (
     Aggregation,
+    Check,
     Entity,
     FeatureService,
     FeatureView,
@@ -49,6 +50,7 @@ __all__ = [
     "Array",
     "Bool",
     "Bytes",
+    "Check",
     "Entity",
     "FeatureService",
     "FeatureStore",

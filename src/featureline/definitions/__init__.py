@@ -1,6 +1,7 @@
 """Feature definitions: plain objects, no I/O. Names follow Feast so Feast users feel at home."""
 
 from featureline.definitions._aggregation import Aggregation
+from featureline.definitions._checks import Check
 from featureline.definitions._objects import (
     Entity,
     FeatureService,
@@ -21,6 +22,7 @@ from featureline.definitions._validate import validate_definitions
 
 __all__ = [
     "Aggregation",
+    "Check",
     "Entity",
     "FeatureRef",
     "FeatureService",

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from featureline.definitions._aggregation import Aggregation
+from featureline.definitions._checks import Check
 from featureline.definitions._stream import StreamSource
 from featureline.types import DType, parse_dtype
 
@@ -60,11 +61,13 @@ class Field:
     dtype: DType
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    constraints: list[Check] = field(default_factory=list)  # e.g. [Check.min(0)]
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, str):
             object.__setattr__(self, "dtype", parse_dtype(self.dtype))
         object.__setattr__(self, "tags", _tags(self.tags))
+        object.__setattr__(self, "constraints", list(self.constraints or []))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,11 +75,21 @@ class Field:
             "dtype": str(self.dtype),
             "description": self.description,
             "tags": dict(self.tags),
+            # only when used: registries written before constraints existed stay unchanged
+            **(
+                {"constraints": [c.to_dict() for c in self.constraints]} if self.constraints else {}
+            ),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Field:
-        return cls(d["name"], parse_dtype(d["dtype"]), d.get("description", ""), d.get("tags", {}))
+        return cls(
+            d["name"],
+            parse_dtype(d["dtype"]),
+            d.get("description", ""),
+            d.get("tags", {}),
+            [Check.from_dict(c) for c in d.get("constraints", [])],
+        )
 
 
 @dataclass(frozen=True)
@@ -137,12 +150,27 @@ class FeatureView:
     tile: timedelta = timedelta(0)  # aggregation tile size; 0: exact windows
     freshness: timedelta | None = None  # objective: newest servable event at most this old
     stream_source: StreamSource | None = None  # where `featureline stream` reads its events
+    checks: list[Check] = field(default_factory=list)  # view checks: Check.unique(), Check.sql
+    gate: str | None = None  # strict | quarantine | warn; None: quarantine when constrained
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entities", list(self.entities))
         object.__setattr__(self, "schema", list(self.schema))
         object.__setattr__(self, "tags", _tags(self.tags))
         object.__setattr__(self, "aggregations", list(self.aggregations or []))
+        object.__setattr__(self, "checks", list(self.checks or []))
+
+    @property
+    def constrained(self) -> bool:
+        """Whether any field or view check applies to writes."""
+        return bool(self.checks) or any(f.constraints for f in self.schema)
+
+    @property
+    def gate_mode(self) -> str | None:
+        """The ingestion gate writes use: the declared one, else `quarantine` when constrained."""
+        if not self.constrained:
+            return None
+        return self.gate or "quarantine"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FeatureView) and self.to_dict() == other.to_dict()
@@ -237,6 +265,8 @@ class FeatureView:
                 if self.stream_source is not None
                 else {}
             ),
+            **({"checks": [c.to_dict() for c in self.checks]} if self.checks else {}),
+            **({"gate": self.gate} if self.gate is not None else {}),
         }
 
     @classmethod
@@ -263,6 +293,8 @@ class FeatureView:
             stream_source=(
                 StreamSource.from_dict(d["stream_source"]) if d.get("stream_source") else None
             ),
+            checks=[Check.from_dict(c) for c in d.get("checks", [])],
+            gate=d.get("gate"),
         )
 
 

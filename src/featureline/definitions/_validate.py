@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from featureline.definitions._aggregation import Aggregation
+from featureline.definitions._checks import view_check_problems
 from featureline.definitions._objects import (
     RESERVED_PREFIX,
     Entity,
@@ -147,6 +148,7 @@ def _view_problems(
             problems.append(f"{where}: `{k}` is both a join key and a feature.")
     problems += _aggregation_problems(v, where)
     problems += stream_source_problems(v, where)
+    problems += view_check_problems(v, where, check_identifier)
     src = v.source
     if src is not None and not isinstance(src, FileSource):
         problems.append(f"{where}: source must be a FileSource, got `{type(src).__name__}`.")
