@@ -32,7 +32,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
 import featureline as fl
 from featureline.stream import StreamWorker, open_broker
 
@@ -141,15 +140,14 @@ def run(online: str, args: argparse.Namespace) -> None:
         print(
             f"[{online}{' +aggregations' if args.aggregations else ''}] sustained: "
             f"{args.events:,} events drained in {drain:.2f} s = {args.events / drain:,.0f} events/s "
-            f"({stats.batches} batches of <= {args.batch:,}; publishing took {pub_s:.1f} s)"
+            f"({stats.batches} batches of <= {args.batch:,}; publishing took {pub_s:.1f} s); "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in stats.seconds.items())
         )
         # latency at a fixed rate, the publisher in another process
         stats.reset_latency()
         ctx = mp.get_context("spawn")
         ready = ctx.Event()
-        p = ctx.Process(
-            target=_publisher, args=(stream, args.rate, args.seconds, args.keys, ready)
-        )
+        p = ctx.Process(target=_publisher, args=(stream, args.rate, args.seconds, args.keys, ready))
         p.start()
         ready.wait(30)
         before = stats.written
@@ -166,6 +164,10 @@ def run(online: str, args: argparse.Namespace) -> None:
             f"({n / args.seconds:,.0f}/s), publish->servable p50 {q.get(0.5, 0) * 1e3:.1f} ms, "
             f"p90 {q.get(0.9, 0) * 1e3:.1f} ms, p99 {q.get(0.99, 0) * 1e3:.1f} ms, "
             f"p99.9 {q.get(0.999, 0) * 1e3:.1f} ms ({stats.batches} batches in all)"
+        )
+        print(
+            "  time per phase, both runs: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in stats.seconds.items())
         )
         resp = store.get_online_features(["tx:amount"], [{"user_id": k} for k in range(10)])
         assert all(s == "PRESENT" for s in resp.statuses["amount"]), resp.statuses

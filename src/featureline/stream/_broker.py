@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Message:
     """One delivered message. `id` is the broker's id (a Redis entry id, a JetStream stream
     sequence), unique and stable across redeliveries; `published_us` the broker's publish time

@@ -50,6 +50,8 @@ class RedisStreamBroker:
         self._r = redis.Redis.from_url(
             url, socket_connect_timeout=2.0, socket_timeout=15.0, health_check_interval=10
         )
+        # XREADGROUP replies as they come (no per-entry dicts): the hot path of a worker
+        self._r.set_response_callback("XREADGROUP", lambda resp, **kw: resp)
         self._own_pending = True  # after a (re)start: my own unacknowledged entries first
         self._cursor = "0-0"
         self._next_claim = 0.0
@@ -81,11 +83,11 @@ class RedisStreamBroker:
                 raise
 
     def _messages(self, entries: list[Any], *, counted: bool) -> list[Message]:
-        """Messages of XREADGROUP / XAUTOCLAIM entries; deleted ones (None fields) are acked away."""
+        """Messages of XREADGROUP / XAUTOCLAIM entries; deleted ones (no fields) are acked away."""
         gone = [eid for eid, fields in entries if not fields]
         if gone:
             self._r.xack(self.stream, self.group, *gone)
-        entries = [(eid, f) for eid, f in entries if f]
+            entries = [(eid, f) for eid, f in entries if f]
         deliveries: dict[bytes, int] = {}
         if counted and entries:
             info = self._r.xpending_range(
@@ -100,12 +102,19 @@ class RedisStreamBroker:
         out = []
         for eid, fields in entries:
             sid = eid.decode() if isinstance(eid, bytes) else str(eid)
-            data = fields.get(b"data")
+            if isinstance(fields, dict):
+                data = fields.get(b"data")
+                names = list(fields)
+            elif len(fields) == 2 and fields[0] == b"data":  # the usual entry: data only
+                data, names = fields[1], [b"data"]
+            else:
+                pairs = dict(zip(fields[::2], fields[1::2], strict=True))
+                data, names = pairs.get(b"data"), list(pairs)
             problem = None
             if data is None:
-                names = ", ".join(sorted(k.decode(errors="replace") for k in fields))
+                found = ", ".join(sorted(k.decode(errors="replace") for k in names))
                 problem = (
-                    f"the entry has no `data` field (fields: {names}). Fix: add events as "
+                    f"the entry has no `data` field (fields: {found}). Fix: add events as "
                     f"`XADD {self.stream} * data '<JSON object>'`."
                 )
                 data = b""
@@ -120,6 +129,15 @@ class RedisStreamBroker:
                 )
             )
         return out
+
+    @staticmethod
+    def _entries(resp: Any) -> list[Any]:
+        """The entries of a raw XREADGROUP reply on one stream (RESP3 map or RESP2 list)."""
+        if not resp:
+            return []
+        if isinstance(resp, dict):
+            return list(next(iter(resp.values())) or [])
+        return list(resp[0][1] or [])
 
     # -- the Protocol --------------------------------------------------------------------------
     def publish(self, payloads: Sequence[bytes]) -> list[str]:
@@ -137,7 +155,7 @@ class RedisStreamBroker:
             resp = self._call(
                 self._r.xreadgroup, self.group, self.consumer, {self.stream: "0"}, count=n
             )
-            entries = resp[0][1] if resp else []
+            entries = self._entries(resp)
             if entries:
                 return self._call(self._messages, entries, counted=True)
             self._own_pending = False
@@ -166,8 +184,7 @@ class RedisStreamBroker:
             count=n,
             block=max(1, int(min(timeout, 5.0) * 1000)),
         )
-        entries = resp[0][1] if resp else []
-        return self._call(self._messages, entries, counted=False)
+        return self._call(self._messages, self._entries(resp), counted=False)
 
     def ack(self, messages: Sequence[Message]) -> None:
         ids = [m.id for m in messages]

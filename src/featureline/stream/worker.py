@@ -91,6 +91,10 @@ class StreamStats:
     lag: Lag | None = None
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
+    # seconds spent reading, checking (parse), pushing and acknowledging (incl. dead letters)
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"read": 0.0, "parse": 0.0, "push": 0.0, "ack": 0.0}
+    )
     _lat: list[np.ndarray] = field(default_factory=list, repr=False)
     _lat_n: int = field(default=0, repr=False)
 
@@ -133,6 +137,7 @@ class StreamStats:
             "latency_p50_seconds": q[0.5] if q else None,
             "latency_p99_seconds": q[0.99] if q else None,
             "uptime_seconds": time.monotonic() - self.started,
+            "seconds": dict(self.seconds),
         }
 
 
@@ -339,21 +344,31 @@ class StreamWorker:
 
     def _step(self, lane: _Lane) -> int:
         broker = lane.connect(self._factory)
+        spent = lane.stats.seconds
+        t = time.perf_counter()
         if lane.batch is None:
             messages = broker.read(self.batch_size, self.poll)
             lane.idle = not messages
+            t1 = time.perf_counter()
+            spent["read"] += t1 - t
             if not messages:
                 return 0
             lane.stats.read += len(messages)
             lane.stats.redelivered += sum(1 for m in messages if m.deliveries > 1)
             lane.batch = self._prepare(lane, messages)
+            t = time.perf_counter()
+            spent["parse"] += t - t1
         b = lane.batch
         if b.dead:
             broker.dead_letter(b.dead)  # acknowledges them too
             lane.stats.dead_letters += len(b.dead)
             b.dead = []
         if not b.pushed and b.good:
+            t1 = time.perf_counter()
+            spent["ack"] += t1 - t
             refused = self._push(lane, b.good, b.table)
+            t = time.perf_counter()
+            spent["push"] += t - t1
             if refused:  # the write path refused some: they are dead letters now
                 broker.dead_letter(refused)
                 lane.stats.dead_letters += len(refused)
@@ -361,6 +376,7 @@ class StreamWorker:
                 b.good = [m for m in b.good if m.id not in gone]
             b.pushed = True
         broker.ack(b.good)
+        spent["ack"] += time.perf_counter() - t
         written = len(b.good)
         lane.stats.written += written
         lane.stats.batches += 1
