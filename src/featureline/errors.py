@@ -5,6 +5,7 @@ Every exception class Featureline raises on purpose lives here::
     FeaturelineError (500)
     ├── ValidationError (400)            bad input: a value, a frame, a definition
     │   ├── DefinitionError              all problems of the definitions at once
+    │   ├── ConstraintViolationError (422) a strict gate refused a batch (with the report)
     │   ├── RequestTooLarge (413)
     │   ├── UnsupportedMediaType (415)
     │   └── MisdirectedRequest (421)      Host not on the allow-list
@@ -73,6 +74,21 @@ class DefinitionError(ValidationError):
         lines = [f"{len(problems)} problem(s) in the {what}:"]
         lines += [f"  - {p}" for p in problems]
         return cls("\n".join(lines), problems)
+
+
+class ConstraintViolationError(ValidationError):
+    """A view's strict gate refused a whole write: rows violate its constraints (422).
+
+    `report` names each violated constraint with its count and sample rows; nothing was written."""
+
+    http_status = 422
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        self.report = dict(report or {})
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, Any]]]:  # type: ignore[override]
+        return (type(self), (self.message, self.report))
 
 
 class NotFoundError(FeaturelineError):
@@ -305,6 +321,7 @@ __all__ = [
     "CommitConflict",
     "ConfigError",
     "ConflictError",
+    "ConstraintViolationError",
     "DefinitionError",
     "FeaturelineError",
     "MethodNotAllowed",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from featureline.offline.training import TrainingSet
     from featureline.online import OnlineResponse, OnlineStore
     from featureline.online.materialize import MaterializeResult
+    from featureline.quality import ReplayResult
     from featureline.read import ReadSource
     from featureline.registry import Plan, RegistryStore, RegistryVersion
     from featureline.write import WriteTarget
@@ -535,6 +536,36 @@ class FeatureStore:
                 "latency": online,
             }
         return out
+
+    # -- quarantine (featureline.quality) ---------------------------------------------------------
+    def quarantine(self) -> dict[str, dict[str, Any]]:
+        """Per view with quarantined rows: rows, batches, oldest/newest time, count per constraint."""
+        from featureline.quality import quarantine
+
+        return quarantine.summary(self.offline.root)
+
+    def quarantined_rows(self, view: FeatureView | str) -> pa.Table | None:
+        """A view's quarantined rows: its columns as written, plus `__quarantine_id`, `__violations`
+        (the constraints each violates), `__batch_id`, `__commit`, `__view_version`, `__quarantined_at`."""
+        from featureline.quality import quarantine
+
+        return quarantine.read(self.offline.root, self._view(view).name)
+
+    def replay_quarantine(self, view: FeatureView | str, fixed: Any = None) -> ReplayResult:
+        """Re-check a view's quarantined rows and land, in one commit, those that now pass (then
+        remove them from the quarantine); the others stay. `fixed`: corrected rows (a frame or a
+        file) carrying the `__quarantine_id` of the row each replaces; None: the rows as stored."""
+        from featureline._frames import to_arrow
+        from featureline.quality import quarantine
+        from featureline.write import csv_types
+
+        fv = self._view(view)
+        table = (
+            None if fixed is None else to_arrow(fixed, f"fixed rows for `{fv.name}`", csv_types(fv))
+        )
+        return quarantine.replay(
+            self.offline.root, fv, table, lambda rows, key: self.push(fv, rows, key)
+        )
 
     def online_health(self) -> dict[str, Any]:
         """The online store's health: `{"ok": bool, "backend": str, "detail": str, ...}`.

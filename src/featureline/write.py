@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from featureline.definitions import FeatureView
     from featureline.offline.store import IngestResult, OfflineStore
     from featureline.online import OnlineStore
+    from featureline.quality import Gated
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,63 @@ class WriteTarget:
 
 
 def check_principal(target: WriteTarget, principal: Any, action: str, view: FeatureView) -> None:
-    """Whether `principal` may do `action` on `view`. Open today; the permission check goes here."""
+    """Whether `principal` may do `action` on `view`: None with auth off (nothing to check), else
+    a `featureline.auth.Caller` (PermissionDeniedError, 403; the decision is audited)."""
+    if principal is not None:
+        principal.check_write(action, view)
 
 
-def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> pa.Table:
-    """Row checks before anything is written; returns the rows to write (all of them today:
-    the quarantine gate goes here). Checks that need the parsed batch (keys, timestamps, the
-    bound on future event times) run once, in the schema check (`offline.batch.prepare_batch`)."""
-    return table
+def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> Gated:
+    """Row checks before anything is written: the view's constraints under its ingestion gate
+    (`featureline.quality`). Returns the rows to land and the rows to quarantine; a strict gate
+    raises `ConstraintViolationError` instead. Checks that need the parsed batch (keys,
+    timestamps, the bound on future event times) run once, in the schema check
+    (`offline.batch.prepare_batch`), and refuse the whole batch."""
+    from featureline.quality import gate
+
+    return gate(view, table)
+
+
+def _quarantine_hook(
+    target: WriteTarget, view: FeatureView, gated: Gated, key: str | None
+) -> Callable[[], None] | None:
+    """Store the bad rows inside the offline commit (`before_append`: under the view's writer
+    lock, just before the commit line; not called when the idempotency key was seen)."""
+    if not gated.quarantined:
+        return None
+    from featureline._time import now_us
+    from featureline.quality import quarantine
+
+    def before_append() -> None:
+        commits = target.offline.log(view.name, view.version).commits()
+        seq = commits[-1].seq + 1 if commits else 1
+        quarantine.store(
+            target.offline.root, view, gated, seq, quarantine.batch_name(key), now_us()
+        )
+
+    return before_append
+
+
+def _all_quarantined(
+    target: WriteTarget, view: FeatureView, gated: Gated, key: str | None
+) -> IngestResult:
+    """Every row failed: nothing lands, so no commit (commit 0); the rows are in quarantine."""
+    from featureline._time import from_us, now_us
+    from featureline.offline.store import IngestResult
+    from featureline.quality import quarantine
+
+    at = now_us()
+    quarantine.store(target.offline.root, view, gated, None, quarantine.batch_name(key), at)
+    return IngestResult(
+        view.name,
+        view.version,
+        0,
+        0,
+        from_us(at),
+        0,
+        quarantined=gated.quarantined,
+        violations=gated.violations,
+    )
 
 
 def csv_types(view: FeatureView) -> dict[str, pa.DataType]:
@@ -114,23 +164,64 @@ def write(
         if (
             rows is not None and rows > chunked.LARGE_FILE_ROWS
         ):  # large file: bounded memory, no online apply
-            batches = (check_rows(target, view, b) for b in chunked.file_batches(str(data)))
-            return chunked.ingest_chunks(
-                target.offline,
-                view,
-                batches,
-                idempotency_key=idempotency_key,
-                max_future_seconds=target.max_future_seconds,
-            )
-    table = check_rows(
+            return _chunked(target, view, str(data), idempotency_key)
+    gated = check_rows(
         target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view))
     )
+    table = gated.land
+    if table.num_rows == 0 and gated.quarantined:
+        return _all_quarantined(target, view, gated, idempotency_key)
     result, stored = target.offline.ingest_stored(
-        view, table, idempotency_key=idempotency_key, max_future_seconds=target.max_future_seconds
+        view,
+        table,
+        before_commit=_quarantine_hook(target, view, gated, idempotency_key),
+        idempotency_key=idempotency_key,
+        max_future_seconds=target.max_future_seconds,
     )
     if online and view.online:
         apply_online(target, view, stored, result)
-    return _reported(result, view, table)
+    return _reported(result, view, table, gated)
+
+
+def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None) -> IngestResult:
+    """A large file in chunks: each chunk gated; the bad rows of all chunks quarantined in the one
+    commit (they are kept in memory until then)."""
+    import dataclasses
+
+    from featureline.offline import chunked
+    from featureline.quality import Gated
+
+    bad: list[pa.Table] = []
+    counts: dict[str, int] = {}
+
+    def batches() -> Any:
+        seen = 0
+        for b in chunked.file_batches(path):
+            g = check_rows(target, view, b)
+            if g.bad is not None:  # positions in the file, not in the chunk
+                i = g.bad.schema.get_field_index("__row")
+                bad.append(g.bad.set_column(i, "__row", pc.add(g.bad.column(i), seen)))
+            for k, n in g.violations.items():
+                counts[k] = counts.get(k, 0) + n
+            seen += b.num_rows
+            yield g.land
+
+    def before_append() -> None:
+        if bad:
+            merged = Gated(pa.table({}), pa.concat_tables(bad, promote_options="permissive"))
+            hook = _quarantine_hook(target, view, merged, key)
+            if hook is not None:
+                hook()
+
+    result = chunked.ingest_chunks(
+        target.offline,
+        view,
+        batches(),
+        before_commit=before_append,
+        idempotency_key=key,
+        max_future_seconds=target.max_future_seconds,
+    )
+    return dataclasses.replace(result, quarantined=sum(t.num_rows for t in bad), violations=counts)
 
 
 def write_online_only(
@@ -151,9 +242,19 @@ def write_online_only(
             "to the online store for it. Fix: set online=True and apply, or write it offline."
         )
     check_principal(target, principal, "write_online", view)
-    table = check_rows(
+    gated = check_rows(
         target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view))
     )
+    table = gated.land
+    if gated.quarantined:  # no commit: the bad rows are stored at once
+        from featureline._time import now_us as _now
+        from featureline.quality import quarantine
+
+        quarantine.store(
+            target.offline.root, view, gated, None, quarantine.batch_name(None), _now()
+        )
+        if table.num_rows == 0:
+            return 0
     known = target.offline.key_types(view.name, view.version)
     stored, key_types = prepare_batch(
         view, table, known, max_future_seconds=target.max_future_seconds
@@ -179,9 +280,17 @@ def write_online_only(
     return stored.num_rows
 
 
-def _reported(result: IngestResult, view: FeatureView, table: pa.Table) -> IngestResult:
-    """The result with what was not silently kept: undeclared columns, NaN / Inf values."""
+def _reported(
+    result: IngestResult, view: FeatureView, table: pa.Table, gated: Gated
+) -> IngestResult:
+    """The result with what was not silently kept: undeclared columns, NaN / Inf values, rows
+    quarantined and constraint violations."""
     import dataclasses
+
+    if gated.quarantined or gated.violations:
+        result = dataclasses.replace(
+            result, quarantined=gated.quarantined, violations=dict(gated.violations)
+        )
 
     from featureline.offline.batch import timestamp_columns
 

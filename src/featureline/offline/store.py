@@ -37,9 +37,20 @@ class IngestResult:
         str, ...
     ] = ()  # columns of the batch the view does not declare (not stored)
     non_finite: dict[str, int] = field(default_factory=dict)  # NaN / Inf values stored, per feature
+    # the ingestion gate (featureline.quality): rows kept in quarantine instead of landing (rows
+    # in = rows + quarantined), and per violated constraint its count (under `warn` they landed)
+    quarantined: int = 0
+    violations: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        text = f"{self.rows:,} rows into {self.view} v{self.version} (commit {self.commit}, ingested at {self.ingested_at.isoformat()})"
+        where = f"commit {self.commit}" if self.commit else "no commit"
+        text = f"{self.rows:,} rows into {self.view} v{self.version} ({where}, ingested at {self.ingested_at.isoformat()})"
+        if self.quarantined:
+            text += f"; {self.quarantined:,} row(s) quarantined (`featureline quarantine show {self.view}`)"
+        if self.violations:
+            text += "; constraint violations: " + ", ".join(
+                f"{k} {v:,}" for k, v in self.violations.items()
+            )
         if self.ignored_columns:
             text += f"; ignored column(s) not in the view: {', '.join(self.ignored_columns)}"
         if self.non_finite:

@@ -1,0 +1,222 @@
+"""Evaluate a view's constraints over a batch, vectorized (pyarrow.compute; DuckDB for SQL
+checks and the unique key), into one violation mask per constraint.
+
+A mask is True where a row violates the constraint; a null value passes every check but
+`not_null`, and a SQL check is violated only where its expression is false (SQL's CHECK
+rule). Columns a batch lacks, or holds with a type that cannot be cast to the declared one,
+are not checked here: the schema check of the write path refuses such a batch as a whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featureline.definitions import Check, FeatureView
+
+__all__ = ["Violations", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Violations:
+    """Per constraint label (`amount.min`, `unique`, `amount_ok`): its violation mask."""
+
+    names: list[str]
+    masks: list[np.ndarray]  # bool, one per name, True = violated
+    rows: int
+
+    @property
+    def any(self) -> np.ndarray:
+        if not self.masks:
+            return np.zeros(self.rows, dtype=bool)
+        out = self.masks[0].copy()
+        for m in self.masks[1:]:
+            out |= m
+        return out
+
+    def counts(self) -> dict[str, int]:
+        return {n: int(m.sum()) for n, m in zip(self.names, self.masks, strict=True) if m.any()}
+
+    def reasons(self, bad: np.ndarray) -> pa.Array:
+        """For the rows where `bad` holds: the list of constraints each violates (a list<string>)."""
+        idx = np.flatnonzero(bad)
+        if not self.masks:
+            return pa.array([[] for _ in idx], pa.list_(pa.string()))
+        matrix = np.stack([m[idx] for m in self.masks], axis=1)  # rows x constraints
+        r, c = np.nonzero(matrix)  # row-major: grouped by row, constraints in order
+        offsets = np.zeros(len(idx) + 1, dtype=np.int32)
+        np.cumsum(np.bincount(r, minlength=len(idx)), out=offsets[1:])
+        values = pa.array(np.array(self.names, dtype=object)[c], pa.string())
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _mask(arr: Any, rows: int) -> np.ndarray:
+    """A boolean Arrow result (nulls = not violated) as a numpy mask."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if arr.null_count:
+        arr = pc.fill_null(arr, False)
+    out = arr.to_numpy(zero_copy_only=False)
+    return out if len(out) == rows else np.zeros(rows, dtype=bool)
+
+
+def _typed(col: pa.ChunkedArray, field: Any) -> pa.ChunkedArray | None:
+    """`col` as the field's declared type, or None when it cannot be (the schema check says why)."""
+    target = field.dtype.to_arrow()
+    if col.type == target:
+        return col
+    if field.dtype.name == "Timestamp":
+        from featureline._frames import as_utc_timestamps
+
+        try:
+            return as_utc_timestamps(col, field.name, "batch")
+        except Exception:
+            return None
+    if pa.types.is_string(target) or pa.types.is_large_string(target):
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            return col
+        return None
+    try:
+        return col.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
+def _field_mask(c: Check, col: pa.ChunkedArray, rows: int) -> np.ndarray:
+    if c.kind == "not_null":
+        return _mask(col.is_null(), rows) if col.null_count else np.zeros(rows, dtype=bool)
+    if c.kind == "min":
+        return _mask(pc.less(col, pa.scalar(c.value, col.type)), rows)
+    if c.kind == "max":
+        return _mask(pc.greater(col, pa.scalar(c.value, col.type)), rows)
+    if c.kind == "isin":
+        ok = pc.is_in(col, value_set=pa.array(c.value, col.type))
+        return _mask(pc.and_not(col.is_valid(), ok), rows)
+    if c.kind == "regex":
+        return _mask(pc.invert(pc.match_substring_regex(col, c.value)), rows)
+    if c.kind == "max_length":
+        return _mask(pc.greater(pc.utf8_length(col), c.value), rows)
+    raise AssertionError(c.kind)  # validated at definition time
+
+
+_local = threading.local()
+ROWS_TABLE = "__rows"  # the batch's name in a check's query (`__` names are never a user's)
+
+
+def _con() -> Any:
+    """This thread's DuckDB connection for checks: in memory, file access disabled."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        import duckdb
+
+        con = duckdb.connect(config={"enable_external_access": False, "threads": 1})
+        _local.con = con
+    return con
+
+
+def _sql_masks(
+    view: FeatureView, table: pa.Table, typed: dict[str, pa.ChunkedArray]
+) -> tuple[list[str], list[np.ndarray]]:
+    """Masks of the view's SQL checks, in one DuckDB projection over the typed row columns."""
+    checks = [c for c in view.checks if c.kind == "sql"]
+    if not checks:
+        return [], []
+    cols: dict[str, Any] = {}
+    for f in view.schema:
+        if f.name not in table.column_names:
+            return [], []  # the schema check refuses the batch
+        col = typed.get(f.name)
+        if col is None:
+            col = _typed(table.column(f.name), f)
+        if col is None:
+            return [], []  # likewise
+        cols[f.name] = col
+    for n in table.column_names:
+        cols.setdefault(n, table.column(n))
+    select = ", ".join(f"(({c.value}) IS FALSE) AS c{i}" for i, c in enumerate(checks))
+    con = _con()
+    con.register(ROWS_TABLE, pa.table(cols))
+    try:
+        out = con.sql(f"SELECT {select} FROM {ROWS_TABLE}").to_arrow_table()
+    except Exception as e:
+        from featureline.errors import ValidationError
+
+        names = ", ".join(f"`{c.name}`" for c in checks)
+        raise ValidationError(
+            f"A SQL check of feature view `{view.name}` ({names}) failed to run over the batch: "
+            f"{str(e).splitlines()[0]}. Nothing was written. Fix: correct the values, or the "
+            "check's expression (e.g. guard a cast with TRY_CAST)."
+        ) from e
+    finally:
+        con.unregister(ROWS_TABLE)
+    rows = table.num_rows
+    return [c.label() for c in checks], [_mask(out.column(i), rows) for i in range(len(checks))]
+
+
+def _unique_mask(view: FeatureView, table: pa.Table) -> np.ndarray | None:
+    """Rows sharing keys and event time with another row of the batch (all of them fail)."""
+    from featureline._frames import as_utc_timestamps
+    from featureline.offline.batch import timestamp_columns
+
+    ts, _ = timestamp_columns(view)
+    part = [*view.join_keys, ts]
+    if not all(p in table.column_names for p in part):
+        return None
+    try:
+        t = as_utc_timestamps(table.column(ts), ts, "batch")
+    except Exception:
+        return None  # the schema check refuses the batch
+    rows = table.num_rows
+    data = pa.table(
+        {
+            **{f"k{i}": table.column(k) for i, k in enumerate(view.join_keys)},
+            "ts": t,
+            "pos": pa.array(np.arange(rows, dtype=np.int64)),
+        }
+    )
+    by = ", ".join([*(f"k{i}" for i in range(len(view.join_keys))), "ts"])
+    con = _con()
+    con.register(ROWS_TABLE, data)
+    try:
+        pos = con.execute(
+            f"""WITH d AS (SELECT {by} FROM {ROWS_TABLE} GROUP BY ALL HAVING count(*) > 1)
+            SELECT pos FROM {ROWS_TABLE} SEMI JOIN d USING ({by})"""
+        ).fetchnumpy()["pos"]
+    finally:
+        con.unregister(ROWS_TABLE)
+    out = np.zeros(rows, dtype=bool)
+    out[np.asarray(pos, dtype=np.int64)] = True
+    return out
+
+
+def evaluate(view: FeatureView, table: pa.Table) -> Violations:
+    """The violation mask of every constraint of `view` over `table`."""
+    rows = table.num_rows
+    names: list[str] = []
+    masks: list[np.ndarray] = []
+    typed: dict[str, pa.ChunkedArray] = {}
+    for f in view.schema:
+        if not f.constraints or f.name not in table.column_names:
+            continue
+        col = _typed(table.column(f.name), f)
+        if col is None:
+            continue
+        typed[f.name] = col
+        for c in f.constraints:
+            names.append(c.label(f.name))
+            masks.append(_field_mask(c, col, rows))
+    for c in view.checks:
+        if c.kind == "unique":
+            m = _unique_mask(view, table)
+            if m is not None:
+                names.append(c.label())
+                masks.append(m)
+    n, ms = _sql_masks(view, table, typed)
+    names += n
+    masks += ms
+    return Violations(names, masks, rows)

@@ -1,0 +1,310 @@
+"""The quarantine: rows a `quarantine` gate kept out of the offline store, with their reasons.
+
+Layout: `data/quarantine/<view>/<batch>.parquet` next to the offline store, one file per
+batch, written atomically (temporary file, fsync, rename). Each row holds the batch's columns
+as given plus `__quarantine_id` (`<batch>:<row>`), `__violations` (the constraints it
+violates), `__batch_id`, `__commit` (the offline commit of the batch's good rows; null when
+none landed), `__view_version` and `__quarantined_at`.
+
+The write path stores a batch's bad rows inside its offline commit (the log's `before_append`
+hook, under the view's writer lock, before the commit line): an acknowledged write has its
+quarantine on disk, and a write replayed by its idempotency key quarantines nothing twice.
+
+`replay` re-checks quarantined rows (as stored, or fixed ones carrying their
+`__quarantine_id`), lands the passing ones through the write path with one idempotency key
+derived from them (a retried replay is one commit), and only then removes them from the
+quarantine. Rows that still fail stay, unchanged: rows replayed = landed + still quarantined.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featureline.definitions import FeatureView
+from featureline.errors import NotFoundError, ValidationError
+from featureline.quality.constraints import evaluate
+from featureline.quality.gate import REASONS, ROW, Gated
+
+__all__ = [
+    "ID",
+    "META",
+    "ReplayResult",
+    "folder",
+    "read",
+    "remove",
+    "replay",
+    "store",
+    "summary",
+]
+
+ID = "__quarantine_id"
+BATCH = "__batch_id"
+COMMIT = "__commit"
+VERSION = "__view_version"
+AT = "__quarantined_at"
+META = (ID, REASONS, BATCH, COMMIT, VERSION, AT, ROW)
+_LOCK = ".lock"
+
+
+def root(offline_root: Path) -> Path:
+    """Where the quarantine lives: next to the offline store (`data/quarantine`)."""
+    return Path(offline_root).parent / "quarantine"
+
+
+def folder(offline_root: Path, view: str) -> Path:
+    return root(offline_root) / view
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def _locked(d: Path) -> Iterator[None]:
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / _LOCK, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def batch_name(idempotency_key: str | None) -> str:
+    """A batch's quarantine name: from its idempotency key (a retry rewrites the same file)."""
+    if idempotency_key is None:
+        return uuid.uuid4().hex
+    return "k" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:31]
+
+
+def store(
+    offline_root: Path,
+    view: FeatureView,
+    gated: Gated,
+    commit: int | None,
+    batch: str,
+    at_us: int,
+) -> int:
+    """Store the gate's bad rows of one batch (atomically); returns how many."""
+    bad = gated.bad
+    if bad is None or bad.num_rows == 0:
+        return 0
+    n = bad.num_rows
+    rows = bad.column(ROW).to_numpy()
+    ids = pa.array([f"{batch}:{int(r)}" for r in rows], pa.string())
+    meta = {
+        ID: ids,
+        BATCH: pa.array([batch] * n, pa.string()),
+        COMMIT: pa.array([commit] * n, pa.int64()),
+        VERSION: pa.array([view.version] * n, pa.int64()),
+        AT: pa.array(np.full(n, at_us, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
+    }
+    table = bad
+    for k, v in meta.items():
+        table = table.append_column(k, v)
+    d = folder(offline_root, view.name)
+    d.mkdir(parents=True, exist_ok=True)
+    _write_atomically(d / f"{batch}.parquet", table)
+    return n
+
+
+def _files(offline_root: Path, view: str) -> list[Path]:
+    d = folder(offline_root, view)
+    return sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+
+def read(offline_root: Path, view: str) -> pa.Table | None:
+    """Every quarantined row of `view`, oldest batch first (None when there are none)."""
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(f) for f in _files(offline_root, view)]
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None
+    out = pa.concat_tables(tables, promote_options="permissive")
+    return out.sort_by([(AT, "ascending"), (ID, "ascending")])
+
+
+def summary(offline_root: Path) -> dict[str, dict[str, Any]]:
+    """Per view with quarantined rows: rows, batches, oldest/newest time, count per constraint."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, dict[str, Any]] = {}
+    r = root(offline_root)
+    if not r.is_dir():
+        return out
+    for d in sorted(p for p in r.iterdir() if p.is_dir()):
+        files = _files(offline_root, d.name)
+        if not files:
+            continue
+        t = pa.concat_tables(
+            [pq.read_table(f, columns=[REASONS, AT]) for f in files], promote_options="permissive"
+        )
+        if not t.num_rows:
+            continue
+        reasons = pc.value_counts(pc.list_flatten(t.column(REASONS))).to_pylist()
+        out[d.name] = {
+            "rows": t.num_rows,
+            "batches": sum(1 for f in files if pq.ParquetFile(f).metadata.num_rows),
+            "oldest": pc.min(t.column(AT)).as_py(),
+            "newest": pc.max(t.column(AT)).as_py(),
+            "constraints": {x["values"]: int(x["counts"]) for x in reasons},
+        }
+    return out
+
+
+def count(offline_root: Path) -> dict[str, int]:
+    """Quarantined rows per view, from the file footers only (cheap: for /metrics)."""
+    import pyarrow.parquet as pq
+
+    r = root(offline_root)
+    if not r.is_dir():
+        return {}
+    out: dict[str, int] = {}
+    for d in sorted(p for p in r.iterdir() if p.is_dir()):
+        n = 0
+        for f in _files(offline_root, d.name):
+            try:
+                n += pq.ParquetFile(f).metadata.num_rows
+            except (OSError, pa.ArrowInvalid):
+                continue
+        out[d.name] = n
+    return out
+
+
+def remove(offline_root: Path, view: str, ids: set[str]) -> int:
+    """Remove the rows with these ids from the quarantine (each file rewritten atomically)."""
+    import pyarrow.parquet as pq
+
+    removed = 0
+    d = folder(offline_root, view)
+    with _locked(d):
+        for f in _files(offline_root, view):
+            t = pq.read_table(f)
+            gone = pc.is_in(t.column(ID), value_set=pa.array(sorted(ids), pa.string()))
+            n = int(pc.sum(gone).as_py() or 0)
+            if not n:
+                continue
+            removed += n
+            if n == t.num_rows:
+                f.unlink()
+                _fsync_dir(d)
+            else:
+                _write_atomically(f, t.filter(pc.invert(gone)))
+    return removed
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """A replay: `replayed` rows = `landed` + `still_quarantined` (the ones still failing)."""
+
+    view: str
+    replayed: int
+    landed: int
+    still_quarantined: int
+    commit: int | None = None
+    violations: dict[str, int] = field(default_factory=dict)  # of the rows still failing
+
+    def __str__(self) -> str:
+        text = f"{self.landed:,} of {self.replayed:,} quarantined row(s) of {self.view} landed"
+        if self.commit:
+            text += f" (commit {self.commit})"
+        if self.still_quarantined:
+            text += f"; {self.still_quarantined:,} still fail and stay in quarantine: " + ", ".join(
+                f"{k} {v:,}" for k, v in self.violations.items()
+            )
+        return text
+
+
+def replay(
+    offline_root: Path,
+    view: FeatureView,
+    fixed: pa.Table | None,
+    land: Callable[[pa.Table, str], Any],
+) -> ReplayResult:
+    """Re-check and land quarantined rows of `view` (module docstring).
+
+    `fixed`: rows with a `__quarantine_id` column naming the quarantined row each replaces
+    (e.g. the output of `featureline quarantine show VIEW --out FILE`, edited); None replays the
+    rows as stored (after a constraint was relaxed). `land(rows, idempotency_key)` writes rows
+    through the write path and returns its result."""
+    entries = read(offline_root, view.name)
+    if entries is None:
+        raise NotFoundError(
+            f"Feature view `{view.name}` has no quarantined rows. Fix: see `featureline quarantine list`."
+        )
+    if fixed is None:
+        rows = entries
+    else:
+        if ID not in fixed.column_names:
+            raise ValidationError(
+                f"The fixed rows for `{view.name}` have no `{ID}` column, so they cannot be matched "
+                f"to quarantined rows. Fix: start from `featureline quarantine show {view.name} --out FILE`."
+            )
+        known = set(entries.column(ID).to_pylist())
+        ids = fixed.column(ID).to_pylist()
+        unknown = sorted({str(i) for i in ids if i not in known})
+        if unknown:
+            raise ValidationError(
+                f"{len(unknown)} fixed row(s) name no quarantined row of `{view.name}` (already "
+                f"replayed?): {', '.join(f'`{u}`' for u in unknown[:5])}. Fix: export again with "
+                f"`featureline quarantine show {view.name} --out FILE`."
+            )
+        if len(set(ids)) != len(ids):
+            raise ValidationError(
+                f"The fixed rows for `{view.name}` name a quarantined row twice. Fix: keep one row per `{ID}`."
+            )
+        rows = fixed
+    ids_col = rows.column(ID)
+    data = rows.drop_columns([c for c in META if c in rows.column_names])
+    v = evaluate(view, data)
+    bad = v.any
+    good = pa.array(~bad)
+    landed_ids = pc.filter(ids_col, good).to_pylist()
+    commit = None
+    if landed_ids:
+        passing = data.filter(good)
+        digest = hashlib.sha256()
+        for i in sorted(landed_ids):
+            digest.update(str(i).encode() + b"\0")
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, passing.schema) as w:
+            w.write_table(passing)
+        digest.update(sink.getvalue().to_pybytes())
+        key = f"quarantine-replay:{view.name}:v{view.version}:{digest.hexdigest()}"
+        result = land(passing, key)
+        commit = getattr(result, "commit", None) or None
+        remove(offline_root, view.name, {str(i) for i in landed_ids})
+    return ReplayResult(
+        view.name, rows.num_rows, len(landed_ids), int(bad.sum()), commit, v.counts()
+    )
