@@ -11,6 +11,7 @@ from featureline.definitions import (
     FeatureService,
     FeatureView,
     Field,
+    Permission,
     parse_ref,
 )
 from featureline.errors import (
@@ -57,6 +58,7 @@ class Catalog:
     views: dict[str, list[FeatureView]] = field(default_factory=dict)  # ascending versions
     services: dict[str, FeatureService] = field(default_factory=dict)
     odfvs: dict[str, OdfvSpec] = field(default_factory=dict)
+    permissions: dict[str, Permission] = field(default_factory=dict)
 
     @classmethod
     def from_snapshot(cls, version: int, snap: dict[str, Any]) -> Catalog:
@@ -67,7 +69,8 @@ class Catalog:
         }
         svcs = {n: FeatureService.from_dict(d) for n, d in snap.get("services", {}).items()}
         odfvs = {n: OdfvSpec.from_dict(d) for n, d in (snap.get("odfvs") or {}).items()}
-        return cls(version, ents, views, svcs, odfvs)
+        perms = {n: Permission.from_dict(d) for n, d in (snap.get("permissions") or {}).items()}
+        return cls(version, ents, views, svcs, odfvs, perms)
 
     def view(self, name: str, version: int | None = None) -> Any:
         """A FeatureView version, or an OdfvSpec for an on-demand view."""

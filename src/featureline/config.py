@@ -24,6 +24,7 @@ _WRITE_KEYS = {"max_future_seconds"}
 DEFAULT_MAX_FUTURE_SECONDS = 300.0  # how far past now an event time may be when written
 _KNOWN |= {"server"}  # the feature server's settings: ServerSettings below
 _KNOWN |= {"streams"}  # brokers of `featureline stream`: BrokerSettings below
+_KNOWN |= {"auth"}  # principals, permissions, audit: AuthSettings below
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class RepoConfig:
     server: ServerSettings = field(default_factory=lambda: ServerSettings())
     offline_engine: dict[str, Any] = field(default_factory=dict)  # `offline_store:` minus its path
     streams: dict[str, BrokerSettings] = field(default_factory=lambda: _stream_settings(None, []))
+    auth: AuthSettings = field(default_factory=lambda: AuthSettings())
 
     @classmethod
     def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
@@ -85,6 +87,7 @@ class RepoConfig:
                     )
         server = _server_settings(raw.get("server"), problems)
         streams = _stream_settings(raw.get("streams"), problems)
+        auth = _auth_settings(raw.get("auth"), problems)
         offline = raw.get("offline_store") or {}
         if not isinstance(offline, dict):
             problems.append(
@@ -124,6 +127,7 @@ class RepoConfig:
             server=server,
             offline_engine={k: v for k, v in offline.items() if k != "path"},
             streams=streams,
+            auth=auth,
         )
 
 
@@ -329,3 +333,193 @@ def _stream_settings(raw: Any, problems: list[str]) -> dict[str, BrokerSettings]
             url, redeliver or base.redeliver_after_seconds, deliveries or base.max_deliveries
         )
     return out
+
+
+# -- auth: principals, credentials, permissions, audit (featureline.auth) ---------------------------
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """`auth.oidc:` bearer JWTs from an OIDC identity provider, verified against `jwks` (a file
+    path, relative to the repo, or an http(s) URL); issuer, audience and expiry are all checked.
+    Roles come from `roles_claim` (a dotted path, e.g. `realm_access.roles`), the principal's
+    name from `principal_claim`."""
+
+    jwks: str
+    issuer: str
+    audience: str
+    roles_claim: str = "roles"
+    principal_claim: str = "sub"
+    algorithms: tuple[str, ...] = ("RS256",)
+    leeway_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """`auth.audit:` every apply and write is recorded, reads with probability
+    `read_sample_rate` (denials always); JSONL segments under data/audit/ rotate at
+    `max_segment_bytes`, the oldest deleted beyond `max_segments` (None: kept)."""
+
+    enabled: bool = True
+    read_sample_rate: float = 0.01
+    max_segment_bytes: int = 16 * 2**20
+    max_segments: int | None = 64
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """`auth:` in featureline.yaml. Off by default. When `enabled`, every HTTP route and every SDK
+    read, write and apply needs a principal a permission grants the action to; `admin_roles` are
+    granted every action (the bootstrap: `featureline token create root --roles admin`);
+    `public_paths` (of /health, /metrics, /docs, /openapi.json) answer without a credential."""
+
+    enabled: bool = False
+    admin_roles: tuple[str, ...] = ("admin",)
+    public_paths: tuple[str, ...] = ()
+    oidc: OidcSettings | None = None
+    audit: AuditSettings = field(default_factory=lambda: AuditSettings(enabled=False))
+
+
+PUBLIC_PATH_CHOICES = ("/health", "/metrics", "/docs", "/openapi.json")
+_AUTH_KEYS = {"enabled", "admin_roles", "public_paths", "oidc", "audit"}
+_OIDC_KEYS = {
+    "jwks",
+    "issuer",
+    "audience",
+    "roles_claim",
+    "principal_claim",
+    "algorithms",
+    "leeway_seconds",
+}
+_AUDIT_KEYS = {"enabled", "read_sample_rate", "max_segment_bytes", "max_segments"}
+
+
+def _unknown_keys(raw: dict[str, Any], valid: set[str], prefix: str) -> list[str]:
+    return [
+        f"unknown setting `{prefix}.{k}`.{did_you_mean(str(k), valid)} Valid: {', '.join(sorted(valid))}."
+        for k in raw
+        if k not in valid
+    ]
+
+
+def _str_list(value: Any, name: str, problems: list[str], example: str) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.append(f"`{name}` must be a list of names, e.g. `{example}`, got `{value!r}`.")
+        return None
+    return tuple(v.strip() for v in value)
+
+
+def _auth_settings(raw: Any, problems: list[str]) -> AuthSettings:
+    if raw is None:
+        return AuthSettings()
+    if not isinstance(raw, dict):
+        problems.append(
+            "`auth` must be a mapping, e.g. `auth: {enabled: true, public_paths: [/health]}`."
+        )
+        return AuthSettings()
+    problems += _unknown_keys(raw, _AUTH_KEYS, "auth")
+    enabled = raw.get("enabled", False)
+    if not isinstance(enabled, bool):
+        problems.append(f"`auth.enabled` must be true or false, got `{enabled!r}`.")
+        enabled = False
+    kw: dict[str, Any] = {"enabled": enabled}
+    if "admin_roles" in raw:
+        roles = _str_list(raw["admin_roles"], "auth.admin_roles", problems, "[admin]")
+        if roles is not None:
+            kw["admin_roles"] = roles
+    if "public_paths" in raw:
+        paths = _str_list(raw["public_paths"], "auth.public_paths", problems, "[/health]")
+        for p in paths or ():
+            if p not in PUBLIC_PATH_CHOICES:
+                problems.append(
+                    f"`auth.public_paths`: `{p}` cannot be public.{did_you_mean(p, PUBLIC_PATH_CHOICES)} "
+                    f"Valid: {', '.join(PUBLIC_PATH_CHOICES)} (data routes always need a credential)."
+                )
+        kw["public_paths"] = tuple(p for p in paths or () if p in PUBLIC_PATH_CHOICES)
+    oidc = raw.get("oidc")
+    if oidc is not None:
+        kw["oidc"] = _oidc_settings(oidc, problems)
+    audit = raw.get("audit")
+    base = AuditSettings(enabled=enabled)
+    if audit is None:
+        kw["audit"] = base
+    elif not isinstance(audit, dict):
+        problems.append("`auth.audit` must be a mapping, e.g. `{read_sample_rate: 0.01}`.")
+    else:
+        problems += _unknown_keys(audit, _AUDIT_KEYS, "auth.audit")
+        on = audit.get("enabled", enabled)
+        if not isinstance(on, bool):
+            problems.append(f"`auth.audit.enabled` must be true or false, got `{on!r}`.")
+            on = enabled
+        rate = audit.get("read_sample_rate", base.read_sample_rate)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            problems.append(
+                f"`auth.audit.read_sample_rate` must be a number from 0 to 1, got `{rate!r}`."
+            )
+            rate = base.read_sample_rate
+        kw["audit"] = AuditSettings(
+            enabled=on,
+            read_sample_rate=float(rate),
+            max_segment_bytes=_number(
+                audit.get("max_segment_bytes", base.max_segment_bytes),
+                "auth.audit.max_segment_bytes",
+                problems,
+                integer=True,
+            )
+            or base.max_segment_bytes,
+            max_segments=_number(
+                audit.get("max_segments", base.max_segments),
+                "auth.audit.max_segments",
+                problems,
+                integer=True,
+                optional=True,
+            ),
+        )
+    return AuthSettings(**kw)
+
+
+def _oidc_settings(raw: Any, problems: list[str]) -> OidcSettings | None:
+    example = "`auth.oidc: {jwks: https://idp/.well-known/jwks.json, issuer: https://idp, audience: featureline}`"
+    if not isinstance(raw, dict):
+        problems.append(f"`auth.oidc` must be a mapping, e.g. {example}.")
+        return None
+    problems += _unknown_keys(raw, _OIDC_KEYS, "auth.oidc")
+    missing = [k for k in ("jwks", "issuer", "audience") if not raw.get(k)]
+    if missing:
+        problems.append(
+            f"`auth.oidc` needs {', '.join(f'`{k}`' for k in missing)} (issuer, audience and expiry are "
+            f"always checked), e.g. {example}."
+        )
+        return None
+    bad = [
+        k
+        for k in ("jwks", "issuer", "audience", "roles_claim", "principal_claim")
+        if k in raw and not isinstance(raw[k], str)
+    ]
+    if bad:
+        problems.append(f"`auth.oidc`: {', '.join(f'`{k}`' for k in bad)} must be strings.")
+        return None
+    algorithms = _str_list(
+        raw.get("algorithms", ["RS256"]), "auth.oidc.algorithms", problems, "[RS256]"
+    )
+    for a in algorithms or ():
+        if a.upper() == "NONE" or a.startswith("HS"):
+            problems.append(
+                f"`auth.oidc.algorithms`: `{a}` is not allowed (unsigned or shared-secret tokens). "
+                "Fix: use the provider's asymmetric algorithm, e.g. RS256 or ES256."
+            )
+    leeway = raw.get("leeway_seconds", 0)
+    if isinstance(leeway, bool) or not isinstance(leeway, int | float) or leeway < 0:
+        problems.append(f"`auth.oidc.leeway_seconds` must be a number >= 0, got `{leeway!r}`.")
+        leeway = 0
+    return OidcSettings(
+        raw["jwks"],
+        raw["issuer"],
+        raw["audience"],
+        raw.get("roles_claim", "roles"),
+        raw.get("principal_claim", "sub"),
+        algorithms or ("RS256",),
+        float(leeway),
+    )

@@ -17,6 +17,7 @@ from featureline.read import online_features as _online_features
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from featureline.auth import Authorizer, Principal
     from featureline.models import ModelRegistry
     from featureline.offline.store import Commit, IngestResult, OfflineStore, VacuumResult
     from featureline.offline.training import TrainingSet
@@ -49,7 +50,15 @@ def _stored_view(view: Any) -> FeatureView:
 class FeatureStore:
     """The feature store of one feature repo (a folder with featureline.yaml)."""
 
-    def __init__(self, repo_path: str | os.PathLike[str] = ".") -> None:
+    def __init__(
+        self,
+        repo_path: str | os.PathLike[str] = ".",
+        *,
+        principal: Principal | None = None,
+        token: str | None = None,
+    ) -> None:
+        """`principal` / `token` (default: FEATURELINE_TOKEN): who this store acts as when
+        `auth` is enabled in featureline.yaml (a token is verified; a principal is trusted)."""
         self.config = RepoConfig.load(repo_path)
         self._registry: RegistryStore | None = None
         self._offline: OfflineStore | None = None
@@ -63,6 +72,33 @@ class FeatureStore:
         self._hot = PlanCache(self.config.server.read_plan_cache)
         self.catalog_refresh_seconds = 1.0
         self._reads: ReadSource | None = None
+        self._auth: Authorizer | None = None
+        auth = self.config.auth
+        if auth.enabled or auth.audit.enabled:
+            from featureline.auth import Authorizer
+
+            self._auth = Authorizer(auth, self.repo_path, self._permissions_catalog)
+            token = token or os.environ.get("FEATURELINE_TOKEN") or None
+            if principal is None and token is not None:
+                principal = self._auth.authenticate(token)
+            if principal is not None:
+                self._auth.default = self._auth.caller(principal)
+
+    @property
+    def authorizer(self) -> Authorizer | None:
+        """The permissions, tokens and audit log of this repo (None when `auth` is off)."""
+        return self._auth
+
+    def _permissions_catalog(self) -> Catalog | None:
+        try:
+            return self._current()
+        except NotFoundError:  # nothing applied yet: no permissions
+            return None
+
+    def _caller(self) -> Any:
+        """What the read and write paths check: None with auth off (nothing checked)."""
+        a = self._auth
+        return None if a is None else a.current()
 
     @property
     def repo_path(self) -> Path:
@@ -134,6 +170,7 @@ class FeatureStore:
             "views": {v.name: [v.to_dict()] for v in contents.views},
             "services": {s.name: s.to_dict() for s in contents.services},
             "odfvs": {o.name: o.to_dict() for o in contents.odfvs},
+            "permissions": {p.name: p.to_dict() for p in contents.permissions},
         }
 
     def _source_schemas(self, views: list[FeatureView]) -> dict[str, dict[str, Any]]:
@@ -194,6 +231,10 @@ class FeatureStore:
         check(p)
         if p.is_empty:
             return None
+        caller = self._caller()
+        if caller is not None:  # `apply` on every object changed, `admin` for permissions
+            old = self.registry.get(p.base_version).snapshot if p.base_version else None
+            caller.authorizer.check_apply(caller.principal, p.changes, p.snapshot, old)
         attempts = 5
         todo, base = p, None
         for attempt in range(1, attempts + 1):
@@ -297,6 +338,7 @@ class FeatureStore:
             data,
             online=False,
             idempotency_key=idempotency_key,
+            principal=self._caller(),
         )
 
     def get_training_set(
@@ -314,7 +356,14 @@ class FeatureStore:
         us = _as_of_us(as_of)
         cat = self.catalog(us_to_dt(us) if us is not None else None)
         return training_set(
-            self._read_source(), cat, entity_df, features, us, full_feature_names, timestamp_column
+            self._read_source(),
+            cat,
+            entity_df,
+            features,
+            us,
+            full_feature_names,
+            timestamp_column,
+            self._caller(),
         )
 
     def _read_source(self) -> ReadSource:
@@ -331,7 +380,11 @@ class FeatureStore:
 
     def preview(self, view: FeatureView | str, n: int = 10) -> pa.Table:
         """The newest `n` stored rows of a view (tie winners only)."""
-        return self.offline.latest_rows(self._view(view), limit=n)
+        fv = self._view(view)
+        caller = self._caller()
+        if caller is not None:  # every column is read, pii ones included
+            caller.check_read("read_offline", [fv], lambda: [(fv, fv.feature_names)])
+        return self.offline.latest_rows(fv, limit=n)
 
     def describe(self, view: FeatureView | str) -> dict[str, Any]:
         """Definition, version, row counts, time range and per-feature statistics."""
@@ -352,6 +405,9 @@ class FeatureStore:
                 "versions": [spec.version],
             }
         fv = self._view(view)
+        caller = self._caller()
+        if caller is not None:  # statistics summarize the values: pii fields need their grant
+            caller.check_read("describe", [fv], lambda: [(fv, fv.feature_names)])
         info = {"definition": fv.to_dict(), "versions": [v.version for v in cat.views[fv.name]]}
         info.update(self.offline.profile(fv))
         return info
@@ -384,6 +440,13 @@ class FeatureStore:
         )
         return [v for _, vs in chosen for v in vs if v.online]
 
+    def _check_writes(self, views: list[FeatureView]) -> None:
+        """Materializing writes online: `write_online` on every view it copies."""
+        caller = self._caller()
+        if caller is not None:
+            for v in views:
+                caller.check_write("write_online", v)
+
     def materialize(
         self,
         start: datetime | str | None = None,
@@ -396,6 +459,7 @@ class FeatureStore:
 
         cat = self.catalog()
         chosen = self._online_views(cat, views)
+        self._check_writes(chosen)
         s, e = _as_of_us(start), _as_of_us(end)
         return [
             materialize_view(self.offline, self.online, v, start_us=s, end_us=e, progress=progress)
@@ -417,6 +481,7 @@ class FeatureStore:
 
         cat = self.catalog()
         chosen = self._online_views(cat, views)
+        self._check_writes(chosen)
         e = _as_of_us(end)
         return [
             materialize_view(
@@ -436,6 +501,7 @@ class FeatureStore:
             features,
             entity_rows,
             full_feature_names,
+            self._caller(),
         )
 
     def push(
@@ -466,7 +532,12 @@ class FeatureStore:
             rows = pa.table(entity_columns(rows))
         table = to_arrow(rows, f"push to `{fv.name}`")
         return write(
-            self._write_target(), fv, table, online=to != "offline", idempotency_key=idempotency_key
+            self._write_target(),
+            fv,
+            table,
+            online=to != "offline",
+            idempotency_key=idempotency_key,
+            principal=self._caller(),
         )
 
     def _write_target(self) -> WriteTarget:
@@ -574,6 +645,8 @@ class FeatureStore:
         return self.online.health()
 
     def close(self) -> None:
+        if self._auth is not None:
+            self._auth.close()
         if self._models is not None:
             self._models.metadata.close()
         if self._online is not None:

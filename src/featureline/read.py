@@ -58,8 +58,31 @@ def mark_stale(src: ReadSource, plan: Any, resp: OnlineResponse, now_us: int) ->
             resp.statuses[o] = ["STALE" if s == "PRESENT" else s for s in resp.statuses[o]]
 
 
-def check_principal(principal: Any, action: str, views: list[FeatureView]) -> None:
-    """Whether `principal` may `action` (read_offline / read_online) these views. Open today."""
+def check_principal(
+    principal: Any,
+    action: str,
+    views: list[FeatureView],
+    features: Callable[[], list[tuple[FeatureView, Any]]] | None = None,
+    cache_key: Any = None,
+) -> None:
+    """Whether `principal` may `action` (read_offline / read_online) these views and read their
+    `features` (a callable: (view, feature names) pairs, for the pii check; called only when the
+    decision is not cached under `cache_key`). `principal` is None with auth off: nothing to do;
+    else a `featureline.auth.Caller` (PermissionDeniedError, 403)."""
+    if principal is not None:
+        principal.check_read(action, views, features, cache_key)
+
+
+def _plan_features(plan: Any, hidden: Any) -> list[tuple[FeatureView, list[str]]]:
+    """(view, feature names) read by an online plan (and its on-demand inputs)."""
+    out = []
+    for p in (plan, hidden):
+        if p is None:
+            continue
+        for view, outs in p.outputs_by_view():
+            prefix = f"{view.name}__"
+            out.append((view, [o.removeprefix(prefix) for o in outs]))
+    return out
 
 
 def on_demand(
@@ -103,7 +126,14 @@ def training_set(
     resolved = cat.resolve(features)
     plain, od = split(resolved)
     hidden = hidden_inputs(cat, od) if od else []
-    check_principal(principal, "read_offline", [v for _, v in [*plain, *hidden]])
+    if principal is not None:
+        pairs = [*plain, *hidden]
+        check_principal(
+            principal,
+            "read_offline",
+            [v for _, v in pairs],
+            lambda: [(v, [r.feature]) for r, v in pairs],
+        )
     if od:
         entity_df = to_arrow(entity_df, "entity frame")
     table, names = join_training_set(
@@ -153,11 +183,14 @@ def online_features(
         if plan[3]:
             plans[hkey] = plan  # key types are known once data exists: then the plan is final
     read_plan, od, hidden_plan, _ = plan
-    check_principal(
-        principal,
-        "read_online",
-        list(read_plan.views) + (list(hidden_plan.views) if hidden_plan else []),
-    )
+    if principal is not None:  # decided once per (principal, plan, permissions): a dict lookup
+        check_principal(
+            principal,
+            "read_online",
+            list(read_plan.views) + (list(hidden_plan.views) if hidden_plan else []),
+            lambda: _plan_features(read_plan, hidden_plan),
+            (cat.version, hkey),
+        )
     online = src.online()
     now_us = time.time_ns() // 1000
     resp = read_with_plan(online, read_plan, entity_rows, now_us)

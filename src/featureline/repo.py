@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featureline.definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
+from featureline.definitions import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+    Permission,
+)
 from featureline.errors import DefinitionError
 
 _SKIP_DIRS = {"data", ".venv", "venv", "__pycache__", ".git", "node_modules"}
@@ -21,6 +27,7 @@ class RepoContents:
     views: list[FeatureView] = field(default_factory=list)
     services: list[FeatureService] = field(default_factory=list)
     odfvs: list[OnDemandFeatureView] = field(default_factory=list)
+    permissions: list[Permission] = field(default_factory=list)
 
     def add(self, obj: object) -> None:
         kinds: tuple[tuple[list[Any], type], ...] = (
@@ -28,6 +35,7 @@ class RepoContents:
             (self.views, FeatureView),
             (self.services, FeatureService),
             (self.odfvs, OnDemandFeatureView),
+            (self.permissions, Permission),
         )
         for bucket, kind in kinds:
             if isinstance(obj, kind) and not any(o is obj for o in bucket):

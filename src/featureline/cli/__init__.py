@@ -59,7 +59,7 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    from featureline.cli import _data, _defs, _ml, _online, _serve, _stream
+    from featureline.cli import _auth, _data, _defs, _ml, _online, _serve, _stream
 
     for command in (
         _defs.init,
@@ -82,6 +82,9 @@ def _register() -> None:
         _ml.runs,
         _ml.models,
         _ml.lineage,
+        _auth.token,
+        _auth.permissions,
+        _auth.audit,
     ):
         cli.add_command(command)
 

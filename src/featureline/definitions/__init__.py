@@ -16,11 +16,20 @@ from featureline.definitions._odfv import (
     find_live,
     on_demand_feature_view,
 )
+from featureline.definitions._permission import (
+    ACTIONS,
+    RESOURCE_TYPES,
+    Permission,
+    Resource,
+    is_pii,
+)
 from featureline.definitions._refs import FeatureRef, output_names, parse_ref
 from featureline.definitions._stream import StreamSource
 from featureline.definitions._validate import validate_definitions
 
 __all__ = [
+    "ACTIONS",
+    "RESOURCE_TYPES",
     "Aggregation",
     "Check",
     "Entity",
@@ -31,9 +40,12 @@ __all__ = [
     "Field",
     "FileSource",
     "OnDemandFeatureView",
+    "Permission",
     "RequestSource",
+    "Resource",
     "StreamSource",
     "find_live",
+    "is_pii",
     "on_demand_feature_view",
     "output_names",
     "parse_ref",

@@ -22,7 +22,7 @@ from featureline.errors import ConflictError, NotFoundError, ValidationError, un
 
 Snapshot = dict[str, Any]
 Change = dict[str, Any]
-KINDS = ("entity", "view", "service", "on-demand view")
+KINDS = ("entity", "view", "service", "on-demand view", "permission")
 _SYMBOL = {"add": "+", "update": "~", "new_version": "~", "remove": "-"}
 _KNOWN_VIEW_KEYS = {"name", "version", "entities", "schema", "source", "ttl_seconds"}
 
@@ -409,6 +409,11 @@ def plan(
         _section(current, "odfvs", "registry"),
         _section(desired, "odfvs", "desired"),
     )
+    changes += _plain_changes(
+        "permission",
+        _section(current, "permissions", "registry"),
+        _section(desired, "permissions", "desired"),
+    )
     project = desired.get("project") or (current or {}).get("project", "")
     snapshot: Snapshot = {
         "project": project,
@@ -417,6 +422,8 @@ def plan(
         "services": copy.deepcopy(_section(desired, "services", "desired")),
         "odfvs": copy.deepcopy(_section(desired, "odfvs", "desired")),
     }
+    if _section(desired, "permissions", "desired"):  # stored only when there are any
+        snapshot["permissions"] = copy.deepcopy(_section(desired, "permissions", "desired"))
     return Plan(changes=_sort(changes), snapshot=snapshot, breaking=breaking)
 
 
@@ -450,6 +457,9 @@ def diff_snapshots(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> list[Ch
     )
     changes += _plain_changes(
         "on-demand view", _section(a, "odfvs", "old"), _section(b, "odfvs", "new")
+    )
+    changes += _plain_changes(
+        "permission", _section(a, "permissions", "old"), _section(b, "permissions", "new")
     )
     return _sort(changes)
 

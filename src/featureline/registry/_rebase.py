@@ -25,7 +25,13 @@ from featureline.errors import RegistryConflictError
 from featureline.registry._plan import Plan
 
 # snapshot section -> the `kind` its change records carry
-SECTIONS = {"entities": "entity", "views": "view", "services": "service", "odfvs": "on-demand view"}
+SECTIONS = {
+    "entities": "entity",
+    "views": "view",
+    "services": "service",
+    "odfvs": "on-demand view",
+    "permissions": "permission",
+}
 Key = tuple[str, str]  # (section, name)
 
 
@@ -126,6 +132,8 @@ def rebase(
             snapshot[section][name] = copy.deepcopy(mine_objs[(section, name)])
         else:
             snapshot[section].pop(name, None)
+    if not snapshot["permissions"]:
+        del snapshot["permissions"]  # stored only when there are any (as `plan` does)
     if mine.snapshot.get("project"):
         snapshot["project"] = mine.snapshot["project"]
     kinds = {(SECTIONS[s], n) for s, n in ours}

@@ -1,8 +1,10 @@
 """THE HTTP dispatcher: every request of the feature server, online reads included, passes here once.
 
 In order: Host allow-list (421; DNS rebinding, see `_hosts`) → route (404 with did-you-mean, 405,
-or a redirect to the path with/without its trailing slash) → `authenticate(call)` (the principal;
-open today, the permissions check goes here) → the route's handler → errors mapped to JSON
+or a redirect to the path with/without its trailing slash) → `authenticate(call, route)` (the
+principal: None with auth off; with `auth.enabled`, `featureline.auth.http_authenticator`: 401
+without a valid credential, 403 for a route whose resource is not granted, and the caller the
+read and write paths then check, active while the handler runs) → the route's handler → errors mapped to JSON
 (a FeaturelineError with its `http_status`; anything else a logged 500 with a generic message) →
 the response → metrics (by route template, method and status).
 
@@ -142,9 +144,12 @@ class Route:
     handler: Handler
 
 
-def anonymous(call: Call) -> Any:
+def anonymous(call: Call, route: str) -> Any:
     """The default `authenticate` hook: every request is the anonymous principal (None: open)."""
     return None
+
+
+_WWW_AUTHENTICATE = ((b"www-authenticate", b'Bearer realm="featureline"'),)
 
 
 _NO_PARAMS: dict[str, str] = {}
@@ -203,7 +208,7 @@ class Dispatcher:
         max_body_bytes: int,
         deadlines: BodyDeadlines = NO_DEADLINE,
         endpoints: Iterable[str] = (),
-        authenticate: Callable[[Call], Any] = anonymous,
+        authenticate: Callable[[Call, str], Any] = anonymous,
     ) -> None:
         self.router = _Router(routes)
         self._exact = self.router.exact
@@ -236,10 +241,13 @@ class Dispatcher:
                     raise self._not_allowed(scope, methods)
                 label = route.path
                 call = Call(scope, receive, params, self.max_body_bytes, self.deadlines)
-                call.principal = self.authenticate(
-                    call
-                )  # once per request: the permissions work's one home
-                result = await route.handler(call)
+                # once per request: the permissions work's one home
+                principal = call.principal = self.authenticate(call, route.path)
+                if principal is None:
+                    result = await route.handler(call)
+                else:
+                    with principal.active():  # the store's paths check the request's caller
+                        result = await route.handler(call)
             if type(result) is Reply:
                 status, payload, content_type, extra = (
                     result.status,
@@ -255,6 +263,8 @@ class Dispatcher:
             status, content_type = e.http_status, JSON_TYPE
             payload = dumps({"error": type(e).__name__, "message": e.message})
             extra = getattr(e, "headers", ())
+            if status == 401:
+                extra = (*extra, *_WWW_AUTHENTICATE)
         except Exception as e:
             log.exception("Unexpected error in %s %s", method, label)
             status, content_type = 500, JSON_TYPE

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 from featureline.errors import FeaturelineError, ValidationError
 from featureline.server._body import BodyDeadlines
 from featureline.server._context import ServerContext
-from featureline.server._dispatch import Dispatcher
+from featureline.server._dispatch import Dispatcher, anonymous
 from featureline.server._hosts import HostCheck
 from featureline.server._metrics import Metrics
 from featureline.server._openapi import build_spec
@@ -91,6 +91,11 @@ def create_app(
         spec=spec,
         owns_store=owns,
     )
+    authenticate: Any = anonymous
+    if fs.authorizer is not None and fs.authorizer.enabled:
+        from featureline.auth import http_authenticator
+
+        authenticate = http_authenticator(fs.authorizer)
     dispatcher = Dispatcher(
         [r for module in ROUTE_MODULES for r in module.routes(ctx)],
         metrics=ctx.metrics,
@@ -98,6 +103,7 @@ def create_app(
         max_body_bytes=max_body_bytes,
         deadlines=deadlines,
         endpoints=spec["paths"],
+        authenticate=authenticate,
     )
 
     @asynccontextmanager

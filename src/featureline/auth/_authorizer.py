@@ -1,0 +1,354 @@
+"""The authorizer of one store: credentials -> principal, (principal, action, resource) -> allowed,
+decisions cached per (principal, read plan), and the audit log.
+
+`FeatureStore` builds one when `auth.enabled` (or the audit log) is configured; the read and
+write paths then receive a `Caller` (the principal bound to the authorizer) instead of None,
+and call `check_read` / `check_write` in their `check_principal` hooks. With auth off they
+receive None and check nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from featureline.auth._audit import AuditLog
+from featureline.auth._jwt import JwtVerifier, looks_like_jwt
+from featureline.auth._policy import Decision, decide
+from featureline.auth._principal import ANONYMOUS, CURRENT, Principal
+from featureline.auth._tokens import PREFIX, TokenStore
+from featureline.config import AuthSettings
+from featureline.definitions import Permission, is_pii
+from featureline.errors import PermissionDeniedError, UnauthenticatedError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from featureline.catalog import Catalog
+    from featureline.definitions import FeatureView
+
+__all__ = ["ROUTES", "Authorizer", "Caller", "http_authenticator", "route_resource"]
+
+# Route templates of the feature server -> what a request needs before its handler runs:
+# (action, resource type, resource name; `{name}` is the path parameter), or None when the read
+# and write paths check the views the body names. A route missing here is refused (fail closed).
+ROUTES: dict[str, tuple[str, str, str] | None] = {
+    "/features/online": None,
+    "/get-online-features": None,
+    "/push/{view}": None,
+    "/push": None,
+    "/write-to-online-store": None,
+    "/materialize": None,
+    "/materialize-incremental": None,
+    "/models": ("describe", "model", "*"),
+    "/models/{name}/predict": ("read_online", "model", "{name}"),
+    "/health": ("describe", "endpoint", "/health"),
+    "/metrics": ("describe", "endpoint", "/metrics"),
+    "/openapi.json": ("describe", "endpoint", "/openapi.json"),
+    "/docs": ("describe", "endpoint", "/docs"),
+}
+
+_KIND = {
+    "entity": "entity",
+    "view": "feature_view",
+    "service": "feature_service",
+    "on-demand view": "on_demand_feature_view",
+    "permission": "permission",
+}
+
+
+def route_resource(route: str, params: dict[str, str]) -> tuple[str, str, str] | None:
+    need = ROUTES[route]
+    if need is None:
+        return None
+    action, kind, name = need
+    if name.startswith("{"):
+        name = params.get(name.strip("{}"), "")
+    return action, kind, name
+
+
+def _features(view: FeatureView, names: Iterable[str]) -> tuple[str, ...]:
+    """The pii fields among `names` of `view`."""
+    tagged = {f.name for f in view.features if is_pii(f.tags)}
+    return tuple(n for n in names if n in tagged)
+
+
+class Caller:
+    """A principal bound to the authorizer: what the read and write paths are handed."""
+
+    __slots__ = ("authorizer", "principal")
+
+    def __init__(self, principal: Principal, authorizer: Authorizer) -> None:
+        self.principal = principal
+        self.authorizer = authorizer
+
+    @property
+    def name(self) -> str:
+        return self.principal.name
+
+    def check(self, action: str, kind: str, name: str, tags: dict[str, str] | None = None) -> None:
+        self.authorizer.check(self.principal, action, kind, name, tags or {})
+
+    def check_read(
+        self,
+        action: str,
+        views: Sequence[FeatureView],
+        features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None = None,
+        cache_key: Any = None,
+    ) -> None:
+        self.authorizer.check_read(self.principal, action, views, features, cache_key)
+
+    def check_write(self, action: str, view: FeatureView) -> None:
+        a = self.authorizer
+        a.check(self.principal, action, "feature_view", view.name, view.tags, always_audit=True)
+
+    @contextmanager
+    def active(self) -> Iterator[Caller]:
+        """Within the block, the store's paths act as this caller (the request's principal)."""
+        token = CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            CURRENT.reset(token)
+
+
+class Authorizer:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        repo_path: Path,
+        catalog: Callable[[], Catalog | None],
+    ) -> None:
+        self.settings = settings
+        self.enabled = settings.enabled
+        self.repo_path = repo_path
+        self.tokens = TokenStore(repo_path / "data" / "auth.db")
+        self.jwt = JwtVerifier(settings.oidc, repo_path) if settings.oidc else None
+        self.audit = (
+            AuditLog(repo_path / "data" / "audit", settings.audit)
+            if settings.audit.enabled
+            else None
+        )
+        self._catalog = catalog
+        self._decisions: dict[Any, Decision] = {}
+        self._lock = threading.Lock()
+        self.default: Caller = Caller(ANONYMOUS, self)
+
+    # -- credentials ---------------------------------------------------------------------------
+    def authenticate(self, credential: str | None) -> Principal:
+        """The principal of a bearer credential (an API token or an OIDC JWT); 401 otherwise."""
+        if credential is None or not credential.strip():
+            raise UnauthenticatedError(
+                "This needs a credential. Fix: send `Authorization: Bearer <token>` (an API token from "
+                "`featureline token create`, or a JWT from the identity provider)."
+            )
+        token = credential.strip()
+        if token.startswith(PREFIX):
+            return self.tokens.verify(token)
+        if looks_like_jwt(token):
+            if self.jwt is None:
+                raise UnauthenticatedError(
+                    "A JWT was sent but this server verifies no JWTs (no `auth.oidc` in featureline.yaml)."
+                )
+            return self.jwt.verify(token)
+        raise UnauthenticatedError("The bearer credential is neither an API token nor a JWT.")
+
+    def caller(self, principal: Principal) -> Caller:
+        return Caller(principal, self)
+
+    def current(self) -> Caller:
+        """The caller of the HTTP request being served, else the store's own."""
+        c = CURRENT.get()
+        return c if c is not None and c.authorizer is self else self.default
+
+    # -- decisions -----------------------------------------------------------------------------
+    def permissions(self) -> tuple[Any, list[Permission]]:
+        cat = self._catalog()
+        if cat is None:
+            return None, []
+        return cat.version, list(cat.permissions.values())
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        kind: str,
+        name: str,
+        tags: dict[str, str],
+        pii_fields: tuple[str, ...] = (),
+        explain: bool = False,
+    ) -> Decision:
+        if not self.enabled:
+            return Decision(True, "auth is not enabled (auth.enabled in featureline.yaml).")
+        _, perms = self.permissions()
+        return decide(
+            principal,
+            action,
+            kind,
+            name,
+            tags,
+            perms,
+            self.settings.admin_roles,
+            pii_fields,
+            explain,
+        )
+
+    def check(
+        self,
+        principal: Principal,
+        action: str,
+        kind: str,
+        name: str,
+        tags: dict[str, str],
+        *,
+        always_audit: bool = True,
+    ) -> None:
+        version, _ = self.permissions() if self.enabled else (None, [])
+        key = (principal.key, action, kind, name, version, tuple(sorted(tags.items())))
+        d = self._decisions.get(key)
+        if d is None:
+            d = self.decide(principal, action, kind, name, tags)
+            self._remember(key, d)
+        self._audit(principal, action, f"{kind}:{name}", d, always_audit)
+        if not d.allowed:
+            raise PermissionDeniedError(_denied(d))
+
+    def check_read(
+        self,
+        principal: Principal,
+        action: str,
+        views: Sequence[FeatureView],
+        features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None,
+        cache_key: Any,
+    ) -> None:
+        """Every view read (and its pii fields read) must be granted; cached per (principal, plan)."""
+        version = self.permissions()[0] if self.enabled else None
+        key = (principal.key, action, version, cache_key) if cache_key is not None else None
+        d = self._decisions.get(key) if key is not None else None
+        if d is None:
+            d = self._decide_read(principal, action, views, features)
+            if key is not None:
+                self._remember(key, d)
+        audit = self.audit
+        if audit is not None and (not d.allowed or audit.sample_read()):
+            names = ",".join(dict.fromkeys(v.name for v in views))
+            self._audit(principal, action, f"feature_view:{names}", d, True)
+        if not d.allowed:
+            raise PermissionDeniedError(_denied(d))
+
+    def _decide_read(
+        self,
+        principal: Principal,
+        action: str,
+        views: Sequence[FeatureView],
+        features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None,
+    ) -> Decision:
+        pii: dict[tuple[str, int], set[str]] = {}
+        for view, names in features() if features is not None else []:
+            pii.setdefault((view.name, view.version), set()).update(_features(view, names))
+        last: Decision | None = None
+        for v in dict.fromkeys(views):
+            tagged = tuple(sorted(pii.get((v.name, v.version), ())))
+            last = self.decide(principal, action, "feature_view", v.name, v.tags, tagged)
+            if not last.allowed:
+                return last
+        return last or Decision(True, "nothing to read")
+
+    def _remember(self, key: Any, d: Decision) -> None:
+        with self._lock:
+            if len(self._decisions) > 50_000:
+                self._decisions.clear()
+            self._decisions[key] = d
+
+    def _audit(
+        self, principal: Principal, action: str, resource: str, d: Decision, write: bool
+    ) -> None:
+        if self.audit is not None and (write or not d.allowed):
+            self.audit.record(
+                principal,
+                action,
+                resource,
+                "allowed" if d.allowed else "denied",
+                "" if d.allowed else d.reason,
+            )
+
+    def check_apply(
+        self,
+        principal: Principal,
+        changes: list[dict[str, Any]],
+        snapshot: dict[str, Any],
+        old: dict[str, Any] | None,
+    ) -> None:
+        """`apply` needs `apply` on every object it changes (`admin` for permissions)."""
+        sections = {
+            "entity": "entities",
+            "view": "views",
+            "service": "services",
+            "on-demand view": "odfvs",
+            "permission": "permissions",
+        }
+        for c in changes:
+            kind = _KIND.get(c["kind"], c["kind"])
+            section = sections.get(c["kind"], "")
+            obj = (
+                (snapshot.get(section) or {}).get(c["name"])
+                or ((old or {}).get(section) or {}).get(c["name"])
+                or {}
+            )
+            if isinstance(obj, list):
+                obj = obj[-1] if obj else {}
+            tags = obj.get("tags") or {} if isinstance(obj, dict) else {}
+            action = "admin" if kind == "permission" else "apply"
+            self.check(principal, action, kind, c["name"], dict(tags))
+
+    def close(self) -> None:
+        self.tokens.close()
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _denied(d: Decision) -> str:
+    return (
+        f"{d.reason} Fix: ask an admin for a Permission granting it to one of your roles "
+        "(`featureline permissions check` explains the decision)."
+    )
+
+
+_MISSING = ("", "", "")
+
+
+def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
+    """The dispatcher's `authenticate(call, route)` hook with auth enabled: the request's caller.
+
+    Public paths (auth.public_paths) answer as the anonymous principal; any other route needs a
+    valid bearer credential (401) and, for routes that name their resource, a permission (403);
+    data routes are checked by the read and write paths."""
+    public = set(authorizer.settings.public_paths)
+    anonymous = Caller(ANONYMOUS, authorizer)
+
+    def authenticate(call: Any, route: str) -> Caller:
+        if route in public:
+            return anonymous
+        header = call.header(b"authorization")
+        credential = None
+        if header is not None:
+            scheme, _, value = header.strip().partition(" ")
+            if scheme.lower() != "bearer":
+                raise UnauthenticatedError("The Authorization header must be `Bearer <token>`.")
+            credential = value
+        principal = authorizer.authenticate(credential)
+        need = ROUTES.get(route, _MISSING)
+        if need is _MISSING:
+            raise PermissionDeniedError(
+                f"Route `{route}` has no permission mapping (featureline.auth ROUTES), so it is refused "
+                "while auth is enabled. This is a bug in Featureline."
+            )
+        if need is not None:
+            action, kind, name = route_resource(route, call.path_params) or _MISSING
+            authorizer.check(principal, action, kind, name, {}, always_audit=False)
+        return Caller(principal, authorizer)
+
+    return authenticate

@@ -1,0 +1,39 @@
+"""Who is calling: a `Principal` (a name and roles, and how it was proven), and the request's one."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ANONYMOUS", "Principal"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A caller: `name`, `roles`, and `via` (`token:<id>`, `jwt`, `sdk`, `anonymous`).
+
+    `FeatureStore(repo, principal=Principal("batch-job", roles=("writer",)))` runs as this
+    principal in process (code that can open the repo is trusted to say who it is); over HTTP,
+    principals come only from a verified credential."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+    via: str = "sdk"
+    expires_at: float | None = None  # seconds since the epoch (a token's or a JWT's expiry)
+    key: tuple[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        roles = (self.roles,) if isinstance(self.roles, str) else tuple(self.roles)
+        object.__setattr__(self, "roles", tuple(sorted(set(roles))))
+        object.__setattr__(self, "key", (self.name, self.roles))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "roles": list(self.roles), "via": self.via}
+
+
+ANONYMOUS = Principal("anonymous", (), "anonymous")
+
+# The caller of the HTTP request being served (set by the dispatcher around the handler): the
+# SDK paths the handler calls see it instead of the store's own principal.
+CURRENT: ContextVar[Any] = ContextVar("featureline_caller", default=None)
