@@ -8,7 +8,8 @@ and the slice goes through the same kernel the online tiles use, so both give th
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import math
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -56,35 +57,67 @@ def group_bounds(events: pa.Table, keys: list[str]) -> np.ndarray:
     return np.append(np.flatnonzero(change), n).astype(np.int64)
 
 
+class Windows:
+    """Each entity row's key group in `events` (sorted by keys, then event time), prepared once;
+    `slice(t, start)` then finds every row's event slice [i, j) with `start <= event <= t` in
+    one vectorised binary search."""
+
+    def __init__(self, events: pa.Table, keys: list[str], ent: pa.Table) -> None:
+        bounds = group_bounds(events, keys)
+        self.ngroups = ngroups = len(bounds) - 1
+        n = ent.num_rows
+        self.g = np.full(n, -1, dtype=np.int64)
+        if ngroups == 0:
+            return
+        heads = events.select(keys).take(pa.array(bounds[:-1]))
+        heads = heads.append_column("__g", pa.array(np.arange(ngroups, dtype=np.int64)))
+        rows = ent.select(keys).append_column("__pos", pa.array(np.arange(n, dtype=np.int64)))
+        joined = rows.join(heads, keys, join_type="left outer")
+        pos = joined.column("__pos").to_numpy()
+        self.g[pos] = pc.fill_null(joined.column("__g"), -1).to_numpy()
+        ev = events.column("__event_us").to_numpy().astype(np.int64)
+        group_of = np.repeat(np.arange(ngroups, dtype=np.int64), np.diff(bounds))
+        # one sortable int64 per event: (group, time) packed when the time span allows it,
+        # else (group, rank of the time)
+        self.lo_t, hi_t = int(ev.min()), int(ev.max())
+        span = hi_t - self.lo_t + 3  # room for times clipped to just outside the range
+        if span * (ngroups + 1) < 2**62:
+            self.times = None
+            self.width = np.int64(span)
+            self.combined = group_of * self.width + (ev - self.lo_t + 1)
+        else:
+            self.times = np.unique(ev)
+            self.width = np.int64(len(self.times) + 1)
+            self.combined = group_of * self.width + np.searchsorted(self.times, ev)
+
+    def _code(self, t: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
+        if self.times is None:
+            return np.clip(t, self.lo_t - 1, self.lo_t + int(self.width) - 2) - self.lo_t + 1
+        return np.searchsorted(self.times, t, side).astype(np.int64)
+
+    def slice(self, t_us: np.ndarray, start_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.g)
+        if self.ngroups == 0:
+            zero = np.zeros(n, dtype=np.int64)
+            return zero, zero
+        has = self.g >= 0
+        base = np.where(has, self.g, 0) * self.width
+        if self.times is None:  # packed times: `<= t` is `< t + 1`
+            lo = base + self._code(start_us, "left")
+            hi = base + self._code(t_us, "left") + 1
+        else:
+            lo = base + self._code(start_us, "left")
+            hi = base + self._code(t_us, "right")
+        i = np.where(has, np.searchsorted(self.combined, lo, "left"), 0)
+        j = np.where(has, np.searchsorted(self.combined, hi, "left"), 0)
+        return i.astype(np.int64), np.maximum(i, j).astype(np.int64)
+
+
 def slices(
     events: pa.Table, keys: list[str], ent: pa.Table, t_us: np.ndarray, start_us: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per entity row, the event slice [i, j) of its key with `start <= event <= t`."""
-    bounds = group_bounds(events, keys)
-    ngroups = len(bounds) - 1
-    n = ent.num_rows
-    if ngroups == 0:
-        zero = np.zeros(n, dtype=np.int64)
-        return zero, zero
-    heads = events.select(keys).take(pa.array(bounds[:-1]))
-    heads = heads.append_column("__g", pa.array(np.arange(ngroups, dtype=np.int64)))
-    rows = ent.select(keys).append_column("__pos", pa.array(np.arange(n, dtype=np.int64)))
-    joined = rows.join(heads, keys, join_type="left outer")
-    pos = joined.column("__pos").to_numpy()
-    g = np.full(n, -1, dtype=np.int64)
-    g[pos] = pc.fill_null(joined.column("__g"), -1).to_numpy()
-    ev = events.column("__event_us").to_numpy()
-    times = np.unique(ev)
-    width = np.int64(len(times) + 1)
-    group_of = np.repeat(np.arange(ngroups, dtype=np.int64), np.diff(bounds))
-    combined = group_of * width + np.searchsorted(times, ev).astype(np.int64)
-    has = g >= 0
-    gg = np.where(has, g, 0)
-    lo = gg * width + np.searchsorted(times, start_us, "left").astype(np.int64)
-    hi = gg * width + np.searchsorted(times, t_us, "right").astype(np.int64)
-    i = np.where(has, np.searchsorted(combined, lo, "left"), 0)
-    j = np.where(has, np.searchsorted(combined, hi, "left"), 0)
-    return i.astype(np.int64), np.maximum(i, j).astype(np.int64)
+    return Windows(events, keys, ent).slice(t_us, start_us)
 
 
 def _orders(event_us: np.ndarray) -> np.ndarray:
@@ -104,6 +137,9 @@ def evaluate(
     if agg.function == "count":
         valid = np.concatenate([[0], np.cumsum(pc.is_valid(values).to_numpy(zero_copy_only=False))])
         return pa.array(valid[j] - valid[i], type=typ)
+    fast = _vectorised(agg.function, column_type(view, agg), values, i, j, typ)
+    if fast is not None:
+        return fast
     orders = _orders(events.column("__event_us").to_numpy()) if agg.function == "last" else None
     memo: dict[tuple[int, int], Any] = {}
     out: list[Any] = []
@@ -116,6 +152,42 @@ def evaluate(
             got = memo[(a, b)] = k.finalize(p)
         out.append(got)
     return pa.array(out, type=typ)
+
+
+def _vectorised(
+    function: str, ctype: str, values: pa.Array, i: np.ndarray, j: np.ndarray, typ: pa.DataType
+) -> pa.Array | None:
+    """min / max / last over every slice at once (the same values the kernel gives); None
+    where only the kernel's per-slice path applies (strings, timestamps, signed zeros)."""
+    n = len(values)
+    nonempty = j > i
+    if function == "last":
+        valid = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
+        last_valid = np.maximum.accumulate(np.where(valid, np.arange(n), -1)) if n else valid
+        idx = np.where(nonempty, last_valid[np.maximum(j - 1, 0)] if n else -1, -1)
+        ok = nonempty & (idx >= i)
+        picked = values.take(pa.array(np.where(ok, idx, 0))) if n else pa.nulls(len(i), typ)
+        return pc.if_else(pa.array(ok), picked, pa.nulls(len(i), picked.type)).cast(typ)
+    if function not in ("min", "max") or ctype not in ("Int64", "Float64"):
+        return None
+    is_max = function == "max"
+    if ctype == "Float64":
+        x = np.asarray(pc.fill_null(values, -math.inf if is_max else math.inf).to_numpy())
+        if np.any((x == 0) & np.signbit(x)):
+            return None  # -0.0 against +0.0: the kernel's rule, slice by slice
+        pad = np.append(x, 0.0)
+    else:
+        lim = np.iinfo(np.int64)
+        x = np.asarray(pc.fill_null(values, lim.min if is_max else lim.max).to_numpy())
+        pad = np.append(x, 0)
+    counts = np.concatenate([[0], np.cumsum(pc.is_valid(values).to_numpy(zero_copy_only=False))])
+    has = (counts[j] - counts[i]) > 0
+    if not len(i):
+        return pa.array([], type=typ)
+    idx = np.empty(2 * len(i), dtype=np.int64)
+    idx[0::2], idx[1::2] = i, j
+    got = (np.maximum if is_max else np.minimum).reduceat(pad, np.minimum(idx, n))[0::2]
+    return pa.array(got, type=typ, mask=~has)
 
 
 def aggregate_columns(
@@ -134,11 +206,23 @@ def aggregate_columns(
     events, _ = source.window_events(
         view, keys, None if lo is None or lo == WHOLE_HISTORY else lo, as_of_us
     )
+    windows = Windows(events, view.join_keys, ent)
+    cut: dict[int | None, tuple[np.ndarray, np.ndarray]] = {}  # aggregations sharing a window
     out = []
     for a, s in zip(aggs, starts, strict=True):
-        i, j = slices(events, view.join_keys, ent, t_us, s)
-        out.append(evaluate(view, a, events, i, j))
+        key = a.window_us
+        if key not in cut:
+            cut[key] = windows.slice(t_us, s)
+        out.append(evaluate(view, a, events, *cut[key]))
     return out
 
 
-__all__ = ["EventSource", "aggregate_columns", "arrow_type", "evaluate", "group_bounds", "slices"]
+__all__ = [
+    "EventSource",
+    "Windows",
+    "aggregate_columns",
+    "arrow_type",
+    "evaluate",
+    "group_bounds",
+    "slices",
+]
