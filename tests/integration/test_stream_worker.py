@@ -446,3 +446,67 @@ def test_rows_the_write_path_refuses_are_found_by_halving_and_dead_lettered(
     import redis
 
     redis.Redis.from_url(redis_url).delete(stream, f"{stream}:dead")
+
+
+def _nats_server(port: int, data: Path) -> subprocess.Popen[bytes]:
+    exe = shutil.which("nats-server")
+    assert exe is not None
+    p = subprocess.Popen(
+        [exe, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            time.sleep(0.2)  # JetStream comes up just after the port
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise AssertionError("nats-server did not start")
+
+
+def test_the_worker_reconnects_when_nats_restarts(tmp_path: Path) -> None:
+    if shutil.which("nats-server") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("nats-server is needed to restart a private NATS (CI=true)")
+        pytest.skip("nats-server is needed to restart a private NATS")
+    port = _free_port()
+    data = tmp_path / "nats"
+    server = _nats_server(port, data)
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        store = _store(tmp_path, "nats", "restart.tx", url)
+        pub = _publisher(store)
+        events = _events(3000, 50, seed=6)
+        payloads = _payloads(events)
+        pub.publish(payloads[:1500])
+        pub.close()
+        w = StreamWorker(store, consumer="w", batch_size=300, max_backoff=0.5)
+        stop = threading.Event()
+        th = threading.Thread(target=lambda: w.run(stop=stop))
+        th.start()
+        deadline = time.monotonic() + 20
+        while w.stats[0].written == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        time.sleep(0.5)
+        server = _nats_server(port, data)
+        pub = _publisher(store)
+        pub.publish(payloads[1500:])
+        deadline = time.monotonic() + 30
+        while w.stats[0].written < 3000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        th.join(10)
+        (stats,) = w.stats
+        assert stats.written >= 3000, stats
+        _check(store, events)
+        w.close()
+        pub.close()
+    finally:
+        server.terminate()
+        server.wait(10)
