@@ -581,15 +581,18 @@ class FeatureStore:
         """Per view: stored rows, newest event, last ingestion, staleness (now - newest event
         stored), and online: the freshness objective, event-to-servable latency (a histogram of
         every online write, with p50/p99), the newest servable event, its staleness and whether
-        the objective holds (`ok`; None without an objective or without online data)."""
+        the objective holds (`ok`; None without an objective or without online data); and the
+        rows its constraints hold in quarantine (`quarantined`)."""
         import time
 
         from featureline.freshness import log_dir, summary, view_key
         from featureline.offline.store import us_to_dt
+        from featureline.quality import quarantine
 
         out: dict[str, dict[str, Any]] = {}
         now = time.time_ns() // 1000
         folder = log_dir(self.offline.root)
+        held = quarantine.count(self.offline.root)
         for v in self.list_feature_views():
             commits = self.offline.commits(v.name, v.version)
             last_ev = max((c.meta.get("max_event_us") or 0 for c in commits), default=0) or None
@@ -605,6 +608,7 @@ class FeatureStore:
                 "servable_staleness_seconds": servable,
                 "ok": None if objective is None or servable is None else servable <= objective,
                 "latency": online,
+                "quarantined": held.get(v.name, 0),
             }
         return out
 

@@ -59,7 +59,7 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    from featureline.cli import _auth, _data, _defs, _ml, _online, _serve, _stream
+    from featureline.cli import _auth, _data, _defs, _ml, _online, _quality, _serve, _stream
 
     for command in (
         _defs.init,
@@ -77,6 +77,7 @@ def _register() -> None:
         _online.vacuum,
         _stream.stream,
         _online.freshness,
+        _quality.quarantine,
         _serve.serve,
         _ml.run_cmd,
         _ml.runs,

@@ -215,6 +215,7 @@ def describe(ctx: click.Context, view: str) -> None:
     from rich.console import Group
 
     from featureline.cli._render import console, fmt, fmt_seconds, fmt_tags, key_values, table
+    from featureline.definitions import Check
 
     info: dict[str, Any] = open_store(ctx).describe(view)
     d = info["definition"]
@@ -273,6 +274,14 @@ def describe(ctx: click.Context, view: str) -> None:
                 ),
             )
         )
+    constraints = [
+        f"{f['name']}: " + ", ".join(Check.from_dict(c).describe() for c in f["constraints"])
+        for f in d.get("schema", [])
+        if f.get("constraints")
+    ] + [Check.from_dict(c).describe() for c in d.get("checks", [])]
+    if constraints:  # the gate and what it checks (featureline.quality)
+        pairs.append(("gate", d.get("gate") or "quarantine (default)"))
+        pairs.append(("constraints", "; ".join(constraints)))
     if rows:
         pairs.append(
             ("time range", f"{fmt(info.get('first_event'))}  ->  {fmt(info.get('last_event'))}")

@@ -89,6 +89,11 @@ class FreshnessCollector(Collector):
             "1 when the newest servable event is within the objective, else 0.",
             labels=["view"],
         )
+        quarantined = GaugeMetricFamily(
+            "featureline_view_quarantined_rows",
+            "Rows of a feature view held in quarantine by its constraints (featureline quarantine list).",
+            labels=["view"],
+        )
         try:
             info = self._freshness()
         except Exception:  # a scrape must never fail because one backend does
@@ -118,7 +123,9 @@ class FreshnessCollector(Collector):
                 objective.add_metric([view], float(f["objective_seconds"]))
             if f.get("ok") is not None:
                 ok.add_metric([view], 1.0 if f["ok"] else 0.0)
+            quarantined.add_metric([view], float(f.get("quarantined") or 0))
         yield from (up, rows, stale, last_event, last_ingest, latency, servable, objective, ok)
+        yield quarantined
 
 
 class StreamCollector(Collector):

@@ -416,6 +416,15 @@ def build_spec(
                     "type": "boolean",
                     "description": "True when the Idempotency-Key was seen before: nothing new was written.",
                 },
+                "quarantined": {
+                    "type": "integer",
+                    "description": "Rows the view's quarantine gate kept out (rows sent = rows + quarantined).",
+                },
+                "violations": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "Rows violating each constraint (under a `warn` gate they landed).",
+                },
             },
         },
         "FeastOnlineRequest": {
@@ -695,6 +704,11 @@ def build_spec(
                 "responses": {
                     "200": ok_json("PushResponse", "Rows written."),
                     **_errors(400, 404, 408, 413, 415, 421),
+                    "422": {
+                        "description": "The view's strict gate refused the batch: `report` names each "
+                        "violated constraint with its count and sample rows; nothing was written.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
                 },
             }
         },

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from featureline.errors import ValidationError, did_you_mean
+from featureline.errors import ConstraintViolationError, ValidationError, did_you_mean
 from featureline.server._body import check_object, get_bool, json_type, push_columns, push_rows
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Call, Reply, Route
@@ -43,7 +43,7 @@ def idempotency_key(call: Call) -> str | None:
 def routes(ctx: ServerContext) -> list[Route]:
     store = ctx.store
 
-    async def push(call: Call) -> dict[str, object]:
+    async def push(call: Call) -> dict[str, object] | Reply:
         view = call.path_params["view"]
         what = f"POST /push/{view}"
         body = check_object(await call.json(), NATIVE_PUSH_FIELDS, what)
@@ -58,7 +58,12 @@ def routes(ctx: ServerContext) -> list[Route]:
             if "rows" in body
             else push_columns(fv, body["columns"], what)
         )
-        result = await run_in_threadpool(store.push, view, table, idempotency_key(call))
+        try:
+            result = await run_in_threadpool(store.push, view, table, idempotency_key(call))
+        except ConstraintViolationError as e:  # a strict gate: the report, structured
+            return Reply.json(
+                {"error": type(e).__name__, "message": e.message, "report": e.report}, 422
+            )
         return {
             "view": result.view,
             "version": result.version,
@@ -68,6 +73,9 @@ def routes(ctx: ServerContext) -> list[Route]:
             "replayed": result.replayed,
             "ignored_columns": list(result.ignored_columns),
             "non_finite": result.non_finite,
+            # the ingestion gate: rows in = rows + quarantined
+            "quarantined": result.quarantined,
+            "violations": result.violations,
         }
 
     async def feast_push(call: Call) -> Reply:
