@@ -434,3 +434,23 @@ def test_sql_keywords_as_names_are_quoted_not_executed(tmp_path: Path) -> None:
     assert (r.rows, r.quarantined) == (1, 2)
     assert r.violations == {"from.min": 1, "delete": 1}
     assert int(store.describe("table")["rows"]) == 1
+
+
+def test_constraints_are_versioned_with_the_view(tmp_path: Path) -> None:
+    card, view = _view()
+    plain = fl.FeatureView(
+        view.name,
+        entities=view.entities,
+        schema=[fl.Field(f.name, f.dtype) for f in view.schema],
+        ttl=view.ttl,
+    )
+    store = new_store(tmp_path, card, plain)
+    plan = store.plan([card, view])
+    (change,) = plan.changes
+    assert change["op"] == "update" and not change["breaking"]
+    assert "field `amount`: constraints none -> not_null, min 0" in change["details"]
+    store.apply([card, view])
+    assert store.get_feature_view("payments").gate_mode == "quarantine"
+    assert store.get_feature_view("payments").version == 1  # not a breaking change
+    first = store.registry.get(1).snapshot["views"]["payments"][0]
+    assert "constraints" not in first["schema"][1]  # the earlier registry version is kept

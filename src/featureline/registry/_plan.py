@@ -208,12 +208,24 @@ def _fields_details(
             breaking.append(text)
         if o.get("description") != f.get("description"):
             details.append(f"field `{name}`: description changed")
+        if o.get("constraints") != f.get("constraints"):  # featureline.quality: not breaking
+            details.append(
+                f"field `{name}`: constraints {_checks(o.get('constraints'))} -> {_checks(f.get('constraints'))}"
+            )
         details += _tags_details(o.get("tags") or {}, f.get("tags") or {}, f"field `{name}`: ")
     details += [f"removed field `{n}`" for n in before if n not in after]
     common = [n for n in after if n in before]
     if common != [n for n in before if n in after]:
         details.append("field order changed")
     return details, breaking
+
+
+def _checks(constraints: list[dict[str, Any]] | None) -> str:
+    if not constraints:
+        return "none"
+    return ", ".join(
+        f"{c['kind']} {c['value']!r}" if "value" in c else str(c["kind"]) for c in constraints
+    )
 
 
 def _source_details(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
