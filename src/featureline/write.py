@@ -89,11 +89,23 @@ def _quarantine_hook(
 def _all_quarantined(
     target: WriteTarget, view: FeatureView, gated: Gated, key: str | None
 ) -> IngestResult:
-    """Every row failed: nothing lands, so no commit (commit 0); the rows are in quarantine."""
+    """Every row failed: nothing lands, so no commit (commit 0); the rows are in quarantine.
+
+    The schema check still runs on them: a batch the store could never take (a missing column,
+    a wrong type, naive times) is refused whole, as when some rows land."""
     from featureline._time import from_us, now_us
+    from featureline.offline.batch import prepare_batch
     from featureline.offline.store import IngestResult
     from featureline.quality import quarantine
 
+    bad = gated.bad if gated.bad is not None else gated.land
+    rows = bad.drop_columns([c for c in bad.column_names if c.startswith("__")])
+    prepare_batch(
+        view,
+        rows,
+        target.offline.key_types(view.name, view.version),
+        max_future_seconds=target.max_future_seconds,
+    )
     at = now_us()
     quarantine.store(target.offline.root, view, gated, None, quarantine.batch_name(key), at)
     return IngestResult(

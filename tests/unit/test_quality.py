@@ -454,3 +454,13 @@ def test_constraints_are_versioned_with_the_view(tmp_path: Path) -> None:
     assert store.get_feature_view("payments").version == 1  # not a breaking change
     first = store.registry.get(1).snapshot["views"]["payments"][0]
     assert "constraints" not in first["schema"][1]  # the earlier registry version is kept
+
+
+def test_a_batch_the_store_cannot_take_is_refused_whole_even_when_every_row_fails(
+    tmp_path: Path,
+) -> None:
+    store = new_store(tmp_path, *_view())
+    t = _batch([1, 2], [utc(2025, 1, 1)] * 2, [-1.0, -2.0], ["ams", "ams"]).drop_columns(["n"])
+    with pytest.raises(ValidationError, match="column `n` is missing"):
+        store.ingest("payments", t)
+    assert store.quarantine() == {} and store.commits("payments") == []
