@@ -614,17 +614,38 @@ class FeatureStore:
 
     # -- quarantine (featureline.quality) ---------------------------------------------------------
     def quarantine(self) -> dict[str, dict[str, Any]]:
-        """Per view with quarantined rows: rows, batches, oldest/newest time, count per constraint."""
+        """Per view with quarantined rows: rows, batches, oldest/newest time, count per constraint
+        (with auth on: the views the caller may `describe`)."""
+        from featureline.errors import PermissionDeniedError
         from featureline.quality import quarantine
 
-        return quarantine.summary(self.offline.root)
+        found = quarantine.summary(self.offline.root)
+        caller = self._caller()
+        if caller is None:
+            return found
+        cat = self.catalog()
+        out = {}
+        for name, info in found.items():
+            views = cat.views.get(name)
+            try:
+                if not views:  # a view no longer defined: no permission can name it
+                    continue
+                caller.check_read("describe", [views[-1]])
+            except PermissionDeniedError:
+                continue
+            out[name] = info
+        return out
 
     def quarantined_rows(self, view: FeatureView | str) -> pa.Table | None:
         """A view's quarantined rows: its columns as written, plus `__quarantine_id`, `__violations`
         (the constraints each violates), `__batch_id`, `__commit`, `__view_version`, `__quarantined_at`."""
         from featureline.quality import quarantine
 
-        return quarantine.read(self.offline.root, self._view(view).name)
+        fv = self._view(view)
+        caller = self._caller()
+        if caller is not None:  # the rows' values, pii fields included: as `preview`
+            caller.check_read("read_offline", [fv], lambda: [(fv, fv.feature_names)])
+        return quarantine.read(self.offline.root, fv.name)
 
     def replay_quarantine(self, view: FeatureView | str, fixed: Any = None) -> ReplayResult:
         """Re-check a view's quarantined rows and land, in one commit, those that now pass (then
@@ -635,6 +656,9 @@ class FeatureStore:
         from featureline.write import csv_types
 
         fv = self._view(view)
+        caller = self._caller()
+        if caller is not None:  # a replay is a push (checked again there), refused up front
+            caller.check_write("write_online", fv)
         table = (
             None if fixed is None else to_arrow(fixed, f"fixed rows for `{fv.name}`", csv_types(fv))
         )

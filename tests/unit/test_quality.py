@@ -464,3 +464,37 @@ def test_a_batch_the_store_cannot_take_is_refused_whole_even_when_every_row_fail
     with pytest.raises(ValidationError, match="column `n` is missing"):
         store.ingest("payments", t)
     assert store.quarantine() == {} and store.commits("payments") == []
+
+
+def test_quarantine_reads_and_replays_are_checked_when_auth_is_on(tmp_path: Path) -> None:
+    from featureline.auth import Principal
+    from featureline.errors import PermissionDeniedError
+    from tests.auth_kit import auth_yaml
+
+    root = tmp_path / "repo"
+    fl.init_repo(root, project="t", with_data=False)
+    (root / "definitions.py").unlink()
+    with (root / "featureline.yaml").open("a") as f:
+        f.write(auth_yaml())
+    card, view = _view()
+    perms = [
+        fl.Permission(
+            "read", actions=["read_offline", "describe"], resources="*", roles=["reader"]
+        ),
+        fl.Permission(
+            "write", actions=["write_online", "write_offline"], resources="*", roles=["writer"]
+        ),
+    ]
+    with fl.FeatureStore(root, principal=Principal("root", ("admin",))) as s:
+        s.apply([card, view, *perms])
+        s.ingest("payments", _batch([1, 2], [utc(2025, 1, 1)] * 2, [1.0, -1.0], ["ams"] * 2))
+    with fl.FeatureStore(root) as anon:
+        assert anon.quarantine() == {}
+        with pytest.raises(PermissionDeniedError):
+            anon.quarantined_rows("payments")
+    with fl.FeatureStore(root, principal=Principal("r", ("reader",))) as reader:
+        assert reader.quarantine()["payments"]["rows"] == 1
+        held = reader.quarantined_rows("payments")
+        assert held is not None and held.num_rows == 1
+        with pytest.raises(PermissionDeniedError, match="write_online"):
+            reader.replay_quarantine("payments")
