@@ -10,7 +10,7 @@ their outputs) → result. `FeatureStore` delegates to them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ def mark_stale(src: ReadSource, plan: Any, resp: OnlineResponse, now_us: int) ->
 def check_principal(
     principal: Any,
     action: str,
-    views: list[FeatureView],
+    views: Sequence[FeatureView],
     features: Callable[[], list[tuple[FeatureView, Any]]] | None = None,
     cache_key: Any = None,
 ) -> None:
@@ -187,7 +187,7 @@ def online_features(
         check_principal(
             principal,
             "read_online",
-            list(read_plan.views) + (list(hidden_plan.views) if hidden_plan else []),
+            read_plan.views if hidden_plan is None else (*read_plan.views, *hidden_plan.views),
             lambda: _plan_features(read_plan, hidden_plan),
             (cat.version, hkey),
         )

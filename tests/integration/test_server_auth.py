@@ -211,3 +211,28 @@ def test_health_needs_a_credential_unless_public(tmp_path: Path) -> None:
     with ThreadServer(app) as url, httpx.Client(base_url=url, timeout=15) as client:
         assert client.get("/health").status_code == 401
         assert client.get("/metrics").status_code == 401
+
+
+def test_concurrent_requests_each_act_as_their_own_principal(env: dict[str, Any]) -> None:
+    """The request's caller is per request (a context variable): concurrent public, reader and
+    guest requests never see one another's principal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = env["tokens"]
+    read = CALLS[0]
+    jobs = [("GET", "/health", None, None, 200), ("POST", read[2], read[3], t["reader"], 200)]
+    jobs += [
+        ("POST", read[2], read[3], t["guest"], 403),
+        ("GET", "/metrics", None, t["reader"], 403),
+    ]
+    url = str(env["client"].base_url)
+
+    def run(job: tuple[str, str, Any, str | None, int]) -> tuple[int, int]:
+        method, path, body, credential, want = job
+        headers = {"authorization": f"Bearer {credential}"} if credential else {}
+        with httpx.Client(base_url=url, timeout=15) as c:
+            return c.request(method, path, json=body, headers=headers).status_code, want
+
+    with ThreadPoolExecutor(8) as pool:
+        for got, want in pool.map(run, jobs * 10):
+            assert got == want

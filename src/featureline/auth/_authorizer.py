@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +24,6 @@ from featureline.definitions import Permission, is_pii
 from featureline.errors import PermissionDeniedError, UnauthenticatedError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from featureline.catalog import Catalog
     from featureline.definitions import FeatureView
 
@@ -105,14 +102,25 @@ class Caller:
         a = self.authorizer
         a.check(self.principal, action, "feature_view", view.name, view.tags, always_audit=True)
 
-    @contextmanager
-    def active(self) -> Iterator[Caller]:
-        """Within the block, the store's paths act as this caller (the request's principal)."""
-        token = CURRENT.set(self)
-        try:
-            yield self
-        finally:
-            CURRENT.reset(token)
+    def active(self) -> _Active:
+        """`with caller.active():` within the block, the store's paths act as this caller (the
+        request's principal; concurrent requests each have their own context)."""
+        return _Active(self)
+
+
+class _Active:
+    __slots__ = ("caller", "token")
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.token: Any = None
+
+    def __enter__(self) -> Caller:
+        self.token = CURRENT.set(self.caller)
+        return self.caller
+
+    def __exit__(self, *exc: object) -> None:
+        CURRENT.reset(self.token)
 
 
 class Authorizer:
