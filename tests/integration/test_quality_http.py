@@ -91,3 +91,22 @@ def test_strict_push_answers_422_with_the_report(client: httpx.Client) -> None:
     assert ok.status_code == 200 and ok.json()["rows"] == 1
     metrics = client.get("/metrics").text  # nothing of a strict view is ever held
     assert 'featureline_view_quarantined_rows{view="payments_strict"} 0.0' in metrics
+
+
+def test_feast_write_to_online_store_quarantines_bad_rows(client: httpx.Client) -> None:
+    now = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    resp = client.post(
+        "/write-to-online-store",
+        json={
+            "feature_view_name": "payments",
+            "df": {"card_id": [50, 51], "event_timestamp": [now, now], "amount": [4.0, -4.0]},
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    read = client.post(
+        "/features/online",
+        json={"features": ["payments:amount"], "entities": {"card_id": [50, 51]}},
+    ).json()
+    assert read["features"]["amount"] == [4.0, None]
+    metrics = client.get("/metrics").text
+    assert 'featureline_view_quarantined_rows{view="payments"} 3.0' in metrics
