@@ -498,3 +498,37 @@ def test_quarantine_reads_and_replays_are_checked_when_auth_is_on(tmp_path: Path
         assert held is not None and held.num_rows == 1
         with pytest.raises(PermissionDeniedError, match="write_online"):
             reader.replay_quarantine("payments")
+
+
+def test_bounds_nan_fractional_bounds_and_times() -> None:
+    from featureline.quality import evaluate
+
+    card = fl.Entity("card", ["card_id"])
+    view = fl.FeatureView(
+        "v",
+        entities=[card],
+        schema=[
+            fl.Field("card_id", fl.Int64),
+            fl.Field("x", fl.Float64, constraints=[fl.Check.min(0), fl.Check.max(10)]),
+            fl.Field("n", fl.Int64, constraints=[fl.Check.min(0.5)]),
+            fl.Field("at", fl.Timestamp, constraints=[fl.Check.min(utc(2025, 1, 1))]),
+        ],
+    )
+    validate_definitions([card], [view], [])
+    t = pa.table(
+        {
+            "card_id": pa.array([1, 2, 3, 4], pa.int64()),
+            "event_timestamp": pa.array([utc(2025, 1, 1)] * 4, TS),
+            "x": pa.array([float("nan"), None, 10.0, 10.5]),
+            "n": pa.array([0, 1, None, 1], pa.int64()),
+            "at": pa.array([utc(2025, 1, 1), utc(2024, 12, 31), None, utc(2026, 1, 1)], TS),
+        }
+    )
+    v = evaluate(view, t)
+    got = {n: m.tolist() for n, m in zip(v.names, v.masks, strict=True)}
+    assert got == {
+        "x.min": [True, False, False, False],  # NaN is within no bounds; null passes
+        "x.max": [True, False, False, True],
+        "n.min": [True, False, False, False],
+        "at.min": [False, True, False, False],
+    }

@@ -2,9 +2,10 @@
 checks and the unique key), into one violation mask per constraint.
 
 A mask is True where a row violates the constraint; a null value passes every check but
-`not_null`, and a SQL check is violated only where its expression is false (SQL's CHECK
-rule). Columns a batch lacks, or holds with a type that cannot be cast to the declared one,
-are not checked here: the schema check of the write path refuses such a batch as a whole.
+`not_null` (NaN is within no min/max bounds), and a SQL check is violated only where its
+expression is false (SQL's CHECK rule). Columns a batch lacks, or holds with a type that
+cannot be cast to the declared one, are not checked here: the schema check of the write path
+refuses such a batch as a whole.
 """
 
 from __future__ import annotations
@@ -87,13 +88,21 @@ def _typed(col: pa.ChunkedArray, field: Any) -> pa.ChunkedArray | None:
         return None
 
 
+def _bound(value: Any, t: pa.DataType) -> pa.Scalar:
+    """A min/max bound as a scalar comparable with a column of type `t` (a fractional bound on
+    an Int64 column stays fractional: Arrow compares int64 with double)."""
+    if pa.types.is_integer(t) and isinstance(value, float):
+        return pa.scalar(value, pa.float64())
+    return pa.scalar(value, t)
+
+
 def _field_mask(c: Check, col: pa.ChunkedArray, rows: int) -> np.ndarray:
     if c.kind == "not_null":
         return _mask(col.is_null(), rows) if col.null_count else np.zeros(rows, dtype=bool)
-    if c.kind == "min":
-        return _mask(pc.less(col, pa.scalar(c.value, col.type)), rows)
+    if c.kind == "min":  # not (value >= bound): NaN is out of bounds too
+        return _mask(pc.invert(pc.greater_equal(col, _bound(c.value, col.type))), rows)
     if c.kind == "max":
-        return _mask(pc.greater(col, pa.scalar(c.value, col.type)), rows)
+        return _mask(pc.invert(pc.less_equal(col, _bound(c.value, col.type))), rows)
     if c.kind == "isin":
         ok = pc.is_in(col, value_set=pa.array(c.value, col.type))
         return _mask(pc.and_not(col.is_valid(), ok), rows)
