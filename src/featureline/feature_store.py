@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from featureline.catalog import Catalog, OdfvSpec
 from featureline.config import RepoConfig
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from featureline.read import ReadSource
     from featureline.registry import Plan, RegistryStore, RegistryVersion
     from featureline.write import WriteTarget
+
+
+T = TypeVar("T")
 
 
 def _as_of_us(as_of: datetime | str | None) -> int | None:
@@ -224,17 +227,25 @@ class FeatureStore:
         (a 3-way merge, retried a few times); if they overlap, RegistryConflictError names the
         objects and nothing is stored.
         """
-        from featureline.errors import RegistryConflictError
-        from featureline.registry import check, rebase
+        from featureline.registry import check
 
         p = planned if planned is not None else self.plan(objects, new_versions)
         check(p)
         if p.is_empty:
             return None
         caller = self._caller()
-        if caller is not None:  # `apply` on every object changed, `admin` for permissions
-            old = self.registry.get(p.base_version).snapshot if p.base_version else None
-            caller.authorizer.check_apply(caller.principal, p.changes, p.snapshot, old)
+        if caller is None:
+            return self._append(p, message)
+        # `apply` on every object changed, `admin` for permissions; the result audited
+        old = self.registry.get(p.base_version).snapshot if p.base_version else None
+        caller.authorizer.check_apply(caller.principal, p.changes, p.snapshot, old)
+        return caller.outcome("apply", "registry", lambda: self._append(p, message))
+
+    def _append(self, p: Plan, message: str) -> RegistryVersion | None:
+        """Append plan `p` onto its base version, re-applied on newer ones that commute."""
+        from featureline.errors import RegistryConflictError
+        from featureline.registry import rebase
+
         attempts = 5
         todo, base = p, None
         for attempt in range(1, attempts + 1):
@@ -332,14 +343,27 @@ class FeatureStore:
         """
         from featureline.write import write
 
-        return write(
-            self._write_target(),
-            self._view(view, version),
-            data,
-            online=False,
-            idempotency_key=idempotency_key,
-            principal=self._caller(),
+        fv = self._view(view, version)
+        caller = self._caller()
+        return self._audited(
+            caller,
+            "write_offline",
+            fv,
+            lambda: write(
+                self._write_target(),
+                fv,
+                data,
+                online=False,
+                idempotency_key=idempotency_key,
+                principal=caller,
+            ),
         )
+
+    def _audited(self, caller: Any, action: str, view: FeatureView, fn: Callable[[], T]) -> T:
+        """`fn()`, its result audited when auth or the audit log is on."""
+        if caller is None:
+            return fn()
+        return caller.outcome(action, f"feature_view:{view.name}", fn)
 
     def get_training_set(
         self,
@@ -531,13 +555,20 @@ class FeatureStore:
 
             rows = pa.table(entity_columns(rows))
         table = to_arrow(rows, f"push to `{fv.name}`")
-        return write(
-            self._write_target(),
+        caller = self._caller()
+        online = to != "offline"
+        return self._audited(
+            caller,
+            "write_online" if online else "write_offline",
             fv,
-            table,
-            online=to != "offline",
-            idempotency_key=idempotency_key,
-            principal=self._caller(),
+            lambda: write(
+                self._write_target(),
+                fv,
+                table,
+                online=online,
+                idempotency_key=idempotency_key,
+                principal=caller,
+            ),
         )
 
     def _write_target(self) -> WriteTarget:

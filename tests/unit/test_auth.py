@@ -272,6 +272,10 @@ def test_audit_log_records_who_what_when_and_the_result(repo: Path) -> None:
         s.get_online_features(["driver_stats:rate"], [{"driver_id": 1}])
         with pytest.raises(PermissionDeniedError):
             s.push("driver_stats", _batch())
+    with _as(repo, "writer") as w:
+        commit = w.push("driver_stats", _batch()).commit
+        with pytest.raises(fl.FeaturelineError):
+            w.ingest("driver_stats", pa.table({"driver_id": [1]}))  # no event times: refused
     runner = CliRunner()
     out = runner.invoke(cli, ["--repo", str(repo), "audit", "--principal", "p", "--json"])
     assert out.exit_code == 0, out.output
@@ -283,7 +287,20 @@ def test_audit_log_records_who_what_when_and_the_result(repo: Path) -> None:
         cli, ["--repo", str(repo), "audit", "--principal", "root", "--action", "apply", "--json"]
     )
     assert [json.loads(x)["result"] for x in root_events.output.splitlines()][:1] == ["allowed"]
-    assert all(e["ts"].endswith("+00:00") and e["roles"] == ["reader"] for e in events)
+    assert all(
+        e["ts"].endswith("+00:00") and e["roles"] in (["reader"], ["writer"]) for e in events
+    )
+    with _as(repo, "writer") as w:
+        writes = [
+            (e["action"], e["result"], e.get("detail", {}).get("commit"))
+            for e in w.authorizer.audit.query(principal="p")
+            if e["roles"] == ["writer"]
+        ]  # type: ignore[union-attr]
+    assert writes[:2] == [("write_online", "allowed", None), ("write_online", "ok", commit)]
+    assert writes[2][:2] == ("write_offline", "allowed") and writes[3][:2] == (
+        "write_offline",
+        "error",
+    )
     since = runner.invoke(
         cli, ["--repo", str(repo), "audit", "--since", "1h", "--result", "denied"]
     )

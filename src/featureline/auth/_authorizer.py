@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from featureline.auth._audit import AuditLog
 from featureline.auth._jwt import JwtVerifier, looks_like_jwt
@@ -26,6 +26,8 @@ from featureline.errors import PermissionDeniedError, UnauthenticatedError
 if TYPE_CHECKING:
     from featureline.catalog import Catalog
     from featureline.definitions import FeatureView
+
+T = TypeVar("T")
 
 __all__ = ["ROUTES", "Authorizer", "Caller", "http_authenticator", "route_resource"]
 
@@ -101,6 +103,29 @@ class Caller:
     def check_write(self, action: str, view: FeatureView) -> None:
         a = self.authorizer
         a.check(self.principal, action, "feature_view", view.name, view.tags, always_audit=True)
+
+    def outcome(self, action: str, resource: str, fn: Callable[[], T]) -> T:
+        """Run `fn` (an allowed apply or write) and audit its result: `ok` with the commit or
+        version it made, or `error` with the message (a denial is audited where it is decided)."""
+        audit = self.authorizer.audit
+        if audit is None:
+            return fn()
+        try:
+            result = fn()
+        except PermissionDeniedError:
+            raise
+        except Exception as e:
+            audit.record(self.principal, action, resource, "error", f"{type(e).__name__}: {e}")
+            raise
+        detail = {
+            k: getattr(result, k)
+            for k in ("commit", "rows", "version", "replayed", "quarantined")
+            if getattr(result, k, None) is not None
+        }
+        if isinstance(result, list):
+            detail["views"] = len(result)
+        audit.record(self.principal, action, resource, "ok", **detail)
+        return result
 
     def active(self) -> _Active:
         """`with caller.active():` within the block, the store's paths act as this caller (the
