@@ -532,3 +532,29 @@ def test_bounds_nan_fractional_bounds_and_times() -> None:
         "n.min": [True, False, False, False],
         "at.min": [False, True, False, False],
     }
+
+
+def test_a_large_file_is_gated_chunk_by_chunk_in_one_commit(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from featureline.offline import chunked
+
+    monkeypatch.setattr(chunked, "LARGE_FILE_ROWS", 4)
+    monkeypatch.setattr(chunked, "CHUNK_ROWS", 3)
+    store = new_store(tmp_path, *_view())
+    t = _batch(
+        list(range(8)),
+        [utc(2025, 1, 1)] * 8,
+        [1.0, -1.0, 2.0, 3.0, -4.0, 5.0, 6.0, -7.0],
+        ["ams"] * 8,
+    )
+    path = tmp_path / "big.parquet"
+    pq.write_table(t, path)
+    r = store.ingest("payments", str(path))
+    assert (r.rows, r.quarantined, r.violations) == (5, 3, {"amount.min": 3})
+    (c,) = store.commits("payments")
+    assert c.seq == r.commit and c.rows == 5
+    held = store.quarantined_rows("payments")
+    assert held is not None
+    assert sorted(held.column("__row").to_pylist()) == [1, 4, 7]  # positions in the file
+    assert set(held.column("__commit").to_pylist()) == {r.commit}
