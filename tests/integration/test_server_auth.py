@@ -236,3 +236,17 @@ def test_concurrent_requests_each_act_as_their_own_principal(env: dict[str, Any]
     with ThreadPoolExecutor(8) as pool:
         for got, want in pool.map(run, jobs * 10):
             assert got == want
+
+
+def test_a_principal_granted_nothing_learns_nothing_from_validation(env: dict[str, Any]) -> None:
+    """Data routes refuse a principal with no grant of their action before reading the body, so
+    a bad body or an unknown view name is a 403 too (not a 400/404 naming the catalog)."""
+    for method, template, path, _ in CALLS:
+        if ROUTES[template] is not None:
+            continue
+        for body in ({"bogus": 1}, {"features": ["nope:x"], "entities": {"k": [1]}}):
+            resp = _call(
+                env, method, path.replace("driver_stats", "nope"), body, env["tokens"]["guest"]
+            )
+            assert resp.status_code == 403, (path, resp.text[:200])
+            assert "driver_stats" not in resp.text

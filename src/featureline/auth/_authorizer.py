@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-__all__ = ["ROUTES", "Authorizer", "Caller", "http_authenticator", "route_resource"]
+__all__ = ["DATA_ROUTES", "ROUTES", "Authorizer", "Caller", "http_authenticator", "route_resource"]
 
 # Route templates of the feature server -> what a request needs before its handler runs:
 # (action, resource type, resource name; `{name}` is the path parameter), or None when the read
-# and write paths check the views the body names. A route missing here is refused (fail closed).
+# and write paths check the views the body names (the request then needs one of the actions of
+# DATA_ROUTES granted on some feature view first, so that a principal granted nothing learns
+# nothing from validation errors). A route missing here is refused (fail closed).
 ROUTES: dict[str, tuple[str, str, str] | None] = {
     "/features/online": None,
     "/get-online-features": None,
@@ -48,6 +50,16 @@ ROUTES: dict[str, tuple[str, str, str] | None] = {
     "/metrics": ("describe", "endpoint", "/metrics"),
     "/openapi.json": ("describe", "endpoint", "/openapi.json"),
     "/docs": ("describe", "endpoint", "/docs"),
+}
+
+DATA_ROUTES: dict[str, tuple[str, ...]] = {
+    "/features/online": ("read_online",),
+    "/get-online-features": ("read_online",),
+    "/push/{view}": ("write_online",),
+    "/push": ("write_online", "write_offline"),
+    "/write-to-online-store": ("write_online",),
+    "/materialize": ("write_online",),
+    "/materialize-incremental": ("write_online",),
 }
 
 _KIND = {
@@ -272,6 +284,34 @@ class Authorizer:
         if not d.allowed:
             raise PermissionDeniedError(_denied(d))
 
+    def check_any(self, principal: Principal, actions: tuple[str, ...], kind: str) -> None:
+        """403 unless some permission grants one of `actions` on some resource of type `kind`."""
+        if not self.enabled:
+            return
+        version, perms = self.permissions()
+        key = ("any", principal.key, actions, kind, version)
+        d = self._decisions.get(key)
+        if d is None:
+            roles = set(principal.roles)
+            ok = bool(roles & set(self.settings.admin_roles)) or any(
+                roles & set(p.roles)
+                and any(p.grants(a) for a in actions)
+                and any(r.type in (kind, "*") for r in p.resources)
+                for p in perms
+            )
+            names = " or ".join(f"`{a}`" for a in actions)
+            d = Decision(
+                ok,
+                f"principal `{principal.name}` may {names} some {kind}"
+                if ok
+                else f"principal `{principal.name}` ({', '.join(principal.roles) or 'no roles'}) may not "
+                f"{names} any {kind}: no permission grants it (everything not granted is denied).",
+            )
+            self._remember(key, d)
+        if not d.allowed:
+            self._audit(principal, "/".join(actions), f"{kind}:*", d, False)
+            raise PermissionDeniedError(_denied(d))
+
     def _decide_read(
         self,
         principal: Principal,
@@ -382,6 +422,8 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
         if need is not None:
             action, kind, name = route_resource(route, call.path_params) or _MISSING
             authorizer.check(principal, action, kind, name, {}, always_audit=False)
+        else:  # the paths check the views the body names; first, any grant at all
+            authorizer.check_any(principal, DATA_ROUTES[route], "feature_view")
         return Caller(principal, authorizer)
 
     return authenticate
