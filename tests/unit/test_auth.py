@@ -354,3 +354,19 @@ def test_cli_tokens_and_permissions_check_explain_decisions(repo: Path) -> None:
     assert "revoked" in runner.invoke(cli, [*base, "token", "list"]).output
     bad = runner.invoke(cli, [*base, "token", "create", "x", "--roles", "r", "--expires", "soon"])
     assert bad.exit_code == 1 and "duration" in bad.output
+
+
+def test_cli_commands_act_as_featureline_token(repo: Path) -> None:
+    runner = CliRunner()
+    base = ["--repo", str(repo)]
+    (repo / "definitions.py").write_text(
+        "from featureline import Entity\n\nrider = Entity('rider', ['rider_id'])\n"
+    )
+    denied = runner.invoke(cli, [*base, "apply"], env={"FEATURELINE_TOKEN": ""})
+    assert denied.exit_code == 1 and "anonymous" in denied.output, denied.output
+    with fl.FeatureStore(repo, principal=ADMIN) as s:
+        admin, _ = s.authorizer.tokens.create("root", ["admin"])  # type: ignore[union-attr]
+    bad = runner.invoke(cli, [*base, "apply"], env={"FEATURELINE_TOKEN": admin + "x"})
+    assert bad.exit_code == 1 and "Unknown or wrong API token" in bad.output, bad.output
+    done = runner.invoke(cli, [*base, "apply"], env={"FEATURELINE_TOKEN": admin})
+    assert done.exit_code == 0, done.output
