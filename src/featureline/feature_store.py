@@ -80,7 +80,13 @@ class FeatureStore:
         if auth.enabled or auth.audit.enabled:
             from featureline.auth import Authorizer
 
-            self._auth = Authorizer(auth, self.repo_path, self._permissions_catalog)
+            self._auth = Authorizer(
+                auth,
+                self.repo_path,
+                self._permissions_catalog,
+                self.config.registry,
+                self.config.project,
+            )
             token = token or os.environ.get("FEATURELINE_TOKEN") or None
             if principal is None and token is not None:
                 principal = self._auth.authenticate(token)

@@ -1,7 +1,8 @@
 """Principals, credentials, permissions and the audit log (issue 11, items 3-5).
 
     _principal   Principal (name, roles, how proven); the request's caller (a context variable)
-    _tokens      API tokens: shown once, stored hashed in data/auth.db, expiry, revocation
+    _tokens      API tokens: shown once, stored hashed next to the registry (auth.db beside a
+                 SQLite registry, or the registry's PostgreSQL database), expiry, revocation
     _jwt         OIDC bearer JWTs verified against a JWKS (signature, issuer, audience, expiry)
     _policy      deny unless a Permission grants it; pii fields only with pii=True; explained
     _authorizer  the store's authorizer: authenticate, decide (cached per principal and plan), audit
@@ -22,7 +23,14 @@ from featureline.auth._authorizer import (
 from featureline.auth._jwt import JwtVerifier
 from featureline.auth._policy import Decision, decide
 from featureline.auth._principal import ANONYMOUS, Principal
-from featureline.auth._tokens import TokenInfo, TokenStore, parse_duration
+from featureline.auth._tokens import (
+    PostgresTokenStore,
+    SqliteTokenStore,
+    TokenInfo,
+    TokenStore,
+    open_token_store,
+    parse_duration,
+)
 
 __all__ = [
     "ANONYMOUS",
@@ -32,11 +40,14 @@ __all__ = [
     "Caller",
     "Decision",
     "JwtVerifier",
+    "PostgresTokenStore",
     "Principal",
+    "SqliteTokenStore",
     "TokenInfo",
     "TokenStore",
     "decide",
     "http_authenticator",
+    "open_token_store",
     "parse_duration",
     "route_resource",
 ]

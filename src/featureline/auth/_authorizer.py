@@ -18,7 +18,7 @@ from featureline.auth._audit import AuditLog
 from featureline.auth._jwt import JwtVerifier, looks_like_jwt
 from featureline.auth._policy import Decision, decide
 from featureline.auth._principal import ANONYMOUS, CURRENT, Principal
-from featureline.auth._tokens import PREFIX, TokenStore
+from featureline.auth._tokens import PREFIX, TokenStore, open_token_store
 from featureline.config import AuthSettings
 from featureline.definitions import Permission, is_pii
 from featureline.errors import PermissionDeniedError, UnauthenticatedError
@@ -166,11 +166,15 @@ class Authorizer:
         settings: AuthSettings,
         repo_path: Path,
         catalog: Callable[[], Catalog | None],
+        registry: str = "data/registry.db",
+        project: str = "",
     ) -> None:
+        """`registry` (the registry's location) decides where tokens live: its PostgreSQL
+        database, or `auth.db` next to a SQLite registry file."""
         self.settings = settings
         self.enabled = settings.enabled
         self.repo_path = repo_path
-        self.tokens = TokenStore(repo_path / "data" / "auth.db")
+        self.tokens: TokenStore = open_token_store(registry, project, repo_path)
         self.jwt = JwtVerifier(settings.oidc, repo_path) if settings.oidc else None
         self.audit = (
             AuditLog(repo_path / "data" / "audit", settings.audit)

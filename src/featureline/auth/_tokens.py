@@ -19,6 +19,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,15 @@ from featureline._sqlite import open_file, retry_busy, use_wal
 from featureline.auth._principal import Principal
 from featureline.errors import NotFoundError, StorageError, UnauthenticatedError, ValidationError
 
-__all__ = ["PREFIX", "TokenInfo", "TokenStore", "parse_duration"]
+__all__ = [
+    "PREFIX",
+    "PostgresTokenStore",
+    "SqliteTokenStore",
+    "TokenInfo",
+    "TokenStore",
+    "open_token_store",
+    "parse_duration",
+]
 
 PREFIX = "fl_"
 RECHECK_SECONDS = 0.1  # how stale a process's view of revocations may be
@@ -78,35 +87,40 @@ def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class TokenStore:
-    """The API tokens of one repo (`data/auth.db`)."""
+class TokenStore(ABC):
+    """The API tokens of one project: the logic (hashing, checks, the per-process cache) over a
+    few storage primitives a backend implements (SQLite next to a SQLite registry; the registry's
+    PostgreSQL database, per project, next to a PostgreSQL one)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
+    where = "the token store"
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[Principal, float | None]] = {}
-        self._version: int | None = None
+        self._marker: Any = None
         self._checked = -RECHECK_SECONDS
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = open_file(
-                self.path,
-                _TIMEOUT,
-                "the token store",
-                "check that the repo's data/ folder is writable.",
-            )
-            retry_busy(lambda: use_wal(db, _TIMEOUT), _TIMEOUT, self._error)
-            retry_busy(lambda: db.execute(_SCHEMA), _TIMEOUT, self._error)
-            self._db = db
-        return self._db
+    # -- storage primitives (one statement each: atomic) -------------------------------------
+    @abstractmethod
+    def _insert(self, row: tuple[Any, ...]) -> None: ...
 
-    def _error(self, e: Exception) -> Exception:
-        return StorageError(
-            f"The token store `{self.path}` failed: {e}. Fix: retry; check the disk."
-        )
+    @abstractmethod
+    def _all(self) -> builtins.list[tuple[Any, ...]]: ...
 
+    @abstractmethod
+    def _one(self, token_id: str) -> tuple[Any, ...] | None: ...
+
+    @abstractmethod
+    def _revoke(self, id_or_name: str, now: float) -> int: ...
+
+    @abstractmethod
+    def _changes(self) -> Any:
+        """A value that changes whenever another client creates or revokes a token."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- the logic ---------------------------------------------------------------------------
     def create(
         self, name: str, roles: list[str] | tuple[str, ...], expires_in: float | None = None
     ) -> tuple[str, TokenInfo]:
@@ -122,54 +136,24 @@ class TokenStore:
         info = TokenInfo(
             token_id, name.strip(), roles, now, now + expires_in if expires_in else None, None
         )
-        db = self._conn()
-        with self._lock:
-            retry_busy(
-                lambda: db.execute(
-                    "INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        info.id,
-                        info.name,
-                        json.dumps(list(roles)),
-                        _sha(secret),
-                        now,
-                        info.expires_at,
-                    ),
-                ),
-                _TIMEOUT,
-                self._error,
-            )
+        self._insert(
+            (info.id, info.name, json.dumps(list(roles)), _sha(secret), now, info.expires_at)
+        )
         return f"{PREFIX}{token_id}_{secret}", info
 
     def list(self) -> builtins.list[TokenInfo]:
-        db = self._conn()
-        with self._lock:
-            rows = retry_busy(
-                lambda: db.execute(
-                    "SELECT id, name, roles, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at"
-                ).fetchall(),
-                _TIMEOUT,
-                self._error,
-            )
-        return [TokenInfo(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5]) for r in rows]
+        return [
+            TokenInfo(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5]) for r in self._all()
+        ]
 
     def revoke(self, id_or_name: str) -> builtins.list[TokenInfo]:
         """Revoke the token with this id, or every active token of this principal name."""
-        db = self._conn()
         now = time.time()
+        n = self._revoke(id_or_name, now)
         with self._lock:
-            cur = retry_busy(
-                lambda: db.execute(
-                    "UPDATE api_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR name = ?)",
-                    (now, id_or_name, id_or_name),
-                ),
-                _TIMEOUT,
-                self._error,
-            )
             self._cache.clear()
-        if cur.rowcount == 0:
-            known = [t for t in self.list() if id_or_name in (t.id, t.name)]
-            if known:
+        if n == 0:
+            if any(id_or_name in (t.id, t.name) for t in self.list()):
                 return []  # already revoked
             raise NotFoundError(
                 f"No token with id or name `{id_or_name}`. Fix: see `featureline token list`."
@@ -178,18 +162,18 @@ class TokenStore:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; UnauthenticatedError (401) otherwise."""
-        db = self._conn()
         with self._lock:
             now = time.monotonic()
             if now - self._checked >= RECHECK_SECONDS:  # a query per request would cost ~10 us
                 self._checked = now
-                version = db.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._version:  # another connection committed: re-verify all
+                marker = self._changes()
+                if marker != self._marker:  # another client created or revoked: re-verify all
                     self._cache.clear()
-                    self._version = version
+                    self._marker = marker
             hit = self._cache.get(token)
-            if hit is None:
-                hit = self._lookup(db, token)
+        if hit is None:
+            hit = self._lookup(token)
+            with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
                 self._cache[token] = hit
@@ -201,14 +185,11 @@ class TokenStore:
             )
         return principal
 
-    def _lookup(self, db: sqlite3.Connection, token: str) -> tuple[Principal, float | None]:
+    def _lookup(self, token: str) -> tuple[Principal, float | None]:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != PREFIX[:-1] or len(parts[1]) != 16 or not parts[2]:
             raise UnauthenticatedError("The bearer credential is not a Featureline API token.")
-        row: Any = db.execute(
-            "SELECT name, roles, secret_sha256, expires_at, revoked_at FROM api_tokens WHERE id = ?",
-            (parts[1],),
-        ).fetchone()
+        row = self._one(parts[1])  # name, roles, secret_sha256, expires_at, revoked_at
         # compare even when the id is unknown, so timing says nothing about which ids exist
         stored = row[2] if row is not None else "0" * 64
         if not hmac.compare_digest(stored, _sha(parts[2])) or row is None:
@@ -218,7 +199,163 @@ class TokenStore:
         principal = Principal(row[0], tuple(json.loads(row[1])), f"token:{parts[1]}", row[3])
         return principal, row[3]
 
+    def _error(self, e: Exception) -> Exception:
+        return StorageError(f"{self.where} failed: {e}. Fix: retry; check the database.")
+
+
+_SELECT_ALL = "SELECT id, name, roles, created_at, expires_at, revoked_at FROM api_tokens"
+_SELECT_ONE = "SELECT name, roles, secret_sha256, expires_at, revoked_at FROM api_tokens"
+
+
+class SqliteTokenStore(TokenStore):
+    """Tokens in a SQLite file (`auth.db` next to a SQLite registry), WAL mode."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.where = f"The token store `{path}`"
+        self._db: sqlite3.Connection | None = None
+        self._dblock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = open_file(
+                self.path,
+                _TIMEOUT,
+                "the token store",
+                "check that the repo's data/ folder is writable.",
+            )
+            retry_busy(lambda: use_wal(db, _TIMEOUT), _TIMEOUT, self._error)
+            retry_busy(lambda: db.execute(_SCHEMA), _TIMEOUT, self._error)
+            self._db = db
+        return self._db
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        db = self._conn()
+        with self._dblock:
+            return retry_busy(lambda: db.execute(sql, args), _TIMEOUT, self._error)
+
+    def _insert(self, row: tuple[Any, ...]) -> None:
+        self._run("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)", row)
+
+    def _all(self) -> builtins.list[tuple[Any, ...]]:
+        return self._run(_SELECT_ALL + " ORDER BY created_at").fetchall()
+
+    def _one(self, token_id: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._run(
+            _SELECT_ONE + " WHERE id = ?", (token_id,)
+        ).fetchone()
+        return row
+
+    def _revoke(self, id_or_name: str, now: float) -> int:
+        return self._run(
+            "UPDATE api_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR name = ?)",
+            (now, id_or_name, id_or_name),
+        ).rowcount
+
+    def _changes(self) -> Any:
+        return self._run("PRAGMA data_version").fetchone()[0]  # moves on others' commits
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+_PG_SCHEMA_LOCK = 0x6665_6174_746F_6B00  # "feattok": serialises CREATE TABLE across clients
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS featureline_api_tokens (
+    project TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION,
+    revoked_at DOUBLE PRECISION,
+    PRIMARY KEY (project, id)
+)
+"""
+
+
+class PostgresTokenStore(TokenStore):
+    """Tokens in the registry's PostgreSQL database (table `featureline_api_tokens`, per project)."""
+
+    def __init__(self, url: str, project: str) -> None:
+        from featureline._postgres import PgConnection
+
+        super().__init__()
+        self.project = project
+        self.where = "The token store (PostgreSQL)"
+        self.pg = PgConnection(url, "the token store", "FeatureStore(repo)")
+        self._ready = False
+
+    def _q(self, sql: str, args: tuple[Any, ...] = (), fetch: str = "") -> Any:
+        if not self._ready:
+
+            def create(db: Any) -> None:
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_SCHEMA_LOCK,))
+                db.execute(_PG_SCHEMA)
+
+            self.pg.run(create, "creating the token table", transaction=True)
+            self._ready = True
+
+        def fn(db: Any) -> Any:
+            cur = db.execute(sql, args)
+            if fetch == "all":
+                return cur.fetchall()
+            if fetch == "one":
+                return cur.fetchone()
+            return cur.rowcount
+
+        return self.pg.run(fn, "the token store")
+
+    def _insert(self, row: tuple[Any, ...]) -> None:
+        self._q(
+            "INSERT INTO featureline_api_tokens VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)",
+            (self.project, *row),
+        )
+
+    def _all(self) -> builtins.list[tuple[Any, ...]]:
+        sql = _SELECT_ALL.replace("api_tokens", "featureline_api_tokens")
+        return list(
+            self._q(sql + " WHERE project = %s ORDER BY created_at", (self.project,), "all")
+        )
+
+    def _one(self, token_id: str) -> tuple[Any, ...] | None:
+        sql = _SELECT_ONE.replace("api_tokens", "featureline_api_tokens")
+        row: tuple[Any, ...] | None = self._q(
+            sql + " WHERE project = %s AND id = %s", (self.project, token_id), "one"
+        )
+        return row
+
+    def _revoke(self, id_or_name: str, now: float) -> int:
+        n: int = self._q(
+            "UPDATE featureline_api_tokens SET revoked_at = %s WHERE project = %s AND "
+            "revoked_at IS NULL AND (id = %s OR name = %s)",
+            (now, self.project, id_or_name, id_or_name),
+        )
+        return n
+
+    def _changes(self) -> Any:
+        return self._q(
+            "SELECT count(*), max(revoked_at) FROM featureline_api_tokens WHERE project = %s",
+            (self.project,),
+            "one",
+        )
+
+    def close(self) -> None:
+        self.pg.close()
+
+
+def open_token_store(registry: str, project: str, repo_path: Path) -> TokenStore:
+    """The token store next to the registry: its PostgreSQL database, or `auth.db` beside a
+    SQLite registry file."""
+    from featureline._urls import sqlite_or_postgres
+
+    where = sqlite_or_postgres(
+        registry, "registry", repo_path, file="registry.db", setting="registry"
+    )
+    if isinstance(where, str):
+        return PostgresTokenStore(where, project)
+    return SqliteTokenStore(where.parent / "auth.db")

@@ -25,7 +25,8 @@ def _authorizer(store: FeatureStore) -> Authorizer:
     if a is None:
         from featureline.auth import Authorizer
 
-        a = Authorizer(store.config.auth, store.repo_path, lambda: None)
+        c = store.config
+        a = Authorizer(c.auth, store.repo_path, lambda: None, c.registry, c.project)
     return a
 
 
