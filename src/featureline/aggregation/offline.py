@@ -20,6 +20,9 @@ from featureline.aggregation.windows import WHOLE_HISTORY, window_starts
 from featureline.definitions import Aggregation, FeatureView
 from featureline.types import parse_dtype
 
+KEY_FILTER_MAX = 20_000
+"""Up to this many distinct entity keys, only their events are read."""
+
 
 class EventSource(Protocol):
     """What the aggregation needs from the offline store (`OfflineStore.window_events`)."""
@@ -141,16 +144,18 @@ def evaluate(
     if fast is not None:
         return fast
     orders = _orders(events.column("__event_us").to_numpy()) if agg.function == "last" else None
-    memo: dict[tuple[int, int], Any] = {}
-    out: list[Any] = []
-    for a, b in zip(i.tolist(), j.tolist(), strict=True):
-        got = memo.get((a, b), memo)
-        if got is memo:
-            p = k.empty()
-            if b > a:
-                p = k.add(p, values.slice(a, b - a), None if orders is None else orders[a:b])
-            got = memo[(a, b)] = k.finalize(p)
-        out.append(got)
+    empty = k.finalize(k.empty())
+    # each distinct non-empty slice once (entity rows of one key and time share them)
+    rows = np.flatnonzero(j > i)
+    pairs = np.unique(np.stack([i[rows], j[rows]], axis=1), axis=0) if len(rows) else rows
+    out: list[Any] = [empty] * len(i)
+    if len(rows):
+        found: dict[tuple[int, int], Any] = {}
+        for a, b in pairs.astype(np.int64).reshape(-1, 2).tolist():
+            p = k.add(k.empty(), values.slice(a, b - a), None if orders is None else orders[a:b])
+            found[(a, b)] = k.finalize(p)
+        for r, a, b in zip(rows.tolist(), i[rows].tolist(), j[rows].tolist(), strict=True):
+            out[r] = found[(a, b)]
     return pa.array(out, type=typ)
 
 
@@ -184,9 +189,14 @@ def _vectorised(
     has = (counts[j] - counts[i]) > 0
     if not len(i):
         return pa.array([], type=typ)
+    # reduceat reduces pad[idx[k]:idx[k+1]] for every k: with the slices sorted by start, the
+    # in-between segments (j of one slice to i of the next) add up to at most n elements
+    order = np.argsort(i, kind="stable")
     idx = np.empty(2 * len(i), dtype=np.int64)
-    idx[0::2], idx[1::2] = i, j
-    got = (np.maximum if is_max else np.minimum).reduceat(pad, np.minimum(idx, n))[0::2]
+    idx[0::2], idx[1::2] = i[order], j[order]
+    sorted_got = (np.maximum if is_max else np.minimum).reduceat(pad, np.minimum(idx, n))[0::2]
+    got = np.empty_like(sorted_got)
+    got[order] = sorted_got
     return pa.array(got, type=typ, mask=~has)
 
 
@@ -203,6 +213,8 @@ def aggregate_columns(
     starts = [window_starts(t_us, a.window_us, view.tile_us) for a in aggs]
     lo = min(int(s.min()) for s in starts) if len(t_us) else None
     keys = ent.select(view.join_keys).group_by(view.join_keys).aggregate([])
+    if keys.num_rows > KEY_FILTER_MAX:  # most keys anyway: filtering costs more than it saves
+        keys = None
     events, _ = source.window_events(
         view, keys, None if lo is None or lo == WHOLE_HISTORY else lo, as_of_us
     )
