@@ -111,10 +111,12 @@ def over_http(off: Path, on: Path, token: str, rounds: int, seconds: float) -> t
         per: dict[str, list[float]] = {"off": [], "on": []}
         for name, (_, base) in procs.items():  # warm up
             asyncio.run(_load(base, body, token if name == "on" else None, 1.0))
+        order = list(procs.items())
         for _ in range(rounds):
-            for name, (_, base) in procs.items():
+            for name, (_, base) in order:
                 rps, _ = asyncio.run(_load(base, body, token if name == "on" else None, seconds))
                 per[name].append(rps)
+            order.reverse()  # off-on, on-off, ...: drifting load on a shared machine evens out
         return statistics.median(per["off"]), statistics.median(per["on"])
     finally:
         for proc, _ in procs.values():

@@ -370,3 +370,40 @@ def test_cli_commands_act_as_featureline_token(repo: Path) -> None:
     assert bad.exit_code == 1 and "Unknown or wrong API token" in bad.output, bad.output
     done = runner.invoke(cli, [*base, "apply"], env={"FEATURELINE_TOKEN": admin})
     assert done.exit_code == 0, done.output
+
+
+def test_apply_is_checked_on_the_object_as_it_was_and_as_it_will_be(repo: Path) -> None:
+    """A grant on tagged views cannot be used to retag a view into it."""
+    with fl.FeatureStore(repo, principal=ADMIN) as s:
+        s.apply(
+            [
+                *_defs(),
+                fl.Permission(
+                    "team_a",
+                    actions=["apply"],
+                    resources=fl.Resource("feature_view", tags={"team": "a"}),
+                    roles=["team_a"],
+                ),
+            ]
+        )
+    entity, view, *perms = _defs()
+    retagged = fl.FeatureView(
+        "driver_stats", entities=[entity], schema=view.schema, tags={"team": "a"}
+    )
+    with (
+        _as(repo, "team_a") as s,
+        pytest.raises(PermissionDeniedError, match="`apply` on feature_view `driver_stats`"),
+    ):
+        s.apply(
+            [
+                entity,
+                retagged,
+                *perms,
+                fl.Permission(
+                    "team_a",
+                    actions=["apply"],
+                    resources=fl.Resource("feature_view", tags={"team": "a"}),
+                    roles=["team_a"],
+                ),
+            ]
+        )

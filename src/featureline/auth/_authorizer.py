@@ -370,16 +370,14 @@ class Authorizer:
         for c in changes:
             kind = _KIND.get(c["kind"], c["kind"])
             section = sections.get(c["kind"], "")
-            obj = (
-                (snapshot.get(section) or {}).get(c["name"])
-                or ((old or {}).get(section) or {}).get(c["name"])
-                or {}
-            )
-            if isinstance(obj, list):
-                obj = obj[-1] if obj else {}
-            tags = obj.get("tags") or {} if isinstance(obj, dict) else {}
             action = "admin" if kind == "permission" else "apply"
-            self.check(principal, action, kind, c["name"], dict(tags))
+            # as it was and as it will be: retagging an object cannot move it into one's grant
+            for snap in (old, snapshot):
+                obj = ((snap or {}).get(section) or {}).get(c["name"])
+                if isinstance(obj, list):
+                    obj = obj[-1] if obj else None
+                if isinstance(obj, dict):
+                    self.check(principal, action, kind, c["name"], dict(obj.get("tags") or {}))
 
     def close(self) -> None:
         self.tokens.close()
