@@ -140,3 +140,80 @@ def as_utc_timestamps(col: pa.ChunkedArray, name: str, what: str) -> pa.ChunkedA
         col = pc.cast(col, pa.timestamp("ns", tz="UTC"))
         return pc.cast(col, UTC_US, safe=False)
     return pc.cast(col, UTC_US)
+
+
+def rows_to_table(rows: list[dict[str, Any]], types: dict[str, pa.DataType], what: str) -> pa.Table:
+    """A list of row dicts as a table, each declared column built with its declared type, so a
+    value that does not fit (a 23-digit integer, a word in a number column) is an error naming
+    the column, the value and the fix instead of a pyarrow traceback."""
+    if not rows:
+        raise ValidationError(f"No rows given for the {what}. Fix: pass at least one row dict.")
+    names = list(rows[0]) if isinstance(rows[0], dict) else []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or list(r) != names:
+            raise ValidationError(
+                f"Row {i} `{r!r}` of the {what} does not have the keys {names} of the first row. "
+                "Fix: give every row the same keys."
+            )
+    cols: dict[str, pa.Array] = {}
+    for name in names:
+        values = [r[name] for r in rows]
+        typ = types.get(name)
+        numeric = typ is not None and (pa.types.is_integer(typ) or pa.types.is_floating(typ))
+        if numeric and any(isinstance(v, bool) for v in values):  # pyarrow would take True as 1
+            raise ValidationError(_bad_value(name, values, typ, what))
+        if typ is not None and pa.types.is_integer(typ):  # pyarrow would truncate 2.5 to 2
+            frac = next((v for v in values if isinstance(v, float) and not v.is_integer()), None)
+            if frac is not None:
+                raise ValidationError(
+                    f"Column `{name}` of the {what} has value `{frac!r}`, not a whole number; "
+                    "the view declares Int64. Fix: send integers (or declare the field Float64)."
+                )
+        try:
+            cols[name] = pa.array(values, type=typ)
+        except (OverflowError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            raise ValidationError(_bad_value(name, values, typ, what)) from None
+    return pa.table(cols)
+
+
+def _bad_value(name: str, values: list[Any], typ: pa.DataType | None, what: str) -> str:
+    from featureline._keys import INT64_MAX, INT64_MIN
+
+    for v in values:
+        if v is None:
+            continue
+        if typ is not None and pa.types.is_integer(typ):
+            if isinstance(v, bool) or not isinstance(v, int):
+                return (
+                    f"Column `{name}` of the {what} has value `{v!r}` of type "
+                    f"{type(v).__name__}; the view declares Int64. Fix: send integers."
+                )
+            if not INT64_MIN <= v <= INT64_MAX:
+                return (
+                    f"Column `{name}` of the {what} has value `{v}`, outside the Int64 range "
+                    f"{INT64_MIN} to {INT64_MAX}. Fix: send values in that range."
+                )
+        if (
+            typ is not None
+            and pa.types.is_floating(typ)
+            and (isinstance(v, bool) or not isinstance(v, int | float))
+        ):
+            return (
+                f"Column `{name}` of the {what} has value `{v!r}` of type "
+                f"{type(v).__name__}; the view declares Float64. Fix: send numbers."
+            )
+        if typ is not None and pa.types.is_string(typ) and not isinstance(v, str):
+            return (
+                f"Column `{name}` of the {what} has value `{v!r}` of type {type(v).__name__}; "
+                "the view declares String. Fix: send strings."
+            )
+        if typ is not None and pa.types.is_boolean(typ) and not isinstance(v, bool):
+            return (
+                f"Column `{name}` of the {what} has value `{v!r}` of type {type(v).__name__}; "
+                "the view declares Bool. Fix: send true or false."
+            )
+    kinds = sorted({type(v).__name__ for v in values if v is not None})
+    return (
+        f"Column `{name}` of the {what} mixes values of types {', '.join(kinds)} that do not "
+        f"form one column{f' of type {typ}' if typ is not None else ''}. Fix: send one type per column."
+    )

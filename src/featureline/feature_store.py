@@ -546,8 +546,7 @@ class FeatureStore:
         `to="offline"` writes the offline store only. The same `idempotency_key` twice is one
         commit (and completes the online apply if the first call could not).
         """
-        from featureline._frames import to_arrow
-        from featureline.online import entity_columns
+        from featureline._frames import rows_to_table, to_arrow
         from featureline.write import write
 
         modes = ("online_and_offline", "offline")
@@ -556,10 +555,10 @@ class FeatureStore:
                 f"`{to}` is not a push target.{did_you_mean(str(to), modes)} Valid: {', '.join(modes)}."
             )
         fv = self._view(view)
-        if isinstance(rows, list):
-            import pyarrow as pa
-
-            rows = pa.table(entity_columns(rows))
+        if isinstance(rows, list):  # row dicts: each column built with its declared type
+            typed = {"Int64", "Float64", "String", "Bool"}
+            types = {f.name: f.dtype.to_arrow() for f in fv.schema if str(f.dtype) in typed}
+            rows = rows_to_table(rows, types, f"push to `{fv.name}`")
         table = to_arrow(rows, f"push to `{fv.name}`")
         caller = self._caller()
         online = to != "offline"

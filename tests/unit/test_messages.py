@@ -205,3 +205,34 @@ def test_a_23_digit_key_is_out_of_the_int64_range_not_a_float(tmp_path: Path) ->
         )
     )
     assert "outside the Int64 range" in msg
+
+
+def test_push_of_row_dicts_names_the_bad_column_instead_of_a_pyarrow_traceback(
+    tmp_path: Path,
+) -> None:
+    """Issue 9 item 9: a key past 64 bits pushed from the SDK was a raw OverflowError."""
+    from datetime import UTC, datetime
+
+    from tests.helpers import driver_defs, new_store
+
+    driver, view = driver_defs()
+    store = new_store(tmp_path, driver, view)
+    now = datetime.now(UTC)
+    cases = [
+        ({"driver_id": 10**23}, "outside the Int64 range"),
+        ({"trips": 2.5}, "declares Int64"),
+        ({"rate": "fast"}, "declares Float64"),
+        ({"rate": True}, "declares Float64"),
+    ]
+    for change, needle in cases:
+        row = {"driver_id": 1, "event_timestamp": now, "rate": 0.5, "trips": 3, **change}
+        with pytest.raises(fl.FeaturelineError, match=needle) as e:
+            store.push("driver_stats", [row])
+        assert next(iter(change)) in str(e.value)
+    assert (
+        store.push(
+            "driver_stats", [{"driver_id": 1, "event_timestamp": now, "rate": 0.5, "trips": 3}]
+        ).rows
+        == 1
+    )
+    store.close()
