@@ -64,13 +64,15 @@ def check_principal(
     views: Sequence[FeatureView],
     features: Callable[[], list[tuple[FeatureView, Any]]] | None = None,
     cache_key: Any = None,
+    current: Any = None,
 ) -> None:
     """Whether `principal` may `action` (read_offline / read_online) these views and read their
     `features` (a callable: (view, feature names) pairs, for the pii check; called only when the
-    decision is not cached under `cache_key`). `principal` is None with auth off: nothing to do;
+    decision is not cached under `cache_key`; `current`: the current catalog's version, when the
+    read holds that catalog). `principal` is None with auth off: nothing to do;
     else a `featureline.auth.Caller` (PermissionDeniedError, 403)."""
     if principal is not None:
-        principal.check_read(action, views, features, cache_key)
+        principal.check_read(action, views, features, cache_key, current)
 
 
 def _plan_features(plan: Any, hidden: Any) -> list[tuple[FeatureView, list[str]]]:
@@ -189,7 +191,8 @@ def online_features(
             "read_online",
             read_plan.views if hidden_plan is None else (*read_plan.views, *hidden_plan.views),
             lambda: _plan_features(read_plan, hidden_plan),
-            (cat.version, hkey),
+            hkey,
+            cat.version,  # the façade's current catalog: also the permissions' version
         )
     online = src.online()
     now_us = time.time_ns() // 1000

@@ -5,6 +5,7 @@ data. /health answers without a credential when `auth.public_paths` lists it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,10 +113,39 @@ def _call(
     return env["client"].request(method, path, json=body, headers=headers)
 
 
-def test_the_matrix_covers_every_route_of_the_app(env: dict[str, Any]) -> None:
+def _served(env: dict[str, Any]) -> dict[str, list[str]]:
     app = create_app(env["repo"])
-    served = {path for path in app.dispatcher.router.paths}
-    assert served == {c[1] for c in CALLS} == set(ROUTES)
+    return {
+        p: sorted(m for m in ms if m != "HEAD") for p, ms in app.dispatcher.router.paths.items()
+    }
+
+
+def _every_call(env: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+    """CALLS, plus any other route the app serves (a path parameter `x`, no body)."""
+    known = {c[1] for c in CALLS}
+    extra = [
+        (method, path, re.sub(r"\{\w+\}", "x", path), None)
+        for path, methods in _served(env).items()
+        if path not in known
+        for method in methods
+    ]
+    return CALLS + extra
+
+
+def test_every_route_of_the_app_has_a_permission_mapping(env: dict[str, Any]) -> None:
+    served = set(_served(env))
+    assert {c[1] for c in CALLS} <= served, {c[1] for c in CALLS} - served
+    assert served == set(ROUTES), (served - set(ROUTES), set(ROUTES) - served)
+
+
+def test_routes_beyond_the_matrix_refuse_without_a_grant(env: dict[str, Any]) -> None:
+    """Routes added after the matrix was written (the UI, ...) get the same refusals."""
+    bad = _bad_credentials(env)
+    for method, _, path, body in _every_call(env)[len(CALLS) :]:
+        for what in ("none", "wrong token", "expired token", "revoked token", "jwt wrong audience"):
+            resp = _call(env, method, path, body, bad[what])
+            assert resp.status_code == 401, (path, what, resp.status_code)
+        assert _call(env, method, path, body, env["tokens"]["guest"]).status_code == 403, path
 
 
 def _bad_credentials(env: dict[str, Any]) -> dict[str, str | None]:

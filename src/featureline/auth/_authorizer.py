@@ -109,8 +109,9 @@ class Caller:
         views: Sequence[FeatureView],
         features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None = None,
         cache_key: Any = None,
+        current: Any = None,
     ) -> None:
-        self.authorizer.check_read(self.principal, action, views, features, cache_key)
+        self.authorizer.check_read(self.principal, action, views, features, cache_key, current)
 
     def check_write(self, action: str, view: FeatureView) -> None:
         a = self.authorizer
@@ -272,10 +273,16 @@ class Authorizer:
         views: Sequence[FeatureView],
         features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None,
         cache_key: Any,
+        current: Any = None,
     ) -> None:
-        """Every view read (and its pii fields read) must be granted; cached per (principal, plan)."""
-        version = self.permissions()[0] if self.enabled else None
-        key = (principal.key, action, version, cache_key) if cache_key is not None else None
+        """Every view read (and its pii fields read) must be granted; cached per (principal, plan).
+        `current`: the version of the current catalog if the caller holds it (the permissions'
+        version; looked up otherwise)."""
+        key = None
+        if cache_key is not None:
+            if current is None:
+                current = self.permissions()[0] if self.enabled else None
+            key = (principal.key, action, current, cache_key)
         d = self._decisions.get(key) if key is not None else None
         if d is None:
             d = self._decide_read(principal, action, views, features)

@@ -21,12 +21,13 @@ class Principal:
     roles: tuple[str, ...] = ()
     via: str = "sdk"
     expires_at: float | None = None  # seconds since the epoch (a token's or a JWT's expiry)
-    key: tuple[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    key: str = field(init=False, repr=False, compare=False)  # decisions are cached by it
 
     def __post_init__(self) -> None:
         roles = (self.roles,) if isinstance(self.roles, str) else tuple(self.roles)
         object.__setattr__(self, "roles", tuple(sorted(set(roles))))
-        object.__setattr__(self, "key", (self.name, self.roles))
+        # a str: its hash is computed once (a tuple's is computed on every lookup)
+        object.__setattr__(self, "key", "\x1f".join((self.name, *self.roles)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "roles": list(self.roles), "via": self.via}
