@@ -67,7 +67,19 @@ CALLS: list[tuple[str, str, str, Any]] = [
     ("GET", "/openapi.json", "/openapi.json", None),
     ("GET", "/docs", "/docs", None),
     ("GET", "/health", "/health", None),
+    ("GET", "/ui", "/ui", None),
+    ("GET", "/ui/app.js", "/ui/app.js", None),
+    ("GET", "/ui/app.css", "/ui/app.css", None),
+    ("GET", "/ui/api/search", "/ui/api/search?q=driver", None),
+    ("GET", "/ui/api/views/{name}", "/ui/api/views/driver_stats", None),
+    ("GET", "/ui/api/runs", "/ui/api/runs", None),
+    ("GET", "/ui/api/runs/{id}", "/ui/api/runs/nope", None),
+    ("GET", "/ui/api/models", "/ui/api/models", None),
+    ("GET", "/ui/api/models/{name}", "/ui/api/models/nope", None),
+    ("GET", "/ui/api/lineage/{model}", "/ui/api/lineage/nope", None),
+    ("GET", "/ui/api/pit", "/ui/api/pit?view=driver_stats&key=1001", None),
 ]
+UI_ABSENT = ("/ui/api/runs/{id}", "/ui/api/models/{name}", "/ui/api/lineage/{model}")  # 404s
 PERMISSIONS = """
 
 from featureline import Permission
@@ -205,9 +217,12 @@ def test_each_role_reaches_what_it_is_granted_and_nothing_else(env: dict[str, An
         "/materialize-incremental",
     }
     describes = {"/models", "/metrics", "/openapi.json", "/docs"}
+    # the UI's pages and its catalog, runs and models; its view data needs a grant on the view
+    describes |= {"/ui", "/ui/app.js", "/ui/app.css", "/ui/api/search", "/ui/api/runs"}
+    describes |= {"/ui/api/models"}
     for role, allowed in (("reader", reads), ("writer", writes), ("ops", describes)):
         for method, template, path, body in CALLS:
-            if template in ("/health", "/models/{name}/predict"):
+            if template in ("/health", "/models/{name}/predict", *UI_ABSENT):
                 continue
             resp = _call(env, method, path, body, t[role])
             if template in allowed:

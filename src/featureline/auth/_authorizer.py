@@ -50,6 +50,21 @@ ROUTES: dict[str, tuple[str, str, str] | None] = {
     "/metrics": ("describe", "endpoint", "/metrics"),
     "/openapi.json": ("describe", "endpoint", "/openapi.json"),
     "/docs": ("describe", "endpoint", "/docs"),
+    # the web UI: the endpoint grant; its data reads are checked by the store's paths
+    **{p: ("describe", "endpoint", "/ui") for p in ("/ui", "/ui/app.js", "/ui/app.css")},
+    **{
+        p: ("describe", "endpoint", "/ui")
+        for p in (
+            "/ui/api/search",
+            "/ui/api/views/{name}",
+            "/ui/api/runs",
+            "/ui/api/runs/{id}",
+            "/ui/api/models",
+            "/ui/api/models/{name}",
+            "/ui/api/lineage/{model}",
+            "/ui/api/pit",
+        )
+    },
 }
 
 DATA_ROUTES: dict[str, tuple[str, ...]] = {

@@ -29,7 +29,7 @@ from featureline.server._dispatch import Dispatcher, anonymous
 from featureline.server._hosts import HostCheck
 from featureline.server._metrics import Metrics
 from featureline.server._openapi import build_spec
-from featureline.server.routes import feast_ops, features, models, ops, push
+from featureline.server.routes import feast_ops, features, models, ops, push, ui
 
 if TYPE_CHECKING:
     from featureline.feature_store import FeatureStore
@@ -52,7 +52,7 @@ ENV_MAX_BODY_BYTES = "FEATURELINE_SERVE_MAX_BODY_BYTES"
 ENV_BODY_TIMEOUT = "FEATURELINE_SERVE_BODY_TIMEOUT"
 ENV_ALLOWED_HOSTS = "FEATURELINE_SERVE_ALLOWED_HOSTS"  # comma-separated
 
-ROUTE_MODULES = (features, push, feast_ops, models, ops)  # each: routes(ctx) -> list[Route]
+ROUTE_MODULES = (features, push, feast_ops, models, ops, ui)  # each: routes(ctx) -> list[Route]
 
 
 def create_app(

@@ -1,0 +1,509 @@
+"""What the web UI's JSON API answers (issue 12), read through the FeatureStore façade.
+
+Every function is synchronous (the routes run it in the threadpool) and returns JSON-able values.
+The catalog search index is rebuilt when the registry version or the model versions change; a
+view's statistics (the offline engine's profile plus percentiles and a histogram computed by
+DuckDB over the stored rows) are cached per view version and live commit."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from featureline.errors import NotFoundError, ValidationError, did_you_mean
+
+if TYPE_CHECKING:
+    from featureline.definitions import FeatureView
+    from featureline.feature_store import FeatureStore
+
+__all__ = ["UiData"]
+
+BINS = 20
+MAX_RESULTS = 50
+MAX_COMPARE = 50
+QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
+_NUMERIC = ("Int64", "Float64", "Int32", "Float32")
+_CHAIN = {"feature_view", "training_set", "run", "model", "alias"}
+
+
+def _text(*parts: Any) -> str:
+    return " ".join(str(p) for p in parts if p).lower()
+
+
+def _tags(tags: dict[str, Any] | None) -> str:
+    return " ".join(f"{k}:{v}" for k, v in (tags or {}).items())
+
+
+def parse_time(raw: str | None, what: str) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone); None when absent or empty."""
+    if raw is None or raw == "":
+        return None
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"`{what}` must be an ISO 8601 time such as 2025-01-01T12:00:00Z, got `{raw[:80]}`."
+        ) from None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+class UiData:
+    """The UI's reads over one store (thread-safe: the routes call it from the threadpool)."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._index_key: Any = None
+        self._index: list[tuple[str, str, dict[str, Any]]] = []  # (name, haystack, hit)
+        self._stats: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
+
+    # -- search ----------------------------------------------------------------------------------
+    def _build_index(self) -> list[tuple[str, str, dict[str, Any]]]:
+        cat = self.store.catalog()
+        out: list[tuple[str, str, dict[str, Any]]] = []
+
+        def add(kind: str, name: str, hay: str, **extra: Any) -> None:
+            out.append((name.lower(), hay, {"kind": kind, "name": name, **extra}))
+
+        for e in cat.entities.values():
+            d = e.to_dict()
+            add(
+                "entity",
+                d["name"],
+                _text(d["name"], d.get("description"), d.get("owner"), _tags(d.get("tags"))),
+                description=d.get("description", ""),
+            )
+        for name, versions in cat.views.items():
+            for v in versions:
+                d = v.to_dict()
+                fields = " ".join(
+                    _text(f["name"], f.get("description"), _tags(f.get("tags")))
+                    for f in d["schema"]
+                )
+                add(
+                    "feature_view",
+                    f"{name}@v{v.version}",
+                    _text(name, d.get("description"), d.get("owner"), _tags(d.get("tags")), fields),
+                    view=name,
+                    version=v.version,
+                    latest=v is versions[-1],
+                    description=d.get("description", ""),
+                    owner=d.get("owner", ""),
+                )
+        for o in cat.odfvs.values():
+            add(
+                "on_demand_feature_view",
+                o.name,
+                _text(o.name, " ".join(f.name for f in o.features), " ".join(o.source_views)),
+                description=f"on demand, from {', '.join(o.source_views)}",
+            )
+        for s in cat.services.values():
+            d = s.to_dict()
+            add(
+                "feature_service",
+                d["name"],
+                _text(
+                    d["name"],
+                    d.get("description"),
+                    d.get("owner"),
+                    _tags(d.get("tags")),
+                    " ".join(d["features"]),
+                ),
+                description=d.get("description", ""),
+            )
+        seen: set[str] = set()
+        for m in self.store.models.versions():
+            if m["name"] in seen:
+                continue
+            seen.add(m["name"])
+            card = self.store.models.get(m["name"], m["version"]).card
+            add(
+                "model",
+                m["name"],
+                _text(m["name"], card.get("description"), " ".join(card.get("features", []))),
+                description=card.get("description", ""),
+                version=m["version"],
+            )
+        return out
+
+    def search(self, q: str) -> dict[str, Any]:
+        latest = self.store.latest_version()
+        models = self.store.models.versions()
+        key = (
+            latest.version if latest else None,
+            tuple((m["name"], m["version"]) for m in models),
+        )
+        with self._lock:
+            if key != self._index_key:
+                self._index = self._build_index() if latest is not None else []
+                self._index_key = key
+            index = self._index
+        terms = q.lower().split()
+        hits: list[tuple[int, dict[str, Any]]] = []
+        total = 0
+        for name, hay, hit in index:
+            if all(t in hay for t in terms):
+                total += 1
+                rank = 0 if any(t in name for t in terms) or not terms else 1
+                hits.append((rank, hit))
+        hits.sort(key=lambda h: h[0])
+        return {"query": q, "total": total, "results": [h for _, h in hits[:MAX_RESULTS]]}
+
+    # -- views -----------------------------------------------------------------------------------
+    def view(self, name: str) -> dict[str, Any]:
+        cat = self.store.catalog()
+        if name in cat.odfvs:
+            return {"name": name, **self.store.describe(name)}
+        if name not in cat.views:
+            raise NotFoundError(
+                f"No feature view `{name}`.{did_you_mean(name, list(cat.views))} "
+                "Fix: search the catalog (GET /ui/api/search?q=)."
+            )
+        info = self.store.describe(name)  # the caller's grants are checked here
+        versions = cat.views[name]
+        fv = versions[-1]
+        defs = [v.to_dict() for v in versions]
+        diffs = [_diff(a, b) for a, b in pairwise(defs)]
+        history = [
+            {
+                "registry_version": rv.version,
+                "applied_at": rv.applied_at,
+                "message": rv.message,
+                "changes": [c for c in rv.changes if c.get("name") == name],
+            }
+            for rv in self.store.history()
+            if any(c.get("name") == name and c.get("kind") == "view" for c in rv.changes)
+        ]
+        info["features"] = self._stats_for(fv, info.get("features", {}))
+        return {
+            "name": name,
+            "definition": info["definition"],
+            "versions": [
+                {"version": v.version, "definition": d} for v, d in zip(versions, defs, strict=True)
+            ],
+            "diffs": diffs,
+            "history": history,
+            "rows": info.get("rows", 0),
+            "commits": info.get("commits", 0),
+            "first_event": info.get("first_event"),
+            "last_event": info.get("last_event"),
+            "superseded_rows": info.get("superseded_rows", 0),
+            "features": info["features"],
+        }
+
+    def _stats_for(self, fv: FeatureView, base: dict[str, Any]) -> dict[str, Any]:
+        """`base` (the offline engine's profile) with percentiles and a histogram per numeric
+        feature, computed by DuckDB over the stored rows; cached per view version and commit."""
+        offline = self.store.offline
+        commits = offline.commits(fv.name, fv.version)
+        key = (fv.name, fv.version)
+        stamp = (len(commits), commits[-1].seq if commits else 0)
+        with self._lock:
+            hit = self._stats.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        parts = offline.parts(fv.name, fv.version)
+        out = {n: dict(s) for n, s in base.items()}
+        connect = _duckdb(offline)
+        if parts and connect is not None:
+            files = "[" + ", ".join("'" + p.path.replace("'", "''") + "'" for p in parts) + "]"
+            con = connect()
+            try:
+                for f in fv.features:
+                    s = out.get(f.name)
+                    if s is None or f.dtype.name not in _NUMERIC or s.get("min") is None:
+                        continue
+                    s.update(_numeric_stats(con, files, f.name, float(s["min"]), float(s["max"])))
+            finally:
+                con.close()
+        with self._lock:
+            self._stats[key] = (stamp, out)
+        return out
+
+    # -- runs ------------------------------------------------------------------------------------
+    def runs(self, pipeline: str | None, limit: int, ids: list[str] | None) -> dict[str, Any]:
+        md = self.store.models.metadata
+        if ids:
+            if len(ids) > MAX_COMPARE:
+                raise ValidationError(f"At most {MAX_COMPARE} run ids to compare, got {len(ids)}.")
+            return {"runs": [self.run(i) for i in ids]}
+        return {"runs": [_run_row(r) for r in md.list_runs(pipeline, limit)]}
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        md = self.store.models.metadata
+        try:
+            r = md.get_run(run_id)
+        except NotFoundError:
+            recent = [x["run_id"] for x in md.list_runs(None, 5)]
+            raise NotFoundError(
+                f"Run `{run_id[:80]}` does not exist.{did_you_mean(run_id, recent)} "
+                "Fix: pick a run from GET /ui/api/runs."
+            ) from None
+        steps = []
+        for s in r.get("steps", []):
+            logs = "\n".join(
+                line for line in (s.get("logs") or "").splitlines() if not line.startswith("[log ")
+            )
+            steps.append(
+                {
+                    "step": s["step"],
+                    "status": s["status"],
+                    "attempts": s.get("attempts"),
+                    "started_at": s.get("started_at"),
+                    "finished_at": s.get("finished_at"),
+                    "duration_seconds": _seconds(s.get("started_at"), s.get("finished_at")),
+                    "inputs": dict(s.get("inputs") or {}),
+                    "outputs": {k: _artifact(v) for k, v in (s.get("outputs") or {}).items()},
+                    "metrics": s.get("metrics") or {},
+                    "error": s.get("error"),
+                    "logs": logs[-4000:],
+                }
+            )
+        return {
+            **_run_row(r),
+            "params": r.get("params", {}),
+            "metrics": r.get("metrics", {}),
+            "steps": steps,
+        }
+
+    # -- models ----------------------------------------------------------------------------------
+    def models(self) -> dict[str, Any]:
+        by_name: dict[str, dict[str, Any]] = {}
+        for m in self.store.models.versions():
+            entry = by_name.setdefault(
+                m["name"], {"name": m["name"], "versions": 0, "latest": m["version"], "aliases": {}}
+            )
+            entry["versions"] += 1
+            entry["latest"] = max(entry["latest"], m["version"])
+            for a in m["aliases"]:
+                entry["aliases"][a] = m["version"]
+        return {"models": list(by_name.values())}
+
+    def model(self, name: str) -> dict[str, Any]:
+        reg = self.store.models
+        rows = reg.versions(name)
+        if not rows:
+            names = sorted({m["name"] for m in reg.versions()})
+            raise NotFoundError(
+                f"No model `{name[:80]}`.{did_you_mean(name, names)} Models: {', '.join(names[:20]) or 'none yet'}. "
+                "Fix: pick one from GET /ui/api/models."
+            )
+        versions = []
+        for m in rows:
+            mv = reg.get(name, m["version"])
+            card = dict(mv.card)
+            versions.append(
+                {
+                    "version": mv.version,
+                    "created_at": mv.created_at,
+                    "aliases": mv.aliases,
+                    "run_id": card.get("run_id"),
+                    "metrics": card.get("metrics", {}),
+                    "params": card.get("params", {}),
+                    "features": card.get("features", []),
+                    "card": card,
+                }
+            )
+        return {"name": name, "versions": versions}
+
+    def lineage(self, name: str, version: int | None) -> dict[str, Any]:
+        """The graph feature view version → training set → run → model version → alias for each
+        version of model `name` (or one `version`)."""
+        reg = self.store.models
+        listed = reg.versions(name)
+        rows = [m["version"] for m in listed]
+        current = {f"{name}@{a}": m["version"] for m in listed for a in m["aliases"]}
+        if not rows:
+            self.model(name)  # the NotFoundError naming the models
+        chosen = [version] if version is not None else rows
+        if version is not None and version not in rows:
+            raise NotFoundError(
+                f"Model `{name}` has no version {version}; it has {', '.join(map(str, rows))}."
+            )
+        nodes: dict[str, dict[str, Any]] = {}
+        edges: set[tuple[str, str, str]] = set()
+        for v in chosen:
+            ref = f"{name}:{v}"
+            nodes[f"model:{ref}"] = {"id": f"model:{ref}", "kind": "model", "label": ref}
+            for e in reg.lineage("model", ref, "up") + reg.lineage("model", ref, "down"):
+                if e["src_kind"] not in _CHAIN or e["dst_kind"] not in _CHAIN:
+                    continue
+                if e["dst_kind"] == "alias" and current.get(e["dst_id"]) != v:
+                    continue  # the alias has moved to another version since
+                for kind, ident in ((e["src_kind"], e["src_id"]), (e["dst_kind"], e["dst_id"])):
+                    nid = f"{kind}:{ident}"
+                    label = ident[:12] if kind == "training_set" else ident
+                    nodes[nid] = {"id": nid, "kind": kind, "label": label}
+                edges.add(
+                    (
+                        f"{e['src_kind']}:{e['src_id']}",
+                        f"{e['dst_kind']}:{e['dst_id']}",
+                        e["relation"],
+                    )
+                )
+        return {
+            "model": name,
+            "nodes": list(nodes.values()),
+            "edges": [{"source": s, "target": t, "relation": r} for s, t, r in sorted(edges)],
+        }
+
+    # -- point in time ---------------------------------------------------------------------------
+    def pit(
+        self, view: str, key: str, at: datetime | None, as_of: datetime | None
+    ) -> dict[str, Any]:
+        import pyarrow as pa
+
+        fv = self.store.get_feature_view(view)
+        if len(fv.join_keys) != 1:
+            raise ValidationError(
+                f"`{fv.name}` has join keys {fv.join_keys}; the explorer takes a view with one key."
+            )
+        (jk,) = fv.join_keys
+        dtype = next((f.dtype.name for f in fv.schema if f.name == jk), "String")
+        value: Any = key
+        if dtype.startswith("Int"):
+            try:
+                value = int(key)
+            except ValueError:
+                raise ValidationError(
+                    f"`key` must be an integer for `{fv.name}` (join key `{jk}`), got `{key[:80]}`."
+                ) from None
+        when = at or datetime.now(UTC)
+        names = [f.name for f in fv.features]
+        entity = pa.table(
+            {jk: [value], "event_timestamp": pa.array([when], pa.timestamp("us", "UTC"))}
+        )
+        ts = self.store.get_training_set(
+            entity, [f"{fv.name}@v{fv.version}:{n}" for n in names], as_of=as_of
+        )  # the caller's read grants are checked here
+        row = ts.table.to_pylist()[0]
+        return {
+            "view": f"{fv.name}@v{fv.version}",
+            "key": {jk: value},
+            "at": when,
+            "as_of": as_of,
+            "features": names,
+            "training_set": {n: row.get(n) for n in names},
+            "history": self._history(fv, jk, value, names, as_of),
+        }
+
+    def _history(
+        self, fv: FeatureView, jk: str, value: Any, names: list[str], as_of: datetime | None
+    ) -> list[dict[str, Any]]:
+        from featureline.offline.batch import CREATED_TS, EVENT_TS
+
+        offline = self.store.offline
+        parts = offline.parts(fv.name, fv.version)
+        connect = _duckdb(offline)
+        if not parts or connect is None:
+            return []
+        ingested = {p.path: p.ingested_at_us for p in parts}
+        files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in ingested) + "]"
+        cols = ", ".join(f'"{n}"' for n in names)
+        con = connect()
+        try:
+            cur = con.execute(
+                f"SELECT {EVENT_TS}, {CREATED_TS}, filename, {cols} FROM read_parquet({files}, "
+                f'union_by_name = true, filename = true) WHERE "{jk}" = ? ORDER BY {EVENT_TS}, filename LIMIT 500',
+                [value],
+            )
+            rows = cur.fetchall()
+        finally:
+            con.close()
+        out = []
+        limit_us = None if as_of is None else int(as_of.timestamp() * 1_000_000)
+        for r in rows:
+            us = ingested.get(r[2])
+            out.append(
+                {
+                    "event_timestamp": r[0],
+                    "created": r[1],
+                    "ingested_at": None
+                    if us is None
+                    else datetime.fromtimestamp(us / 1_000_000, UTC),
+                    "known_at_as_of": True if limit_us is None or us is None else us <= limit_us,
+                    "values": dict(zip(names, r[3:], strict=True)),
+                }
+            )
+        return out
+
+
+def _duckdb(offline: Any) -> Any:
+    """The offline engine's DuckDB connection factory (None for an engine without one)."""
+    return getattr(offline.engine, "connection", None)
+
+
+def _numeric_stats(con: Any, files: str, col: str, lo: float, hi: float) -> dict[str, Any]:
+    c = '"' + col.replace('"', '""') + '"'
+    src = f"read_parquet({files}, union_by_name = true)"
+    qs = ", ".join(str(q) for q in QUANTILES)
+    (pcts,) = con.execute(f"SELECT quantile_cont({c}, [{qs}]) FROM {src}").fetchone()
+    width = (hi - lo) / BINS if hi > lo else 1.0
+    counts = [0] * BINS
+    for b, n in con.execute(
+        f"SELECT least(greatest(floor(({c} - ?) / ?)::BIGINT, 0), {BINS - 1}) AS b, count(*) "
+        f"FROM {src} WHERE {c} IS NOT NULL GROUP BY b",
+        [lo, width],
+    ).fetchall():
+        counts[int(b)] += int(n)
+    if hi <= lo:
+        counts = counts[:1]
+    return {
+        "percentiles": {
+            f"p{round(q * 100)}": v for q, v in zip(QUANTILES, pcts or [], strict=False)
+        },
+        "histogram": {"lo": lo, "hi": hi, "width": width, "counts": counts},
+    }
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """What changed from definition `a` to `b` (fields added, removed, retyped; other keys)."""
+    fa = {f["name"]: f for f in a["schema"]}
+    fb = {f["name"]: f for f in b["schema"]}
+    return {
+        "from": a["version"],
+        "to": b["version"],
+        "added": [n for n in fb if n not in fa],
+        "removed": [n for n in fa if n not in fb],
+        "changed": [
+            {"field": n, "from": fa[n].get("dtype"), "to": fb[n].get("dtype")}
+            for n in fa
+            if n in fb and fa[n] != fb[n]
+        ],
+        "settings": [
+            {"key": k, "from": a.get(k), "to": b.get(k)}
+            for k in sorted(set(a) | set(b))
+            if k not in ("schema", "version") and a.get(k) != b.get(k)
+        ],
+    }
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return (end - start).total_seconds()
+    return None
+
+
+def _run_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": r["run_id"],
+        "pipeline": r["pipeline"],
+        "status": r["status"],
+        "created_at": r.get("created_at"),
+        "finished_at": r.get("finished_at"),
+        "duration_seconds": _seconds(r.get("created_at"), r.get("finished_at")),
+        "error": r.get("error"),
+        "tags": r.get("tags") or {},
+    }
+
+
+def _artifact(ref: Any) -> Any:
+    if hasattr(ref, "id"):
+        return {
+            "id": ref.id,
+            "kind": getattr(ref, "kind", None),
+            "size": getattr(ref, "size", None),
+        }
+    return str(ref)
