@@ -170,3 +170,13 @@ def test_the_page_and_its_assets_are_served_from_the_package(ui: dict[str, Any])
         "/ui/api/pit",
     ):
         assert spec[path]["get"]["tags"] == ["ui"], path
+
+
+def test_featureline_ui_is_a_command() -> None:
+    from click.testing import CliRunner
+
+    from featureline.cli import cli
+
+    result = CliRunner().invoke(cli, ["ui", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "/ui" in result.output and "--port" in result.output

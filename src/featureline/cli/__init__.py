@@ -59,7 +59,7 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    from featureline.cli import _auth, _data, _defs, _ml, _online, _quality, _serve, _stream
+    from featureline.cli import _auth, _data, _defs, _ml, _online, _quality, _serve, _stream, _ui
 
     for command in (
         _defs.init,
@@ -79,6 +79,7 @@ def _register() -> None:
         _online.freshness,
         _quality.quarantine,
         _serve.serve,
+        _ui.ui,
         _ml.run_cmd,
         _ml.runs,
         _ml.models,
