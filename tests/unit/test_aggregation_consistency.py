@@ -264,3 +264,42 @@ def test_sketch_aggregations_online_equal_training_set(tmp_path: Path) -> None:
         assert got.values[name] == offline.column(name).to_pylist(), name
     assert offline.column("tag_approx_count_distinct_1m").to_pylist()[:3] == [11, 11, 11]
     store.close()
+
+
+def test_reads_long_after_the_tiles_were_computed_use_the_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's head row serves windows starting within HEAD_SPAN_US of the refresh; later
+    reads (a key not written for a while) fall back to the full tail row, same values."""
+    from featureline.online import tiles
+
+    monkeypatch.setattr(tiles, "HEAD_SPAN_US", 2_000_000)
+    store = _store(tmp_path / "repo", {"type": "sqlite", "path": "data/online.db"}, 2)
+    base = datetime.now(UTC)
+    rows = [
+        {
+            "user_id": i % 3,
+            "at_ms": -400 * i,
+            "created": None,
+            "amount": float(i),
+            "n": i,
+            "tag": "abc"[i % 3],
+        }
+        for i in range(60)
+    ]
+    store.push("tx", _batch(rows, base))
+    resolved = store.catalog().resolve(FEATURES)
+    names = [f.split(":")[1] for f in FEATURES]
+    keys = [0, 1, 2, 99]
+    after = datetime.now(UTC)
+    for t in (after, after + 1 * S, after + 5 * S, after + 7 * S, after + 30 * S):
+        ent = pa.table(
+            {"user_id": pa.array(keys, pa.int64()), "event_timestamp": pa.array([t] * 4, TS)}
+        )
+        offline = store.get_training_set(ent, FEATURES).to_arrow()
+        got = read_online(
+            store.online, resolved, {"user_id": keys}, {"user_id": "Int64"}, now_us=_us(t)
+        )
+        for name in names:
+            assert got.values[name] == offline.column(name).to_pylist(), (name, t - after)
+    store.close()

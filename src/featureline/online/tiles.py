@@ -106,6 +106,7 @@ def refresh(
     order = _order(snapshot, now)
     out_keys: list[bytes] = encode_keys(heads, jk, key_types) if heads is not None else []
     values: list[bytes] = []
+    heads_out: list[bytes] = []
     for g in range(len(bounds) - 1):
         a0, b0 = int(bounds[g]), int(bounds[g + 1])
         entries = _entries(ev[a0:b0], now, cut, view.tile_us)
@@ -126,17 +127,60 @@ def refresh(
                 for _, i, j in ahead
             ]
             blobs.append(row)
-        values.append(order + _pack([t[0] for t in tiles], [e[0] for e in ahead], blobs))
+        starts = [t[0] for t in tiles]
+        values.append(order + _pack(starts, [e[0] for e in ahead], blobs))
+        heads_out.append(order + _head(view, now, starts, [e[0] for e in ahead], blobs))
     if keys is not None:  # keys without events left: their tiles are empty now
         asked = encode_keys(keys, jk, key_types)
         have = set(out_keys)
-        empty = order + _pack([], [], [[] for _ in view.aggregations])
+        none: list[list[bytes]] = [[] for _ in view.aggregations]
+        empty = order + _pack([], [], none)
+        empty_head = order + _head(view, now, [], [], none)
         extra = [k for k in dict.fromkeys(asked) if k not in have]
         out_keys += extra
         values += [empty] * len(extra)
-    if out_keys:
-        online.write(tiles_table(view), out_keys, values)
+        heads_out += [empty_head] * len(extra)
+    if out_keys:  # tails and heads in one write: one snapshot, atomically
+        online.write(tiles_table(view), out_keys + [k + HEAD for k in out_keys], values + heads_out)
     return len(out_keys)
+
+
+HEAD = b"\xffhead"
+"""Suffix of a key's head row (encoded keys end in 0x01, so it never collides)."""
+HEAD_SPAN_US = 3_600_000_000
+"""A head holds the suffixes reads need for this long after the tiles were computed."""
+
+
+def _head(
+    view: FeatureView, now_us: int, starts: list[int], ahead: list[int], blobs: list[list[bytes]]
+) -> bytes:
+    """The small row reads use: per aggregation, the suffixes of the tiles a window starting
+    within HEAD_SPAN_US of now can begin at (and the next tile), plus the events dated ahead;
+    first, per aggregation, the window starts it serves (from, until): others need the tail."""
+    n = len(starts)
+    spans = []
+    for a in view.aggregations:
+        if a.window_us is None:
+            spans.append((0, min(n, 1), -(2**63), 2**63 - 1))  # lifetime: the first suffix
+            continue
+        lo = window_start(now_us, a.window_us, view.tile_us)
+        until = lo + HEAD_SPAN_US
+        first = int(np.searchsorted(starts, lo, "left"))
+        last = min(n, int(np.searchsorted(starts, until, "right")) + 1)
+        spans.append((first, last, lo, until))
+    bounds = np.array([b for _, _, lo, until in spans for b in (lo, until)], dtype="<i8")
+    parts = [bounds.tobytes(), np.array([len(ahead)], "<u4").tobytes()]
+    parts.append(np.array(ahead, dtype="<i8").tobytes())
+    for (first, last, _, _), row in zip(spans, blobs, strict=True):  # each its own tiles
+        kept = row[first:last] + row[n:]  # then the events dated ahead
+        parts.append(np.array([last - first], "<u4").tobytes())
+        parts.append(np.array(starts[first:last], dtype="<i8").tobytes())
+        offs = np.zeros(len(kept) + 1, dtype="<u4")
+        if kept:
+            offs[1:] = np.cumsum([len(x) for x in kept])
+        parts.append(offs.tobytes())
+        parts.extend(kept)
+    return b"".join(parts)
 
 
 def _is_ahead(entry: tuple[int, int, int], ev: np.ndarray, now_us: int) -> bool:
@@ -181,43 +225,97 @@ class TileReader:
     def read(
         self, online: OnlineStore, enc_keys: list[bytes], now_us: int
     ) -> tuple[list[list[Any]], list[bool]]:
-        """Per requested aggregation, the value of every key; and whether each key was found."""
-        raws = online.read(self.table, enc_keys, now_us)
+        """Per requested aggregation, the value of every key; and whether each key was found.
+
+        Reads each key's head row; only a key whose tiles were computed longer ago than a head
+        covers (or written before heads existed) is read again, from its tail row."""
         tile = self.view.tile_us
         starts_of = [window_start(now_us, a.window_us, tile) for _, a, _ in self.items]
         n_aggs = len(self.view.aggregations)
+        heads = online.read(self.table, [k + HEAD for k in enc_keys], now_us)
         out: list[list[Any]] = [[] for _ in self.items]
         found: list[bool] = []
-        empty = [k.finalize(k.empty()) for _, _, k in self.items]
-        for raw in raws:
-            if raw is None:
-                found.append(False)
-                for col, e in zip(out, empty, strict=True):
-                    col.append(e)
-                continue
-            found.append(True)
-            body = memoryview(raw)[ORDER_BYTES:]
-            n, m = (int(x) for x in np.frombuffer(body, "<u4", 2))
-            times = np.frombuffer(body, "<i8", n + m, 8)
-            pos = 8 + 8 * (n + m)
-            table_at = []  # per aggregation: (offsets, where its blobs start)
-            for _ in range(n_aggs):
-                offs = np.frombuffer(body, "<u4", n + m + 1, pos)
-                table_at.append((offs, pos + 4 * (n + m + 1)))
-                pos = table_at[-1][1] + int(offs[-1])
-            for col, (idx, _, k), lo in zip(out, self.items, starts_of, strict=True):
-                offs, base = table_at[idx]
-                p = k.empty()
-                first = int(np.searchsorted(times[:n], lo, "left"))
-                if first < n and offs[first + 1] > offs[first]:
-                    p = k.decode(bytes(body[base + int(offs[first]) : base + int(offs[first + 1])]))
-                for a in range(m):
-                    t = int(times[n + a])
-                    if lo <= t <= now_us:
-                        blob = body[base + int(offs[n + a]) : base + int(offs[n + a + 1])]
-                        p = k.merge(p, k.decode(bytes(blob)))
-                col.append(k.finalize(p))
+        again: list[int] = []
+        for r, raw in enumerate(heads):
+            got = None if raw is None else self._values(raw, now_us, starts_of, n_aggs, True)
+            if got is None:
+                again.append(r)
+                got = [None] * len(self.items)
+            found.append(raw is not None)
+            for col, v in zip(out, got, strict=True):
+                col.append(v)
+        if again:
+            tails = online.read(self.table, [enc_keys[r] for r in again], now_us)
+            empty = [k.finalize(k.empty()) for _, _, k in self.items]
+            for r, raw in zip(again, tails, strict=True):
+                got = empty if raw is None else self._values(raw, now_us, starts_of, n_aggs, False)
+                found[r] = raw is not None
+                for col, v in zip(out, got or empty, strict=True):
+                    col[r] = v
         return out, found
 
+    def _values(
+        self, raw: bytes, now_us: int, starts_of: list[int], n_aggs: int, head: bool
+    ) -> list[Any] | None:
+        """The requested aggregations from one row; None when a head does not reach a window."""
+        body = memoryview(raw)[ORDER_BYTES:]
+        if head:
+            return self._from_head(body, now_us, starts_of, n_aggs)
+        n, m = (int(x) for x in np.frombuffer(body, "<u4", 2))
+        times = np.frombuffer(body, "<i8", n + m, 8)
+        pos = 8 + 8 * (n + m)
+        sections = []  # per aggregation: (tile starts, offsets, where its blobs start)
+        for _ in range(n_aggs):
+            offs = np.frombuffer(body, "<u4", n + m + 1, pos)
+            sections.append((times[:n], offs, pos + 4 * (n + m + 1)))
+            pos = sections[-1][2] + int(offs[-1])
+        return self._merge(body, now_us, starts_of, sections, times[n:].tolist())
 
-__all__ = ["TileReader", "refresh", "tile_dtype", "tiles_table"]
+    def _from_head(
+        self, body: memoryview, now_us: int, starts_of: list[int], n_aggs: int
+    ) -> list[Any] | None:
+        b = np.frombuffer(body, "<i8", 2 * n_aggs).tolist()
+        for (idx, _, _), lo in zip(self.items, starts_of, strict=True):
+            if not b[2 * idx] <= lo <= b[2 * idx + 1]:
+                return None  # a window this head does not serve: read the tail
+        pos = 16 * n_aggs
+        m = int(np.frombuffer(body, "<u4", 1, pos)[0])
+        ahead = np.frombuffer(body, "<i8", m, pos + 4).tolist()
+        pos += 4 + 8 * m
+        sections = []
+        for _ in range(n_aggs):
+            n = int(np.frombuffer(body, "<u4", 1, pos)[0])
+            starts = np.frombuffer(body, "<i8", n, pos + 4)
+            offs = np.frombuffer(body, "<u4", n + m + 1, pos + 4 + 8 * n)
+            base = pos + 4 + 8 * n + 4 * (n + m + 1)
+            sections.append((starts, offs, base))
+            pos = base + int(offs[-1])
+        return self._merge(body, now_us, starts_of, sections, ahead)
+
+    def _merge(
+        self,
+        body: memoryview,
+        now_us: int,
+        starts_of: list[int],
+        sections: list[tuple[np.ndarray, np.ndarray, int]],
+        ahead: list[int],
+    ) -> list[Any]:
+        out = []
+        for (idx, _, k), lo in zip(self.items, starts_of, strict=True):
+            starts, offs, base = sections[idx]
+            n = len(starts)
+            p = k.empty()
+            first = int(np.searchsorted(starts, lo, "left"))
+            if first < n:
+                a, z = int(offs[first]), int(offs[first + 1])
+                if z > a:
+                    p = k.decode(bytes(body[base + a : base + z]))
+            for j, t in enumerate(ahead):
+                if lo <= t <= now_us:
+                    a, z = int(offs[n + j]), int(offs[n + j + 1])
+                    p = k.merge(p, k.decode(bytes(body[base + a : base + z])))
+            out.append(k.finalize(p))
+        return out
+
+
+__all__ = ["HEAD", "HEAD_SPAN_US", "TileReader", "refresh", "tile_dtype", "tiles_table"]
