@@ -1,0 +1,124 @@
+"""Web UI catalog search (issue 12): 1,000 feature views with 10 features each (10,000 features),
+target <= 100 ms server time per search.
+
+    PYTHONPATH=src python bench/bench_ui.py [--small]
+
+Applies a generated repo under bench/.data/ui (no rows: search reads the registry only), then times
+GET /ui/api/search through the app's dispatcher (in process, no socket: server time): the first search (builds
+the index from the registry) and the median and p95 of 200 searches of mixed queries after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import featureline as fl
+
+DATA = Path(__file__).resolve().parent / ".data" / "ui"
+QUERIES = ["payments", "view_0042", "owner_7", "team:risk", "f7", "balance daily", "zzz", ""]
+
+
+def _definitions(views: int, features: int) -> str:
+    lines = [
+        "from featureline import Entity, FeatureView, Field, FileSource, Float64, Int64",
+        'account = Entity(name="account", join_keys=["account_id"], description="A customer account")',
+        'src = FileSource(path="data/none.parquet", timestamp_field="event_timestamp")',
+    ]
+    teams = ["risk", "growth", "payments", "search", "ads"]
+    for i in range(views):
+        fields = ", ".join(
+            f'Field("f{j}", Float64, description="daily balance {j} of view {i}")'
+            for j in range(features)
+        )
+        lines.append(
+            f'view_{i:04d} = FeatureView(name="view_{i:04d}", entities=[account], '
+            f'schema=[Field("account_id", Int64), {fields}], source=src, '
+            f'owner="owner_{i % 50}@example.com", description="{teams[i % 5]} features number {i}", '
+            f'tags={{"team": "{teams[i % 5]}"}})'
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def _call(app: Any, path: str, query: str) -> Any:
+    """One GET through the app's dispatcher (Host check, route, auth, handler, JSON), no socket."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "query_string": query.encode(),
+        "headers": [(b"host", b"localhost")],
+        "server": ("127.0.0.1", 80),
+        "scheme": "http",
+    }
+    out: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        else:
+            out["body"] = message.get("body", b"")
+
+    await app(scope, receive, send)
+    assert out["status"] == 200, out
+    return json.loads(out["body"])
+
+
+def run(small: bool = False) -> dict[str, float]:
+    from featureline.server import create_app
+
+    views = 100 if small else 1000
+    shutil.rmtree(DATA, ignore_errors=True)
+    root = DATA / "repo"
+    fl.init_repo(root, project="ui_bench", with_data=False)
+    (root / "definitions.py").write_text(_definitions(views, 10))
+    t = time.perf_counter()
+    with fl.FeatureStore(root) as store:
+        store.apply(message="bench")
+    apply_s = time.perf_counter() - t
+    app = create_app(root)
+
+    def get(q: str) -> Any:
+        return asyncio.run(_call(app, "/ui/api/search", urlencode({"q": q})))
+
+    t = time.perf_counter()
+    get("payments")  # builds the index
+    first_ms = (time.perf_counter() - t) * 1000
+    times = []
+    for i in range(200):
+        q = QUERIES[i % len(QUERIES)]
+        t = time.perf_counter()
+        get(q)
+        times.append((time.perf_counter() - t) * 1000)
+    hits = get("payments")["total"]
+    app.service.store.close()
+    times.sort()
+    out = {
+        "views": views,
+        "features": views * 10,
+        "apply_s": apply_s,
+        "first_ms": first_ms,
+        "median_ms": statistics.median(times),
+        "p95_ms": times[int(len(times) * 0.95)],
+        "hits": hits,
+    }
+    print(
+        f"catalog search over {views:,} views / {views * 10:,} features (apply {apply_s:.1f} s): "
+        f"first {first_ms:.0f} ms (builds the index), then median {out['median_ms']:.1f} ms, "
+        f"p95 {out['p95_ms']:.1f} ms (200 searches; `payments` matches {hits}; target <= 100 ms)"
+    )
+    return out
+
+
+if __name__ == "__main__":
+    run(small="--small" in sys.argv)
