@@ -186,6 +186,10 @@ def _in_batch_shadow(stored: pa.Table, keys: list[str]) -> pa.Array:
     Among rows with equal keys and event time, the winner has the greatest created time, then
     the greatest position in the batch (DESIGN §3: write sequence).
     """
+    part_cols = [*keys, EVENT_TS]
+    distinct = stored.select(part_cols).group_by(part_cols).aggregate([]).num_rows
+    if distinct == stored.num_rows:  # no two rows tie (the common case): no DuckDB needed
+        return pa.nulls(stored.num_rows, pa.int64())
     import duckdb
 
     con = duckdb.connect()
