@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,7 +66,12 @@ def test_a_view_page_has_its_definition_history_and_statistics(ui: dict[str, Any
     assert len(trips["histogram"]["counts"]) == 20
     p = trips["percentiles"]
     assert trips["min"] <= p["p25"] <= p["p50"] <= p["p75"] <= trips["max"]
-    assert get(ui, "/ui/api/views/driver_stats") == v  # cached: the same answer
+    again = get(ui, "/ui/api/views/driver_stats")
+    assert again["features"] == v["features"]  # cached: the same statistics
+    by_time = v["rows_by_time"]
+    assert by_time["unit"] == "hour" and sum(b["rows"] for b in by_time["buckets"]) == v["rows"]
+    assert len(v["preview"]) == 10 and "conv_rate" in v["preview"][0]
+    assert v["freshness"]["staleness_seconds"] > 0
     error(ui["client"].get("/ui/api/views/driver_stat"), 404, "driver_stats")
 
 
@@ -180,3 +186,37 @@ def test_featureline_ui_is_a_command() -> None:
     result = CliRunner().invoke(cli, ["ui", "--help"])
     assert result.exit_code == 0, result.output
     assert "/ui" in result.output and "--port" in result.output
+
+
+def test_the_diff_between_two_versions_names_fields_and_settings() -> None:
+    from featureline.server._ui_data import _diff
+
+    a = {"version": 1, "schema": [{"name": "x", "dtype": "Int64"}], "ttl_seconds": 60, "owner": "a"}
+    b = {
+        "version": 2,
+        "schema": [{"name": "x", "dtype": "Float64"}, {"name": "y", "dtype": "Int64"}],
+        "ttl_seconds": 120,
+        "owner": "a",
+    }
+    d = _diff(a, b)
+    assert (d["from"], d["to"], d["added"], d["removed"]) == (1, 2, ["y"], [])
+    assert d["changed"] == [{"field": "x", "from": "Int64", "to": "Float64"}]
+    assert d["settings"] == [{"key": "ttl_seconds", "from": 60, "to": 120}]
+
+
+def test_statistics_are_recomputed_after_a_new_commit(tmp_path: Path) -> None:
+    from featureline.server._ui_data import UiData
+
+    root = tmp_path / "drivers"
+    fl.init_repo(root, project="stats")
+    with fl.FeatureStore(root) as store:
+        store.apply()
+        store.ingest("driver_stats")
+        data = UiData(store)
+        before = data.view("driver_stats")
+        store.ingest("driver_stats")  # the same rows again: a second commit
+        after = data.view("driver_stats")
+    assert after["rows"] == 2 * before["rows"] and after["commits"] == 2
+    counts = after["features"]["avg_daily_trips"]["histogram"]["counts"]
+    assert sum(counts) == after["rows"]
+    assert sum(b["rows"] for b in after["rows_by_time"]["buckets"]) == after["rows"]

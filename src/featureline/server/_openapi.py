@@ -957,7 +957,8 @@ def _ui_paths() -> dict[str, Any]:
             "Definition, every version and the diff between consecutive versions, the registry "
             "history of the view, row counts, and per-feature statistics (null rate, distinct, "
             "min/max/mean, percentiles, a 20-bin histogram computed by DuckDB over the stored rows; "
-            "cached per view version and commit).",
+            "cached per view version and commit), stored rows by hour, day or month of event time, a "
+            "preview of the newest rows (null without read_offline) and freshness.",
             [p("name", "A feature view (or an on-demand view).")],
             (400, 404, 421),
         ),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from featureline.errors import NotFoundError, ValidationError, did_you_mean
+from featureline.errors import NotFoundError, PermissionDeniedError, ValidationError, did_you_mean
 
 if TYPE_CHECKING:
     from featureline.definitions import FeatureView
@@ -57,7 +57,7 @@ class UiData:
         self._lock = threading.Lock()
         self._index_key: Any = None
         self._index: list[tuple[str, str, dict[str, Any]]] = []  # (name, haystack, hit)
-        self._stats: dict[tuple[str, int], tuple[Any, dict[str, Any]]] = {}
+        self._stats: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     # -- search ----------------------------------------------------------------------------------
     def _build_index(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -176,7 +176,13 @@ class UiData:
             for rv in self.store.history()
             if any(c.get("name") == name and c.get("kind") == "view" for c in rv.changes)
         ]
-        info["features"] = self._stats_for(fv, info.get("features", {}))
+        info["features"], by_time = self._stats_for(fv, info.get("features", {}))
+        try:  # every column is read: needs read_offline where describe sufficed
+            preview: list[dict[str, Any]] | None = self.store.preview(name, 10).to_pylist()
+        except PermissionDeniedError:
+            preview = None
+        fresh = self.store.freshness().get(name) or {}
+        latency = fresh.get("latency") or {}
         return {
             "name": name,
             "definition": info["definition"],
@@ -191,11 +197,26 @@ class UiData:
             "last_event": info.get("last_event"),
             "superseded_rows": info.get("superseded_rows", 0),
             "features": info["features"],
+            "rows_by_time": by_time,
+            "preview": preview,
+            "freshness": {
+                "last_event": fresh.get("last_event"),
+                "last_ingested": fresh.get("last_ingested"),
+                "staleness_seconds": fresh.get("staleness_seconds"),
+                "objective_seconds": fresh.get("objective_seconds"),
+                "servable_staleness_seconds": fresh.get("servable_staleness_seconds"),
+                "latency_p50_seconds": latency.get("p50_seconds"),
+                "latency_p99_seconds": latency.get("p99_seconds"),
+                "quarantined": fresh.get("quarantined"),
+            },
         }
 
-    def _stats_for(self, fv: FeatureView, base: dict[str, Any]) -> dict[str, Any]:
+    def _stats_for(
+        self, fv: FeatureView, base: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """`base` (the offline engine's profile) with percentiles and a histogram per numeric
-        feature, computed by DuckDB over the stored rows; cached per view version and commit."""
+        feature, and the row counts by event time, computed by DuckDB over the stored rows; cached
+        per view version and commit."""
         offline = self.store.offline
         commits = offline.commits(fv.name, fv.version)
         key = (fv.name, fv.version)
@@ -206,6 +227,7 @@ class UiData:
             return hit[1]
         parts = offline.parts(fv.name, fv.version)
         out = {n: dict(s) for n, s in base.items()}
+        by_time: dict[str, Any] = {"unit": "day", "buckets": []}
         connect = _duckdb(offline)
         if parts and connect is not None:
             files = "[" + ", ".join("'" + p.path.replace("'", "''") + "'" for p in parts) + "]"
@@ -216,11 +238,12 @@ class UiData:
                     if s is None or f.dtype.name not in _NUMERIC or s.get("min") is None:
                         continue
                     s.update(_numeric_stats(con, files, f.name, float(s["min"]), float(s["max"])))
+                by_time = _rows_by_time(con, files)
             finally:
                 con.close()
         with self._lock:
-            self._stats[key] = (stamp, out)
-        return out
+            self._stats[key] = (stamp, (out, by_time))
+        return out, by_time
 
     # -- runs ------------------------------------------------------------------------------------
     def runs(self, pipeline: str | None, limit: int, ids: list[str] | None) -> dict[str, Any]:
@@ -456,6 +479,22 @@ def _numeric_stats(con: Any, files: str, col: str, lo: float, hi: float) -> dict
         },
         "histogram": {"lo": lo, "hi": hi, "width": width, "counts": counts},
     }
+
+
+def _rows_by_time(con: Any, files: str) -> dict[str, Any]:
+    """Stored rows per hour, day or month of event time (the unit that gives at most ~400 bars)."""
+    from featureline.offline.batch import EVENT_TS
+
+    src = f"read_parquet({files}, union_by_name = true)"
+    lo, hi = con.execute(f"SELECT min({EVENT_TS}), max({EVENT_TS}) FROM {src}").fetchone()
+    if lo is None:
+        return {"unit": "day", "buckets": []}
+    days = (hi - lo).total_seconds() / 86400
+    unit = "hour" if days <= 10 else "day" if days <= 400 else "month"
+    rows = con.execute(
+        f"SELECT date_trunc('{unit}', {EVENT_TS}) AS t, count(*) FROM {src} GROUP BY t ORDER BY t"
+    ).fetchall()
+    return {"unit": unit, "buckets": [{"start": r[0], "rows": int(r[1])} for r in rows]}
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

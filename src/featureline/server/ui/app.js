@@ -71,6 +71,33 @@ function histogram(hist, width = 240, height = 80) {
   return svg;
 }
 
+// stored rows per hour/day/month of event time
+function timeBars(series, width = 900, height = 90) {
+  const b = series.buckets;
+  const max = Math.max(1, ...b.map((x) => x.rows));
+  const bw = width / Math.max(1, b.length);
+  const svg = s("svg", { width, height: height + 14, id: "rows-by-time", role: "img" });
+  b.forEach((x, i) => {
+    const bh = (x.rows / max) * height;
+    const r = s("rect", { x: i * bw, y: height - bh, width: Math.max(1, bw - 1), height: bh, fill: "#54aeff" });
+    r.append(s("title", {}, `${x.start}: ${x.rows} rows`));
+    svg.append(r);
+  });
+  if (b.length) {
+    svg.append(s("text", { x: 0, y: height + 12 }, String(b[0].start).slice(0, 16)));
+    svg.append(s("text", { x: width, y: height + 12, "text-anchor": "end" }, String(b[b.length - 1].start).slice(0, 16)));
+  }
+  return svg;
+}
+
+function duration(sec) {
+  if (sec === null || sec === undefined) return "–";
+  if (sec < 120) return `${sec.toFixed(1)} s`;
+  if (sec < 7200) return `${(sec / 60).toFixed(1)} min`;
+  if (sec < 172800) return `${(sec / 3600).toFixed(1)} h`;
+  return `${(sec / 86400).toFixed(1)} days`;
+}
+
 // one bar per label (a metric by run or by version)
 function bars(title, labels, values) {
   const width = 40 + labels.length * 60, height = 150, top = 34;
@@ -119,6 +146,12 @@ async function viewPage(name) {
   app.append(h("p", {}, d.description || "", " ", h("span", { class: "muted" }, `owner ${d.owner || "–"} · entities ${d.entities.join(", ")} · ttl ${fmt(d.ttl_seconds)} s · ${d.online ? "online" : "offline only"}`)),
     h("p", { class: "muted" }, `${fmt(v.rows)} stored rows in ${v.commits} commits · events ${v.first_event || "–"} → ${v.last_event || "–"} · superseded ${fmt(v.superseded_rows)}`),
     h("p", {}, link("pit?view=" + encodeURIComponent(v.name), "Explore a key over time →")));
+  const f = v.freshness || {};
+  app.append(h("p", { class: "muted", id: "freshness" }, `staleness ${duration(f.staleness_seconds)}` +
+    (f.objective_seconds ? ` (objective ${duration(f.objective_seconds)})` : "") +
+    ` · last ingested ${f.last_ingested || "–"}` +
+    (f.latency_p50_seconds !== null && f.latency_p50_seconds !== undefined ? ` · event-to-servable p50 ${duration(f.latency_p50_seconds)}, p99 ${duration(f.latency_p99_seconds)}` : "") +
+    (f.quarantined ? ` · ${fmt(f.quarantined)} rows quarantined` : "")));
   app.append(h("h2", {}, "Schema (v" + d.version + ")"),
     table(["field", "type", "description", "tags"], d.schema.map((f) => [f.name, f.dtype, f.description || "", fmt(f.tags && Object.keys(f.tags).length ? f.tags : "")])));
   app.append(h("h2", {}, "Statistics"));
@@ -127,6 +160,11 @@ async function viewPage(name) {
     stats.map(([f, st]) => [f, st.dtype, fmt(st.null_rate), fmt(st.distinct), fmt(st.min), fmt(st.percentiles && st.percentiles.p25),
       fmt(st.percentiles && st.percentiles.p50), fmt(st.percentiles && st.percentiles.p75), fmt(st.max), fmt(st.mean),
       st.histogram ? histogram(st.histogram) : ""]), { id: "stats" }));
+  if (v.rows_by_time && v.rows_by_time.buckets.length) app.append(h("h2", {}, `Stored rows by ${v.rows_by_time.unit} of event time`), timeBars(v.rows_by_time));
+  if (v.preview && v.preview.length) {
+    const cols = Object.keys(v.preview[0]);
+    app.append(h("h2", {}, "Preview (newest rows)"), h("div", { class: "scroll" }, table(cols, v.preview.map((r) => cols.map((c) => (Number.isInteger(r[c]) ? String(r[c]) : fmt(r[c])))), { id: "preview" })));
+  }
   app.append(h("h2", {}, "Versions"), table(["version", "fields", "owner"], v.versions.map((x) => ["v" + x.version, x.definition.schema.map((f) => f.name).join(", "), x.definition.owner])));
   if (v.diffs.length) {
     app.append(h("h2", {}, "Changes between versions"), table(["from → to", "added", "removed", "retyped", "settings"],
