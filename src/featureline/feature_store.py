@@ -416,6 +416,15 @@ class FeatureStore:
             caller.check_read("read_offline", [fv], lambda: [(fv, fv.feature_names)])
         return self.offline.latest_rows(fv, limit=n)
 
+    def check_describe(self, view: FeatureView | str) -> FeatureView:
+        """The stored view `view`, once the caller may describe it (the check `describe` makes),
+        for a reader that caches what `describe` computes (the web UI's statistics)."""
+        fv = self._view(view)
+        caller = self._caller()
+        if caller is not None:
+            caller.check_read("describe", [fv], lambda: [(fv, fv.feature_names)])
+        return fv
+
     def describe(self, view: FeatureView | str) -> dict[str, Any]:
         """Definition, version, row counts, time range and per-feature statistics."""
         cat = self.catalog()

@@ -220,3 +220,43 @@ def test_statistics_are_recomputed_after_a_new_commit(tmp_path: Path) -> None:
     counts = after["features"]["avg_daily_trips"]["histogram"]["counts"]
     assert sum(counts) == after["rows"]
     assert sum(b["rows"] for b in after["rows_by_time"]["buckets"]) == after["rows"]
+
+
+UI_PERMISSIONS = """
+
+from featureline import Permission
+
+ui_users = Permission("ui", actions=["describe"], resources=["endpoint:/ui"], roles=["ui"])
+describers = Permission("describers", actions=["describe"], resources=["feature_view:*"], roles=["describer"])
+"""
+
+
+def test_with_auth_the_cached_statistics_are_still_checked_per_request(tmp_path: Path) -> None:
+    from featureline.auth import Principal
+    from tests.auth_kit import auth_yaml
+
+    root = tmp_path / "drivers"
+    fl.init_repo(root, project="uiauth")
+    with (root / "definitions.py").open("a") as f:
+        f.write(UI_PERMISSIONS)
+    with (root / "featureline.yaml").open("a") as f:
+        f.write(auth_yaml())
+    with fl.FeatureStore(root, principal=Principal("root", ("admin",))) as admin:
+        admin.apply()
+        admin.ingest("driver_stats")
+        tokens = admin.authorizer.tokens  # type: ignore[union-attr]
+        t = {role: tokens.create(role, [role])[0] for role in ("ui", "describer", "admin")}
+    with ThreadServer(create_app(root)) as url, httpx.Client(base_url=url, timeout=30) as c:
+
+        def as_(role: str | None, path: str) -> httpx.Response:
+            headers = {"authorization": f"Bearer {t[role]}"} if role else {}
+            return c.get(path, headers=headers)
+
+        assert as_(None, "/ui").status_code == 401
+        assert as_("describer", "/ui").status_code == 403  # no grant on the UI endpoint
+        assert as_("ui", "/ui").status_code == 200
+        assert as_("ui", "/ui/api/search?q=driver").status_code == 200
+        full = as_("admin", "/ui/api/views/driver_stats")  # computes and caches the statistics
+        assert full.status_code == 200 and full.json()["preview"]
+        error(as_("ui", "/ui/api/views/driver_stats"), 403)  # cached, still refused
+        error(as_("ui", "/ui/api/pit?view=driver_stats&key=1001"), 403)

@@ -161,9 +161,8 @@ class UiData:
                 f"No feature view `{name}`.{did_you_mean(name, list(cat.views))} "
                 "Fix: search the catalog (GET /ui/api/search?q=)."
             )
-        info = self.store.describe(name)  # the caller's grants are checked here
+        fv = self.store.check_describe(name)  # the caller's grants, checked on every request
         versions = cat.views[name]
-        fv = versions[-1]
         defs = [v.to_dict() for v in versions]
         diffs = [_diff(a, b) for a, b in pairwise(defs)]
         history = [
@@ -176,7 +175,7 @@ class UiData:
             for rv in self.store.history()
             if any(c.get("name") == name and c.get("kind") == "view" for c in rv.changes)
         ]
-        info["features"], by_time = self._stats_for(fv, info.get("features", {}))
+        stats = self._stats_for(fv)
         try:  # every column is read: needs read_offline where describe sufficed
             preview: list[dict[str, Any]] | None = self.store.preview(name, 10).to_pylist()
         except PermissionDeniedError:
@@ -185,19 +184,13 @@ class UiData:
         latency = fresh.get("latency") or {}
         return {
             "name": name,
-            "definition": info["definition"],
+            "definition": fv.to_dict(),
             "versions": [
                 {"version": v.version, "definition": d} for v, d in zip(versions, defs, strict=True)
             ],
             "diffs": diffs,
             "history": history,
-            "rows": info.get("rows", 0),
-            "commits": info.get("commits", 0),
-            "first_event": info.get("first_event"),
-            "last_event": info.get("last_event"),
-            "superseded_rows": info.get("superseded_rows", 0),
-            "features": info["features"],
-            "rows_by_time": by_time,
+            **stats,
             "preview": preview,
             "freshness": {
                 "last_event": fresh.get("last_event"),
@@ -211,12 +204,10 @@ class UiData:
             },
         }
 
-    def _stats_for(
-        self, fv: FeatureView, base: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """`base` (the offline engine's profile) with percentiles and a histogram per numeric
-        feature, and the row counts by event time, computed by DuckDB over the stored rows; cached
-        per view version and commit."""
+    def _stats_for(self, fv: FeatureView) -> dict[str, Any]:
+        """`describe`'s row counts and per-feature statistics, with percentiles and a histogram per
+        numeric feature and the row counts by event time, computed by DuckDB over the stored rows;
+        cached per view version until its next commit."""
         offline = self.store.offline
         commits = offline.commits(fv.name, fv.version)
         key = (fv.name, fv.version)
@@ -224,26 +215,36 @@ class UiData:
         with self._lock:
             hit = self._stats.get(key)
         if hit is not None and hit[0] == stamp:
-            return hit[1]
-        parts = offline.parts(fv.name, fv.version)
-        out = {n: dict(s) for n, s in base.items()}
+            return dict(hit[1])
+        info = self.store.describe(fv)
+        features = {n: dict(s) for n, s in info.get("features", {}).items()}
         by_time: dict[str, Any] = {"unit": "day", "buckets": []}
+        parts = offline.parts(fv.name, fv.version)
         connect = _duckdb(offline)
         if parts and connect is not None:
             files = "[" + ", ".join("'" + p.path.replace("'", "''") + "'" for p in parts) + "]"
             con = connect()
             try:
                 for f in fv.features:
-                    s = out.get(f.name)
+                    s = features.get(f.name)
                     if s is None or f.dtype.name not in _NUMERIC or s.get("min") is None:
                         continue
                     s.update(_numeric_stats(con, files, f.name, float(s["min"]), float(s["max"])))
                 by_time = _rows_by_time(con, files)
             finally:
                 con.close()
+        out = {
+            "rows": info.get("rows", 0),
+            "commits": info.get("commits", 0),
+            "first_event": info.get("first_event"),
+            "last_event": info.get("last_event"),
+            "superseded_rows": info.get("superseded_rows", 0),
+            "features": features,
+            "rows_by_time": by_time,
+        }
         with self._lock:
-            self._stats[key] = (stamp, (out, by_time))
-        return out, by_time
+            self._stats[key] = (stamp, out)
+        return dict(out)
 
     # -- runs ------------------------------------------------------------------------------------
     def runs(self, pipeline: str | None, limit: int, ids: list[str] | None) -> dict[str, Any]:
