@@ -416,13 +416,14 @@ class FeatureStore:
             caller.check_read("read_offline", [fv], lambda: [(fv, fv.feature_names)])
         return self.offline.latest_rows(fv, limit=n)
 
-    def check_describe(self, view: FeatureView | str) -> FeatureView:
-        """The stored view `view`, once the caller may describe it (the check `describe` makes),
-        for a reader that caches what `describe` computes (the web UI's statistics)."""
+    def check_read(self, view: FeatureView | str, action: str = "describe") -> FeatureView:
+        """The stored view `view`, once the caller may `action` it with all its fields (the check
+        `describe` makes; `preview`'s with read_offline), for a reader that caches what those
+        compute (the web UI's statistics and preview)."""
         fv = self._view(view)
         caller = self._caller()
         if caller is not None:
-            caller.check_read("describe", [fv], lambda: [(fv, fv.feature_names)])
+            caller.check_read(action, [fv], lambda: [(fv, fv.feature_names)])
         return fv
 
     def describe(self, view: FeatureView | str) -> dict[str, Any]:

@@ -228,6 +228,7 @@ from featureline import Permission
 
 ui_users = Permission("ui", actions=["describe"], resources=["endpoint:/ui"], roles=["ui"])
 describers = Permission("describers", actions=["describe"], resources=["feature_view:*"], roles=["describer"])
+analysts = Permission("analysts", actions=["describe"], resources=["endpoint:/ui", "feature_view:*"], roles=["analyst"])
 """
 
 
@@ -245,7 +246,9 @@ def test_with_auth_the_cached_statistics_are_still_checked_per_request(tmp_path:
         admin.apply()
         admin.ingest("driver_stats")
         tokens = admin.authorizer.tokens  # type: ignore[union-attr]
-        t = {role: tokens.create(role, [role])[0] for role in ("ui", "describer", "admin")}
+        t = {
+            role: tokens.create(role, [role])[0] for role in ("ui", "describer", "analyst", "admin")
+        }
     with ThreadServer(create_app(root)) as url, httpx.Client(base_url=url, timeout=30) as c:
 
         def as_(role: str | None, path: str) -> httpx.Response:
@@ -260,3 +263,6 @@ def test_with_auth_the_cached_statistics_are_still_checked_per_request(tmp_path:
         assert full.status_code == 200 and full.json()["preview"]
         error(as_("ui", "/ui/api/views/driver_stats"), 403)  # cached, still refused
         error(as_("ui", "/ui/api/pit?view=driver_stats&key=1001"), 403)
+        seen = as_("analyst", "/ui/api/views/driver_stats")  # statistics, but no rows to read
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["preview"] is None and seen.json()["features"] == full.json()["features"]

@@ -58,6 +58,7 @@ class UiData:
         self._index_key: Any = None
         self._index: list[tuple[str, str, dict[str, Any]]] = []  # (name, haystack, hit)
         self._stats: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._previews: dict[tuple[str, int], tuple[Any, list[dict[str, Any]]]] = {}
 
     # -- search ----------------------------------------------------------------------------------
     def _build_index(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -161,7 +162,7 @@ class UiData:
                 f"No feature view `{name}`.{did_you_mean(name, list(cat.views))} "
                 "Fix: search the catalog (GET /ui/api/search?q=)."
             )
-        fv = self.store.check_describe(name)  # the caller's grants, checked on every request
+        fv = self.store.check_read(name, "describe")  # the caller's grant, on every request
         versions = cat.views[name]
         defs = [v.to_dict() for v in versions]
         diffs = [_diff(a, b) for a, b in pairwise(defs)]
@@ -177,7 +178,8 @@ class UiData:
         ]
         stats = self._stats_for(fv)
         try:  # every column is read: needs read_offline where describe sufficed
-            preview: list[dict[str, Any]] | None = self.store.preview(name, 10).to_pylist()
+            self.store.check_read(fv, "read_offline")
+            preview: list[dict[str, Any]] | None = self._preview(fv)
         except PermissionDeniedError:
             preview = None
         fresh = self.store.freshness().get(name) or {}
@@ -204,14 +206,30 @@ class UiData:
             },
         }
 
+    def _stamp(self, fv: FeatureView) -> tuple[int, int]:
+        """What a cached result of the view version's rows is valid for: its live commits."""
+        commits = self.store.offline.commits(fv.name, fv.version)
+        return (len(commits), commits[-1].seq if commits else 0)
+
+    def _preview(self, fv: FeatureView) -> list[dict[str, Any]]:
+        """The newest 10 stored rows (`preview`), cached per view version until its next commit;
+        the caller's read_offline grant is checked before."""
+        key, stamp = (fv.name, fv.version), self._stamp(fv)
+        with self._lock:
+            hit = self._previews.get(key)
+        if hit is not None and hit[0] == stamp:
+            return list(hit[1])
+        rows: list[dict[str, Any]] = self.store.preview(fv, 10).to_pylist()
+        with self._lock:
+            self._previews[key] = (stamp, rows)
+        return list(rows)
+
     def _stats_for(self, fv: FeatureView) -> dict[str, Any]:
         """`describe`'s row counts and per-feature statistics, with percentiles and a histogram per
         numeric feature and the row counts by event time, computed by DuckDB over the stored rows;
         cached per view version until its next commit."""
         offline = self.store.offline
-        commits = offline.commits(fv.name, fv.version)
-        key = (fv.name, fv.version)
-        stamp = (len(commits), commits[-1].seq if commits else 0)
+        key, stamp = (fv.name, fv.version), self._stamp(fv)
         with self._lock:
             hit = self._stats.get(key)
         if hit is not None and hit[0] == stamp:
@@ -225,12 +243,16 @@ class UiData:
             files = "[" + ", ".join("'" + p.path.replace("'", "''") + "'" for p in parts) + "]"
             con = connect()
             try:
-                for f in fv.features:
-                    s = features.get(f.name)
-                    if s is None or f.dtype.name not in _NUMERIC or s.get("min") is None:
-                        continue
-                    s.update(_numeric_stats(con, files, f.name, float(s["min"]), float(s["max"])))
-                by_time = _rows_by_time(con, files)
+                numeric = [
+                    (f.name, float(s["min"]), float(s["max"]))
+                    for f in fv.features
+                    if (s := features.get(f.name)) is not None
+                    and f.dtype.name in _NUMERIC
+                    and s.get("min") is not None
+                ]
+                for name, extra in _numeric_stats(con, files, numeric).items():
+                    features[name].update(extra)
+                by_time = _rows_by_time(con, files, info.get("first_event"), info.get("last_event"))
             finally:
                 con.close()
         out = {
@@ -459,36 +481,53 @@ def _duckdb(offline: Any) -> Any:
     return getattr(offline.engine, "connection", None)
 
 
-def _numeric_stats(con: Any, files: str, col: str, lo: float, hi: float) -> dict[str, Any]:
-    c = '"' + col.replace('"', '""') + '"'
-    src = f"read_parquet({files}, union_by_name = true)"
+def _numeric_stats(
+    con: Any, files: str, cols: list[tuple[str, float, float]]
+) -> dict[str, dict[str, Any]]:
+    """Percentiles (DuckDB's approx_quantile, a t-digest) and a BINS-bin histogram over [lo, hi]
+    of each numeric column `(name, lo, hi)`: one scan of the stored rows for all of them."""
+    if not cols:
+        return {}
     qs = ", ".join(str(q) for q in QUANTILES)
-    (pcts,) = con.execute(f"SELECT quantile_cont({c}, [{qs}]) FROM {src}").fetchone()
-    width = (hi - lo) / BINS if hi > lo else 1.0
-    counts = [0] * BINS
-    for b, n in con.execute(
-        f"SELECT least(greatest(floor(({c} - ?) / ?)::BIGINT, 0), {BINS - 1}) AS b, count(*) "
-        f"FROM {src} WHERE {c} IS NOT NULL GROUP BY b",
-        [lo, width],
-    ).fetchall():
-        counts[int(b)] += int(n)
-    if hi <= lo:
-        counts = counts[:1]
-    return {
-        "percentiles": {
-            f"p{round(q * 100)}": v for q, v in zip(QUANTILES, pcts or [], strict=False)
-        },
-        "histogram": {"lo": lo, "hi": hi, "width": width, "counts": counts},
-    }
+    exprs, widths = [], []
+    for name, lo, hi in cols:
+        c = '"' + name.replace('"', '""') + '"'
+        width = (hi - lo) / BINS if hi > lo else 1.0
+        widths.append(width)
+        exprs.append(f"approx_quantile({c}, [{qs}])")
+        exprs.append(
+            f"histogram(least(greatest(floor(({c} - {lo!r}) / {width!r})::BIGINT, 0), {BINS - 1}))"
+        )
+    row = con.execute(
+        f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)"
+    ).fetchone()
+    out: dict[str, dict[str, Any]] = {}
+    for i, (name, lo, hi) in enumerate(cols):
+        pcts, bins = row[2 * i], row[2 * i + 1] or {}
+        counts = [0] * BINS
+        for b, n in bins.items():
+            counts[int(b)] += int(n)
+        out[name] = {
+            "percentiles": {
+                f"p{round(q * 100)}": v for q, v in zip(QUANTILES, pcts or [], strict=False)
+            },
+            "histogram": {
+                "lo": lo,
+                "hi": hi,
+                "width": widths[i],
+                "counts": counts if hi > lo else counts[:1],
+            },
+        }
+    return out
 
 
-def _rows_by_time(con: Any, files: str) -> dict[str, Any]:
-    """Stored rows per hour, day or month of event time (the unit that gives at most ~400 bars)."""
+def _rows_by_time(con: Any, files: str, lo: Any, hi: Any) -> dict[str, Any]:
+    """Stored rows per hour, day or month of event time (the unit that gives at most ~400 bars),
+    `lo` and `hi` being the first and last event times."""
     from featureline.offline.batch import EVENT_TS
 
     src = f"read_parquet({files}, union_by_name = true)"
-    lo, hi = con.execute(f"SELECT min({EVENT_TS}), max({EVENT_TS}) FROM {src}").fetchone()
-    if lo is None:
+    if not isinstance(lo, datetime) or not isinstance(hi, datetime):
         return {"unit": "day", "buckets": []}
     days = (hi - lo).total_seconds() / 86400
     unit = "hour" if days <= 10 else "day" if days <= 400 else "month"
