@@ -97,6 +97,8 @@ def test_every_page_loads_without_console_errors(site: dict[str, Any], page: Any
         assert page.locator("h1").count() == 1, name
     visit(site, page, "view/driver_stats")
     assert page.locator("#stats svg.histogram").count() == 3  # one per numeric feature
+    visit(site, page, f"run/{first}")
+    assert page.locator("#step-graph rect").count() == 4  # the example pipeline's four steps
     visit(site, page, "lineage/driver_quality")
     assert page.locator("#lineage [data-node='feature_view:driver_stats@v1']").count() == 1
     assert page.locator("#lineage [data-node='alias:driver_quality@production']").count() == 1

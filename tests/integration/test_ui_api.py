@@ -84,6 +84,9 @@ def test_runs_list_a_run_and_a_comparison(ui: dict[str, Any]) -> None:
     assert "train.auc" in run["metrics"]
     steps = {s["step"]: s for s in run["steps"]}
     assert "train" in steps and steps["train"]["duration_seconds"] >= 0
+    graph = {(e["source"], e["target"]) for e in run["edges"]}
+    assert ("sample_trips", "build_training_set") in graph
+    assert ("build_training_set", "train") in graph
     assert all("/" not in line[:1] for s in run["steps"] for line in s["logs"].splitlines())
     both = get(ui, "/ui/api/runs", ids=f"{first},{second}")["runs"]
     assert [r["params"]["n"] for r in both] == [600, 900]

@@ -978,7 +978,7 @@ def _ui_paths() -> dict[str, Any]:
             "uiRun",
             "One pipeline run",
             "Status, params, metrics and each step with its status, attempts, duration, outputs, "
-            "metrics, error and log.",
+            "metrics, error and log; `edges` (step -> step through an artifact) make the step graph.",
             [p("id", "A run id.")],
             (400, 404, 421),
         ),

@@ -307,11 +307,21 @@ class UiData:
                     "logs": logs[-4000:],
                 }
             )
+        made = {
+            o["id"]: s["step"] for s in steps for o in s["outputs"].values() if isinstance(o, dict)
+        }
+        edges = [
+            {"source": made[a], "target": s["step"], "input": name}
+            for s in steps
+            for name, a in s["inputs"].items()
+            if a in made
+        ]
         return {
             **_run_row(r),
             "params": r.get("params", {}),
             "metrics": r.get("metrics", {}),
             "steps": steps,
+            "edges": edges,  # step -> step through an artifact (the step graph)
         }
 
     # -- models ----------------------------------------------------------------------------------

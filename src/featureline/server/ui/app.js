@@ -193,12 +193,52 @@ async function runPage(id) {
   const longest = Math.max(1e-9, ...r.steps.map((x) => x.duration_seconds || 0));
   const w = 300;
   const gantt = (x) => s("svg", { width: w, height: 12 }, s("rect", { x: 0, y: 1, width: Math.max(1, ((x.duration_seconds || 0) / longest) * w), height: 10, fill: x.status === "succeeded" ? "#4ac26b" : "#ff8182" }));
+  app.append(h("h2", {}, "Step graph"), stepGraph(r.steps, r.edges));
   app.append(h("h2", {}, "Steps"), table(["step", "status", "attempts", "duration (s)", "", "outputs"], r.steps.map((x) => [x.step,
     h("span", { class: "status-" + x.status }, x.status), fmt(x.attempts), fmt(x.duration_seconds), gantt(x),
     Object.entries(x.outputs).map(([k, o]) => `${k}=${o.id ? o.id.slice(0, 12) : o}`).join(", ")])));
   app.append(h("h2", {}, "Parameters"), kv(r.params), h("h2", {}, "Metrics"), kv(r.metrics));
   const logs = r.steps.filter((x) => x.logs || x.error);
   if (logs.length) app.append(h("h2", {}, "Logs"), ...logs.map((x) => h("details", {}, h("summary", {}, x.step), h("pre", {}, (x.logs || "") + (x.error ? "\n" + x.error : "")))));
+}
+
+// steps in columns by depth (longest path from a source), edges through artifacts
+function stepGraph(steps, edges) {
+  const depth = {};
+  const preds = {};
+  for (const e of edges) (preds[e.target] = preds[e.target] || []).push(e.source);
+  const d = (name, seen = new Set()) => {
+    if (depth[name] !== undefined) return depth[name];
+    if (seen.has(name)) return 0;
+    seen.add(name);
+    depth[name] = Math.max(-1, ...(preds[name] || []).map((p) => d(p, seen))) + 1;
+    return depth[name];
+  };
+  steps.forEach((x) => d(x.step));
+  const colW = 190, rowH = 50, boxW = 160, boxH = 32;
+  const rows = {};
+  const pos = {};
+  for (const x of steps) {
+    const c = depth[x.step];
+    rows[c] = (rows[c] || 0) + 1;
+    pos[x.step] = { x: c * colW, y: (rows[c] - 1) * rowH, status: x.status };
+  }
+  const width = (Math.max(0, ...Object.values(depth)) + 1) * colW;
+  const height = Math.max(1, ...Object.values(rows)) * rowH;
+  const svg = s("svg", { width, height, id: "step-graph", role: "img" });
+  for (const e of edges) {
+    const a = pos[e.source], b = pos[e.target];
+    const x1 = a.x + boxW, y1 = a.y + boxH / 2, x2 = b.x, y2 = b.y + boxH / 2, mx = (x1 + x2) / 2;
+    const p = s("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, fill: "none", stroke: "#8c959f", "stroke-width": 1.5 });
+    p.append(s("title", {}, e.input));
+    svg.append(p);
+  }
+  for (const [name, p] of Object.entries(pos)) {
+    const ok = p.status === "succeeded" || p.status === "cached";
+    svg.append(s("rect", { x: p.x, y: p.y, width: boxW, height: boxH, rx: 6, fill: ok ? "#dafbe1" : "#ffebe9", stroke: ok ? "#4ac26b" : "#ff8182" }));
+    svg.append(s("text", { x: p.x + 8, y: p.y + 20 }, name.length > 22 ? name.slice(0, 21) + "…" : name));
+  }
+  return svg;
 }
 
 async function comparePage(ids) {
