@@ -142,6 +142,7 @@ def test_point_in_time_explorer_shows_what_get_training_set_returns(
     shown = page.inner_text("#pit-training td[data-feature=conv_rate]")
     assert float(shown) == pytest.approx(want["conv_rate"], abs=5e-5)  # shown with 4 decimals
     assert page.locator("#pit-history tbody tr").count() > 0
+    assert page.locator("#pit-charts svg.line").count() == 3  # one per feature, over time
 
 
 def test_a_comparison_of_two_runs_shows_both_metrics(site: dict[str, Any], page: Any) -> None:

@@ -98,6 +98,19 @@ function duration(sec) {
   return `${(sec / 86400).toFixed(1)} days`;
 }
 
+// a feature's values over event time, with a vertical mark at time `mark`
+function line(title, pts, mark, width = 260, height = 90) {
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const x0 = Math.min(...xs, mark), x1 = Math.max(...xs, mark), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const X = (x) => ((x - x0) / Math.max(1, x1 - x0)) * width;
+  const Y = (y) => 14 + (1 - (y - y0) / Math.max(1e-12, y1 - y0)) * (height - 14);
+  const svg = s("svg", { width, height: height + 4, class: "line", "data-feature": title });
+  svg.append(s("text", { x: 0, y: 10 }, title));
+  svg.append(s("polyline", { points: pts.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" "), fill: "none", stroke: "#0969da", "stroke-width": 1.2 }));
+  svg.append(s("line", { x1: X(mark), x2: X(mark), y1: 12, y2: height, stroke: "#cf222e", "stroke-dasharray": "3 2" }));
+  return svg;
+}
+
 // one bar per label (a metric by run or by version)
 function bars(title, labels, values) {
   const width = 40 + labels.length * 60, height = 150, top = 34;
@@ -328,6 +341,12 @@ async function pitPage(params) {
   const r = await api("pit?" + q.toString());
   app.append(h("h2", {}, `get_training_set at ${r.at}` + (r.as_of ? ` as of ${r.as_of}` : "")),
     table(r.features, [r.features.map((f) => h("td", { "data-feature": f }, fmt(r.training_set[f])))], { id: "pit-training" }));
+  const charts = h("div", { class: "grid", id: "pit-charts" });
+  for (const f of r.features) {
+    const pts = r.history.filter((x) => typeof x.values[f] === "number").map((x) => [Date.parse(x.event_timestamp), x.values[f]]);
+    if (pts.length > 1) charts.append(h("div", { class: "card" }, line(f, pts, Date.parse(r.at))));
+  }
+  if (charts.childElementCount) app.append(h("h2", {}, "Values over event time (the line: at)"), charts);
   app.append(h("h2", {}, `Stored values of ${JSON.stringify(r.key)} in ${r.view}`),
     h("p", { class: "muted" }, "Rows ingested after as_of are struck through: a training set as of then could not see them."));
   const t = table(["event time", "created", "ingested", ...r.features], []);
