@@ -3,6 +3,7 @@ target <= 100 ms server time per search.
 
     PYTHONPATH=src python bench/bench_ui.py [--small]
     PYTHONPATH=src python bench/bench_ui.py --stats [ROWS]   # a view's statistics page, 10M rows
+    PYTHONPATH=src python bench/bench_ui.py --runs [N]       # comparison of 1,000 runs
 
 Applies a generated repo under bench/.data/ui (no rows: search reads the registry only), then times
 GET /ui/api/search through the app's dispatcher (in process, no socket: server time): the first search (builds
@@ -214,7 +215,86 @@ def run_stats(rows: int) -> dict[str, float]:
     return out
 
 
+def run_runs(n: int) -> dict[str, float]:
+    """Comparison of the newest `n` runs: GET /ui/api/runs?details=true (params and metrics of each)
+    through the dispatcher, and, with Chromium and playwright, the compare page in a browser from
+    navigation to drawn (its `data-ready`)."""
+    import os
+    import socket
+    import threading
+
+    import uvicorn
+
+    from featureline.server import create_app
+
+    root = DATA / "runs"
+    shutil.rmtree(root, ignore_errors=True)
+    fl.init_repo(root, project="ui_runs", with_data=False)
+    (root / "definitions.py").write_text(STATS_DEFS)
+    with fl.FeatureStore(root) as store:
+        store.apply()
+        md = store.models.metadata
+        for i in range(n):
+            run_id = md.create_run("sweep", {"c": i / n, "depth": i % 7})
+            md.log_params(run_id, {"c": i / n, "depth": i % 7})
+            md.log_metrics(run_id, {"auc": 0.5 + (i % 97) / 200, "loss": 1 / (i + 1), "rows": i})
+            md.finish_run(run_id, "succeeded")
+    app = create_app(root)
+    query = urlencode({"details": "true", "limit": str(n)})
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        body = asyncio.run(_call(app, "/ui/api/runs", query))
+        times.append((time.perf_counter() - t) * 1000)
+    assert len(body["runs"]) == n
+    out: dict[str, float] = {"runs": n, "api_ms": statistics.median(times)}
+    chromium = os.environ.get("FEATURELINE_CHROMIUM", "/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None  # type: ignore[assignment]
+    if sync_playwright is not None and os.path.exists(chromium):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True)
+            page = browser.new_page(viewport={"width": 1366, "height": 860})
+            page.goto(f"{url}/ui#/models")
+            page.wait_for_selector("#app[data-ready]")
+            shown = []
+            for _ in range(3):
+                t = time.perf_counter()
+                page.goto(f"{url}/ui#/compare?latest={n}")
+                page.wait_for_selector("#app[data-page=compare][data-ready]")
+                shown.append((time.perf_counter() - t) * 1000)
+                dots = page.locator("svg.dots[data-metric='auc'] circle").count()
+                assert dots == n, dots
+                page.goto(f"{url}/ui#/models")
+                page.wait_for_selector("#app[data-page=models][data-ready]")
+            browser.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        out["page_ms"] = statistics.median(shown)
+    app.service.store.close()
+    page_note = f", compare page drawn in {out['page_ms']:.0f} ms" if "page_ms" in out else ""
+    print(
+        f"comparison of {n:,} runs: GET /ui/api/runs?details=true {out['api_ms']:.0f} ms (median of 5)"
+        f"{page_note} (target <= 1 s to interactive)"
+    )
+    return out
+
+
 if __name__ == "__main__":
+    if "--runs" in sys.argv:
+        i = sys.argv.index("--runs")
+        run_runs(int(sys.argv[i + 1]) if len(sys.argv) > i + 1 else 1000)
+        sys.exit(0)
     if "--stats" in sys.argv:
         i = sys.argv.index("--stats")
         run_stats(int(sys.argv[i + 1]) if len(sys.argv) > i + 1 else 10_000_000)

@@ -163,3 +163,19 @@ def test_a_comparison_of_two_runs_shows_both_metrics(site: dict[str, Any], page:
     assert [float(t) for t in chart.all_text_contents()] == pytest.approx(
         [auc[first], auc[second]], abs=5e-5
     )
+
+
+def test_a_comparison_of_many_runs_draws_one_dot_per_run(site: dict[str, Any], page: Any) -> None:
+    with fl.FeatureStore(site["repo"]) as store:
+        md = store.models.metadata
+        for i in range(20):
+            run_id = md.create_run("sweep", {"c": i / 10})
+            md.log_params(run_id, {"c": i / 10})
+            md.log_metrics(run_id, {"train.auc": 0.5 + i / 100})
+            md.finish_run(run_id, "succeeded")
+    visit(site, page, "runs")
+    page.click("text=Compare the newest runs")
+    page.wait_for_selector("#app[data-page=compare][data-ready]")
+    assert page.inner_text("h1") == "Compare 22 runs"  # the 20 and the fixture's two
+    assert page.locator("svg.dots[data-metric='train.auc'] circle").count() == 22
+    assert page.locator("#compare-table tbody tr").count() == 22

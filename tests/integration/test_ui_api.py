@@ -90,6 +90,11 @@ def test_runs_list_a_run_and_a_comparison(ui: dict[str, Any]) -> None:
     assert all("/" not in line[:1] for s in run["steps"] for line in s["logs"].splitlines())
     both = get(ui, "/ui/api/runs", ids=f"{first},{second}")["runs"]
     assert [r["params"]["n"] for r in both] == [600, 900]
+    assert both[1]["metrics"] == get(ui, f"/ui/api/runs/{second}")["metrics"]
+    listed = get(ui, "/ui/api/runs", details="true")["runs"]
+    assert [(r["run_id"], r["params"]["n"]) for r in listed] == [(second, 900), (first, 600)]
+    assert "metrics" not in get(ui, "/ui/api/runs")["runs"][0]
+    error(ui["client"].get("/ui/api/runs", params={"details": "yes"}), 400, "details")
     error(ui["client"].get("/ui/api/runs/nope"), 404, "does not exist")
     error(ui["client"].get("/ui/api/runs", params={"limit": "0"}), 400, "limit")
     error(ui["client"].get("/ui/api/runs", params={"bogus": "1"}), 400, "bogus")

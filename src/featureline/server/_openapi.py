@@ -965,12 +965,17 @@ def _ui_paths() -> dict[str, Any]:
         "/ui/api/runs": api(
             "uiRuns",
             "Pipeline runs",
-            "Runs, newest first (status, times, duration). With `ids`, the full runs named (at most "
-            "50; for a comparison).",
+            "Runs, newest first (status, times, duration); with `details=true` also their params "
+            "and metrics (a comparison of up to 1,000 runs). With `ids`, the runs named, with "
+            "params and metrics (at most 50).",
             [
                 q("pipeline", "Only runs of this pipeline."),
                 q("limit", "At most this many runs (1 to 1000; default 100).", pattern="^[0-9]+$"),
-                q("ids", "Comma-separated run ids: answer these runs in full."),
+                {
+                    **q("ids", "Comma-separated run ids: answer these runs."),
+                    "schema": {"type": "string", "maxLength": 1000},
+                },
+                q("details", "true: each run with its params and metrics.", enum=["true", "false"]),
             ],
             (400, 404, 421),
         ),

@@ -269,24 +269,39 @@ class UiData:
         return dict(out)
 
     # -- runs ------------------------------------------------------------------------------------
-    def runs(self, pipeline: str | None, limit: int, ids: list[str] | None) -> dict[str, Any]:
+    def runs(
+        self, pipeline: str | None, limit: int, ids: list[str] | None, details: bool = False
+    ) -> dict[str, Any]:
+        """Runs, newest first; `details`: with their params and metrics (a comparison). `ids`:
+        those runs, with params and metrics, in the order given."""
         md = self.store.models.metadata
         if ids:
             if len(ids) > MAX_COMPARE:
                 raise ValidationError(f"At most {MAX_COMPARE} run ids to compare, got {len(ids)}.")
-            return {"runs": [self.run(i) for i in ids]}
-        return {"runs": [_run_row(r) for r in md.list_runs(pipeline, limit)]}
+            return {"runs": [self._compared(self._get_run(i)) for i in ids]}
+        rows = md.list_runs(pipeline, limit)
+        if details:
+            return {"runs": [self._compared(md.get_run(r["run_id"])) for r in rows]}
+        return {"runs": [_run_row(r) for r in rows]}
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    @staticmethod
+    def _compared(r: dict[str, Any]) -> dict[str, Any]:
+        return {**_run_row(r), "params": r.get("params", {}), "metrics": r.get("metrics", {})}
+
+    def _get_run(self, run_id: str) -> dict[str, Any]:
         md = self.store.models.metadata
         try:
-            r = md.get_run(run_id)
+            run: dict[str, Any] = md.get_run(run_id)
         except NotFoundError:
             recent = [x["run_id"] for x in md.list_runs(None, 5)]
             raise NotFoundError(
                 f"Run `{run_id[:80]}` does not exist.{did_you_mean(run_id, recent)} "
                 "Fix: pick a run from GET /ui/api/runs."
             ) from None
+        return run
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        r = self._get_run(run_id)
         steps = []
         for s in r.get("steps", []):
             logs = "\n".join(

@@ -26,6 +26,7 @@ ASSETS = {
 }
 _NO_CACHE = ((b"cache-control", b"no-cache"),)
 _MAX_QUERY = 200
+_MAX_IDS = 1000  # `ids` of /ui/api/runs: up to 50 run ids
 
 
 def _asset(name: str) -> bytes:
@@ -47,8 +48,8 @@ def _query(call: Call, allowed: tuple[str, ...]) -> dict[str, str]:
             )
         if len(values) > 1:
             raise ValidationError(f"`{k}` is given {len(values)} times; give it once.")
-        if len(values[0]) > _MAX_QUERY:
-            raise ValidationError(f"`{k}` is longer than {_MAX_QUERY} characters.")
+        if len(values[0]) > (_MAX_IDS if k == "ids" else _MAX_QUERY):
+            raise ValidationError(f"`{k}` is too long.")
         out[k] = values[0]
     return out
 
@@ -83,10 +84,15 @@ def routes(ctx: ServerContext) -> list[Route]:
         return await run_in_threadpool(data.view, call.path_params["name"])
 
     async def runs(call: Call) -> Any:
-        p = _query(call, ("pipeline", "limit", "ids"))
+        p = _query(call, ("pipeline", "limit", "ids", "details"))
         limit = _positive(p.get("limit"), "limit", 100, 1000)
         ids = [i for i in p.get("ids", "").split(",") if i] or None
-        return await run_in_threadpool(data.runs, p.get("pipeline") or None, limit, ids)
+        details = p.get("details", "false")
+        if details not in ("true", "false"):
+            raise ValidationError(f"`details` must be true or false, got `{details[:40]}`.")
+        return await run_in_threadpool(
+            data.runs, p.get("pipeline") or None, limit, ids, details == "true"
+        )
 
     async def run(call: Call) -> Any:
         _query(call, ())

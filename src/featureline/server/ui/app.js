@@ -192,7 +192,8 @@ async function runsPage() {
   const res = await api("runs?limit=1000");
   const picked = new Set();
   const compare = h("button", { type: "button", id: "compare", onclick: () => { location.hash = "#/compare/" + [...picked].join(","); } }, "Compare selected");
-  app.replaceChildren(h("h1", {}, "Runs"), h("p", {}, compare, " ", h("span", { class: "muted" }, `${res.runs.length} runs, newest first`)));
+  app.replaceChildren(h("h1", {}, "Runs"), h("p", {}, compare, " ", link("compare?latest=1000", "Compare the newest runs (up to 1,000)"), " ",
+    h("span", { class: "muted" }, `${res.runs.length} runs, newest first`)));
   app.append(table(["", "run", "pipeline", "status", "started", "duration (s)"], res.runs.map((r) => [
     h("input", { type: "checkbox", "data-run": r.run_id, onchange: (e) => { e.target.checked ? picked.add(r.run_id) : picked.delete(r.run_id); } }),
     link("run/" + r.run_id, r.run_id), r.pipeline, h("span", { class: "status-" + r.status }, r.status), r.created_at, fmt(r.duration_seconds)]), { id: "runs" }));
@@ -254,12 +255,41 @@ function stepGraph(steps, edges) {
   return svg;
 }
 
-async function comparePage(ids) {
-  const res = await api("runs?ids=" + encodeURIComponent(ids.join(",")));
-  const runs = res.runs;
+// a metric by run for many runs: one dot per run, oldest to newest
+function dots(title, runs, metric, width = 520, height = 150) {
+  const vals = runs.map((r) => r.metrics[metric]).filter((v) => typeof v === "number");
+  const lo = Math.min(...vals), hi = Math.max(...vals);
+  const svg = s("svg", { width, height: height + 16, class: "dots", "data-metric": title });
+  svg.append(s("text", { x: 0, y: 12 }, `${title}  (${fmt(lo)} – ${fmt(hi)})`));
+  const n = Math.max(1, runs.length - 1);
+  runs.forEach((r, i) => {
+    const v = r.metrics[metric];
+    if (typeof v !== "number") return;
+    const c = s("circle", { cx: 4 + (i / n) * (width - 8), cy: 20 + (1 - (v - lo) / Math.max(1e-12, hi - lo)) * (height - 24), r: 2.5, fill: "#8250df" });
+    c.append(s("title", {}, `${r.run_id}: ${fmt(v)}`));
+    svg.append(c);
+  });
+  svg.append(s("text", { x: 0, y: height + 14 }, "oldest"));
+  svg.append(s("text", { x: width, y: height + 14, "text-anchor": "end" }, "newest"));
+  return svg;
+}
+
+async function comparePage(ids, query) {
+  const res = ids.length ? await api("runs?ids=" + encodeURIComponent(ids.join(",")))
+    : await api("runs?details=true&limit=" + encodeURIComponent(query.get("latest") || "1000") + (query.get("pipeline") ? "&pipeline=" + encodeURIComponent(query.get("pipeline")) : ""));
+  const runs = ids.length ? res.runs : res.runs.reverse();  // oldest first
   app.replaceChildren(h("h1", {}, `Compare ${runs.length} runs`));
   const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
   const params = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
+  if (runs.length > 12) {  // many runs: dots per metric, one table row per run
+    const charts = h("div", { class: "grid", id: "compare-charts" });
+    for (const m of metrics) charts.append(h("div", { class: "card" }, dots(m, runs, m)));
+    app.append(h("h2", {}, "Metric by run"), charts);
+    const varying = params.filter((p) => new Set(runs.map((r) => JSON.stringify(r.params[p]))).size > 1);
+    app.append(h("h2", {}, "Runs (params that vary, metrics)"), h("div", { class: "scroll" }, table(["run", "started", ...varying, ...metrics],
+      runs.map((r) => [link("run/" + r.run_id, r.run_id), r.created_at, ...varying.map((p) => fmt(r.params[p])), ...metrics.map((m) => fmt(r.metrics[m]))]), { id: "compare-table" })));
+    return;
+  }
   const charts = h("div", { class: "grid", id: "compare-charts" });
   for (const m of metrics) charts.append(h("div", { class: "card" }, bars(m, runs.map((r) => r.run_id), runs.map((r) => r.metrics[m]))));
   app.append(h("h2", {}, "Metric by run"), charts);
@@ -373,7 +403,7 @@ async function route() {
     else if (page === "view") await viewPage(arg);
     else if (page === "runs") await runsPage();
     else if (page === "run") await runPage(arg);
-    else if (page === "compare") await comparePage(arg.split(",").filter(Boolean));
+    else if (page === "compare") await comparePage(arg.split(",").filter(Boolean), params);
     else if (page === "models") await modelsPage();
     else if (page === "model") await modelPage(arg);
     else if (page === "lineage") await lineagePage(arg);
