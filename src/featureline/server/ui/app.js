@@ -282,7 +282,7 @@ async function comparePage(ids, query) {
   const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
   const params = [...new Set(runs.flatMap((r) => Object.keys(r.params)))].sort();
   if (runs.length > 12) {  // many runs: dots per metric, one table row per run
-    const charts = h("div", { class: "grid", id: "compare-charts" });
+    const charts = h("div", { class: "grid wide", id: "compare-charts" });
     for (const m of metrics) charts.append(h("div", { class: "card" }, dots(m, runs, m)));
     app.append(h("h2", {}, "Metric by run"), charts);
     const varying = params.filter((p) => new Set(runs.map((r) => JSON.stringify(r.params[p]))).size > 1);
