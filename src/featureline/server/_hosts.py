@@ -73,6 +73,8 @@ class HostCheck:
         ] = {}  # (server address, scheme) -> Host values accepted
 
     def _accepted(self, server: Any, scheme: str) -> frozenset[bytes]:
+        if isinstance(server, list):  # (host, port) as a list, as some ASGI servers send it
+            server = tuple(server)
         key = (server, scheme)
         hit = self._ok.get(key)
         if hit is not None:
