@@ -53,3 +53,16 @@ NATS_URL = os.environ.get("FEATURELINE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 def nats_url() -> str:
     """NATS with JetStream (nats-server -js)."""
     return _need(NATS_URL, 4222, "NATS (with JetStream)", "FEATURELINE_TEST_NATS_URL")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Kill process-pool workers still alive when the run ends. After a step SIGKILLs its
+    worker, the stdlib's ProcessPoolExecutor can be left joining a worker it started while
+    it was marking the pool broken, and the interpreter then waits for it at exit forever
+    (seen: the summary printed, the run never exited). The pipeline executor's own recovery
+    is tested by the suite; this only keeps a stdlib race from hanging CI."""
+    import multiprocessing
+
+    for p in multiprocessing.active_children():
+        p.kill()
+        p.join(5)
