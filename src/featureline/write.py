@@ -189,9 +189,14 @@ def write(
         before_commit=_quarantine_hook(target, view, gated, idempotency_key),
         idempotency_key=idempotency_key,
         max_future_seconds=target.max_future_seconds,
+        housekeeping=False,
     )
-    if online and view.online:
-        apply_online(target, view, stored, result)
+    try:
+        if online and view.online:
+            apply_online(target, view, stored, result)
+    finally:  # after the value is servable: merging small commits never delays it
+        if not result.replayed:
+            target.offline.after_commit(view)
     return _reported(result, view, table, gated)
 
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from featureline._time import from_us, to_us
 from featureline.definitions import FeatureView
+from featureline.offline._housekeeper import Housekeeper
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
 from featureline.offline._pit import JoinSpec, PartRef
 from featureline.offline.batch import batch_stats, prepare_batch
@@ -113,6 +114,7 @@ class OfflineStore:
         self.root = Path(root)
         self.engine: OfflineEngine = engine if engine is not None else DuckDBEngine(threads=threads)
         self._logs: dict[tuple[str, int], ViewLog] = {}
+        self._housekeeper: Housekeeper | None = None
 
     # -- storage -----------------------------------------------------------------------------
     def log(self, view: str, version: int) -> ViewLog:
@@ -142,8 +144,12 @@ class OfflineStore:
         before_commit: Any = None,
         idempotency_key: str | None = None,
         max_future_seconds: float | None = None,
+        housekeeping: bool = True,
     ) -> tuple[IngestResult, pa.Table]:
-        """`ingest`, also returning the batch as stored (for the online apply of a push)."""
+        """`ingest`, also returning the batch as stored (for the online apply of a push).
+
+        `housekeeping=False` leaves `after_commit` to the caller (a push runs it once the batch
+        is servable online, so merging small commits never delays a value)."""
         import pyarrow.parquet as pq
 
         log = self.log(view.name, view.version)
@@ -193,7 +199,7 @@ class OfflineStore:
             write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key
         )
         replayed = c.meta.get("batch_id") != batch_id
-        if not replayed:
+        if housekeeping and not replayed:
             self.after_commit(view)
         shadowed = int(c.meta.get("shadowed_in_batch", 0))
         return IngestResult(
@@ -201,11 +207,26 @@ class OfflineStore:
         ), stored
 
     def after_commit(self, view: FeatureView) -> None:
-        """Housekeeping after a commit: merge many small commits. Never fails the write."""
+        """Housekeeping after a commit: merge many small commits. Never fails the write.
+
+        Runs here, or on the background thread once `housekeep_in_background` was called."""
         log = self.log(view.name, view.version)
         small = [x for x in log.live_commits() if x.rows <= COMPACT_ROWS]
         if len(small) < COMPACT_AFTER:  # many small commits (pushes): merge them, reads stay fast
             return
+        if self._housekeeper is not None:
+            self._housekeeper.request(view)
+        else:
+            self._merge_small(view)
+
+    def housekeep_in_background(self) -> Housekeeper:
+        """Run `after_commit`'s merges on a background thread from now on (for writers that stay
+        up: the stream worker, the server); `close` stops it. Idempotent."""
+        if self._housekeeper is None:
+            self._housekeeper = Housekeeper(self._merge_small)
+        return self._housekeeper
+
+    def _merge_small(self, view: FeatureView) -> None:
         try:
             if self.compact(view, max_rows=COMPACT_ROWS, wait=False) is not None:
                 self.vacuum(view)
@@ -380,4 +401,7 @@ class OfflineStore:
         }
 
     def close(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.stop()
+            self._housekeeper = None
         self.engine.close()

@@ -112,6 +112,8 @@ def create_app(
             fs.list_feature_views()
         except FeaturelineError as e:
             log.warning("Serving a repo that is not ready yet: %s", e)
+        # a server stays up: merging the small commits of pushes runs off the request path
+        fs.offline.housekeep_in_background()
         try:
             yield
         finally:

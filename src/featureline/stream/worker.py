@@ -227,6 +227,8 @@ class StreamWorker:
         self.max_backoff = float(max_backoff)
         self._factory = broker_factory
         self.lanes = [_Lane(self, v) for v in self._views(views)]
+        # a worker stays up: merging the small commits its pushes leave runs off the push path
+        store.offline.housekeep_in_background()
 
     def _views(self, names: Sequence[str] | None) -> list[FeatureView]:
         all_views = self.store.list_feature_views()
