@@ -75,13 +75,35 @@ def ui_paths(_errors: Callable[..., dict[str, Any]]) -> dict[str, Any]:
         ),
         "/ui/api/views/{name}": api(
             "uiView",
-            "A feature view's page",
-            "Definition, every version and the diff between consecutive versions, the registry "
-            "history of the view, row counts, and per-feature statistics (null rate, distinct, "
-            "min/max/mean, percentiles, a 20-bin histogram computed by DuckDB over the stored rows; "
-            "cached per view version and commit), stored rows by hour, day or month of event time, a "
-            "preview of the newest rows (null without read_offline) and freshness.",
-            [p("name", "A feature view (or an on-demand view).")],
+            "A catalog object's page (a feature view, entity, feature service or on-demand view)",
+            "A feature view (the default `kind`): definition, every version and the diff between "
+            "consecutive versions, the registry history of the view, row counts, and per-feature "
+            "statistics (null rate, distinct, min/max/mean, percentiles, a 20-bin histogram computed "
+            "by DuckDB over the stored rows; cached per view version and commit), stored rows by "
+            "hour, day or month of event time, a preview of the newest rows (null without "
+            "read_offline), freshness, `governance` (field constraints, view checks, the ingestion "
+            "gate's mode, and the rows the quarantine holds per constraint), `related` objects and "
+            "`code`: the statement of the repo's definition files that defines it (file, lines, "
+            "text; null when not found). `kind=entity`, `feature_service` or "
+            "`on_demand_feature_view`: that object's definition, its versions (a new one each time "
+            "the registry's definition changed) with diffs, registry history, related objects and "
+            "code. `part=lineage`: the graph feature view version -> training set -> run -> model "
+            "version -> alias walked down from every version of the view (or one `version`).",
+            [
+                p("name", "The object's name."),
+                q(
+                    "kind",
+                    "Which catalog object of that name (default feature_view; a feature view's "
+                    "name that is an on-demand view's answers that).",
+                    enum=["feature_view", "entity", "feature_service", "on_demand_feature_view"],
+                ),
+                q(
+                    "part",
+                    "page (default) or lineage (a feature view's).",
+                    enum=["page", "lineage"],
+                ),
+                q("version", "With part=lineage: one view version only.", pattern="^[0-9]+$"),
+            ],
             (400, 404, 421),
         ),
         "/ui/api/runs": api(

@@ -2,7 +2,10 @@
 under /ui/api. Everything ships in the package (`featureline/server/ui/`), nothing from a CDN.
 
 The routes go through the dispatcher like every other route (Host check, auth, errors as JSON,
-metrics); the API reads through the FeatureStore façade (`_ui_data.UiData`) in the threadpool."""
+metrics); the API reads through the FeatureStore façade (`_ui_data.UiData`; the object pages'
+`_ui_pages.UiPages`) in the threadpool. `/ui/api/views/{name}` answers every catalog object's page
+(`kind`: a feature view, entity, feature service or on-demand view) and a view's lineage graph
+(`part=lineage`), so the UI adds no route the auth mapping (`featureline.auth.ROUTES`) lacks."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from featureline.errors import ValidationError
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Call, Reply, Route
 from featureline.server._ui_data import UiData, parse_time
+from featureline.server._ui_pages import KINDS, UiPages
 
 __all__ = ["ASSETS", "routes"]
 
@@ -64,6 +68,7 @@ def _positive(raw: str | None, what: str, default: int, top: int) -> int:
 
 def routes(ctx: ServerContext) -> list[Route]:
     data = UiData(ctx.store)
+    pages = UiPages(ctx.store)
     assets = {path: (_asset(name), ctype) for path, (name, ctype) in ASSETS.items()}
 
     def asset_handler(path: str) -> Any:
@@ -79,9 +84,34 @@ def routes(ctx: ServerContext) -> list[Route]:
         q = _query(call, ("q",)).get("q", "")
         return await run_in_threadpool(data.search, q)
 
+    def catalog_object(name: str, kind: str, part: str, version: int | None) -> Any:
+        if part == "lineage":
+            if kind != "feature_view":
+                raise ValidationError("`part=lineage` is for feature views (`kind=feature_view`).")
+            return pages.view_lineage(name, version)
+        if version is not None:
+            raise ValidationError("`version` goes with `part=lineage`.")
+        if kind == "entity":
+            return pages.entity(name)
+        if kind == "feature_service":
+            return pages.service(name)
+        if kind == "on_demand_feature_view" or name in ctx.store.catalog().odfvs:
+            return pages.odfv(name)
+        out = data.view(name)  # the caller's describe grant is checked there first
+        out.update(pages.view_extra(name))
+        return out
+
     async def view(call: Call) -> Any:
-        _query(call, ())
-        return await run_in_threadpool(data.view, call.path_params["name"])
+        p = _query(call, ("kind", "part", "version"))
+        kind, part = p.get("kind") or "feature_view", p.get("part") or "page"
+        if kind not in KINDS:
+            raise ValidationError(f"`kind` must be one of {', '.join(KINDS)}, got `{kind[:40]}`.")
+        if part not in ("page", "lineage"):
+            raise ValidationError(f"`part` must be page or lineage, got `{part[:40]}`.")
+        raw = p.get("version")
+        version = None if raw is None else _positive(raw, "version", 1, 2**31 - 1)
+        name = call.path_params["name"]
+        return await run_in_threadpool(catalog_object, name, kind, part, version)
 
     async def runs(call: Call) -> Any:
         p = _query(call, ("pipeline", "limit", "ids", "details"))
