@@ -2,8 +2,8 @@
 
 Every function is synchronous (the routes run it in the threadpool) and returns JSON-able values.
 The catalog search index is rebuilt when the registry version or the model versions change; a
-view's statistics (the offline engine's profile plus percentiles and a histogram computed by
-DuckDB over the stored rows) are cached per view version and live commit."""
+view's statistics (the offline engine's profile with percentiles, histograms and rows by event
+time, from the parts' Parquet footers and one scan) are cached per view version and live commit."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ BINS = 20
 MAX_RESULTS = 50
 MAX_COMPARE = 50
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
-_NUMERIC = ("Int64", "Float64", "Int32", "Float32")
 _CHAIN = {"feature_view", "training_set", "run", "model", "alias"}
 
 
@@ -58,6 +57,7 @@ class UiData:
         self._index_key: Any = None
         self._index: list[tuple[str, str, dict[str, Any]]] = []  # (name, haystack, hit)
         self._stats: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._stats_gates: dict[tuple[str, int], threading.Lock] = {}
         self._previews: dict[tuple[str, int], tuple[Any, list[dict[str, Any]]]] = {}
 
     # -- search ----------------------------------------------------------------------------------
@@ -225,48 +225,55 @@ class UiData:
         return list(rows)
 
     def _stats_for(self, fv: FeatureView) -> dict[str, Any]:
-        """`describe`'s row counts and per-feature statistics, with percentiles and a histogram per
-        numeric feature and the row counts by event time, computed by DuckDB over the stored rows;
-        cached per view version until its next commit."""
-        offline = self.store.offline
+        """Row counts, per-feature statistics with percentiles and a histogram per numeric feature,
+        and the row counts by event time: the offline engine's profile, cached per view version
+        until its next commit (a compaction, too, makes a new stamp). One computation per view
+        version at a time: a request arriving meanwhile waits for it instead of scanning too."""
         key, stamp = (fv.name, fv.version), self._stamp(fv)
         with self._lock:
             hit = self._stats.get(key)
+            gate = self._stats_gates.setdefault(key, threading.Lock())
         if hit is not None and hit[0] == stamp:
             return dict(hit[1])
-        info = self.store.describe(fv)
-        features = {n: dict(s) for n, s in info.get("features", {}).items()}
-        by_time: dict[str, Any] = {"unit": "day", "buckets": []}
-        parts = offline.parts(fv.name, fv.version)
-        connect = _duckdb(offline)
-        if parts and connect is not None:
-            files = "[" + ", ".join("'" + p.path.replace("'", "''") + "'" for p in parts) + "]"
-            con = connect()
-            try:
-                numeric = [
-                    (f.name, float(s["min"]), float(s["max"]))
-                    for f in fv.features
-                    if (s := features.get(f.name)) is not None
-                    and f.dtype.name in _NUMERIC
-                    and s.get("min") is not None
-                ]
-                for name, extra in _numeric_stats(con, files, numeric).items():
-                    features[name].update(extra)
-                by_time = _rows_by_time(con, files, info.get("first_event"), info.get("last_event"))
-            finally:
-                con.close()
-        out = {
+        with gate:
+            with self._lock:
+                hit = self._stats.get(key)
+            if hit is not None and hit[0] == stamp:
+                return dict(hit[1])
+            out = self._compute_stats(fv)
+            with self._lock:
+                self._stats[key] = (stamp, out)
+        return dict(out)
+
+    def _compute_stats(self, fv: FeatureView) -> dict[str, Any]:
+        from featureline.offline.engines.duckdb import DuckDBEngine
+
+        offline = self.store.offline
+        engine = offline.engine
+        if isinstance(engine, DuckDBEngine):  # the caller's describe grant is checked before
+            info = {
+                "commits": len(offline.commits(fv.name, fv.version)),
+                **engine.profile(
+                    fv,
+                    offline.parts(fv.name, fv.version),
+                    bins=BINS,
+                    quantiles=QUANTILES,
+                    by_time=True,
+                ),
+            }
+        else:  # another engine: describe's statistics, without histograms and percentiles
+            info = self.store.describe(fv)
+        return {
             "rows": info.get("rows", 0),
             "commits": info.get("commits", 0),
             "first_event": info.get("first_event"),
             "last_event": info.get("last_event"),
             "superseded_rows": info.get("superseded_rows", 0),
-            "features": features,
-            "rows_by_time": by_time,
+            "features": {n: dict(s) for n, s in info.get("features", {}).items()},
+            "rows_by_time": info.get("rows_by_time") or {"unit": "day", "buckets": []},
+            "approximate": info.get("approximate")
+            or {"distinct": "HyperLogLog estimate (approx_count_distinct)"},
         }
-        with self._lock:
-            self._stats[key] = (stamp, out)
-        return dict(out)
 
     # -- runs ------------------------------------------------------------------------------------
     def runs(
@@ -504,62 +511,6 @@ class UiData:
 def _duckdb(offline: Any) -> Any:
     """The offline engine's DuckDB connection factory (None for an engine without one)."""
     return getattr(offline.engine, "connection", None)
-
-
-def _numeric_stats(
-    con: Any, files: str, cols: list[tuple[str, float, float]]
-) -> dict[str, dict[str, Any]]:
-    """Percentiles (DuckDB's approx_quantile, a t-digest) and a BINS-bin histogram over [lo, hi]
-    of each numeric column `(name, lo, hi)`: one scan of the stored rows for all of them."""
-    if not cols:
-        return {}
-    qs = ", ".join(str(q) for q in QUANTILES)
-    exprs, widths = [], []
-    for name, lo, hi in cols:
-        c = '"' + name.replace('"', '""') + '"'
-        width = (hi - lo) / BINS if hi > lo else 1.0
-        widths.append(width)
-        exprs.append(f"approx_quantile({c}, [{qs}])")
-        exprs.append(
-            f"histogram(least(greatest(floor(({c} - {lo!r}) / {width!r})::BIGINT, 0), {BINS - 1}))"
-        )
-    row = con.execute(
-        f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)"
-    ).fetchone()
-    out: dict[str, dict[str, Any]] = {}
-    for i, (name, lo, hi) in enumerate(cols):
-        pcts, bins = row[2 * i], row[2 * i + 1] or {}
-        counts = [0] * BINS
-        for b, n in bins.items():
-            counts[int(b)] += int(n)
-        out[name] = {
-            "percentiles": {
-                f"p{round(q * 100)}": v for q, v in zip(QUANTILES, pcts or [], strict=False)
-            },
-            "histogram": {
-                "lo": lo,
-                "hi": hi,
-                "width": widths[i],
-                "counts": counts if hi > lo else counts[:1],
-            },
-        }
-    return out
-
-
-def _rows_by_time(con: Any, files: str, lo: Any, hi: Any) -> dict[str, Any]:
-    """Stored rows per hour, day or month of event time (the unit that gives at most ~400 bars),
-    `lo` and `hi` being the first and last event times."""
-    from featureline.offline.batch import EVENT_TS
-
-    src = f"read_parquet({files}, union_by_name = true)"
-    if not isinstance(lo, datetime) or not isinstance(hi, datetime):
-        return {"unit": "day", "buckets": []}
-    days = (hi - lo).total_seconds() / 86400
-    unit = "hour" if days <= 10 else "day" if days <= 400 else "month"
-    rows = con.execute(
-        f"SELECT date_trunc('{unit}', {EVENT_TS}) AS t, count(*) FROM {src} GROUP BY t ORDER BY t"
-    ).fetchall()
-    return {"unit": unit, "buckets": [{"start": r[0], "rows": int(r[1])} for r in rows]}
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

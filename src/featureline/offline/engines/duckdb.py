@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featureline._sql import CREATED_TS, EVENT_TS, INGESTED_AT, SEQ, lit, q
 from featureline.definitions import FeatureView
+from featureline.offline._batch_order import ARROW_MAX_ROWS, firsts, has_nulls
 from featureline.offline._pit import (
     JoinSpec,
     PartRef,
@@ -143,6 +148,8 @@ class DuckDBEngine:
             # one row per key (a typical push): every row is its key's winner, also with
             # `now_us` (a row dated ahead comes back as itself); no DuckDB query needed
             return _slices(_as_winners(stored, keys, feats, ingested_at_us), chunk_rows)
+        if stored.num_rows <= ARROW_MAX_ROWS and not has_nulls(stored, keys):  # a push: a sort
+            return _slices(_arrow_winners(stored, keys, feats, ingested_at_us, now_us), chunk_rows)
         cols = [
             *(q(k) for k in view.join_keys),
             EVENT_TS,
@@ -164,52 +171,116 @@ class DuckDBEngine:
         finally:
             con.close()
 
-    def profile(self, view: FeatureView, parts: list[PartRef]) -> dict[str, Any]:
+    def profile(
+        self,
+        view: FeatureView,
+        parts: list[PartRef],
+        *,
+        bins: int = 0,
+        quantiles: Sequence[float] = (),
+        by_time: bool = False,
+    ) -> dict[str, Any]:
+        """Row count, event-time range, superseded rows (exact) and per-feature statistics: null
+        rate, min/max, mean and a distinct count (a HyperLogLog estimate). With `bins`, also a
+        `bins`-bin histogram over [min, max] of each numeric feature; with `quantiles`, its
+        percentiles (of a reservoir sample of `PROFILE_SAMPLE` rows); with `by_time`, the rows per
+        hour, day or month of event time (`rows_by_time`); and with any of them, `approximate`:
+        which figures are estimates.
+
+        Row and null counts, the event-time range and the min/max of numeric, boolean and
+        timestamp features come from the statistics in the parts' Parquet footers (no scan);
+        the rest from one scan of all parts computing everything at once, and the superseded rows
+        from one more of the keys and event times."""
         out: dict[str, Any] = {"rows": 0, "features": {}}
         if not parts:
             return out
-        files = "[" + ", ".join(lit(p.path) for p in parts) + "]"
+        src = "read_parquet([" + ", ".join(lit(p.path) for p in parts) + "], union_by_name = true)"
         present = set().union(*(p.columns or [f.name for f in view.features] for p in parts))
-        stat_features = [f for f in view.features if f.name in present]
-        keys = ", ".join(q(k) for k in view.join_keys)
-        exprs = [
-            "count(*) AS n",
-            f"min({EVENT_TS}) AS tmin",
-            f"max({EVENT_TS}) AS tmax",
-            f"count(DISTINCT ({keys}, {EVENT_TS})) AS uniq",
-        ]
-        for i, f in enumerate(stat_features):
-            c = q(f.name)
-            exprs.append(f"count({c}) AS c{i}")
-            exprs.append(f"approx_count_distinct({c}) AS d{i}")
-            if not f.dtype.is_array and f.dtype.name != "Bytes":
-                exprs += [f"min({c}) AS lo{i}", f"max({c}) AS hi{i}"]
-            if f.dtype.name in ("Int64", "Float64"):
-                exprs.append(f"avg({c}) AS m{i}")
+        feats = [f for f in view.features if f.name in present]
+        footer = {EVENT_TS, *(f.name for f in feats if f.dtype.name in _FOOTER_TYPES)}
+        n, facts = _footer_facts(parts, [EVENT_TS, *(f.name for f in feats)], footer)
+        numeric = {f.name for f in feats if f.dtype.name in _NUMERIC}
         con = self.connection()
         try:
-            cur = con.execute(
-                f"SELECT {', '.join(exprs)} FROM read_parquet({files}, union_by_name = true)"
+            # a histogram's bins and the time buckets need the range before the scan
+            _scan_facts(
+                con, src, [*(numeric if bins else ()), *([EVENT_TS] if by_time else ())], facts
             )
-            row = cur.fetchone()
-            names = [d[0] for d in cur.description]
+            exprs: dict[str, str] = {}
+            if not facts[EVENT_TS].known:
+                exprs.update(tmin=f"min({EVENT_TS})", tmax=f"max({EVENT_TS})")
+            edges: dict[str, tuple[float, float, float]] = {}
+            for i, f in enumerate(feats):
+                c, s = q(f.name), facts[f.name]
+                if not s.known:
+                    exprs[f"c{i}"] = f"count({c})"
+                    if not f.dtype.is_array and f.dtype.name != "Bytes":
+                        exprs[f"lo{i}"], exprs[f"hi{i}"] = f"min({c})", f"max({c})"
+                exprs[f"d{i}"] = f"approx_count_distinct({c})"
+                if f.name not in numeric:
+                    continue
+                exprs[f"m{i}"] = f"avg({c})"
+                if quantiles:
+                    qs = ", ".join(repr(float(x)) for x in quantiles)
+                    exprs[f"p{i}"] = f"reservoir_quantile({c}, [{qs}], {PROFILE_SAMPLE})"
+                if bins and s.known and _finite(s.lo, s.hi):
+                    lo, hi = float(s.lo), float(s.hi)
+                    edges[f.name] = (lo, hi, (hi - lo) / bins if hi > lo else 1.0)
+                    if hi > lo:  # else every value is in the first bin: no expression needed
+                        exprs[f"h{i}"] = (
+                            f"histogram(floor(({c}::DOUBLE - {lo!r}) / {edges[f.name][2]!r}))"
+                        )
+            r: dict[str, Any] = {}
+            if exprs:
+                cur = con.execute(
+                    f"SELECT {', '.join(f'{e} AS {a}' for a, e in exprs.items())} FROM {src}"
+                )
+                r = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
+            buckets = _time_buckets(facts[EVENT_TS]) if by_time else None
+            superseded, per_bucket = _pairs_scan(con, src, view.join_keys, buckets)
         finally:
             con.close()
-        r = dict(zip(names, row or (), strict=True))
-        n = int(r["n"])
-        # rows that no longer win their (keys, event time): superseded by a correction or a tie
+        ev = facts[EVENT_TS]
         out.update(
-            rows=n, first_event=r["tmin"], last_event=r["tmax"], superseded_rows=n - int(r["uniq"])
+            rows=n,
+            first_event=ev.lo if ev.known else r.get("tmin"),
+            last_event=ev.hi if ev.known else r.get("tmax"),
+            # rows that no longer win their (keys, event time): superseded by a correction or a tie
+            superseded_rows=superseded,
         )
-        for i, f in enumerate(stat_features):
-            nonnull = int(r[f"c{i}"])
-            out["features"][f.name] = {
+        for i, f in enumerate(feats):
+            s = facts[f.name]
+            nonnull = n - s.nulls if s.known else int(r[f"c{i}"])
+            stat: dict[str, Any] = {
                 "dtype": str(f.dtype),
                 "null_rate": (n - nonnull) / n if n else 0.0,
-                "min": r.get(f"lo{i}"),
-                "max": r.get(f"hi{i}"),
+                "min": s.lo if s.known else r.get(f"lo{i}"),
+                "max": s.hi if s.known else r.get(f"hi{i}"),
                 "mean": r.get(f"m{i}"),
                 "distinct": min(int(r[f"d{i}"]), nonnull),  # HyperLogLog estimate, capped
+            }
+            if f.name in numeric and quantiles:
+                values = r.get(f"p{i}") or []
+                stat["percentiles"] = {
+                    f"p{round(x * 100)}": v for x, v in zip(quantiles, values, strict=False)
+                }
+            if f.name in edges:
+                lo, hi, width = edges[f.name]
+                counts = _bin_counts(r.get(f"h{i}"), bins) if hi > lo else [nonnull]
+                stat["histogram"] = {"lo": lo, "hi": hi, "width": width, "counts": counts}
+            out["features"][f.name] = stat
+        if buckets is not None:
+            out["rows_by_time"] = _rows_by_time(buckets, per_bucket)
+        elif by_time:
+            out["rows_by_time"] = {"unit": "day", "buckets": []}
+        if bins or quantiles or by_time:
+            out["approximate"] = {
+                "distinct": "HyperLogLog estimate (DuckDB approx_count_distinct), within a few %",
+                **(
+                    {"percentiles": f"of a reservoir sample of {PROFILE_SAMPLE:,} rows per feature"}
+                    if quantiles
+                    else {}
+                ),
             }
         return out
 
@@ -235,6 +306,162 @@ def _as_winners(stored: pa.Table, keys: list[str], feats: list[str], ingested_us
     )
 
 
+def _arrow_winners(
+    stored: pa.Table, keys: list[str], feats: list[str], ingested_us: int, now_us: int | None
+) -> pa.Table:
+    """`batch_winners` by sorting in memory: the rows `winners_sql` selects, in another order."""
+    base = _as_winners(stored, keys, feats, ingested_us)
+    order = ["__event_us", "__seq"]  # the ingested time is the batch's own
+    if now_us is None:
+        return base.take(firsts(base, keys, order))
+    ahead = pc.greater(base.column("__event_us"), now_us)
+    arrived = base.filter(pc.invert(ahead))
+    return pa.concat_tables([arrived.take(firsts(arrived, keys, order)), base.filter(ahead)])
+
+
 def _slices(table: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
     for start in range(0, table.num_rows, chunk_rows):
         yield table.slice(start, chunk_rows)
+
+
+# -- profile ---------------------------------------------------------------------------------------
+PROFILE_SAMPLE = 8192  # rows of the reservoir sample that `profile`'s percentiles come from
+_NUMERIC = ("Int64", "Float64")  # features with a mean, percentiles and a histogram
+_FOOTER_TYPES = ("Int64", "Float64", "Bool", "Timestamp")  # exact min/max in Parquet statistics
+_HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
+
+
+@dataclass
+class _Facts:
+    """One column over all parts: its null count and min/max (`known`: for every row group)."""
+
+    known: bool
+    nulls: int = 0
+    lo: Any = None
+    hi: Any = None
+
+
+def _footer_facts(
+    parts: list[PartRef], columns: list[str], footer: set[str]
+) -> tuple[int, dict[str, _Facts]]:
+    """The row count of `parts` and, for the `columns` in `footer`, the null counts and min/max
+    the Parquet footers record per row group (written with every part: ingest and compaction);
+    a column is not `known` when one of its row groups lacks them."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    facts = {c: _Facts(known=c in footer) for c in columns}
+    for p in parts:
+        md = pq.read_metadata(p.path)
+        rows += md.num_rows
+        if md.num_row_groups == 0:
+            continue
+        first = md.row_group(0)
+        index = {first.column(j).path_in_schema: j for j in range(md.num_columns)}
+        for c, s in facts.items():
+            if not s.known:
+                continue
+            j = index.get(c)
+            if j is None:  # a part written before the column was added: nulls there
+                s.nulls += md.num_rows
+                continue
+            for g in range(md.num_row_groups):
+                st = md.row_group(g).column(j).statistics
+                if st is None or not st.has_null_count:
+                    s.known = False
+                    break
+                s.nulls += st.null_count
+                if st.num_values == 0:  # only nulls: no min/max to take
+                    continue
+                if not st.has_min_max:
+                    s.known = False
+                    break
+                s.lo = st.min if s.lo is None else min(s.lo, st.min)
+                s.hi = st.max if s.hi is None else max(s.hi, st.max)
+    return rows, facts
+
+
+def _scan_facts(con: Any, src: str, columns: list[str], facts: dict[str, _Facts]) -> None:
+    """Count and min/max, by a scan, of the `columns` whose footers did not tell them."""
+    todo = [c for c in dict.fromkeys(columns) if not facts[c].known]
+    if not todo:
+        return
+    exprs = [f"count({q(c)}), min({q(c)}), max({q(c)})" for c in todo]
+    (rows, *row) = con.execute(f"SELECT count(*), {', '.join(exprs)} FROM {src}").fetchall()[0]
+    for i, c in enumerate(todo):
+        nonnull, lo, hi = row[3 * i : 3 * i + 3]
+        facts[c] = _Facts(True, int(rows) - int(nonnull), lo, hi)
+
+
+def _finite(*values: Any) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+def _bin_counts(found: dict[float, int] | None, bins: int) -> list[int]:
+    """`histogram(floor((x - lo) / width))` as `bins` counts: x = max lands in the last bin, NaN
+    in none."""
+    counts = [0] * bins
+    for b, n in (found or {}).items():
+        if b is not None and math.isfinite(b):
+            counts[min(max(int(b), 0), bins - 1)] += int(n)
+    return counts
+
+
+def _time_buckets(ev: _Facts) -> tuple[str, int, int] | None:
+    """(unit, origin µs, step µs) of rows by event time: hours up to 10 days, days up to 400 (and
+    for months, rolled up from days); None without a time range."""
+    from featureline._time import to_us
+
+    if not ev.known or not isinstance(ev.lo, datetime) or not isinstance(ev.hi, datetime):
+        return None
+    days = (ev.hi - ev.lo).total_seconds() / 86400
+    unit = "hour" if days <= 10 else "day" if days <= 400 else "month"
+    step = _HOUR_US if unit == "hour" else _DAY_US
+    return unit, to_us(ev.lo) // step * step, step  # from the origin on, // floors
+
+
+def _rows_by_time(buckets: tuple[str, int, int], counts: Any) -> dict[str, Any]:
+    from featureline._time import from_us
+
+    unit, origin, step = buckets
+    rows: dict[datetime, int] = {}
+    for k in np.flatnonzero(counts):
+        start = from_us(origin + int(k) * step)
+        if unit == "month":
+            start = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        rows[start] = rows.get(start, 0) + int(counts[k])
+    return {"unit": unit, "buckets": [{"start": t, "rows": n} for t, n in rows.items()]}
+
+
+def _pairs_scan(
+    con: Any, src: str, keys: list[str], buckets: tuple[str, int, int] | None
+) -> tuple[int, Any]:
+    """One scan of the keys and event times: the superseded rows, and with `buckets` the rows
+    per time bucket (a NumPy array by bucket number).
+
+    Superseded rows are those that are not the only row of their (keys, event time), exactly:
+    rows - distinct pairs. NumPy sorts a 64-bit hash of every row's pair (10M in a fraction of a
+    second, where DuckDB's count(DISTINCT) of the pairs takes seconds) to find the repeated
+    hashes; only the rows of those are then counted pair by pair, so a hash collision costs time,
+    never a wrong count."""
+    pair = ", ".join([*(q(k) for k in keys), EVENT_TS])
+    cols = [f"hash({pair}) AS h"]
+    if buckets is not None:  # from the origin on: // floors
+        cols.append(f"((epoch_us({EVENT_TS}) - {buckets[1]}) // {buckets[2]})::INTEGER AS b")
+    found = con.sql(f"SELECT {', '.join(cols)} FROM {src}").fetchnumpy()
+    per_bucket = np.bincount(found.pop("b")) if buckets is not None else None
+    h = np.asarray(found.pop("h"), dtype=np.uint64)
+    h.sort()
+    repeated = h[1:][h[1:] == h[:-1]]
+    del h
+    if not repeated.size:
+        return 0, per_bucket
+    con.register("__repeated", pa.table({"h": np.unique(repeated)}))
+    try:
+        row = con.execute(
+            f"SELECT count(*) - count(DISTINCT ({pair})) FROM {src} "
+            f"WHERE hash({pair}) IN (SELECT h FROM __repeated)"
+        ).fetchall()[0]
+    finally:
+        con.unregister("__repeated")
+    return int(row[0]), per_bucket

@@ -1,0 +1,245 @@
+"""A view's statistics (the web UI's view page, `DuckDBEngine.profile`) against a NumPy/pyarrow
+computation over the rows ingested: row counts, null rates, min/max/mean, distinct counts within
+the HyperLogLog's tolerance, histograms, percentiles, rows by event time and superseded rows; and
+the cache: kept until a new commit or a compaction, computed once for concurrent requests."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import featureline as fl
+from featureline.offline._pit import PartRef
+from featureline.offline.engines.duckdb import DuckDBEngine
+from featureline.server._ui_data import BINS, QUANTILES, UiData
+from tests.helpers import TS, new_store
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+FEATURES = ["amount", "count", "tag", "flag", "seen_at", "constant"]
+
+
+def _view() -> tuple[fl.Entity, fl.FeatureView]:
+    account = fl.Entity("account", ["account_id"])
+    view = fl.FeatureView(
+        "acct",
+        entities=[account],
+        schema=[
+            fl.Field("account_id", fl.Int64),
+            fl.Field("amount", fl.Float64),
+            fl.Field("count", fl.Int64),
+            fl.Field("tag", fl.String),
+            fl.Field("flag", fl.Bool),
+            fl.Field("seen_at", fl.Timestamp),
+            fl.Field("constant", fl.Float64),
+        ],
+    )
+    return account, view
+
+
+def _batch(rng: np.random.Generator, n: int, repeat: pa.Table | None = None) -> pa.Table:
+    """`n` rows over 20 days with nulls in every feature and ties: rows repeating another row's
+    account and event time in the same batch, and (with `repeat`) rows of an earlier batch."""
+    ids = rng.integers(0, 500, n)
+    us = rng.integers(0, 20 * 86_400_000_000, n)
+    ids[: n // 50], us[: n // 50] = ids[n // 50 : n // 25], us[n // 50 : n // 25]  # in-batch ties
+    if repeat is not None:  # corrections of earlier rows
+        k = n // 20
+        ids[-k:] = repeat.column("account_id").to_numpy()[:k]
+        earlier = repeat.column("event_timestamp").cast(pa.int64()).to_numpy()[:k]
+        us[-k:] = earlier - int(START.timestamp() * 1_000_000)
+    times = np.datetime64(START.replace(tzinfo=None), "us") + us.astype("timedelta64[us]")
+    nulls = rng.random(n) < 0.1
+
+    def masked(values: Any, type_: pa.DataType) -> pa.Array:
+        return pa.array(values, type_, mask=rng.random(n) < 0.1)
+
+    return pa.table(
+        {
+            "account_id": pa.array(ids, pa.int64()),
+            "event_timestamp": pa.array(times, TS),
+            "amount": pa.array(rng.lognormal(3, 1, n), pa.float64(), mask=nulls),
+            "count": masked(rng.integers(-5, 40, n), pa.int64()),
+            "tag": masked([f"t{i}" for i in rng.integers(0, 30, n)], pa.string()),
+            "flag": masked(rng.random(n) < 0.3, pa.bool_()),
+            "seen_at": masked(times + np.timedelta64(5, "s"), TS),
+            "constant": masked(np.full(n, 2.5), pa.float64()),
+        }
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Any:
+    account, view = _view()
+    store = new_store(tmp_path, account, view)
+    rng = np.random.default_rng(12)
+    first = _batch(rng, 12_000)
+    batches = [first, _batch(rng, 9_000, repeat=first)]
+    for b in batches:
+        store.ingest("acct", b)
+    yield store, batches
+    store.close()
+
+
+def _expected(batches: list[pa.Table]) -> dict[str, Any]:
+    t = pa.concat_tables(batches)
+    pairs = t.select(["account_id", "event_timestamp"]).group_by(["account_id", "event_timestamp"])
+    day = (t.column("event_timestamp").cast(pa.int64()).to_numpy() // 86_400_000_000).tolist()
+    return {
+        "table": t,
+        "rows": t.num_rows,
+        "superseded": t.num_rows - pairs.aggregate([]).num_rows,
+        "days": {d: day.count(d) for d in sorted(set(day))},
+    }
+
+
+def _check(stats: dict[str, Any], batches: list[pa.Table]) -> None:
+    want = _expected(batches)
+    t, n = want["table"], want["rows"]
+    assert stats["rows"] == n
+    assert stats["superseded_rows"] == want["superseded"] > 0
+    ts = pc.min_max(t.column("event_timestamp")).as_py()
+    assert (stats["first_event"], stats["last_event"]) == (ts["min"], ts["max"])
+    for name in FEATURES:
+        col, got = t.column(name), stats["features"][name]
+        nonnull = n - col.null_count
+        assert got["null_rate"] == pytest.approx(col.null_count / n, abs=1e-12), name
+        mm = pc.min_max(col).as_py()
+        assert (got["min"], got["max"]) == (mm["min"], mm["max"]), name
+        exact = len(pc.unique(col.drop_null()))
+        assert abs(got["distinct"] - exact) <= max(2, 0.05 * exact), (name, got["distinct"], exact)
+        if name not in ("amount", "count", "constant"):
+            assert "histogram" not in got and "percentiles" not in got
+            continue
+        x = col.drop_null().to_numpy().astype(np.float64)
+        assert got["mean"] == pytest.approx(x.mean(), rel=1e-9), name
+        hist = got["histogram"]
+        assert sum(hist["counts"]) == nonnull, name  # every non-null value in one bin
+        if name == "constant":  # one value: one bin
+            assert hist["counts"] == [nonnull] and (hist["lo"], hist["hi"]) == (2.5, 2.5)
+        else:
+            assert len(hist["counts"]) == BINS and (hist["lo"], hist["hi"]) == (x.min(), x.max())
+            bins = np.clip(np.floor((x - hist["lo"]) / hist["width"]), 0, BINS - 1)
+            assert hist["counts"] == np.bincount(bins.astype(int), minlength=BINS).tolist(), name
+        p = got["percentiles"]
+        assert list(p) == [f"p{round(q * 100)}" for q in QUANTILES]
+        assert got["min"] <= p["p1"] <= p["p25"] <= p["p50"] <= p["p75"] <= p["p99"] <= got["max"]
+        for q in QUANTILES:  # a sample's quantile: its rank within a few points of q
+            rank = float(np.mean(x <= p[f"p{round(q * 100)}"]))
+            assert abs(rank - q) <= 0.03 or name != "amount", (name, q, rank)
+    by_time = stats["rows_by_time"]
+    assert by_time["unit"] == "day"
+    assert [b["rows"] for b in by_time["buckets"]] == list(want["days"].values())
+    assert [b["start"] for b in by_time["buckets"]] == [
+        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=d) for d in want["days"]
+    ]
+    assert sum(b["rows"] for b in by_time["buckets"]) == n
+    assert "distinct" in stats["approximate"] and "percentiles" in stats["approximate"]
+
+
+def _counting(store: fl.FeatureStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    engine = store.offline.engine
+    calls: list[int] = []
+    real = engine.profile
+
+    def profile(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "profile", profile)
+    return calls
+
+
+def test_view_statistics_equal_a_numpy_computation(repo: Any) -> None:
+    store, batches = repo
+    page = UiData(store).view("acct")
+    assert page["commits"] == 2
+    _check(page, batches)
+
+
+def test_statistics_are_cached_until_a_new_commit_or_a_compaction(
+    repo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, batches = repo
+    calls = _counting(store, monkeypatch)
+    data = UiData(store)
+    fv = store.get_feature_view("acct")
+    first = data._stats_for(fv)
+    assert data._stats_for(fv) == first and len(calls) == 1  # cached
+    more = _batch(np.random.default_rng(5), 3_000, repeat=batches[1])
+    store.ingest("acct", more)
+    after = data._stats_for(fv)
+    assert len(calls) == 2 and after["commits"] == 3
+    _check(after, [*batches, more])
+    assert data._stats_for(fv) == after and len(calls) == 2
+    assert store.compact("acct") is not None  # one part written by DuckDB: its footers
+    compacted = data._stats_for(fv)
+    assert len(calls) == 3 and compacted["commits"] == 1
+    _check(compacted, [*batches, more])
+
+
+def test_concurrent_first_requests_compute_once(repo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _ = repo
+    calls = _counting(store, monkeypatch)
+    data = UiData(store)
+    fv = store.get_feature_view("acct")
+    results: list[dict[str, Any]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(data._stats_for(fv))) for _ in range(4)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(calls) == 1 and len(results) == 4
+    assert all(r == results[0] for r in results)
+
+
+def test_profile_without_footer_statistics_scans_for_them(repo: Any, tmp_path: Path) -> None:
+    """Parts written without Parquet statistics: the counts and ranges come from a scan, equal."""
+    store, batches = repo
+    fv = store.get_feature_view("acct")
+    parts = store.offline.parts("acct", fv.version)
+    bare = []
+    for i, p in enumerate(parts):
+        dest = tmp_path / f"bare-{i}.parquet"
+        pq.write_table(pq.read_table(p.path), dest, write_statistics=False)
+        bare.append(PartRef(str(dest), p.ingested_at_us, p.compacted, p.commit, p.columns))
+    engine = store.offline.engine
+    assert isinstance(engine, DuckDBEngine)
+    options: dict[str, Any] = {"bins": BINS, "quantiles": QUANTILES, "by_time": True}
+    _check({**engine.profile(fv, bare, **options)}, batches)
+    plain = engine.profile(fv, bare)  # describe's: no histograms, percentiles or time buckets
+    assert plain["rows"] == _expected(batches)["rows"]
+    assert "rows_by_time" not in plain and "approximate" not in plain
+    assert all("histogram" not in s for s in plain["features"].values())
+
+
+def test_describe_matches_the_page(repo: Any) -> None:
+    store, _ = repo
+    described = store.describe("acct")
+    page = UiData(store).view("acct")
+    for key in ("rows", "superseded_rows", "first_event", "last_event", "commits"):
+        assert described[key] == page[key], key
+    for name in FEATURES:
+        want, got = described["features"][name], page["features"][name]
+        for key in ("null_rate", "min", "max"):
+            assert want[key] == got[key], (name, key)
+        if got["mean"] is None:
+            assert want["mean"] is None and name in ("tag", "flag", "seen_at")
+        else:  # the order of a parallel sum may differ
+            assert want["mean"] == pytest.approx(got["mean"], rel=1e-12), name
+
+
+def test_a_view_without_rows(tmp_path: Path) -> None:
+    account, view = _view()
+    with new_store(tmp_path, account, view) as store:
+        page = UiData(store).view("acct")
+    assert page["rows"] == 0 and page["features"] == {} and page["rows_by_time"]["buckets"] == []
