@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import threading
@@ -29,6 +30,7 @@ class AuditLog:
         self.folder = folder
         self.settings = settings
         self.read_rate = settings.read_sample_rate
+        self._skip = self._gap()  # reads left before the next sampled one
         self._fd: int | None = None
         self._size = 0
         self._n = 0
@@ -36,8 +38,22 @@ class AuditLog:
         self._pid = 0
 
     def sample_read(self) -> bool:
+        """Whether to record this read: each one with probability `read_rate`, independently.
+        (The gaps between sampled reads are drawn instead, geometric: a decrement per read.)"""
+        self._skip -= 1
+        if self._skip > 0:
+            return False
+        self._skip = self._gap()
+        return self.read_rate > 0.0
+
+    def _gap(self) -> int:
+        """Reads up to and including the next sampled one: geometric with p = read_rate."""
         rate = self.read_rate
-        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+        if rate >= 1.0:
+            return 1
+        if rate <= 0.0:
+            return 2**62
+        return 1 + int(math.log(1.0 - random.random()) / math.log1p(-rate))
 
     def record(
         self,

@@ -10,15 +10,23 @@ receive None and check nothing.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from featureline.auth._audit import AuditLog
 from featureline.auth._jwt import JwtVerifier, looks_like_jwt
 from featureline.auth._policy import Decision, decide
 from featureline.auth._principal import ANONYMOUS, CURRENT, Principal
-from featureline.auth._tokens import PREFIX, TokenStore, open_token_store
+from featureline.auth._tokens import (
+    PREFIX,
+    TokenStore,
+    _bounded,
+    _expired,
+    open_token_store,
+)
 from featureline.config import AuthSettings
 from featureline.definitions import Permission, is_pii
 from featureline.errors import PermissionDeniedError, UnauthenticatedError
@@ -106,6 +114,8 @@ class Caller:
     """A principal bound to the authorizer: what the read and write paths are handed."""
 
     __slots__ = ("authorizer", "principal")
+    # the HTTP dispatcher sets it to the request's caller while the handler runs (`active`)
+    context: ClassVar[ContextVar[Any]] = CURRENT
 
     def __init__(self, principal: Principal, authorizer: Authorizer) -> None:
         self.principal = principal
@@ -198,6 +208,7 @@ class Authorizer:
             else None
         )
         self._catalog = catalog
+        self._perms: tuple[Any, Any, list[Permission]] = (None, None, [])  # catalog, version, list
         self._decisions: dict[Any, Decision] = {}
         self._lock = threading.Lock()
         self.default: Caller = Caller(ANONYMOUS, self)
@@ -221,6 +232,20 @@ class Authorizer:
             return self.jwt.verify(token)
         raise UnauthenticatedError("The bearer credential is neither an API token nor a JWT.")
 
+    def alive(self, principal: Principal) -> None:
+        """401 if the credential `principal` was proven by has expired or been revoked since (a
+        principal held for a while: the store's own, or one cached by the HTTP hook). A clock
+        read and a set lookup; a token store query once per generation (see `_tokens`)."""
+        token = principal.token_id
+        expires_at = principal.expires_at if token is None else self.tokens.expiry(token)
+        if expires_at is not None and expires_at <= time.time():
+            if token is not None:
+                raise _expired(token)
+            raise UnauthenticatedError(
+                f"The credential of principal `{principal.name}` ({principal.via}) has expired. "
+                "Fix: get a new one."
+            )
+
     def caller(self, principal: Principal) -> Caller:
         return Caller(principal, self)
 
@@ -231,10 +256,15 @@ class Authorizer:
 
     # -- decisions -----------------------------------------------------------------------------
     def permissions(self) -> tuple[Any, list[Permission]]:
+        """(The version of the current catalog, its permissions): the list is built once per
+        catalog (do not change it)."""
         cat = self._catalog()
         if cat is None:
             return None, []
-        return cat.version, list(cat.permissions.values())
+        held = self._perms
+        if held[0] is not cat:
+            held = self._perms = (cat, cat.version, list(cat.permissions.values()))
+        return held[1], held[2]
 
     def decide(
         self,
@@ -271,6 +301,18 @@ class Authorizer:
         *,
         always_audit: bool = True,
     ) -> None:
+        self.alive(principal)
+        self._check(principal, action, kind, name, tags, always_audit)
+
+    def _check(
+        self,
+        principal: Principal,
+        action: str,
+        kind: str,
+        name: str,
+        tags: dict[str, str],
+        always_audit: bool,
+    ) -> None:
         version, _ = self.permissions() if self.enabled else (None, [])
         key = (principal.key, action, kind, name, version, tuple(sorted(tags.items())))
         d = self._decisions.get(key)
@@ -293,6 +335,7 @@ class Authorizer:
         """Every view read (and its pii fields read) must be granted; cached per (principal, plan).
         `current`: the version of the current catalog if the caller holds it (the permissions'
         version; looked up otherwise)."""
+        self.alive(principal)
         key = None
         if cache_key is not None:
             if current is None:
@@ -312,6 +355,10 @@ class Authorizer:
 
     def check_any(self, principal: Principal, actions: tuple[str, ...], kind: str) -> None:
         """403 unless some permission grants one of `actions` on some resource of type `kind`."""
+        self.alive(principal)
+        self._any(principal, actions, kind)
+
+    def _any(self, principal: Principal, actions: tuple[str, ...], kind: str) -> None:
         if not self.enabled:
             return
         version, perms = self.permissions()
@@ -422,21 +469,49 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
 
     Public paths (auth.public_paths) answer as the anonymous principal; any other route needs a
     valid bearer credential (401) and, for routes that name their resource, a permission (403);
-    data routes are checked by the read and write paths."""
-    public = set(authorizer.settings.public_paths)
+    data routes are checked by the read and write paths.
+
+    The callers of the last CACHE_SIZE credentials are kept by the exact `Authorization` value
+    (a credential verified once is not hashed, parsed or looked up again); each use still checks
+    that it has neither expired nor been revoked (`Authorizer.alive`), so a revoke through this
+    process is refused from the next request on, one elsewhere within RECHECK_SECONDS."""
+    public = frozenset(authorizer.settings.public_paths)
     anonymous = Caller(ANONYMOUS, authorizer)
+    callers: dict[bytes, Caller] = {}  # by the raw Authorization value
+    lock = threading.Lock()
+    alive, check, check_any = authorizer.alive, authorizer._check, authorizer._any
+
+    def verified(header: bytes | None) -> Caller:
+        credential = None
+        if header is not None:
+            scheme, _, value = header.decode("latin-1").strip().partition(" ")
+            if scheme.lower() != "bearer":
+                raise UnauthenticatedError("The Authorization header must be `Bearer <token>`.")
+            credential = value
+        caller = Caller(authorizer.authenticate(credential), authorizer)
+        if header is not None:
+            with lock:
+                _bounded(callers, header, caller)
+        return caller
 
     def authenticate(call: Any, route: str) -> Caller:
         if route in public:
             return anonymous
-        header = call.header(b"authorization")
-        credential = None
-        if header is not None:
-            scheme, _, value = header.strip().partition(" ")
-            if scheme.lower() != "bearer":
-                raise UnauthenticatedError("The Authorization header must be `Bearer <token>`.")
-            credential = value
-        principal = authorizer.authenticate(credential)
+        header = None
+        for key, value in call.scope["headers"]:
+            if key == b"authorization":
+                header = value if type(value) is bytes else bytes(value)
+                break
+        if header is not None and (caller := callers.get(header)) is not None:
+            try:
+                alive(caller.principal)  # expired or revoked since it was cached: 401
+            except UnauthenticatedError:
+                with lock:
+                    callers.pop(header, None)
+                raise
+        else:
+            caller = verified(header)
+        principal = caller.principal
         need = ROUTES.get(route, _MISSING)
         if need is _MISSING:
             raise PermissionDeniedError(
@@ -445,9 +520,9 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
             )
         if need is not None:
             action, kind, name = route_resource(route, call.path_params) or _MISSING
-            authorizer.check(principal, action, kind, name, {}, always_audit=False)
+            check(principal, action, kind, name, {}, False)
         else:  # the paths check the views the body names; first, any grant at all
-            authorizer.check_any(principal, DATA_ROUTES[route], "feature_view")
-        return Caller(principal, authorizer)
+            check_any(principal, DATA_ROUTES[route], "feature_view")
+        return caller
 
     return authenticate

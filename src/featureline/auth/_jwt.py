@@ -114,7 +114,9 @@ class JwtVerifier:
             raise UnauthenticatedError(
                 f"The bearer JWT has no `{s.principal_claim}` claim (auth.oidc.principal_claim)."
             )
-        principal = Principal(name, _roles(claims, s.roles_claim), "jwt", float(claims["exp"]))
+        # refused from `exp` plus the leeway on (also when cached, and once held by a store)
+        expires_at = float(claims["exp"]) + s.leeway_seconds
+        principal = Principal(name, _roles(claims, s.roles_claim), "jwt", expires_at)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[token] = principal

@@ -22,12 +22,16 @@ class Principal:
     via: str = "sdk"
     expires_at: float | None = None  # seconds since the epoch (a token's or a JWT's expiry)
     key: str = field(init=False, repr=False, compare=False)  # decisions are cached by it
+    # the API token it was proven by (`via` `token:<id>`), checked for revocation on each use
+    token_id: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         roles = (self.roles,) if isinstance(self.roles, str) else tuple(self.roles)
         object.__setattr__(self, "roles", tuple(sorted(set(roles))))
         # a str: its hash is computed once (a tuple's is computed on every lookup)
         object.__setattr__(self, "key", "\x1f".join((self.name, *self.roles)))
+        token = self.via.removeprefix("token:") if self.via.startswith("token:") else None
+        object.__setattr__(self, "token_id", token)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "roles": list(self.roles), "via": self.via}

@@ -3,9 +3,14 @@
 A token is `fl_<id>_<secret>`: `id` (16 hex digits) names the row, `secret` is 32 random bytes
 (URL-safe base64). Only sha256(secret) is stored and it is compared in constant time. The table
 lives in `data/auth.db` next to the registry (SQLite, WAL): a create is one INSERT, a revoke one
-UPDATE, so concurrent processes never see half a change. Verified tokens are cached per process
-until another connection commits (SQLite's `data_version`, looked at every 0.1 s at most), so a
-revoke anywhere takes effect within 0.1 s, without a query per request.
+UPDATE, so concurrent processes never see half a change.
+
+Verified tokens are cached per process (at most `CACHE_SIZE`, each for at most `CACHE_TTL_SECONDS`)
+under a *generation*: a revoke through this store moves it at once, and so does a commit by any
+other client (SQLite's `data_version`, PostgreSQL's count and newest revocation), looked at every
+`RECHECK_SECONDS` (0.1 s) at most. So a revoke in this process is refused immediately, one
+anywhere else within 0.1 s, an expired token the moment it expires — without a query per request.
+A verification that raced a revoke is not cached (its generation moved meanwhile).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from featureline._sqlite import open_file, retry_busy, use_wal
 from featureline.auth._principal import Principal
@@ -39,7 +44,9 @@ __all__ = [
 ]
 
 PREFIX = "fl_"
-RECHECK_SECONDS = 0.1  # how stale a process's view of revocations may be
+RECHECK_SECONDS = 0.1  # how stale a process's view of other clients' revocations may be
+CACHE_SIZE = 4096  # verified tokens kept per process (the oldest dropped first)
+CACHE_TTL_SECONDS = 60.0  # a cached verification is redone after this long, whatever happened
 _TIMEOUT = 10.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_tokens (
@@ -52,6 +59,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     revoked_at REAL
 )
 """
+K = TypeVar("K")
+V = TypeVar("V")
+_UNSEEN: Any = object()
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -96,9 +106,13 @@ class TokenStore(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[Principal, float | None]] = {}
+        # token -> (principal, its expiry, monotonic time verified); valid for one generation
+        self._cache: dict[str, tuple[Principal, float | None, float]] = {}
+        # token id -> its expiry: the tokens seen unrevoked in this generation
+        self._live: dict[str, float | None] = {}
         self._marker: Any = None
         self._checked = -RECHECK_SECONDS
+        self._gen = 0
 
     # -- storage primitives (one statement each: atomic) -------------------------------------
     @abstractmethod
@@ -147,11 +161,12 @@ class TokenStore(ABC):
         ]
 
     def revoke(self, id_or_name: str) -> builtins.list[TokenInfo]:
-        """Revoke the token with this id, or every active token of this principal name."""
+        """Revoke the token with this id, or every active token of this principal name (refused
+        by this process from now on, by others within RECHECK_SECONDS)."""
         now = time.time()
         n = self._revoke(id_or_name, now)
         with self._lock:
-            self._cache.clear()
+            self._invalidate()
         if n == 0:
             if any(id_or_name in (t.id, t.name) for t in self.list()):
                 return []  # already revoked
@@ -160,30 +175,64 @@ class TokenStore(ABC):
             )
         return [t for t in self.list() if id_or_name in (t.id, t.name) and t.revoked_at == now]
 
+    def _invalidate(self) -> None:
+        """(Under the lock.) Forget every verification: a new generation."""
+        self._cache.clear()
+        self._live.clear()
+        self._gen += 1
+
+    def generation(self) -> int:
+        """A number that moves whenever a token may have been revoked or changed (by this store at
+        once, by another client within RECHECK_SECONDS): what was verified under the current
+        generation still holds. Costs a clock read; a query every RECHECK_SECONDS at most."""
+        if time.monotonic() - self._checked >= RECHECK_SECONDS:
+            with self._lock:
+                now = time.monotonic()
+                if now - self._checked >= RECHECK_SECONDS:
+                    marker = self._changes()  # a query per request would cost ~10 us
+                    if marker != self._marker:  # another client created or revoked
+                        self._marker = marker
+                        self._invalidate()
+                    self._checked = now
+        return self._gen
+
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; UnauthenticatedError (401) otherwise."""
-        with self._lock:
-            now = time.monotonic()
-            if now - self._checked >= RECHECK_SECONDS:  # a query per request would cost ~10 us
-                self._checked = now
-                marker = self._changes()
-                if marker != self._marker:  # another client created or revoked: re-verify all
-                    self._cache.clear()
-                    self._marker = marker
-            hit = self._cache.get(token)
+        gen = self.generation()  # read before the lookup: a revoke meanwhile moves it
+        hit = self._cache.get(token)
+        if hit is not None and time.monotonic() - hit[2] >= CACHE_TTL_SECONDS:
+            hit = None
         if hit is None:
-            hit = self._lookup(token)
+            verified = time.monotonic()
+            principal, expires_at = self._lookup(token)
+            hit = (principal, expires_at, verified)
             with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[token] = hit
-        principal, expires_at = hit
+                if self._gen == gen:  # nothing revoked since the lookup began: cache it
+                    _bounded(self._cache, token, hit)
+                    _bounded(self._live, principal.via.removeprefix("token:"), expires_at)
+        principal, expires_at, _ = hit
         if expires_at is not None and expires_at <= time.time():
-            raise UnauthenticatedError(
-                f"API token `{principal.via.removeprefix('token:')}` has expired. Fix: create a new one "
-                "(`featureline token create`)."
-            )
+            raise _expired(principal.via.removeprefix("token:"))
         return principal
+
+    def expiry(self, token_id: str) -> float | None:
+        """The expiry of token `token_id` (verified before), as stored now; 401 if it has been
+        revoked (or deleted) since. A dict lookup; a query once per generation (what holds a
+        principal for a while, e.g. `FeatureStore(token=...)`, checks it on each use)."""
+        stale = time.monotonic() - self._checked >= RECHECK_SECONDS
+        gen = self.generation() if stale else self._gen
+        expires_at = self._live.get(token_id, _UNSEEN)
+        if expires_at is not _UNSEEN:
+            return expires_at
+        row = self._one(token_id)  # name, roles, secret_sha256, expires_at, revoked_at
+        if row is None:
+            raise UnauthenticatedError(f"API token `{token_id}` no longer exists.")
+        if row[4] is not None:
+            raise UnauthenticatedError(f"API token `{token_id}` was revoked.")
+        with self._lock:
+            if self._gen == gen:  # nothing revoked since the query began
+                _bounded(self._live, token_id, row[3])
+        return row[3]
 
     def _lookup(self, token: str) -> tuple[Principal, float | None]:
         parts = token.split("_", 2)
@@ -201,6 +250,20 @@ class TokenStore(ABC):
 
     def _error(self, e: Exception) -> Exception:
         return StorageError(f"{self.where} failed: {e}. Fix: retry; check the database.")
+
+
+def _bounded(cache: dict[K, V], key: K, value: V) -> None:
+    """(Under the lock.) cache[key] = value, the oldest entries dropped beyond CACHE_SIZE."""
+    cache.pop(key, None)
+    while len(cache) >= CACHE_SIZE:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
+def _expired(token_id: str) -> UnauthenticatedError:
+    return UnauthenticatedError(
+        f"API token `{token_id}` has expired. Fix: create a new one (`featureline token create`)."
+    )
 
 
 _SELECT_ALL = "SELECT id, name, roles, created_at, expires_at, revoked_at FROM api_tokens"

@@ -4,7 +4,7 @@ In order: Host allow-list (421; DNS rebinding, see `_hosts`) → route (404 with
 or a redirect to the path with/without its trailing slash) → `authenticate(call, route)` (the
 principal: None with auth off; with `auth.enabled`, `featureline.auth.http_authenticator`: 401
 without a valid credential, 403 for a route whose resource is not granted, and the caller the
-read and write paths then check, active while the handler runs) → the route's handler → errors mapped to JSON
+read and write paths then check, set in its `context` variable while the handler runs) → the route's handler → errors mapped to JSON
 (a FeaturelineError with its `http_status`; anything else a logged 500 with a generic message) →
 the response → metrics (by route template, method and status).
 
@@ -245,9 +245,13 @@ class Dispatcher:
                 principal = call.principal = self.authenticate(call, route.path)
                 if principal is None:
                     result = await route.handler(call)
-                else:
-                    with principal.active():  # the store's paths check the request's caller
+                else:  # the store's paths check the request's caller: it is current meanwhile
+                    current = principal.context  # a ContextVar (no `with` object per request)
+                    token = current.set(principal)
+                    try:
                         result = await route.handler(call)
+                    finally:
+                        current.reset(token)
             if type(result) is Reply:
                 status, payload, content_type, extra = (
                     result.status,
