@@ -5,27 +5,40 @@ default) and one with `auth.enabled` and a `readers` permission, read with an AP
 
 - in process: `get_online_features` (1 entity x 3 features), off / on alternated in rounds,
   median per call; bar: an authorized read adds <= 10 us;
+- through the ASGI app with no socket (dispatcher, auth hook, route, read, JSON): one POST
+  /features/online at a time, off / on alternated, median per request (the server-side cost of
+  auth without the noise of sockets and client processes);
 - over HTTP: `featureline serve` on each repo, 8 keep-alive clients posting /features/online
   (with `Authorization: Bearer` on the auth repo), off / on alternated; bar: <= 5% fewer
   requests/s.
 
-    PYTHONPATH=src python bench/bench_auth.py [--seconds 5] [--rounds 3]
+`--baseline DIR` compares with another checkout (DIR/src; e.g. `git worktree add DIR HEAD~3` or
+`git archive HEAD~3 src | tar -x -C DIR`) in the same run: its servers (off and on) alternate
+with this tree's on the same repos, and the in-process and ASGI figures of both trees are taken
+in child processes, alternately. Each figure: the median of the rounds [min-max].
+
+    PYTHONPATH=src python bench/bench_auth.py [--seconds 5] [--rounds 3] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+SRC = Path(os.environ.get("FEATURELINE_BENCH_SRC") or BENCH.parent / "src")  # a child's tree
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(BENCH.parent / "src"))
+sys.path.insert(0, str(SRC))
 
 import bench_http  # noqa: E402  (bench/ is not a package)
 
@@ -57,7 +70,8 @@ def build(folder: Path) -> tuple[Path, Path, str]:
     return off, on, token
 
 
-def in_process(off: Path, on: Path, token: str, rounds: int, n: int) -> tuple[float, float]:
+def in_process(off: Path, on: Path, token: str, rounds: int, n: int) -> dict[str, list[float]]:
+    """Microseconds per `get_online_features`, per round (auth off, on)."""
     import featureline as fl
 
     rows = {"driver_id": [1001]}
@@ -75,7 +89,112 @@ def in_process(off: Path, on: Path, token: str, rounds: int, n: int) -> tuple[fl
             per[name].append((time.perf_counter() - t0) / n * 1e6)
     for s in stores.values():
         s.close()
-    return statistics.median(per["off"]), statistics.median(per["on"])
+    return per
+
+
+def _scope(body: bytes, token: str | None) -> dict[str, Any]:
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/features/online",
+        "raw_path": b"/features/online",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _asgi_round(app: Any, body: bytes, token: str | None, n: int) -> float:
+    """Microseconds per POST /features/online through `app`, no socket (the mean of `n`)."""
+    scope = _scope(body, token)
+    status: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    async def one() -> None:
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.sleep(10)
+            return {"type": "http.disconnect"}
+
+        await app(dict(scope), receive, send)
+
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await one()
+    elapsed = time.perf_counter() - t0
+    if any(s != 200 for s in status):
+        raise SystemExit(f"ASGI answers other than 200: {sorted(set(status))}")
+    return elapsed / n * 1e6
+
+
+def asgi(off: Path, on: Path, token: str, rounds: int, n: int) -> dict[str, list[float]]:
+    import json as _json
+
+    from featureline.server import create_app
+
+    body = _json.dumps(bench_http.DEFAULT_BODY).encode()
+    apps = {"off": (create_app(off), None), "on": (create_app(on), token)}
+    per: dict[str, list[float]] = {"off": [], "on": []}
+    order = list(apps.items())
+    for app, tok in apps.values():  # warm: plans, decisions, catalog
+        asyncio.run(_asgi_round(app, body, tok, 2000))
+    for _ in range(rounds):
+        for name, (app, tok) in order:
+            per[name].append(asyncio.run(_asgi_round(app, body, tok, n)))
+        order.reverse()
+    for app, _ in apps.values():
+        app.service.store.close()
+    return per
+
+
+def _fig(values: list[float], digits: int = 2) -> str:
+    """`median [min-max]`."""
+    med, lo, hi = statistics.median(values), min(values), max(values)
+    return f"{med:.{digits}f} [{lo:.{digits}f}-{hi:.{digits}f}]"
+
+
+def child(off: Path, on: Path, token: str, rounds: int, reads: int, calls: int) -> None:
+    """The in-process and ASGI figures of this process's tree (SRC), as JSON on stdout."""
+    print(
+        json.dumps(
+            {
+                "in_process": in_process(off, on, token, rounds, reads),
+                "asgi": asgi(off, on, token, rounds, calls),
+            }
+        )
+    )
+
+
+def run_child(
+    src: Path, off: Path, on: Path, token: str, rounds: int, reads: int, calls: int
+) -> dict[str, Any]:
+    env = {**os.environ, "FEATURELINE_BENCH_SRC": str(src), "PYTHONPATH": str(src)}
+    args = [str(off), str(on), token, str(rounds), str(reads), str(calls)]
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args], env=env, check=True, capture_output=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 async def _load(base: str, body: bytes, token: str | None, seconds: float) -> tuple[float, int]:
@@ -100,28 +219,45 @@ async def _load(base: str, body: bytes, token: str | None, seconds: float) -> tu
     return len(lat) / (time.perf_counter() - start), len(lat)
 
 
-def over_http(off: Path, on: Path, token: str, rounds: int, seconds: float) -> tuple[float, float]:
-    import json
-
-    body = json.dumps(bench_http.DEFAULT_BODY).encode()
-    procs = {}
+def _start(repo: Path, src: Path) -> tuple[Any, str]:
+    """`featureline serve` on `repo`, running the tree `src` (bench_http's server, its ROOT moved)."""
+    saved = bench_http.ROOT
+    bench_http.ROOT = src.parent
     try:
-        procs["off"] = bench_http.start_server(off, 1)
-        procs["on"] = bench_http.start_server(on, 1)
-        per: dict[str, list[float]] = {"off": [], "on": []}
-        for name, (_, base) in procs.items():  # warm up
-            asyncio.run(_load(base, body, token if name == "on" else None, 1.0))
+        return bench_http.start_server(repo, 1)
+    finally:
+        bench_http.ROOT = saved
+
+
+def over_http(
+    off: Path, on: Path, token: str, rounds: int, seconds: float, trees: dict[str, Path]
+) -> dict[str, dict[str, list[float]]]:
+    """requests/s of each (tree, off / on) server, per round; the order alternates by round."""
+    body = json.dumps(bench_http.DEFAULT_BODY).encode()
+    procs: dict[tuple[str, str], tuple[Any, str]] = {}
+    try:
+        for tree, src in trees.items():
+            procs[tree, "off"] = _start(off, src)
+            procs[tree, "on"] = _start(on, src)
+        per: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
+        for (_, mode), (_, base) in procs.items():  # warm up
+            asyncio.run(_load(base, body, token if mode == "on" else None, 1.0))
         order = list(procs.items())
         for _ in range(rounds):
-            for name, (_, base) in order:
-                rps, _ = asyncio.run(_load(base, body, token if name == "on" else None, seconds))
-                per[name].append(rps)
+            for (tree, mode), (_, base) in order:
+                rps, _ = asyncio.run(_load(base, body, token if mode == "on" else None, seconds))
+                per[tree][mode].append(rps)
             order.reverse()  # off-on, on-off, ...: drifting load on a shared machine evens out
-        return statistics.median(per["off"]), statistics.median(per["on"])
+        return per
     finally:
         for proc, _ in procs.values():
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def _change(per: dict[str, list[float]]) -> list[float]:
+    """% change of `on` against `off`, round by round (each pair ran back to back)."""
+    return [100 * (b - a) / a for a, b in zip(per["off"], per["on"], strict=True)]
 
 
 def main() -> None:
@@ -131,25 +267,63 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="per HTTP run")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reads", type=int, default=10000, help="in-process reads per round")
+    ap.add_argument("--calls", type=int, default=5000, help="ASGI requests per round")
     ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--baseline", type=Path, help="another checkout: compare its src/ in the run")
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        off, on, token, rounds, reads, calls = args.child
+        child(Path(off), Path(on), token, int(rounds), int(reads), int(calls))
+        return
+    trees = {"this tree": SRC}
+    if args.baseline is not None:
+        trees["baseline"] = (args.baseline / "src").resolve()
+        if not (trees["baseline"] / "featureline").is_dir():
+            raise SystemExit(f"{trees['baseline']} holds no featureline package")
     with tempfile.TemporaryDirectory() as tmp:
         off, on, token = build(Path(tmp))
-        a, b = in_process(off, on, token, args.rounds, args.reads)
+        inproc: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
+        viasgi: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
+        if len(trees) == 1:
+            inproc["this tree"] = in_process(off, on, token, args.rounds, args.reads)
+            viasgi["this tree"] = asgi(off, on, token, args.rounds, args.calls)
+        else:  # each tree in its own processes, alternately, one round each
+            order = list(trees.items())
+            for _ in range(args.rounds):
+                for tree, src in order:
+                    r = run_child(src, off, on, token, 1, args.reads, args.calls)
+                    for mode in ("off", "on"):
+                        inproc[tree][mode] += r["in_process"][mode]
+                        viasgi[tree][mode] += r["asgi"][mode]
+                order.reverse()
         print(
-            f"in-process online read, 1 entity x 3 features (median of {args.rounds} rounds x {args.reads}):"
+            f"in-process online read, 1 entity x 3 features, us per call ({args.reads} per round):"
         )
+        for tree in trees:
+            x, y = inproc[tree]["off"], inproc[tree]["on"]
+            added = [b - a for a, b in zip(x, y, strict=True)]
+            print(
+                f"  {tree:<10} auth off {_fig(x)}   on {_fig(y)}   added {_fig(added)}  (bar: <= 10 us)"
+            )
         print(
-            f"  auth off {a:7.2f} us   auth on (API token, cached decision) {b:7.2f} us   added {b - a:+.2f} us  (bar: <= 10 us)"
+            f"POST /features/online through the ASGI app, no socket, us per request ({args.calls} per round):"
         )
+        for tree in trees:
+            x, y = viasgi[tree]["off"], viasgi[tree]["on"]
+            added = [b - a for a, b in zip(x, y, strict=True)]
+            print(f"  {tree:<10} auth off {_fig(x, 1)}   on {_fig(y, 1)}   added {_fig(added, 1)}")
         if not args.skip_http:
-            x, y = over_http(off, on, token, args.rounds, args.seconds)
+            per = over_http(off, on, token, args.rounds, args.seconds, trees)
             print(
-                f"HTTP POST /features/online, 8 keep-alive clients, 1 worker (median of {args.rounds} x {args.seconds:g} s):"
+                f"HTTP POST /features/online, 8 keep-alive clients, 1 worker, req/s "
+                f"({args.rounds} rounds x {args.seconds:g} s, median [min-max]):"
             )
-            print(
-                f"  auth off {x:8.0f} req/s   auth on {y:8.0f} req/s   change {100 * (y - x) / x:+.1f}%  (bar: >= -5%)"
-            )
+            for tree in trees:
+                x, y = per[tree]["off"], per[tree]["on"]
+                print(
+                    f"  {tree:<10} auth off {_fig(x, 0)}   on {_fig(y, 0)}   change {_fig(_change(per[tree]), 1)}%  (bar: >= -5%)"
+                )
 
 
 if __name__ == "__main__":
