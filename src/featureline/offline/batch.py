@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from featureline._frames import UTC_US, as_utc_timestamps
 from featureline.definitions import FeatureView
 from featureline.errors import ValidationError, did_you_mean
+from featureline.offline._batch_order import ARROW_MAX_ROWS, firsts, has_nulls
 from featureline.types import DType, Int64, String, compatible, from_arrow
 
 EVENT_TS = "__event_ts"
@@ -190,6 +191,11 @@ def _in_batch_shadow(stored: pa.Table, keys: list[str]) -> pa.Array:
     distinct = stored.select(part_cols).group_by(part_cols).aggregate([]).num_rows
     if distinct == stored.num_rows:  # no two rows tie (the common case): no DuckDB needed
         return pa.nulls(stored.num_rows, pa.int64())
+    if stored.num_rows <= ARROW_MAX_ROWS and not has_nulls(stored, part_cols):
+        losers = np.ones(stored.num_rows, dtype=bool)  # a push: sorted in memory
+        losers[firsts(stored, part_cols, [CREATED_TS, SEQ])] = False
+        values = np.full(stored.num_rows, NEVER_VISIBLE, dtype=np.int64)
+        return pa.array(values, mask=~losers)
     import duckdb
 
     con = duckdb.connect()

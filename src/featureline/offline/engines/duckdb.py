@@ -311,7 +311,7 @@ def _arrow_winners(
 ) -> pa.Table:
     """`batch_winners` by sorting in memory: the rows `winners_sql` selects, in another order."""
     base = _as_winners(stored, keys, feats, ingested_us)
-    order = ["__event_us", "__seq"]  # the ingested time is the batch's own
+    order = ["__event_us", "__created_us", "__seq"]  # the ingested time is the batch's own
     if now_us is None:
         return base.take(firsts(base, keys, order))
     ahead = pc.greater(base.column("__event_us"), now_us)
