@@ -6,6 +6,9 @@ the views a push may write and, per view, the columns its push body needs with t
 (Feast's `/push` and `/write-to-online-store` bodies are a `oneOf` over the views), and the
 models a predict may call. `LiveSpec` serves that document, rebuilt when the registry version or
 the set of models changes, so /openapi.json and /docs always describe what the server will accept.
+With `auth.enabled`, the document declares the `bearerAuth` scheme (HTTP bearer: an API token or
+an OIDC JWT), requires it of every operation but the public paths (`security: []` there), and
+lists their 401 and 403 answers.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from featureline.server._openapi_ui import ui_paths
 
 if TYPE_CHECKING:
     from featureline.catalog import Catalog
+    from featureline.config import AuthSettings
     from featureline.definitions import FeatureView
     from featureline.feature_store import FeatureStore
 
-__all__ = ["LiveSpec", "build_spec", "render_docs"]
+__all__ = ["BEARER_AUTH", "LiveSpec", "build_spec", "render_docs", "secure"]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_ENUM = 500  # features listed by name in the document; more: described only
@@ -98,6 +102,10 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "Body over max_body_bytes, or more entity rows than max_entities.",
         409: "The model's features are no longer served as it was trained (retrain or restore the views).",
         415: "The body is not declared `Content-Type: application/json`.",
+        401: "No credential, or one that is not valid: unknown, wrong, expired or revoked "
+        "(`WWW-Authenticate: Bearer`). Only with auth enabled.",
+        403: "The principal's roles are granted no permission for this (everything not granted "
+        "is denied). Only with auth enabled.",
         421: "The Host header is not on the server's allow-list (DNS rebinding guard; any route).",
         422: "The model's pre- or post-processing hook raised, or returned something unusable (ModelHookError).",
         503: "A backend is unavailable.",
@@ -270,14 +278,49 @@ def _naive(row: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [v.removesuffix("+00:00") if v == _TS else v] for k, v in row.items()}
 
 
+BEARER_AUTH = "bearerAuth"
+_BEARER: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "`Authorization: Bearer <credential>`: an API token (`featureline token "
+    "create`, `fl_<id>_<secret>`) or a JWT from the configured OIDC identity provider "
+    "(auth.oidc: signature, issuer, audience and expiry checked). Needed on every operation "
+    "but the public paths (auth.public_paths) while auth is enabled; what a principal may "
+    "then do is what the permissions grant its roles.",
+}
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def secure(spec: dict[str, Any], public_paths: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`spec` as served with auth enabled: the `bearerAuth` scheme, required at the top level,
+    waived (`security: []`) on the operations of `public_paths`, and the 401 and 403 answers of
+    every other operation (changed in place, and returned)."""
+    spec.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER_AUTH] = _BEARER
+    spec["security"] = [{BEARER_AUTH: []}]
+    public = set(public_paths)
+    for path, item in spec.get("paths", {}).items():
+        for method, op in item.items():
+            if method not in _METHODS:
+                continue
+            if path in public:
+                op["security"] = []  # answers without a credential
+            else:
+                responses = op.setdefault("responses", {})
+                for code, answer in _errors(401, 403).items():
+                    responses.setdefault(code, answer)
+    return spec
+
+
 def build_spec(
     max_entities: int,
     max_body_bytes: int,
     catalog: Catalog | None = None,
     models: list[str] | tuple[str, ...] = (),
+    auth: AuthSettings | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI document; with the registry's `catalog` and the registered `models`, it names
-    the features, views (with the columns a push needs) and models the server has."""
+    the features, views (with the columns a push needs) and models the server has; with `auth`
+    settings that enable it, its security (`secure`)."""
     views = [vs[-1] for vs in catalog.views.values()] if catalog is not None else []
     features = dict(_FEATURES)
     if catalog is not None:
@@ -870,7 +913,7 @@ def build_spec(
         },
     }
     paths.update(ui_paths(_errors))
-    return {
+    spec = {
         "openapi": "3.1.0",
         "info": {
             "title": "Featureline feature server",
@@ -883,6 +926,9 @@ def build_spec(
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    if auth is not None and auth.enabled:
+        secure(spec, auth.public_paths)
+    return spec
 
 
 class LiveSpec:
@@ -917,7 +963,8 @@ class LiveSpec:
                 return
             from featureline.server._dispatch import dumps
 
-            spec = build_spec(self.max_entities, self.max_body_bytes, catalog, models)
+            auth = self.store.config.auth
+            spec = build_spec(self.max_entities, self.max_body_bytes, catalog, models, auth)
             self._json, self._html = dumps(spec), render_docs(spec).encode()
             self._key = key
 
@@ -963,6 +1010,18 @@ def render_docs(spec: dict[str, Any]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(info['title'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(info['title'])}</h1><p>version {e(info['version'])} · <a href='/openapi.json'>openapi.json</a></p><p>{e(info['description'])}</p>",
     ]
+    scheme = spec.get("components", {}).get("securitySchemes", {}).get(BEARER_AUTH)
+    if scheme is not None and spec.get("security"):
+        public = [
+            p
+            for p, item in spec["paths"].items()
+            if any(isinstance(op, dict) and op.get("security") == [] for op in item.values())
+        ]
+        waived = ", ".join(f"<code>{e(p)}</code>" for p in public) or "none"
+        out.append(
+            f"<p><b>Authentication</b> ({e(BEARER_AUTH)}, HTTP bearer): {e(scheme['description'])} "
+            f"Public: {waived}.</p>"
+        )
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
             out.append(
