@@ -133,6 +133,7 @@ def test_a_view_page_shows_constraints_and_quarantine(site: dict[str, Any], page
         "currency.isin": "1",
         "amount_ok": "1",
     }
+    assert page.locator("#quarantine-rows tbody tr").count() == site["quarantined"]
     page.click("#related a[href='#/entity/driver']")
     page.wait_for_selector("#app[data-page=entity][data-ready]")
     visit(site, page, "view/driver_stats")

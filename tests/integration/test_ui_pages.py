@@ -114,6 +114,21 @@ def test_a_view_page_shows_constraints_gate_and_quarantine(ui: dict[str, Any]) -
     q = g["quarantine"]
     assert q["rows"] == ui["quarantined"] == 3 and q["batches"] == 1
     assert q["by_constraint"] == {"amount.min": 1, "currency.isin": 1, "amount_ok": 1}
+    newest = q["newest_rows"]
+    assert sorted(r["amount"] for r in newest) == [-5.0, 40.0, 50000.0]
+    assert {tuple(r["__violations"]) for r in newest} == {
+        ("amount.min",),
+        ("currency.isin",),
+        ("amount_ok",),
+    }
+    assert set(newest[0]) == {
+        "driver_id",
+        "event_timestamp",
+        "amount",
+        "currency",
+        "__violations",
+        "__quarantined_at",
+    }
     assert v["rows"] == 7  # the good rows landed
     assert v["code"]["text"].startswith("payments = FeatureView(")
     assert v["related"]["entities"] == [{"name": "driver", "join_keys": ["driver_id"]}]

@@ -22,7 +22,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featureline.errors import NotFoundError, ValidationError, did_you_mean
+from featureline.errors import NotFoundError, PermissionDeniedError, ValidationError, did_you_mean
 
 if TYPE_CHECKING:
     from featureline.catalog import Catalog
@@ -33,6 +33,7 @@ __all__ = ["KINDS", "UiPages", "find_definitions"]
 
 KINDS = ("feature_view", "entity", "feature_service", "on_demand_feature_view")
 MAX_SNIPPET_LINES = 200
+QUARANTINE_SAMPLE = 10
 _CONSTRUCTORS = {
     "entity": {"Entity"},
     "feature_view": {"FeatureView", "BatchFeatureView", "StreamFeatureView"},
@@ -435,6 +436,13 @@ class UiPages:
             {"constraint": c.label(), "kind": c.kind, "rule": c.describe()} for c in fv.checks
         ]
         held = self.store.quarantine().get(fv.name) or {}  # auth on: views the caller describes
+        sample: list[dict[str, Any]] | None = []
+        if held.get("rows"):
+            try:  # the rows' values: read_offline, as a preview
+                rows = self.store.quarantined_rows(fv)
+            except PermissionDeniedError:
+                rows = None
+            sample = None if rows is None else _newest_quarantined(rows)
         return {
             "gate": fv.gate_mode,
             "declared_gate": fv.gate,
@@ -446,6 +454,7 @@ class UiPages:
                 "oldest": held.get("oldest"),
                 "newest": held.get("newest"),
                 "by_constraint": held.get("constraints", {}),
+                "newest_rows": sample,  # None without read_offline
             },
         }
 
@@ -499,6 +508,18 @@ class UiPages:
             "nodes": list(nodes.values()),
             "edges": [{"source": s, "target": t, "relation": r} for s, t, r in sorted(edges)],
         }
+
+
+def _newest_quarantined(rows: Any, n: int = QUARANTINE_SAMPLE) -> list[dict[str, Any]]:
+    """The newest `n` quarantined rows: the view's columns as written, the constraints each
+    violates and when it was quarantined (the other bookkeeping columns left out)."""
+    from featureline.quality.gate import REASONS
+    from featureline.quality.quarantine import AT, META
+
+    keep = [c for c in rows.column_names if c not in META] + [REASONS, AT]
+    tail = rows.slice(max(0, rows.num_rows - n)).select(keep)
+    out: list[dict[str, Any]] = tail.to_pylist()
+    return out[::-1]
 
 
 def _reads(service: dict[str, Any], views: set[str]) -> bool:

@@ -438,7 +438,7 @@ function versionsSection(o) {
     h("details", {}, h("summary", {}, "definition"), h("pre", {}, JSON.stringify(x.definition, null, 2)))]), { id: "versions" })];
   if (o.diffs.length) {
     out.push(h("h2", {}, "Changes between versions"), table(["from → to", "changes"], o.diffs.map((x) => [`v${x.from} → v${x.to}`,
-      x.changes.map((c) => (c.added ? `${c.key}: +[${c.added.join(", ")}] −[${c.removed.join(", ")}]` : `${c.key}: ${fmt(c.from)} → ${fmt(c.to)}`)).join("; ")]), { id: "diffs" }));
+      x.changes.map((c) => (c.added ? `${c.key}: +[${c.added.join(", ")}] −[${c.removed.join(", ")}]` : `${c.key}: ${fmt(c.from) || "(none)"} → ${fmt(c.to) || "(none)"}`)).join("; ")]), { id: "diffs" }));
   }
   out.push(h("h2", {}, "Registry history"), historyTable(o.history));
   return out;
@@ -458,6 +458,14 @@ function governanceSection(g) {
     q.rows ? h("span", { class: "muted" }, ` in ${q.batches} batch${q.batches === 1 ? "" : "es"}, quarantined ${String(q.oldest).slice(0, 19)} → ${String(q.newest).slice(0, 19)}`) : ""));
   out.push(table(["on", "constraint", "rule", "rows quarantined"], rules.map((c) => [c.on, c.constraint, c.rule,
     h("td", { class: "num", "data-constraint": c.constraint }, fmt(q.by_constraint[c.constraint] || 0))]), { id: "constraints" }));
+  if (q.newest_rows && q.newest_rows.length) {
+    const cols = Object.keys(q.newest_rows[0]).filter((c) => !c.startsWith("__"));
+    out.push(h("h3", {}, `Newest quarantined rows (${q.newest_rows.length} of ${fmt(q.rows)}; fix and replay them with featureline quarantine)`),
+      h("div", { class: "scroll" }, table(["violates", ...cols, "quarantined"], q.newest_rows.map((r) => [h("td", { class: "bad" }, r.__violations.join(", ")),
+        ...cols.map((c) => (Number.isInteger(r[c]) ? String(r[c]) : fmt(r[c]))), String(r.__quarantined_at).slice(0, 19)]), { id: "quarantine-rows" })));
+  } else if (q.rows && q.newest_rows === null) {
+    out.push(h("p", { class: "muted" }, "The quarantined rows need the read_offline grant to be shown."));
+  }
   return out;
 }
 
@@ -507,10 +515,16 @@ function lineageGraph(g) {
   const colW = 210, rowH = 56, boxW = 180, boxH = 34;
   const rows = Math.max(1, ...cols.map((c) => c.length));
   const svg = s("svg", { width: ORDER.length * colW, height: rows * rowH + 30, id: "lineage", role: "img" });
-  const pos = {};
+  const pos = {}, row = {};
+  const sources = {};
+  for (const e of g.edges) (sources[e.target] = sources[e.target] || []).push(e.source);
   cols.forEach((c, i) => {
+    if (i) {  // each node near the mean row of what feeds it: fewer crossing edges
+      const key = (n) => { const r = (sources[n.id] || []).map((x) => row[x]).filter((x) => x !== undefined); return r.length ? r.reduce((a, b) => a + b, 0) / r.length : 1e9; };
+      c.sort((a, b) => key(a) - key(b) || (a.label < b.label ? -1 : 1));
+    }
     svg.append(s("text", { x: i * colW, y: 12, class: "muted" }, ORDER[i].replace("_", " ")));
-    c.forEach((n, j) => { pos[n.id] = { x: i * colW, y: 24 + j * rowH }; });
+    c.forEach((n, j) => { row[n.id] = j; pos[n.id] = { x: i * colW, y: 24 + j * rowH }; });
   });
   for (const e of g.edges) {
     const a = pos[e.source], b = pos[e.target];
