@@ -33,7 +33,7 @@ from featureline.errors import PermissionDeniedError, UnauthenticatedError
 
 if TYPE_CHECKING:
     from featureline.catalog import Catalog
-    from featureline.definitions import FeatureView
+    from featureline.definitions import FeatureService, FeatureView
 
 T = TypeVar("T")
 
@@ -83,6 +83,14 @@ DATA_ROUTES: dict[str, tuple[str, ...]] = {
     "/write-to-online-store": ("write_online",),
     "/materialize": ("write_online",),
     "/materialize-incremental": ("write_online",),
+}
+
+# what a grant must be on for a data route's first check: reads may be granted through a
+# feature service (`feature_service:NAME`) instead of each of its views
+_READ_KINDS = ("feature_view", "feature_service")
+DATA_KINDS: dict[str, tuple[str, ...]] = {
+    route: _READ_KINDS if set(actions) <= {"read_online", "read_offline"} else ("feature_view",)
+    for route, actions in DATA_ROUTES.items()
 }
 
 _KIND = {
@@ -135,8 +143,13 @@ class Caller:
         features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None = None,
         cache_key: Any = None,
         current: Any = None,
+        service: FeatureService | None = None,
     ) -> None:
-        self.authorizer.check_read(self.principal, action, views, features, cache_key, current)
+        """`service`: the feature service the read names, if any (a grant of `action` on it
+        covers the views it reads; see `Authorizer.check_read`)."""
+        self.authorizer.check_read(
+            self.principal, action, views, features, cache_key, current, service
+        )
 
     def check_write(self, action: str, view: FeatureView) -> None:
         a = self.authorizer
@@ -331,8 +344,11 @@ class Authorizer:
         features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None,
         cache_key: Any,
         current: Any = None,
+        service: FeatureService | None = None,
     ) -> None:
-        """Every view read (and its pii fields read) must be granted; cached per (principal, plan).
+        """Every view read (and its pii fields read) must be granted — or, for a read of feature
+        service `service`, the service itself (`feature_service:NAME`: its grant covers the views
+        the service reads, pii fields only with pii=True); cached per (principal, plan).
         `current`: the version of the current catalog if the caller holds it (the permissions'
         version; looked up otherwise)."""
         self.alive(principal)
@@ -340,25 +356,38 @@ class Authorizer:
         if cache_key is not None:
             if current is None:
                 current = self.permissions()[0] if self.enabled else None
-            key = (principal.key, action, current, cache_key)
+            key = (
+                principal.key,
+                action,
+                current,
+                cache_key,
+                None if service is None else service.name,
+            )
         d = self._decisions.get(key) if key is not None else None
         if d is None:
-            d = self._decide_read(principal, action, views, features)
+            d = self._decide_read(principal, action, views, features, service)
             if key is not None:
                 self._remember(key, d)
         audit = self.audit
         if audit is not None and (not d.allowed or audit.sample_read()):
             names = ",".join(dict.fromkeys(v.name for v in views))
+            if service is not None:
+                names = f"{names} (feature_service:{service.name})"
             self._audit(principal, action, f"feature_view:{names}", d, True)
         if not d.allowed:
             raise PermissionDeniedError(_denied(d))
 
-    def check_any(self, principal: Principal, actions: tuple[str, ...], kind: str) -> None:
-        """403 unless some permission grants one of `actions` on some resource of type `kind`."""
+    def check_any(
+        self, principal: Principal, actions: tuple[str, ...], kind: str | tuple[str, ...]
+    ) -> None:
+        """403 unless some permission grants one of `actions` on some resource of type `kind`
+        (or of one of the types `kind`)."""
         self.alive(principal)
         self._any(principal, actions, kind)
 
-    def _any(self, principal: Principal, actions: tuple[str, ...], kind: str) -> None:
+    def _any(
+        self, principal: Principal, actions: tuple[str, ...], kind: str | tuple[str, ...]
+    ) -> None:
         if not self.enabled:
             return
         version, perms = self.permissions()
@@ -366,12 +395,15 @@ class Authorizer:
         d = self._decisions.get(key)
         if d is None:
             roles = set(principal.roles)
+            kinds = {kind, "*"} if isinstance(kind, str) else {*kind, "*"}
             ok = bool(roles & set(self.settings.admin_roles)) or any(
                 roles & set(p.roles)
                 and any(p.grants(a) for a in actions)
-                and any(r.type in (kind, "*") for r in p.resources)
+                and any(r.type in kinds for r in p.resources)
                 for p in perms
             )
+            if not isinstance(kind, str):
+                kind = " or ".join(kind)
             names = " or ".join(f"`{a}`" for a in actions)
             d = Decision(
                 ok,
@@ -391,17 +423,56 @@ class Authorizer:
         action: str,
         views: Sequence[FeatureView],
         features: Callable[[], list[tuple[FeatureView, Sequence[str]]]] | None,
+        service: FeatureService | None = None,
     ) -> Decision:
         pii: dict[tuple[str, int], set[str]] = {}
         for view, names in features() if features is not None else []:
             pii.setdefault((view.name, view.version), set()).update(_features(view, names))
+        through: Decision | None = None
+        if service is not None:  # a grant on the service covers what it reads
+            through = self._through_service(principal, action, service, pii)
+            if through.allowed:
+                return through
         last: Decision | None = None
         for v in dict.fromkeys(views):
             tagged = tuple(sorted(pii.get((v.name, v.version), ())))
             last = self.decide(principal, action, "feature_view", v.name, v.tags, tagged)
             if not last.allowed:
+                if through is not None:  # say why the service's grant did not cover it either
+                    return Decision(
+                        False,
+                        f"{last.reason} Nor through the feature service: {through.reason}",
+                        last.matched,
+                        last.notes + through.notes,
+                    )
                 return last
         return last or Decision(True, "nothing to read")
+
+    def _through_service(
+        self,
+        principal: Principal,
+        action: str,
+        service: FeatureService,
+        pii: dict[tuple[str, int], set[str]],
+    ) -> Decision:
+        """The decision on `action` for feature service `service` as registered: its tags are the
+        registry's, and a service object naming features the registered one does not have is
+        granted nothing through it (a service is not a way around the grants of its views)."""
+        cat = self._catalog()
+        registered = cat.services.get(service.name) if cat is not None else None
+        if registered is None:
+            return Decision(False, f"feature service `{service.name}` is not registered.")
+        extra = sorted(set(service.refs()) - set(registered.refs()))
+        if extra:
+            return Decision(
+                False,
+                f"feature service `{service.name}` as read names features the registered one "
+                f"does not ({', '.join(f'`{r}`' for r in extra[:5])}).",
+            )
+        tagged = tuple(sorted({f"{v}:{f}" for (v, _), fs in pii.items() for f in fs}))
+        return self.decide(
+            principal, action, "feature_service", registered.name, registered.tags, tagged
+        )
 
     def _remember(self, key: Any, d: Decision) -> None:
         with self._lock:
@@ -522,7 +593,7 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
             action, kind, name = route_resource(route, call.path_params) or _MISSING
             check(principal, action, kind, name, {}, False)
         else:  # the paths check the views the body names; first, any grant at all
-            check_any(principal, DATA_ROUTES[route], "feature_view")
+            check_any(principal, DATA_ROUTES[route], DATA_KINDS[route])
         return caller
 
     return authenticate
