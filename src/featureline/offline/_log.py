@@ -29,6 +29,7 @@ from featureline.errors import CommitConflict
 
 LOG = "_log.jsonl"
 LOCK = "_lock"
+_HEAD = 96  # bytes of the log's first line that identify it
 COMPACT_LOCK = "_compact.lock"
 PARTS = "parts"
 
@@ -110,29 +111,52 @@ class ViewLog:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._cache: tuple[float, int, list[Commit]] | None = None
+        # (stat key, the first bytes, bytes read: the end of the last whole line, commits,
+        # idempotency keys)
+        self._cache: (
+            tuple[tuple[int, int, int], bytes, int, list[Commit], dict[str, Commit]] | None
+        ) = None
 
     @property
     def log_path(self) -> Path:
         return self.root / LOG
 
-    def commits(self) -> list[Commit]:
-        """All committed batches, oldest first (a torn last line is ignored)."""
+    def _read(self) -> tuple[list[Commit], dict[str, Commit]]:
+        """The log, parsed incrementally: it only grows (a torn tail is cut back to the last
+        whole line, which was never read), so only the lines appended since are parsed."""
         try:
             st = self.log_path.stat()
         except FileNotFoundError:
-            return []
-        key = (st.st_mtime, st.st_size)
-        if self._cache is not None and self._cache[:2] == key:
-            return self._cache[2]
-        with open(self.log_path, encoding="utf-8") as fh:
+            return [], {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cache = self._cache
+        if cache is not None and cache[0] == key:
+            return cache[3], cache[4]
+        with open(self.log_path, "rb") as fh:
+            head = fh.read(_HEAD)
+            # the same file grown (a log removed and made again can reuse the inode number; its
+            # first line, holding the first commit's time, tells them apart)
+            if cache is not None and st.st_size >= cache[2] and head[: len(cache[1])] == cache[1]:
+                offset, base, keys = cache[2], cache[3], cache[4]
+            else:
+                offset, base, keys = 0, [], {}
+            fh.seek(offset)
             data = fh.read()
-        out = []
-        for line in data.split("\n")[:-1]:  # the text after the last newline is torn or empty
-            if line.strip():
-                out.append(Commit.from_json(line))
-        self._cache = (key[0], key[1], out)
-        return out
+        end = data.rfind(b"\n") + 1  # the text after the last newline is torn or being written
+        new = [Commit.from_json(x) for x in data[:end].decode("utf-8").split("\n") if x.strip()]
+        if new:
+            base, keys = base + new, dict(keys)
+            for c in new:
+                k = c.meta.get("idempotency_key")
+                if k is not None:
+                    keys.setdefault(k, c)
+        read = offset + end
+        self._cache = (key, head[:read], read, base, keys)
+        return base, keys
+
+    def commits(self) -> list[Commit]:
+        """All committed batches, oldest first (a torn last line is ignored)."""
+        return self._read()[0]
 
     def live_commits(self, as_of_us: int | None = None) -> list[Commit]:
         """The commits a reader at system time `as_of_us` (now when None) must read.
@@ -150,10 +174,7 @@ class ViewLog:
 
     def find_key(self, key: str) -> Commit | None:
         """The commit written with idempotency key `key`, if any (replaced ones included)."""
-        for c in self.commits():
-            if c.meta.get("idempotency_key") == key:
-                return c
-        return None
+        return self._read()[1].get(key)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -235,7 +256,6 @@ class ViewLog:
                 fh.flush()
                 os.fsync(fh.fileno())
             _fsync_dir(self.root)
-            self._cache = None
             return c
 
     def replace(self, parts: list[Part], replaces: list[int], meta: dict[str, Any]) -> Commit:
@@ -245,6 +265,13 @@ class ViewLog:
     def _repair_torn_tail(self) -> None:
         try:
             with open(self.log_path, "rb+") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                fh.seek(size - 1)
+                if fh.read(1) == b"\n":
+                    return  # whole lines only (the usual case): nothing more to read
+                fh.seek(0)
                 data = fh.read()
                 if data and not data.endswith(b"\n"):
                     fh.truncate(data.rfind(b"\n") + 1)
