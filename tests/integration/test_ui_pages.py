@@ -239,6 +239,14 @@ def test_a_definition_file_changed_since_the_apply_is_flagged(tmp_path: Path) ->
         later = time.time() + 5
         os.utime(defs, (later, later))
         assert pages.code("entity", "driver")["changed_since_apply"] is True  # type: ignore[index]
+        assert len(pages.entity("driver")["versions"]) == 1
+        defs.write_text(defs.read_text().replace("A driver of the fleet", "A fleet driver"))
+        store.apply()
+        after = pages.entity("driver")  # the cached catalog and history follow the apply
+        assert [v["definition"]["description"] for v in after["versions"]] == [
+            "A driver of the fleet",
+            "A fleet driver",
+        ]
         defs.write_text("this is not python (\n")
         assert pages.code("entity", "driver") is None  # a file that does not parse: not found
         assert pages.entity("driver")["code"] is None

@@ -95,7 +95,7 @@ def routes(ctx: ServerContext) -> list[Route]:
             return pages.entity(name)
         if kind == "feature_service":
             return pages.service(name)
-        if kind == "on_demand_feature_view" or name in ctx.store.catalog().odfvs:
+        if kind == "on_demand_feature_view" or pages.is_odfv(name):
             return pages.odfv(name)
         out = data.view(name)  # the caller's describe grant is checked there first
         out.update(pages.view_extra(name))
