@@ -251,11 +251,13 @@ class ViewLog:
             )
             if before_append is not None:
                 before_append()
+            created = not prev and not self.log_path.exists()
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(c.to_json() + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-            _fsync_dir(self.root)
+            if created:  # a new name in the folder (an append to the log is not one)
+                _fsync_dir(self.root)
             return c
 
     def replace(self, parts: list[Part], replaces: list[int], meta: dict[str, Any]) -> Commit:

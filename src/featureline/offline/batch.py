@@ -188,14 +188,17 @@ def _in_batch_shadow(stored: pa.Table, keys: list[str]) -> pa.Array:
     the greatest position in the batch (DESIGN §3: write sequence).
     """
     part_cols = [*keys, EVENT_TS]
+    if stored.num_rows <= ARROW_MAX_ROWS and not has_nulls(stored, part_cols):
+        winners = firsts(stored, part_cols, [CREATED_TS, SEQ])  # a push: sorted in memory
+        if len(winners) == stored.num_rows:  # no two rows tie (the common case)
+            return pa.nulls(stored.num_rows, pa.int64())
+        losers = np.ones(stored.num_rows, dtype=bool)
+        losers[winners] = False
+        values = np.full(stored.num_rows, NEVER_VISIBLE, dtype=np.int64)
+        return pa.array(values, mask=~losers)
     distinct = stored.select(part_cols).group_by(part_cols).aggregate([]).num_rows
     if distinct == stored.num_rows:  # no two rows tie (the common case): no DuckDB needed
         return pa.nulls(stored.num_rows, pa.int64())
-    if stored.num_rows <= ARROW_MAX_ROWS and not has_nulls(stored, part_cols):
-        losers = np.ones(stored.num_rows, dtype=bool)  # a push: sorted in memory
-        losers[firsts(stored, part_cols, [CREATED_TS, SEQ])] = False
-        values = np.full(stored.num_rows, NEVER_VISIBLE, dtype=np.int64)
-        return pa.array(values, mask=~losers)
     import duckdb
 
     con = duckdb.connect()
