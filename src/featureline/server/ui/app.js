@@ -177,7 +177,7 @@ async function viewPage(name) {
     (f.quarantined ? ` · ${fmt(f.quarantined)} rows quarantined` : "")));
   app.append(h("h2", {}, "Schema (v" + d.version + ")"),
     table(["field", "type", "description", "tags"], d.schema.map((f) => [f.name, f.dtype, f.description || "", fmt(f.tags && Object.keys(f.tags).length ? f.tags : "")])));
-  if (v.governance) app.append(...governanceSection(v.governance));
+  if (v.governance) app.append(...governanceSection(v.governance, v.name));
   app.append(h("h2", {}, "Statistics"));
   const stats = Object.entries(v.features);
   app.append(table(["feature", "type", "null rate", "distinct", "min", "p25", "median", "p75", "max", "mean", "histogram"],
@@ -189,7 +189,8 @@ async function viewPage(name) {
     const cols = Object.keys(v.preview[0]);
     app.append(h("h2", {}, "Preview (newest rows)"), h("div", { class: "scroll" }, table(cols, v.preview.map((r) => cols.map((c) => (Number.isInteger(r[c]) ? String(r[c]) : fmt(r[c])))), { id: "preview" })));
   }
-  app.append(h("h2", {}, "Versions"), table(["version", "fields", "owner"], v.versions.map((x) => ["v" + x.version, x.definition.schema.map((f) => f.name).join(", "), x.definition.owner])));
+  app.append(h("h2", {}, "Versions"), table(["version", "fields", "owner", ""], v.versions.map((x) => ["v" + x.version, x.definition.schema.map((f) => f.name).join(", "), x.definition.owner,
+    link(`view-lineage/${encodeURIComponent(v.name)}?version=${x.version}`, "lineage")]), { id: "view-versions" }));
   if (v.diffs.length) {
     app.append(h("h2", {}, "Changes between versions"), table(["from → to", "added", "removed", "retyped", "settings"],
       v.diffs.map((x) => [`v${x.from} → v${x.to}`, x.added.join(", "), x.removed.join(", "), x.changed.map((c) => `${c.field}: ${c.from} → ${c.to}`).join("; "),
@@ -444,7 +445,7 @@ function versionsSection(o) {
   return out;
 }
 
-function governanceSection(g) {
+function governanceSection(g, view) {
   const q = g.quarantine;
   const out = [h("h2", {}, "Constraints and quarantine")];
   const rules = [...g.field_constraints.map((c) => ({ ...c, on: c.field })), ...g.view_checks.map((c) => ({ ...c, on: "(view)" }))];
@@ -460,7 +461,8 @@ function governanceSection(g) {
     h("td", { class: "num", "data-constraint": c.constraint }, fmt(q.by_constraint[c.constraint] || 0))]), { id: "constraints" }));
   if (q.newest_rows && q.newest_rows.length) {
     const cols = Object.keys(q.newest_rows[0]).filter((c) => !c.startsWith("__"));
-    out.push(h("h3", {}, `Newest quarantined rows (${q.newest_rows.length} of ${fmt(q.rows)}; fix and replay them with featureline quarantine)`),
+    out.push(h("h3", {}, `Newest quarantined rows (${q.newest_rows.length} of ${fmt(q.rows)})`),
+      h("p", { class: "muted" }, "Fix them: ", h("code", {}, `featureline quarantine show ${view}`), ", then ", h("code", {}, `featureline quarantine replay ${view} --fixed FILE`), " lands those that pass."),
       h("div", { class: "scroll" }, table(["violates", ...cols, "quarantined"], q.newest_rows.map((r) => [h("td", { class: "bad" }, r.__violations.join(", ")),
         ...cols.map((c) => (Number.isInteger(r[c]) ? String(r[c]) : fmt(r[c]))), String(r.__quarantined_at).slice(0, 19)]), { id: "quarantine-rows" })));
   } else if (q.rows && q.newest_rows === null) {
