@@ -79,6 +79,7 @@ def test_every_object_page_loads_without_console_errors(site: dict[str, Any], pa
         "service": ("service/trip_scoring", "trip_scoring"),
         "service-versions": ("service/driver_activity", "driver_activity"),
         "odfv": ("odfv/expected_trips", "expected_trips"),
+        "odfv-by-view-route": ("view/expected_trips", "expected_trips"),
         "view-constraints": ("view/payments", "payments"),
         "view-code": ("view/driver_stats", "driver_stats"),
         "view-lineage": ("view-lineage/driver_stats", "Lineage of driver_stats"),
