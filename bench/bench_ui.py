@@ -2,7 +2,7 @@
 target <= 100 ms server time per search.
 
     PYTHONPATH=src python bench/bench_ui.py [--small]
-    PYTHONPATH=src python bench/bench_ui.py --stats [ROWS]   # a view's statistics page, 10M rows
+    PYTHONPATH=src python bench/bench_ui.py --stats [ROWS] [--reuse]  # a view's statistics page, 10M rows
     PYTHONPATH=src python bench/bench_ui.py --runs [N]       # comparison of 1,000 runs
 
 Applies a generated repo under bench/.data/ui (no rows: search reads the registry only), then times
@@ -13,6 +13,7 @@ the index from the registry) and the median and p95 of 200 searches of mixed que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import statistics
@@ -134,16 +135,18 @@ balances = FeatureView(
 """
 
 
-def run_stats(rows: int) -> dict[str, float]:
-    """A view's statistics page (GET /ui/api/views/{name}) on `rows` stored rows: the first
-    request (DuckDB profile, percentiles, histograms, rows by time), a cached one, and the first
-    one after a new commit (recomputed)."""
+def _stats_repo(rows: int, reuse: bool) -> tuple[Path, float]:
+    """The generated repo under bench/.data/ui/stats with `rows` rows in 2M-row commits (kept
+    with `reuse` when it holds them already); returns it and the ingest seconds."""
     import numpy as np
     import pyarrow as pa
 
-    from featureline.server import create_app
-
     root = DATA / "stats"
+    if reuse and (root / "featureline.yaml").exists():
+        with fl.FeatureStore(root) as store:
+            fv = store.get_feature_view("balances")
+            if sum(c.rows for c in store.offline.commits(fv.name, fv.version)) == rows:
+                return root, 0.0
     shutil.rmtree(root, ignore_errors=True)
     fl.init_repo(root, project="ui_stats", with_data=False)
     (root / "definitions.py").write_text(STATS_DEFS)
@@ -171,46 +174,114 @@ def run_stats(rows: int) -> dict[str, float]:
                     }
                 ),
             )
-    ingest_s = time.perf_counter() - t
+    return root, time.perf_counter() - t
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _reset_peak_mb() -> float:
+    """Reset the process's peak RSS to its current RSS (Linux: /proc/self/clear_refs), so that
+    the peak after is the computation's; returns the current RSS (MB)."""
+    with contextlib.suppress(OSError):  # elsewhere: the peak since the start
+        Path("/proc/self/clear_refs").write_text("5")
+    return _peak_mb()
+
+
+def _stats_child(mode: str, root: Path) -> dict[str, float]:
+    """In a fresh process (its peak RSS is the server's, not the ingest's). `page`: GET
+    /ui/api/views/balances first (statistics + preview + the rest of the page), cached, and
+    after a new commit; `stats`: the statistics alone (UiData._stats_for, a fresh cache);
+    `preview`: the preview alone."""
+    import duckdb  # noqa: F401  (imported before the baseline: the module is not the computation)
+    import numpy as np
+    import pyarrow as pa
+
+    from featureline.offline.engines.duckdb import DuckDBEngine
+    from featureline.server import create_app
+    from featureline.server._ui_data import UiData
+
     app = create_app(root)
-    path = "/ui/api/views/balances"
-    t = time.perf_counter()
-    body = asyncio.run(_call(app, path, ""))
-    first_ms = (time.perf_counter() - t) * 1000
-    assert body["rows"] == rows, body["rows"]
-    cached = []
-    for _ in range(5):
+    store = app.service.store
+    fv = store.check_read("balances", "describe")
+    engine = store.offline.engine
+    if isinstance(engine, DuckDBEngine):
+        engine.connection().close()  # the DuckDB database, before the baseline
+    out: dict[str, float] = {"base_rss_mb": _reset_peak_mb()}
+    w, c = time.perf_counter(), time.process_time()
+    if mode == "page":
+        path = "/ui/api/views/balances"
+        body = asyncio.run(_call(app, path, ""))
+        out["rows"] = body["rows"]
+    elif mode == "stats":
+        body = UiData(store)._stats_for(fv)
+        out["rows"] = body["rows"]
+    else:
+        store.preview(fv, 10)
+    out["first_ms"] = (time.perf_counter() - w) * 1000
+    out["first_cpu_ms"] = (time.process_time() - c) * 1000
+    out["peak_rss_mb"] = _peak_mb()
+    if mode == "page":
+        cached = []
+        for _ in range(5):
+            t = time.perf_counter()
+            asyncio.run(_call(app, path, ""))
+            cached.append((time.perf_counter() - t) * 1000)
+        out["cached_ms"] = statistics.median(cached)
+        start = np.datetime64("2025-01-01T00:00:00", "us")
+        store.ingest(
+            "balances",
+            pa.table(
+                {
+                    "account_id": [1],
+                    "event_timestamp": pa.array(np.array([start]), pa.timestamp("us", "UTC")),
+                    "balance": [1.0],
+                    "score": [0.5],
+                    "txns": [1],
+                }
+            ),
+        )
         t = time.perf_counter()
-        asyncio.run(_call(app, path, ""))
-        cached.append((time.perf_counter() - t) * 1000)
-    app.service.store.ingest(
-        "balances",
-        pa.table(
-            {
-                "account_id": [1],
-                "event_timestamp": pa.array(np.array([start]), pa.timestamp("us", "UTC")),
-                "balance": [1.0],
-                "score": [0.5],
-                "txns": [1],
-            }
-        ),
-    )
-    t = time.perf_counter()
-    after = asyncio.run(_call(app, path, ""))
-    new_commit_ms = (time.perf_counter() - t) * 1000
-    assert after["rows"] == rows + 1
-    app.service.store.close()
-    out = {
-        "rows": rows,
-        "ingest_s": ingest_s,
-        "first_ms": first_ms,
-        "cached_ms": statistics.median(cached),
-        "new_commit_ms": new_commit_ms,
-    }
+        after = asyncio.run(_call(app, path, ""))
+        out["new_commit_ms"] = (time.perf_counter() - t) * 1000
+        assert after["rows"] == out["rows"] + 1
+    store.close()
+    return out
+
+
+def run_stats(rows: int, reuse: bool = False) -> dict[str, float]:
+    """A view's statistics page (GET /ui/api/views/{name}) on `rows` stored rows: the first
+    request, a cached one, the first one after a new commit (recomputed), and the statistics and
+    the preview each alone; each measure in a fresh process after the ingest, with its peak RSS
+    (`reuse`: keep a generated repo that holds `rows` rows)."""
+    import subprocess
+
+    root, ingest_s = _stats_repo(rows, reuse)
+    out: dict[str, float] = {"rows": rows, "ingest_s": ingest_s}
+    for mode in ("stats", "preview", "page"):  # `page` adds a commit: last (--reuse regenerates)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--stats-child", mode, str(root)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.update({f"{mode}_{k}": v for k, v in got.items()})
+    assert out["stats_rows"] == out["page_rows"] == rows, out
     print(
-        f"view statistics page on {rows:,} rows (ingest {ingest_s:.1f} s): first {first_ms:.0f} ms, "
-        f"cached median {out['cached_ms']:.1f} ms, after a new commit {new_commit_ms:.0f} ms "
-        "(target <= 1 s, cached after the first)"
+        f"view statistics page on {rows:,} rows (ingest {ingest_s:.1f} s), each in a fresh process:\n"
+        f"  page first {out['page_first_ms']:.0f} ms (cpu {out['page_first_cpu_ms']:.0f} ms), "
+        f"cached median {out['page_cached_ms']:.1f} ms, after a new commit "
+        f"{out['page_new_commit_ms']:.0f} ms; peak RSS {out['page_peak_rss_mb']:.0f} MB "
+        f"(from {out['page_base_rss_mb']:.0f} MB)\n"
+        f"  statistics alone {out['stats_first_ms']:.0f} ms (cpu {out['stats_first_cpu_ms']:.0f} ms),"
+        f" peak RSS {out['stats_peak_rss_mb']:.0f} MB (from {out['stats_base_rss_mb']:.0f} MB)\n"
+        f"  preview alone {out['preview_first_ms']:.0f} ms (cpu {out['preview_first_cpu_ms']:.0f} ms),"
+        f" peak RSS {out['preview_peak_rss_mb']:.0f} MB (from {out['preview_base_rss_mb']:.0f} MB)\n"
+        "  (target <= 1 s, cached after the first)"
     )
     return out
 
@@ -295,8 +366,13 @@ if __name__ == "__main__":
         i = sys.argv.index("--runs")
         run_runs(int(sys.argv[i + 1]) if len(sys.argv) > i + 1 else 1000)
         sys.exit(0)
+    if "--stats-child" in sys.argv:
+        i = sys.argv.index("--stats-child")
+        print(json.dumps(_stats_child(sys.argv[i + 1], Path(sys.argv[i + 2]))))
+        sys.exit(0)
     if "--stats" in sys.argv:
         i = sys.argv.index("--stats")
-        run_stats(int(sys.argv[i + 1]) if len(sys.argv) > i + 1 else 10_000_000)
+        given = len(sys.argv) > i + 1 and sys.argv[i + 1].isdigit()
+        run_stats(int(sys.argv[i + 1]) if given else 10_000_000, reuse="--reuse" in sys.argv)
     else:
         run(small="--small" in sys.argv)

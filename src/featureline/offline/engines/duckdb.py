@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -230,14 +231,16 @@ class DuckDBEngine:
                         exprs[f"h{i}"] = (
                             f"histogram(floor(({c}::DOUBLE - {lo!r}) / {edges[f.name][2]!r}))"
                         )
-            r: dict[str, Any] = {}
-            if exprs:
-                cur = con.execute(
-                    f"SELECT {', '.join(f'{e} AS {a}' for a, e in exprs.items())} FROM {src}"
-                )
-                r = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
             buckets = _time_buckets(facts[EVENT_TS]) if by_time else None
-            superseded, per_bucket = _pairs_scan(con, src, view.join_keys, buckets)
+            r: dict[str, Any] = {}
+            with ThreadPoolExecutor(1) as pool:  # the keys' scan and its sort run alongside
+                pairs = pool.submit(self._pairs_scan, src, view.join_keys, buckets)
+                if exprs:
+                    cur = con.execute(
+                        f"SELECT {', '.join(f'{e} AS {a}' for a, e in exprs.items())} FROM {src}"
+                    )
+                    r = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
+                superseded, per_bucket = pairs.result()
         finally:
             con.close()
         ev = facts[EVENT_TS]
@@ -283,6 +286,15 @@ class DuckDBEngine:
                 ),
             }
         return out
+
+    def _pairs_scan(
+        self, src: str, keys: list[str], buckets: tuple[str, int, int] | None
+    ) -> tuple[int, Any]:
+        con = self.connection()
+        try:
+            return _pairs_scan(con, src, keys, buckets)
+        finally:
+            con.close()
 
     def close(self) -> None:
         with self._lock:
@@ -373,12 +385,30 @@ def _footer_facts(
                 s.nulls += st.null_count
                 if st.num_values == 0:  # only nulls: no min/max to take
                     continue
-                if not st.has_min_max:
+                lo, hi = _footer_range(st)
+                if lo is None:
                     s.known = False
                     break
-                s.lo = st.min if s.lo is None else min(s.lo, st.min)
-                s.hi = st.max if s.hi is None else max(s.hi, st.max)
+                s.lo = lo if s.lo is None else min(s.lo, lo)
+                s.hi = hi if s.hi is None else max(s.hi, hi)
     return rows, facts
+
+
+def _footer_range(st: Any) -> tuple[Any, Any]:
+    """A row group's (min, max) from its statistics' physical values — pyarrow's own conversion
+    of a timestamp imports pandas —, or (None, None) when it has none we can read."""
+    if not st.has_min_max or st.physical_type not in ("INT64", "DOUBLE", "BOOLEAN"):
+        return None, None
+    logical = st.logical_type.type
+    if logical == "TIMESTAMP":
+        if '"timeUnit":"microseconds"' not in st.logical_type.to_json():
+            return None, None
+        from featureline._time import from_us
+
+        return from_us(st.min_raw), from_us(st.max_raw)
+    if logical != "NONE":
+        return None, None
+    return st.min_raw, st.max_raw
 
 
 def _scan_facts(con: Any, src: str, columns: list[str], facts: dict[str, _Facts]) -> None:
