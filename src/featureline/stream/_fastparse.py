@@ -88,18 +88,21 @@ class FastParser:
         if not self.enabled or not messages:
             return None
         limit = self.max_bytes
-        for m in messages:  # one object per line, so row i is message i (checked below)
-            d = m.data
-            if (
-                m.problem
-                or len(d) > limit
-                or d[:1] != b"{"
-                or d[-1:] != b"}"
-                or b"\n" in d
-                or b"\r" in d
-            ):
-                return None
-        buf = b"\n".join(m.data for m in messages)
+        n = len(messages)
+        datas = [m.data for m in messages]
+        if any(m.problem for m in messages) or max(map(len, datas)) > limit:
+            return None
+        buf = b"\n".join(datas)
+        # one object per line, so row i is message i: no line break inside a payload, and
+        # every payload starts with `{` and ends with `}` (a blank one breaks the `}\n{` count)
+        if (
+            buf.count(b"\n") != n - 1
+            or b"\r" in buf
+            or buf[:1] != b"{"
+            or buf[-1:] != b"}"
+            or buf.count(b"}\n{") != n - 1
+        ):
+            return None
         # what Arrow's reader takes and strict JSON (the per-message path) does not
         if b"NaN" in buf or b"Infinity" in buf:
             return None

@@ -99,7 +99,19 @@ class RedisStreamBroker:
                 consumername=self.consumer,
             )
             deliveries = {d["message_id"]: int(d["times_delivered"]) for d in info}
-        out = []
+        out: list[Message] = []
+        append = out.append
+        data_key = b"data"
+        if not deliveries:  # new entries (the hot path): delivered once, a `data` field each
+            for eid, fields in entries:
+                if type(fields) is list and len(fields) == 2 and fields[0] == data_key:
+                    sid = eid.decode()
+                    append(Message(sid, fields[1], int(sid[: sid.index("-")]) * 1000))
+                else:
+                    break
+            else:
+                return out
+            out.clear()  # an unusual entry: all through the general path below
         for eid, fields in entries:
             sid = eid.decode() if isinstance(eid, bytes) else str(eid)
             if isinstance(fields, dict):
