@@ -77,6 +77,7 @@ class _Sql:
     """The statements of one table, built once."""
 
     __slots__ = (
+        "any_due",
         "count",
         "create",
         "delete",
@@ -117,6 +118,7 @@ class _Sql:
             f"WHERE substr(excluded.value, 1, {ORDER_BYTES}) > substr({t}.value, 1, {ORDER_BYTES})"
         )
         self.unstage = f"DELETE FROM {s} WHERE due <= ?"
+        self.any_due = f"SELECT 1 FROM {s} WHERE due <= ? LIMIT 1"
         # the written value, and the greatest due staged one (looked up only when any exists)
         self.one = (
             f"SELECT (SELECT value FROM {t} WHERE key = ?1), CASE WHEN (SELECT 1 FROM {s} LIMIT 1)"
@@ -322,6 +324,13 @@ class SqliteOnlineStore:
     def promote(self, table: str, now_us: int | None = None) -> int:
         sql = self._statements(table)
         due = bytearray(due_bytes(now_us))
+        try:  # nothing due (the usual case): no write transaction, no fsync
+            if self._reader().execute(sql.any_due, (due,)).fetchone() is None:
+                return 0
+        except sqlite3.OperationalError as e:
+            if _no_table(e):
+                return 0
+            raise self._error(e) from e
 
         def apply(db: sqlite3.Connection) -> int:
             try:
