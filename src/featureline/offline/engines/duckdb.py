@@ -234,7 +234,7 @@ class DuckDBEngine:
             buckets = _time_buckets(facts[EVENT_TS]) if by_time else None
             r: dict[str, Any] = {}
             with ThreadPoolExecutor(1) as pool:  # the keys' scan and its sort run alongside
-                pairs = pool.submit(self._pairs_scan, src, view.join_keys, buckets)
+                pairs = pool.submit(self._pairs_scan, src, view.join_keys, buckets, n)
                 if exprs:
                     cur = con.execute(
                         f"SELECT {', '.join(f'{e} AS {a}' for a, e in exprs.items())} FROM {src}"
@@ -288,11 +288,11 @@ class DuckDBEngine:
         return out
 
     def _pairs_scan(
-        self, src: str, keys: list[str], buckets: tuple[str, int, int] | None
+        self, src: str, keys: list[str], buckets: tuple[str, int, int] | None, rows: int
     ) -> tuple[int, Any]:
         con = self.connection()
         try:
-            return _pairs_scan(con, src, keys, buckets)
+            return _pairs_scan(con, src, keys, buckets, rows)
         finally:
             con.close()
 
@@ -464,7 +464,7 @@ def _rows_by_time(buckets: tuple[str, int, int], counts: Any) -> dict[str, Any]:
 
 
 def _pairs_scan(
-    con: Any, src: str, keys: list[str], buckets: tuple[str, int, int] | None
+    con: Any, src: str, keys: list[str], buckets: tuple[str, int, int] | None, rows: int
 ) -> tuple[int, Any]:
     """One scan of the keys and event times: the superseded rows, and with `buckets` the rows
     per time bucket (a NumPy array by bucket number).
@@ -478,9 +478,23 @@ def _pairs_scan(
     cols = [f"hash({pair}) AS h"]
     if buckets is not None:  # from the origin on: // floors
         cols.append(f"((epoch_us({EVENT_TS}) - {buckets[1]}) // {buckets[2]})::INTEGER AS b")
-    found = con.sql(f"SELECT {', '.join(cols)} FROM {src}").fetchnumpy()
-    per_bucket = np.bincount(found.pop("b")) if buckets is not None else None
-    h = np.asarray(found.pop("h"), dtype=np.uint64)
+    h = np.empty(rows, np.uint64)  # filled batch by batch: no second copy of the result
+    per_bucket = np.zeros(0, np.int64)
+    at = 0
+    for batch in con.sql(f"SELECT {', '.join(cols)} FROM {src}").to_arrow_reader(1 << 20):
+        k = batch.num_rows
+        if at + k > h.size:  # more rows than `rows` (a caller's estimate): grow
+            h = np.concatenate([h[:at], np.empty(max(k, 2 * h.size - at), np.uint64)])
+        h[at : at + k] = batch.column(0).to_numpy()
+        if buckets is not None:
+            found = np.bincount(batch.column(1).to_numpy())
+            if found.size > per_bucket.size:
+                per_bucket = np.concatenate(
+                    [per_bucket, np.zeros(found.size - per_bucket.size, np.int64)]
+                )
+            per_bucket[: found.size] += found
+        at += k
+    h = h[:at]
     h.sort()
     repeated = h[1:][h[1:] == h[:-1]]
     del h
