@@ -205,3 +205,18 @@ def test_reads_are_sampled_for_the_audit_at_the_configured_rate(tmp_path: Path) 
     assert share(0.0) == 0.0 and share(1.0) == 1.0
     assert 0.085 < share(0.1) < 0.115
     assert 0.005 < share(0.01, 100_000) < 0.015
+
+
+def test_sdk_reads_are_audited_at_the_configured_rate(repo: Path) -> None:
+    """Through the read path (its decision held after the first read): a read is sampled once,
+    not once by the fast path and again by the full check."""
+    yaml = repo / "featureline.yaml"
+    yaml.write_text(yaml.read_text() + "  audit:\n    read_sample_rate: 0.2\n")
+    with fl.FeatureStore(repo, principal=Principal("p", ("reader",))) as s:
+        for _ in range(3000):
+            s.get_online_features(READ, ROW)
+        audit = s.authorizer.audit  # type: ignore[union-attr]
+        assert audit is not None
+        reads = audit.query(action="read_online", principal="p")
+    assert 480 <= len(reads) <= 720, len(reads)  # 600 expected; sd 22
+    assert {e["result"] for e in reads} == {"allowed"}

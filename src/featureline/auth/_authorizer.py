@@ -147,9 +147,17 @@ class Caller:
     ) -> None:
         """`service`: the feature service the read names, if any (a grant of `action` on it
         covers the views it reads; see `Authorizer.check_read`)."""
-        self.authorizer.check_read(
-            self.principal, action, views, features, cache_key, current, service
-        )
+        a, p = self.authorizer, self.principal
+        if cache_key is not None and current is not None:  # the hot path: a decision held
+            name = None if service is None else service.name
+            d = a._decisions.get((p.key, action, current, cache_key, name))
+            if d is not None and d.allowed:
+                a.alive(p)
+                audit = a.audit
+                if audit is not None and audit.sample_read():
+                    a._audit_read(p, action, views, service, d)
+                return
+        a.check_read(p, action, views, features, cache_key, current, service)
 
     def check_write(self, action: str, view: FeatureView) -> None:
         a = self.authorizer
@@ -370,12 +378,22 @@ class Authorizer:
                 self._remember(key, d)
         audit = self.audit
         if audit is not None and (not d.allowed or audit.sample_read()):
-            names = ",".join(dict.fromkeys(v.name for v in views))
-            if service is not None:
-                names = f"{names} (feature_service:{service.name})"
-            self._audit(principal, action, f"feature_view:{names}", d, True)
+            self._audit_read(principal, action, views, service, d)
         if not d.allowed:
             raise PermissionDeniedError(_denied(d))
+
+    def _audit_read(
+        self,
+        principal: Principal,
+        action: str,
+        views: Sequence[FeatureView],
+        service: FeatureService | None,
+        d: Decision,
+    ) -> None:
+        names = ",".join(dict.fromkeys(v.name for v in views))
+        if service is not None:
+            names = f"{names} (feature_service:{service.name})"
+        self._audit(principal, action, f"feature_view:{names}", d, True)
 
     def check_any(
         self, principal: Principal, actions: tuple[str, ...], kind: str | tuple[str, ...]
