@@ -145,12 +145,12 @@ class DuckDBEngine:
     ) -> Iterator[pa.Table]:
         feats = [f.name for f in view.features]
         keys = view.join_keys
+        if stored.num_rows <= ARROW_MAX_ROWS and not has_nulls(stored, keys):  # a push: a sort
+            return _slices(_arrow_winners(stored, keys, feats, ingested_at_us, now_us), chunk_rows)
         if stored.select(keys).group_by(keys).aggregate([]).num_rows == stored.num_rows:
             # one row per key (a typical push): every row is its key's winner, also with
             # `now_us` (a row dated ahead comes back as itself); no DuckDB query needed
             return _slices(_as_winners(stored, keys, feats, ingested_at_us), chunk_rows)
-        if stored.num_rows <= ARROW_MAX_ROWS and not has_nulls(stored, keys):  # a push: a sort
-            return _slices(_arrow_winners(stored, keys, feats, ingested_at_us, now_us), chunk_rows)
         cols = [
             *(q(k) for k in view.join_keys),
             EVENT_TS,
