@@ -120,17 +120,21 @@ def test_the_token_cache_is_bounded_and_entries_are_reverified_after_the_ttl(
 
     monkeypatch.setattr(store, "_one", counted)
     try:
-        secrets = [store.create(f"bot{i}", ["reader"])[0] for i in range(5)]
+        made = [store.create(f"bot{i}", ["reader"]) for i in range(5)]
+        secrets = [secret for secret, _ in made]
         for s in secrets:
             store.verify(s)
         assert len(store._cache) <= 3 and len(store._live) <= 3
         assert set(store._cache) == set(secrets[-3:])  # the oldest dropped first
         n = len(lookups)
         store.verify(secrets[-1])
-        assert len(lookups) == n  # a hit: no query
+        assert store.expiry(made[-1][1].id) is None
+        assert len(lookups) == n  # hits: no query
         monkeypatch.setattr(_tokens, "CACHE_TTL_SECONDS", 0.0)
         store.verify(secrets[-1])
         assert len(lookups) == n + 1  # past the TTL: verified again
+        store.expiry(made[-1][1].id)
+        assert len(lookups) == n + 2  # and looked at again
     finally:
         store.close()
 

@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 """
 K = TypeVar("K")
 V = TypeVar("V")
-_UNSEEN: Any = object()
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -108,8 +107,8 @@ class TokenStore(ABC):
         self._lock = threading.Lock()
         # token -> (principal, its expiry, monotonic time verified); valid for one generation
         self._cache: dict[str, tuple[Principal, float | None, float]] = {}
-        # token id -> its expiry: the tokens seen unrevoked in this generation
-        self._live: dict[str, float | None] = {}
+        # token id -> (its expiry, monotonic time looked at): seen unrevoked in this generation
+        self._live: dict[str, tuple[float | None, float]] = {}
         self._marker: Any = None
         self._checked = -RECHECK_SECONDS
         self._gen = 0
@@ -209,7 +208,8 @@ class TokenStore(ABC):
             with self._lock:
                 if self._gen == gen:  # nothing revoked since the lookup began: cache it
                     _bounded(self._cache, token, hit)
-                    _bounded(self._live, principal.via.removeprefix("token:"), expires_at)
+                    token_id = principal.via.removeprefix("token:")
+                    _bounded(self._live, token_id, (expires_at, verified))
         principal, expires_at, _ = hit
         if expires_at is not None and expires_at <= time.time():
             raise _expired(principal.via.removeprefix("token:"))
@@ -217,13 +217,14 @@ class TokenStore(ABC):
 
     def expiry(self, token_id: str) -> float | None:
         """The expiry of token `token_id` (verified before), as stored now; 401 if it has been
-        revoked (or deleted) since. A dict lookup; a query once per generation (what holds a
-        principal for a while, e.g. `FeatureStore(token=...)`, checks it on each use)."""
-        stale = time.monotonic() - self._checked >= RECHECK_SECONDS
-        gen = self.generation() if stale else self._gen
-        expires_at = self._live.get(token_id, _UNSEEN)
-        if expires_at is not _UNSEEN:
-            return expires_at
+        revoked (or deleted) since. A dict lookup; a query once per generation and at least every
+        CACHE_TTL_SECONDS (what holds a principal for a while, e.g. `FeatureStore(token=...)` or
+        the HTTP hook, checks it on each use)."""
+        now = time.monotonic()
+        gen = self.generation() if now - self._checked >= RECHECK_SECONDS else self._gen
+        held = self._live.get(token_id)
+        if held is not None and now - held[1] < CACHE_TTL_SECONDS:
+            return held[0]
         row = self._one(token_id)  # name, roles, secret_sha256, expires_at, revoked_at
         if row is None:
             raise UnauthenticatedError(f"API token `{token_id}` no longer exists.")
@@ -231,7 +232,7 @@ class TokenStore(ABC):
             raise UnauthenticatedError(f"API token `{token_id}` was revoked.")
         with self._lock:
             if self._gen == gen:  # nothing revoked since the query began
-                _bounded(self._live, token_id, row[3])
+                _bounded(self._live, token_id, (row[3], now))
         return row[3]
 
     def _lookup(self, token: str) -> tuple[Principal, float | None]:
