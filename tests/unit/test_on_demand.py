@@ -112,3 +112,14 @@ def test_changed_code_refused_until_applied(tmp_path: Path) -> None:
     assert fresh.get_online_features(["doubled:double"], {"driver_id": [1]}).to_dict()[
         "double"
     ] == [1.5]
+
+
+def test_a_feature_service_may_name_an_on_demand_output(tmp_path: Path) -> None:
+    driver, view = driver_defs(ttl=timedelta(days=1))
+    od = _odfv(view)
+    svc = fl.FeatureService("scoring", features=["driver_stats:rate", f"{od.name}:score"])
+    store = new_store(tmp_path, driver, view, od, svc)  # apply crashed (AttributeError) before
+    assert [s.name for s in store.list_feature_services()] == ["scoring"]
+    bad = fl.FeatureService("bad", features=[f"{od.name}:scor"])
+    with pytest.raises(FeaturelineError, match="unknown feature `trip_score:scor`"):
+        store.apply([driver, view, od, svc, bad])

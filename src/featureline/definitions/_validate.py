@@ -239,7 +239,8 @@ def _ref_problems(where: str, ref: str, views: dict[str, FeatureView]) -> list[s
     view = view.split("@")[0]
     if view not in views:
         return [f"{where} references unknown feature view `{view}`.{did_you_mean(view, views)}"]
-    names = views[view].feature_names
+    obj = views[view]  # a feature view, or an on-demand view (its outputs)
+    names = getattr(obj, "feature_names", None) or [f.name for f in obj.features]
     if feat not in names:
         return [
             f"{where} references unknown feature `{ref}`.{did_you_mean(feat, names)} Features of `{view}`: {', '.join(names)}."
