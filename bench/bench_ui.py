@@ -224,6 +224,13 @@ def _stats_child(mode: str, root: Path) -> dict[str, float]:
     out["first_ms"] = (time.perf_counter() - w) * 1000
     out["first_cpu_ms"] = (time.process_time() - c) * 1000
     out["peak_rss_mb"] = _peak_mb()
+    if mode == "stats":  # twice more, each with a fresh cache: the spread on a shared machine
+        again = []
+        for _ in range(2):
+            t = time.perf_counter()
+            UiData(store)._stats_for(fv)
+            again.append((time.perf_counter() - t) * 1000)
+        out["again_ms"] = min(again)
     if mode == "page":
         cached = []
         for _ in range(5):
@@ -278,7 +285,8 @@ def run_stats(rows: int, reuse: bool = False) -> dict[str, float]:
         f"{out['page_new_commit_ms']:.0f} ms; peak RSS {out['page_peak_rss_mb']:.0f} MB "
         f"(from {out['page_base_rss_mb']:.0f} MB)\n"
         f"  statistics alone {out['stats_first_ms']:.0f} ms (cpu {out['stats_first_cpu_ms']:.0f} ms),"
-        f" peak RSS {out['stats_peak_rss_mb']:.0f} MB (from {out['stats_base_rss_mb']:.0f} MB)\n"
+        f" peak RSS {out['stats_peak_rss_mb']:.0f} MB (from {out['stats_base_rss_mb']:.0f} MB);"
+        f" computed twice more: best {out['stats_again_ms']:.0f} ms\n"
         f"  preview alone {out['preview_first_ms']:.0f} ms (cpu {out['preview_first_cpu_ms']:.0f} ms),"
         f" peak RSS {out['preview_peak_rss_mb']:.0f} MB (from {out['preview_base_rss_mb']:.0f} MB)\n"
         "  (target <= 1 s, cached after the first)"
