@@ -68,20 +68,23 @@ def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> Gated
 
 def _quarantine_hook(
     target: WriteTarget, view: FeatureView, gated: Gated, key: str | None
-) -> Callable[[], None] | None:
+) -> Callable[[], dict[str, str]] | None:
     """Store the bad rows inside the offline commit (`before_append`: under the view's writer
-    lock, just before the commit line; not called when the idempotency key was seen)."""
+    lock, just before the commit line; not called when the idempotency key was seen). The
+    commit names the quarantine batch, so a file whose commit line never followed (a writer
+    killed between the two) is not counted, and its retry does not quarantine the rows twice."""
     if not gated.quarantined:
         return None
     from featureline._time import now_us
     from featureline.quality import quarantine
 
-    def before_append() -> None:
+    name = quarantine.batch_name(key)
+
+    def before_append() -> dict[str, str]:
         commits = target.offline.log(view.name, view.version).commits()
         seq = commits[-1].seq + 1 if commits else 1
-        quarantine.store(
-            target.offline.root, view, gated, seq, quarantine.batch_name(key), now_us()
-        )
+        quarantine.store(target.offline.root, view, gated, seq, name, now_us())
+        return {quarantine.COMMIT_META: name}
 
     return before_append
 
@@ -223,12 +226,13 @@ def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None)
             seen += b.num_rows
             yield g.land
 
-    def before_append() -> None:
+    def before_append() -> dict[str, str] | None:
         if bad:
             merged = Gated(pa.table({}), pa.concat_tables(bad, promote_options="permissive"))
             hook = _quarantine_hook(target, view, merged, key)
             if hook is not None:
-                hook()
+                return hook()
+        return None
 
     result = chunked.ingest_chunks(
         target.offline,

@@ -558,3 +558,34 @@ def test_a_large_file_is_gated_chunk_by_chunk_in_one_commit(
     assert held is not None
     assert sorted(held.column("__row").to_pylist()) == [1, 4, 7]  # positions in the file
     assert set(held.column("__commit").to_pylist()) == {r.commit}
+
+
+def test_a_writer_killed_between_quarantine_and_commit_line_counts_nothing_and_retries_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bad rows are stored just before the commit line; a writer killed between the two
+    left them counted although nothing was acknowledged, and a retry (no key: a new batch
+    name) quarantined them twice: rows in != landed + quarantined."""
+    from featureline.offline._log import ViewLog
+
+    store = new_store(tmp_path, *_view())
+    t = _batch([1, 2, 3], [utc(2025, 1, 1)] * 3, [5.0, -1.0, None], ["ams", "ams", "ber"])
+    real_store = quarantine.store
+
+    def store_then_die(*a: Any, **k: Any) -> int:
+        real_store(*a, **k)
+        raise KeyboardInterrupt("killed after the quarantine file, before the commit line")
+
+    monkeypatch.setattr(quarantine, "store", store_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        store.ingest("payments", t)
+    monkeypatch.setattr(quarantine, "store", real_store)
+    assert quarantine.count(store.offline.root) == {"payments": 0}  # nothing acknowledged
+    assert quarantine.read(store.offline.root, "payments") is None
+    r = store.ingest("payments", t)  # the client's retry
+    assert (r.rows, r.quarantined) == (1, 2)
+    assert quarantine.count(store.offline.root) == {"payments": 2}  # once
+    assert quarantine.summary(store.offline.root)["payments"]["rows"] == 2
+    view = store.get_feature_view("payments")
+    (c,) = ViewLog(store.offline.root / "payments" / f"v{view.version}").commits()
+    assert c.meta[quarantine.COMMIT_META]  # the commit names its quarantine batch

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import replace as with_fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -87,7 +88,7 @@ class TableLog(Protocol):
         write_parts: Callable[[], list[Part]],
         meta: dict[str, Any] | None = None,
         replaces: list[int] | None = None,
-        before_append: Callable[[], None] | None = None,
+        before_append: Callable[[], Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Commit:
         """Append one commit (parts become visible at once); the same idempotency key twice is one commit."""
@@ -211,7 +212,7 @@ class ViewLog:
         write_parts: Callable[[], list[Part]],
         meta: dict[str, Any] | None = None,
         replaces: list[int] | None = None,
-        before_append: Callable[[], None] | None = None,
+        before_append: Callable[[], Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Commit:
         """Write parts (under the lock), then make them visible with one log line.
@@ -249,8 +250,10 @@ class ViewLog:
                 meta or {},
                 replaces or [],
             )
-            if before_append is not None:
-                before_append()
+            if before_append is not None:  # may name facts to keep in the commit's meta
+                extra = before_append()
+                if isinstance(extra, dict) and extra:
+                    c = with_fields(c, meta={**c.meta, **extra})
             created = not prev and not self.log_path.exists()
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(c.to_json() + "\n")

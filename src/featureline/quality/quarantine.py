@@ -38,6 +38,7 @@ from featureline.quality.constraints import evaluate
 from featureline.quality.gate import REASONS, ROW, Gated
 
 __all__ = [
+    "COMMIT_META",
     "ID",
     "META",
     "ReplayResult",
@@ -134,13 +135,48 @@ def store(
         table = table.append_column(k, v)
     d = folder(offline_root, view.name)
     d.mkdir(parents=True, exist_ok=True)
-    _write_atomically(d / f"{batch}.parquet", table)
+    stem = batch if commit is None else f"{batch}.c{commit}.v{view.version}"
+    _write_atomically(d / f"{stem}.parquet", table)
     return n
 
 
+COMMIT_META = "quarantine"
+"""Key of the commit meta naming the quarantine batch stored with the commit."""
+_LOGS: dict[Path, Any] = {}  # ViewLogs by folder (each parses its log incrementally), bounded
+
+
+def _confirmed(offline_root: Path, view: str, f: Path) -> bool:
+    """A file `<batch>.c<seq>.v<version>` counts once commit `seq` of the view version is in the
+    log and names `<batch>` (the file is written just before the commit line, under the
+    writer lock); a file without a commit (every row of the batch quarantined) is the write."""
+    parts = f.name[: -len(".parquet")].split(".")
+    if len(parts) != 3:
+        return True
+    from featureline.offline._log import ViewLog
+
+    try:
+        seq, version = int(parts[1][1:]), int(parts[2][1:])
+    except ValueError:
+        return True
+    at = offline_root / view / f"v{version}"
+    log = _LOGS.get(at)
+    if log is None:
+        if len(_LOGS) >= 256:
+            _LOGS.clear()
+        log = _LOGS[at] = ViewLog(at)
+    commits = log.commits()
+    c = commits[seq - 1] if 0 < seq <= len(commits) else None
+    if c is None or c.seq != seq:
+        c = next((x for x in commits if x.seq == seq), None)
+    return c is not None and c.meta.get(COMMIT_META) == parts[0]
+
+
 def _files(offline_root: Path, view: str) -> list[Path]:
+    """The view's quarantine files that count (see `_confirmed`), oldest name first."""
     d = folder(offline_root, view)
-    return sorted(d.glob("*.parquet")) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    return [f for f in sorted(d.glob("*.parquet")) if _confirmed(offline_root, view, f)]
 
 
 def read(offline_root: Path, view: str) -> pa.Table | None:
