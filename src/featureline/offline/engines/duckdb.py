@@ -341,6 +341,7 @@ PROFILE_SAMPLE = 8192  # rows of the reservoir sample that `profile`'s percentil
 _NUMERIC = ("Int64", "Float64")  # features with a mean, percentiles and a histogram
 _FOOTER_TYPES = ("Int64", "Float64", "Bool", "Timestamp")  # exact min/max in Parquet statistics
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
+_PAIRS_BATCH = 1 << 20  # rows per Arrow batch of the keys' scan
 
 
 @dataclass
@@ -481,7 +482,7 @@ def _pairs_scan(
     h = np.empty(rows, np.uint64)  # filled batch by batch: no second copy of the result
     per_bucket = np.zeros(0, np.int64)
     at = 0
-    for batch in con.sql(f"SELECT {', '.join(cols)} FROM {src}").to_arrow_reader(1 << 20):
+    for batch in con.sql(f"SELECT {', '.join(cols)} FROM {src}").to_arrow_reader(_PAIRS_BATCH):
         k = batch.num_rows
         if at + k > h.size:  # more rows than `rows` (a caller's estimate): grow
             h = np.concatenate([h[:at], np.empty(max(k, 2 * h.size - at), np.uint64)])
