@@ -63,8 +63,13 @@ def test_stream_events_pass_the_gate(tmp_path: Path, redis_url: str, gate: str) 
         ]
     )
     w = StreamWorker(store, consumer="w", batch_size=100)
-    w.run(once=True, max_seconds=30)
+    (stats,) = w.run(once=True, max_seconds=30)
     w.close()
+    # events in = landed + quarantined + dead-lettered, and the counters say which
+    assert (stats.written, stats.quarantined, stats.dead_letters) == (
+        (5, 2, 0) if gate == "quarantine" else (3, 0, 2)
+    )
+    assert stats.snapshot()["quarantined"] == stats.quarantined
     online = store.get_online_features(["tx:amount"], {"user_id": list(range(5))}).to_dict()
     assert online["amount"] == [1.0, None, 2.0, None, 3.0]
     held = store.quarantined_rows("tx")

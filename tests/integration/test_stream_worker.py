@@ -231,6 +231,7 @@ def _check_metrics(repo: Path, written: int, dead: int) -> None:
     labels = '{consumer="w1",view="tx"}'
     assert f"featureline_stream_written_total{labels} {float(written)}" in text
     assert f"featureline_stream_dead_letters_total{labels} {float(dead)}" in text
+    assert f"featureline_stream_quarantined_total{labels} 0.0" in text  # no gate rule broken
     assert 'featureline_stream_lag{consumer="w1",kind="waiting",view="tx"} 0.0' in text
     assert "featureline_stream_publish_to_servable_seconds{" in text
 

@@ -86,6 +86,8 @@ def stream(
                 f"dead letters {s.dead_letters:,}, written {s.written:,} in {s.batches:,} "
                 f"batches ({s.replayed:,} replayed)"
             )
+            if s.quarantined:
+                line += f", {s.quarantined:,} quarantined by the gate"
             if q:
                 line += f", publish->servable p50 {q[0.5] * 1e3:.0f} ms p99 {q[0.99] * 1e3:.0f} ms"
             if s.errors:
@@ -98,7 +100,9 @@ def stream(
     )
     total = sum(s.written for s in stats)
     dead = sum(s.dead_letters for s in stats)
+    held = sum(s.quarantined for s in stats)
     out.print(
-        f"Done: {total:,} events written, {dead:,} dead-lettered in {time.monotonic() - t0:.1f} s.",
+        f"Done: {total:,} events written ({held:,} of them quarantined by the gate), "
+        f"{dead:,} dead-lettered in {time.monotonic() - t0:.1f} s.",
         markup=False,
     )

@@ -134,6 +134,7 @@ class StreamCollector(Collector):
 
     _COUNTERS = (
         ("written", "Events a stream worker pushed and acknowledged."),
+        ("quarantined", "Of the events written, those the view's ingestion gate quarantined."),
         ("dead_letters", "Events a stream worker moved to the dead-letter stream."),
         ("errors", "Failed stream-worker steps (retried)."),
         ("replayed", "Batches that were already committed (redelivered): one commit each."),

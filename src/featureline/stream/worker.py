@@ -81,7 +81,8 @@ class StreamStats:
     group: str
     consumer: str
     read: int = 0  # messages delivered to this worker (redeliveries included)
-    written: int = 0  # events pushed (rows of acknowledged batches)
+    written: int = 0  # events pushed (rows of acknowledged batches), quarantined ones included
+    quarantined: int = 0  # of those, rows the view's gate kept in quarantine (not landed)
     dead_letters: int = 0
     batches: int = 0
     replayed: int = 0  # batches already committed (a redelivered batch): one commit
@@ -125,6 +126,7 @@ class StreamStats:
             "consumer": self.consumer,
             "read": self.read,
             "written": self.written,
+            "quarantined": self.quarantined,
             "dead_letters": self.dead_letters,
             "batches": self.batches,
             "replayed": self.replayed,
@@ -429,6 +431,8 @@ class StreamWorker:
             )
         if result.replayed:
             lane.stats.replayed += 1
+        else:  # a replayed batch's quarantined rows were counted when it was first written
+            lane.stats.quarantined += result.quarantined
         return []
 
     def close(self) -> None:
