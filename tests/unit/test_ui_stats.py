@@ -306,3 +306,41 @@ def test_superseded_rows_of_a_two_key_view_and_rows_by_month(tmp_path: Path) -> 
     assert [(b["start"].year, b["start"].month) for b in by_time["buckets"]] == months
     assert all(b["start"].day == 1 and b["start"].hour == 0 for b in by_time["buckets"])
     assert sum(b["rows"] for b in by_time["buckets"]) == t.num_rows
+
+
+def test_commits_apart_in_event_time_need_no_keys_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day-by-day batches (no two commits' event times overlap), each with ties in it: the
+    superseded rows are the rows their commit marked (the footers say how many), exactly; a
+    batch reaching back into an earlier day brings the keys' scan back, still exact."""
+    account, view = _view()
+    rng = np.random.default_rng(8)
+    days = []
+    for d in range(3):
+        b = _batch(rng, 2_000)
+        shift = pa.scalar(timedelta(days=21 * d), pa.duration("us"))
+        days.append(b.set_column(1, "event_timestamp", pc.add(b.column("event_timestamp"), shift)))
+    with new_store(tmp_path, account, view) as store:
+        for b in days:
+            store.ingest("acct", b)
+        engine = store.offline.engine
+        scans: list[int] = []
+        real = engine._pairs_scan  # type: ignore[attr-defined]
+
+        def counted(*args: Any) -> Any:
+            scans.append(1)
+            return real(*args)
+
+        monkeypatch.setattr(engine, "_pairs_scan", counted)
+        data = UiData(store)
+        fv = store.get_feature_view("acct")
+        stats = data._stats_for(fv)
+        assert scans == [] and stats["superseded_rows"] > 0
+        want = _expected(days)
+        assert stats["superseded_rows"] == want["superseded"]
+        assert [b["rows"] for b in stats["rows_by_time"]["buckets"]] == list(want["days"].values())
+        back = _batch(rng, 500, repeat=days[0])  # overlaps the first day's commit
+        store.ingest("acct", back)
+        _check(data._stats_for(fv), [*days, back])
+        assert scans == [1]

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featureline._sql import CREATED_TS, EVENT_TS, INGESTED_AT, SEQ, lit, q
+from featureline._sql import CREATED_TS, EVENT_TS, INGESTED_AT, SEQ, SHADOWED_UNTIL, lit, q
 from featureline.definitions import FeatureView
 from featureline.offline._batch_order import ARROW_MAX_ROWS, firsts, has_nulls
 from featureline.offline._pit import (
@@ -198,8 +199,15 @@ class DuckDBEngine:
         src = "read_parquet([" + ", ".join(lit(p.path) for p in parts) + "], union_by_name = true)"
         present = set().union(*(p.columns or [f.name for f in view.features] for p in parts))
         feats = [f for f in view.features if f.name in present]
-        footer = {EVENT_TS, *(f.name for f in feats if f.dtype.name in _FOOTER_TYPES)}
-        n, facts = _footer_facts(parts, [EVENT_TS, *(f.name for f in feats)], footer)
+        footer = {EVENT_TS, SHADOWED_UNTIL}
+        footer |= {f.name for f in feats if f.dtype.name in _FOOTER_TYPES}
+        columns = [EVENT_TS, SHADOWED_UNTIL, *(f.name for f in feats)]
+        n, facts, per_commit = _footer_facts(parts, columns, footer)
+        # each commit holds one unmarked row per (keys, event time), its ties marked when it was
+        # written (ingest, compaction; the read path counts on it too): when no two commits'
+        # event times overlap, the marked rows are all the superseded ones — no scan needed
+        marks = facts[SHADOWED_UNTIL]
+        superseded = n - marks.nulls if marks.known and _disjoint(per_commit) else None
         numeric = {f.name for f in feats if f.dtype.name in _NUMERIC}
         con = self.connection()
         try:
@@ -232,15 +240,21 @@ class DuckDBEngine:
                             f"histogram(floor(({c}::DOUBLE - {lo!r}) / {edges[f.name][2]!r}))"
                         )
             buckets = _time_buckets(facts[EVENT_TS]) if by_time else None
+            if superseded is not None and buckets is not None:  # no keys' scan: buckets here
+                exprs["t"] = f"histogram((epoch_us({EVENT_TS}) - {buckets[1]}) // {buckets[2]})"
             r: dict[str, Any] = {}
             with ThreadPoolExecutor(1) as pool:  # the keys' scan and its sort run alongside
-                pairs = pool.submit(self._pairs_scan, src, view.join_keys, buckets, n)
+                pairs = None
+                if superseded is None:
+                    pairs = pool.submit(self._pairs_scan, src, view.join_keys, buckets, n)
                 if exprs:
                     cur = con.execute(
                         f"SELECT {', '.join(f'{e} AS {a}' for a, e in exprs.items())} FROM {src}"
                     )
                     r = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
-                superseded, per_bucket = pairs.result()
+                per_bucket = {int(k): int(v) for k, v in (r.get("t") or {}).items()}
+                if pairs is not None:
+                    superseded, per_bucket = pairs.result()
         finally:
             con.close()
         ev = facts[EVENT_TS]
@@ -249,7 +263,7 @@ class DuckDBEngine:
             first_event=ev.lo if ev.known else r.get("tmin"),
             last_event=ev.hi if ev.known else r.get("tmax"),
             # rows that no longer win their (keys, event time): superseded by a correction or a tie
-            superseded_rows=superseded,
+            superseded_rows=int(superseded or 0),
         )
         for i, f in enumerate(feats):
             s = facts[f.name]
@@ -289,7 +303,7 @@ class DuckDBEngine:
 
     def _pairs_scan(
         self, src: str, keys: list[str], buckets: tuple[str, int, int] | None, rows: int
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, dict[int, int]]:
         con = self.connection()
         try:
             return _pairs_scan(con, src, keys, buckets, rows)
@@ -356,14 +370,16 @@ class _Facts:
 
 def _footer_facts(
     parts: list[PartRef], columns: list[str], footer: set[str]
-) -> tuple[int, dict[str, _Facts]]:
-    """The row count of `parts` and, for the `columns` in `footer`, the null counts and min/max
-    the Parquet footers record per row group (written with every part: ingest and compaction);
-    a column is not `known` when one of its row groups lacks them."""
+) -> tuple[int, dict[str, _Facts], dict[int, _Facts]]:
+    """The row count of `parts`; for the `columns` in `footer`, the null counts and min/max the
+    Parquet footers record per row group (written with every part: ingest and compaction), a
+    column not `known` when one of its row groups lacks them; and the event-time range of each
+    commit."""
     import pyarrow.parquet as pq
 
     rows = 0
     facts = {c: _Facts(known=c in footer) for c in columns}
+    per_commit: dict[int, _Facts] = {}
     for p in parts:
         md = pq.read_metadata(p.path)
         rows += md.num_rows
@@ -371,7 +387,8 @@ def _footer_facts(
             continue
         first = md.row_group(0)
         index = {first.column(j).path_in_schema: j for j in range(md.num_columns)}
-        for c, s in facts.items():
+        ev = per_commit.setdefault(p.commit, _Facts(known=True))
+        for c, s in [*facts.items(), (EVENT_TS, ev)]:
             if not s.known:
                 continue
             j = index.get(c)
@@ -392,7 +409,15 @@ def _footer_facts(
                     break
                 s.lo = lo if s.lo is None else min(s.lo, lo)
                 s.hi = hi if s.hi is None else max(s.hi, hi)
-    return rows, facts
+    return rows, facts, per_commit
+
+
+def _disjoint(ranges: dict[int, _Facts]) -> bool:
+    """No two of these event-time ranges share an instant (all known)."""
+    if not all(r.known and r.lo is not None for r in ranges.values()):
+        return False
+    spans = sorted((r.lo, r.hi) for r in ranges.values())
+    return all(a[1] < b[0] for a, b in pairwise(spans))
 
 
 def _footer_range(st: Any) -> tuple[Any, Any]:
@@ -451,24 +476,24 @@ def _time_buckets(ev: _Facts) -> tuple[str, int, int] | None:
     return unit, to_us(ev.lo) // step * step, step  # from the origin on, // floors
 
 
-def _rows_by_time(buckets: tuple[str, int, int], counts: Any) -> dict[str, Any]:
+def _rows_by_time(buckets: tuple[str, int, int], counts: dict[int, int]) -> dict[str, Any]:
     from featureline._time import from_us
 
     unit, origin, step = buckets
     rows: dict[datetime, int] = {}
-    for k in np.flatnonzero(counts):
-        start = from_us(origin + int(k) * step)
+    for k, n in sorted(counts.items()):
+        start = from_us(origin + k * step)
         if unit == "month":
             start = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        rows[start] = rows.get(start, 0) + int(counts[k])
+        rows[start] = rows.get(start, 0) + n
     return {"unit": unit, "buckets": [{"start": t, "rows": n} for t, n in rows.items()]}
 
 
 def _pairs_scan(
     con: Any, src: str, keys: list[str], buckets: tuple[str, int, int] | None, rows: int
-) -> tuple[int, Any]:
+) -> tuple[int, dict[int, int]]:
     """One scan of the keys and event times: the superseded rows, and with `buckets` the rows
-    per time bucket (a NumPy array by bucket number).
+    per time bucket ({bucket number: rows}).
 
     Superseded rows are those that are not the only row of their (keys, event time), exactly:
     rows - distinct pairs. NumPy sorts a 64-bit hash of every row's pair (10M in a fraction of a
@@ -499,8 +524,9 @@ def _pairs_scan(
     h.sort()
     repeated = h[1:][h[1:] == h[:-1]]
     del h
+    counts = {int(k): int(per_bucket[k]) for k in np.flatnonzero(per_bucket)}
     if not repeated.size:
-        return 0, per_bucket
+        return 0, counts
     con.register("__repeated", pa.table({"h": np.unique(repeated)}))
     try:
         row = con.execute(
@@ -509,4 +535,4 @@ def _pairs_scan(
         ).fetchall()[0]
     finally:
         con.unregister("__repeated")
-    return int(row[0]), per_bucket
+    return int(row[0]), counts
