@@ -55,7 +55,9 @@ def check_principal(target: WriteTarget, principal: Any, action: str, view: Feat
         principal.check_write(action, view)
 
 
-def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> Gated:
+def check_rows(
+    target: WriteTarget, view: FeatureView, table: pa.Table, idempotency_key: str | None = None
+) -> Gated:
     """Row checks before anything is written: the view's constraints under its ingestion gate
     (`featureline.quality`). Returns the rows to land and the rows to quarantine; a strict gate
     raises `ConstraintViolationError` instead. Checks that need the parsed batch (keys,
@@ -63,7 +65,17 @@ def check_rows(target: WriteTarget, view: FeatureView, table: pa.Table) -> Gated
     (`offline.batch.prepare_batch`), and refuse the whole batch."""
     from featureline.quality import gate
 
-    return gate(view, table)
+    stored = None
+    if any(c.kind == "unique" and c.value == "view" for c in view.checks):
+        replay = idempotency_key is not None and (
+            target.offline.log(view.name, view.version).find_key(idempotency_key) is not None
+        )  # a retry of a committed batch is that commit again, not a duplicate of it
+        if not replay:
+
+            def stored(pairs: pa.Table) -> Any:
+                return target.offline.holds(view, pairs)
+
+    return gate(view, table, stored)
 
 
 def _quarantine_hook(
@@ -181,7 +193,10 @@ def write(
         ):  # large file: bounded memory, no online apply
             return _chunked(target, view, str(data), idempotency_key)
     gated = check_rows(
-        target, view, to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view))
+        target,
+        view,
+        to_arrow(data, f"batch for feature view `{view.name}`", csv_types(view)),
+        idempotency_key,
     )
     table = gated.land
     if table.num_rows == 0 and gated.quarantined:

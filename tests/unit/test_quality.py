@@ -589,3 +589,47 @@ def test_a_writer_killed_between_quarantine_and_commit_line_counts_nothing_and_r
     view = store.get_feature_view("payments")
     (c,) = ViewLog(store.offline.root / "payments" / f"v{view.version}").commits()
     assert c.meta[quarantine.COMMIT_META]  # the commit names its quarantine batch
+
+
+def test_unique_across_the_view_quarantines_a_row_already_stored(tmp_path: Path) -> None:
+    """`Check.unique()` alone holds within a batch; `Check.unique(scope="view")` also refuses
+    a row whose key and event time the view already stores (a retried batch is not one)."""
+    card = fl.Entity("card", ["card_id"])
+
+    def view(scope: str) -> fl.FeatureView:
+        return fl.FeatureView(
+            f"u_{scope}",
+            entities=[card],
+            schema=[fl.Field("card_id", fl.Int64), fl.Field("amount", fl.Float64)],
+            checks=[fl.Check.unique(scope)],
+            ttl=timedelta(days=3650),
+        )
+
+    store = new_store(tmp_path, card, view("batch"), view("view"))
+    t0 = utc(2025, 1, 1)
+
+    def batch(cards: list[int], hours: list[int]) -> pa.Table:
+        return pa.table(
+            {
+                "card_id": pa.array(cards, pa.int64()),
+                "event_timestamp": pa.array([t0 + timedelta(hours=h) for h in hours], TS),
+                "amount": pa.array([float(c) for c in cards], pa.float64()),
+            }
+        )
+
+    for name in ("u_batch", "u_view"):
+        first = store.ingest(name, batch([1, 2], [0, 0]), idempotency_key=f"{name}-1")
+        assert (first.rows, first.quarantined) == (2, 0)
+        again = store.ingest(name, batch([1, 2], [0, 0]), idempotency_key=f"{name}-1")
+        assert again.replayed and again.quarantined == 0  # a retry, not a duplicate
+    by_batch = store.ingest("u_batch", batch([1, 3], [0, 0]))
+    assert (by_batch.rows, by_batch.quarantined) == (2, 0)  # a correction of card 1 lands
+    by_view = store.ingest("u_view", batch([1, 3, 2], [0, 0, 1]))
+    assert (by_view.rows, by_view.quarantined) == (2, 1)  # card 1 at hour 0 is stored already
+    held = quarantine.read(store.offline.root, "u_view")
+    assert held is not None and held.column("card_id").to_pylist() == [1]
+    assert held.column("__violations").to_pylist() == [["unique"]]
+    assert store.describe("u_view")["definition"]["checks"] == [{"kind": "unique", "value": "view"}]
+    assert fl.Check.unique("view").describe() == "unique (within the view)"
+    with pytest.raises(DefinitionError, match="scope `everywhere` is unknown"):
+        validate_definitions([card], [view("everywhere")], [])

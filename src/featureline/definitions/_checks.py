@@ -68,9 +68,11 @@ class Check:
         return cls("max_length", n)
 
     @classmethod
-    def unique(cls) -> Check:
-        """At most one row per key and event time in a batch (every row of a duplicate fails)."""
-        return cls("unique", None, "unique")
+    def unique(cls, scope: str = "batch") -> Check:
+        """At most one row per key and event time: within a batch (`scope="batch"`, every row of
+        a duplicate fails), or also against the rows already stored (`scope="view"`: a row
+        whose key and event time the view holds fails too, so corrections are refused)."""
+        return cls("unique", None if scope == "batch" else scope, "unique")
 
     @classmethod
     def sql(cls, name: str, expression: str) -> Check:
@@ -86,6 +88,8 @@ class Check:
 
     def describe(self) -> str:
         """A short human form: `min 0`, `isin ['a', 'b']`, `sql: amount < 10000`."""
+        if self.kind == "unique" and self.value is not None:
+            return f"unique (within the {self.value})"
         if self.kind in ("not_null", "unique"):
             return self.kind
         if self.kind == "sql":
@@ -227,6 +231,12 @@ def view_check_problems(
             out.append(f"{where}: `{c.kind}` is not a view check.{hint}")
             continue
         names.append(c.label())
+        if c.kind == "unique" and c.value not in (None, "view"):
+            out.append(
+                f'{where}: Check.unique scope `{c.value}` is unknown. Fix: scope="batch" (one '
+                'row per key and event time within a batch) or scope="view" (also against the '
+                "rows already stored)."
+            )
         if c.kind == "sql":
             if p := check_identifier(f"Check in {where}", c.name):
                 out.append(p)

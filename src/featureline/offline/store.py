@@ -400,6 +400,38 @@ class OfflineStore:
             **out,
         }
 
+    def holds(self, view: FeatureView, pairs: pa.Table) -> Any:
+        """Which rows of `pairs` (the view's join keys and `ts`, UTC) have a stored row with the
+        same keys and event time (any version of it: corrected rows included); a NumPy bool
+        array. For `Check.unique(scope="view")`. Reads only the keys and event times of the
+        stored rows whose keys and times are among the batch's (a filtered Parquet scan)."""
+        import numpy as np
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        from featureline._sql import EVENT_TS
+
+        out = np.zeros(pairs.num_rows, dtype=bool)
+        parts = self.parts(view.name, view.version)
+        if not parts or not pairs.num_rows:
+            return out
+        keys = view.join_keys
+        cond = ds.field(EVENT_TS).isin(pc.unique(pairs.column("ts")))
+        for k in keys:
+            cond = cond & ds.field(k).isin(pc.unique(pairs.column(k)))
+        found = ds.dataset([p.path for p in parts], format="parquet").to_table(
+            columns=[*keys, EVENT_TS], filter=cond
+        )
+        if not found.num_rows:
+            return out
+        found = found.rename_columns([*keys, "ts"]).group_by([*keys, "ts"]).aggregate([])
+        probe = pairs.select([*keys, "ts"]).append_column(
+            "__pos", pa.array(np.arange(pairs.num_rows, dtype=np.int64))
+        )
+        hit = probe.join(found, keys=[*keys, "ts"], join_type="left semi")
+        out[hit.column("__pos").to_numpy()] = True
+        return out
+
     def close(self) -> None:
         if self._housekeeper is not None:
             self._housekeeper.stop()

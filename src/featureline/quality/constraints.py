@@ -11,6 +11,7 @@ refuses such a batch as a whole.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,8 +223,30 @@ def _unique_mask(view: FeatureView, table: pa.Table) -> np.ndarray | None:
     return out
 
 
-def evaluate(view: FeatureView, table: pa.Table) -> Violations:
-    """The violation mask of every constraint of `view` over `table`."""
+def _stored_mask(
+    view: FeatureView, table: pa.Table, stored: Callable[[pa.Table], np.ndarray]
+) -> np.ndarray:
+    """Rows whose keys and event time the view already holds."""
+    from featureline._frames import as_utc_timestamps
+    from featureline.offline.batch import timestamp_columns
+
+    ts, _ = timestamp_columns(view)
+    pairs = pa.table(
+        {
+            **{k: table.column(k) for k in view.join_keys},
+            "ts": as_utc_timestamps(table.column(ts), ts, "batch"),
+        }
+    )
+    return np.asarray(stored(pairs), dtype=bool)
+
+
+def evaluate(
+    view: FeatureView,
+    table: pa.Table,
+    stored: Callable[[pa.Table], np.ndarray] | None = None,
+) -> Violations:
+    """The violation mask of every constraint of `view` over `table`. `stored(pairs)` says which
+    rows of a table of (join keys..., `ts`) the view already holds (`Check.unique("view")`)."""
     rows = table.num_rows
     names: list[str] = []
     masks: list[np.ndarray] = []
@@ -241,6 +264,8 @@ def evaluate(view: FeatureView, table: pa.Table) -> Violations:
     for c in view.checks:
         if c.kind == "unique":
             m = _unique_mask(view, table)
+            if m is not None and c.value == "view" and stored is not None:
+                m = m | _stored_mask(view, table, stored)
             if m is not None:
                 names.append(c.label())
                 masks.append(m)

@@ -10,6 +10,7 @@ constraints each violates, for the write path to store in the quarantine with th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,12 +43,14 @@ class Gated:
         return 0 if self.bad is None else self.bad.num_rows
 
 
-def gate(view: FeatureView, table: pa.Table) -> Gated:
-    """Apply `view`'s gate to `table` (module docstring)."""
+def gate(
+    view: FeatureView, table: pa.Table, stored: Callable[[pa.Table], Any] | None = None
+) -> Gated:
+    """Apply `view`'s gate to `table` (module docstring); `stored` as for `evaluate`."""
     mode = view.gate_mode
     if mode is None or table.num_rows == 0:
         return Gated(table, mode=mode)
-    v = evaluate(view, table)
+    v = evaluate(view, table, stored)
     bad = v.any
     if not bad.any():
         return Gated(table, mode=mode)
