@@ -183,6 +183,11 @@ def test_statistics_are_cached_until_a_new_commit_or_a_compaction(
     compacted = data._stats_for(fv)
     assert len(calls) == 3 and compacted["commits"] == 1
     _check(compacted, [*batches, more])
+    from featureline.offline.engines.duckdb import _footer_facts
+
+    told = ["__event_ts", "amount", "count", "flag", "seen_at", "constant"]
+    _, facts, _ = _footer_facts(store.offline.parts("acct", fv.version), told, set(told))
+    assert all(f.known for f in facts.values())  # DuckDB's footers are read too: no scan
 
 
 def test_concurrent_first_requests_compute_once(repo: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -432,7 +432,9 @@ def _footer_range(st: Any) -> tuple[Any, Any]:
         from featureline._time import from_us
 
         return from_us(st.min_raw), from_us(st.max_raw)
-    if logical != "NONE":
+    if logical == "INT" and '"isSigned":true' not in st.logical_type.to_json():
+        return None, None  # an unsigned integer's raw value is not its value
+    if logical not in ("NONE", "INT"):  # INT: DuckDB's writer (compaction) names BIGINT so
         return None, None
     return st.min_raw, st.max_raw
 
