@@ -9,13 +9,13 @@ and the slice goes through the same kernel the online tiles use, so both give th
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featureline.aggregation.kernel import kernel, output_type
+from featureline.aggregation.kernel import FloatMoments, IntMoments, kernel, output_type
 from featureline.aggregation.windows import WHOLE_HISTORY, window_starts
 from featureline.definitions import Aggregation, FeatureView
 from featureline.types import parse_dtype
@@ -100,20 +100,37 @@ class Windows:
 
     def slice(self, t_us: np.ndarray, start_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.g)
+        i = np.zeros(n, dtype=np.int64)
+        j = np.zeros(n, dtype=np.int64)
         if self.ngroups == 0:
-            zero = np.zeros(n, dtype=np.int64)
-            return zero, zero
-        has = self.g >= 0
-        base = np.where(has, self.g, 0) * self.width
+            return i, j
+        # the searches go in (group, time) order: sorted needles walk `combined` forwards
+        # (numpy narrows each search from the previous one), many times faster than random ones
+        order = self._order(t_us)
+        g = self.g[order]
+        base = g * self.width
+        t, s = t_us[order], start_us[order]
         if self.times is None:  # packed times: `<= t` is `< t + 1`
-            lo = base + self._code(start_us, "left")
-            hi = base + self._code(t_us, "left") + 1
+            lo = base + self._code(s, "left")
+            hi = base + self._code(t, "left") + 1
         else:
-            lo = base + self._code(start_us, "left")
-            hi = base + self._code(t_us, "right")
-        i = np.where(has, np.searchsorted(self.combined, lo, "left"), 0)
-        j = np.where(has, np.searchsorted(self.combined, hi, "left"), 0)
-        return i.astype(np.int64), np.maximum(i, j).astype(np.int64)
+            lo = base + self._code(s, "left")
+            hi = base + self._code(t, "right")
+        a = np.searchsorted(self.combined, lo, "left")
+        b = np.searchsorted(self.combined, hi, "left")
+        i[order] = a
+        j[order] = np.maximum(a, b)
+        return i, j
+
+    def _order(self, t_us: np.ndarray) -> np.ndarray:
+        """The rows that have a key group, by (group, time) (computed once per `t_us`)."""
+        cached = getattr(self, "_cached_order", None)
+        if cached is not None and cached[0] is t_us:
+            return cached[1]
+        rows = np.flatnonzero(self.g >= 0)
+        order = rows[np.lexsort((t_us[rows], self.g[rows]))]
+        self._cached_order = (t_us, order)
+        return order
 
 
 def slices(
@@ -143,6 +160,10 @@ def evaluate(
     fast = _vectorised(agg.function, column_type(view, agg), values, i, j, typ)
     if fast is not None:
         return fast
+    if agg.function in ("sum", "mean", "stddev"):
+        moments = _moments(k, values, i, j, typ)
+        if moments is not None:
+            return moments
     orders = _orders(events.column("__event_us").to_numpy()) if agg.function == "last" else None
     empty = k.finalize(k.empty())
     # each distinct non-empty slice once (entity rows of one key and time share them)
@@ -204,6 +225,167 @@ def _vectorised(
     got = np.empty_like(sorted_got)
     got[order] = sorted_got
     return pa.array(got, type=typ, mask=~has)
+
+
+_LIMIT = 2**62  # bound on exact int64 window sums (prefix sums wrap; differences do not)
+_HALF = 27  # fixed-point values below 2**54 split in two limbs for the sums of squares
+
+
+class _Fixed(NamedTuple):
+    """A numeric column as exact integers: value = fixed * 2**scale (0 for nulls and
+    non-finite floats), with prefix counts of the special values."""
+
+    fixed: np.ndarray  # int64
+    scale: int
+    bound: float  # max |fixed|
+    n: np.ndarray  # prefix counts of the non-null values (NaN and inf included)
+    special: np.ndarray | None  # prefix counts (n+1, 4): -0.0, NaN, +inf, -inf; None: none
+
+
+def _fixed_point(values: pa.Array, ctype: str) -> _Fixed | None:
+    """The column as int64 multiples of one power of two, when every value fits in 62 bits
+    that way (else None: the kernel's exact Python integers)."""
+    valid = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
+    n = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
+    if ctype == "Int64":
+        x = np.asarray(pc.fill_null(values, 0).to_numpy(), dtype=np.int64)
+        if len(x) and (x.min() < -_LIMIT or x.max() >= _LIMIT):
+            return None
+        bound = float(np.abs(x).max()) if len(x) else 0.0
+        return _Fixed(x, 0, bound, n, None)
+    x = np.asarray(pc.fill_null(values, 0.0).to_numpy(), dtype=np.float64)
+    finite = np.isfinite(x)
+    special = None
+    if not finite.all() or np.any((x == 0) & np.signbit(x) & valid):
+        flags = np.stack(
+            [
+                (x == 0) & np.signbit(x) & valid,
+                np.isnan(x),
+                x == math.inf,
+                x == -math.inf,
+            ],
+            axis=1,
+        )
+        special = np.concatenate([np.zeros((1, 4), np.int64), np.cumsum(flags, 0, np.int64)])
+        x = np.where(finite, x, 0.0)
+    nz = x != 0
+    if not nz.any():
+        return _Fixed(np.zeros(len(x), np.int64), 0, 0.0, n, special)
+    m, e = np.frexp(x[nz])
+    mant = (m * 2.0**53).astype(np.int64)  # x = mant * 2**(e - 53), |mant| < 2**53
+    _, low = np.frexp((mant & -mant).astype(np.float64))  # 2**(low - 1): mant's lowest bit
+    scale = int((e - 53 + low - 1).min())
+    top = int(e.max())  # |x| < 2**top
+    if scale < -990 or top > 960 or top - scale > 62:  # subnormal, huge, or too wide a range
+        return None
+    fixed = np.ldexp(x, -scale).astype(np.int64)  # exact: integers below 2**62
+    return _Fixed(fixed, scale, float(np.abs(fixed).max()), n, special)
+
+
+def _moments(
+    k: Any, values: pa.Array, i: np.ndarray, j: np.ndarray, typ: pa.DataType
+) -> pa.Array | None:
+    """sum / mean / stddev of every slice from prefix sums of exact integers (the column in
+    fixed point): the same numbers as the kernel, which the windows where that cannot be shown
+    cheaply (and stddev's rounding) still go through. None: the column does not fit."""
+    fx = _fixed_point(values, k.column_type) if len(values) < 2**30 else None
+    if fx is None:
+        return None
+    cnt = fx.n[j] - fx.n[i]
+    prefix = np.concatenate([[0], np.cumsum(fx.fixed, dtype=np.int64)])
+    s1 = prefix[j] - prefix[i]  # exact where cnt * bound < 2**62 (wrapping cancels out)
+    ok = cnt.astype(np.float64) * fx.bound < _LIMIT
+    if fx.special is not None:
+        sp = fx.special[j] - fx.special[i]
+        negz, nan, pinf, ninf = sp[:, 0], sp[:, 1], sp[:, 2], sp[:, 3]
+    else:
+        negz = nan = pinf = ninf = np.zeros(len(i), np.int64)
+    fn = k.function
+    out = np.zeros(len(i), dtype=np.float64)
+    null = cnt < (2 if fn == "stddev" else 1)
+    slow = np.zeros(len(i), dtype=bool)  # windows finalized by the kernel itself
+    if fn == "stddev":
+        if k.column_type == "Float64":
+            nonfinite = (nan + pinf + ninf) > 0
+            out[nonfinite] = math.nan
+        else:
+            nonfinite = np.zeros(len(i), dtype=bool)
+        slow = ~null & ~nonfinite
+    else:
+        nanv = (nan > 0) | ((pinf > 0) & (ninf > 0))
+        posv = ~nanv & (pinf > 0)
+        negv = ~nanv & ~posv & (ninf > 0)
+        out[nanv], out[posv], out[negv] = math.nan, math.inf, -math.inf
+        finite = ~null & ~nanv & ~posv & ~negv
+        zero = finite & ok & (s1 == 0)
+        out[zero] = np.where(negz[zero] == cnt[zero], -0.0, 0.0)
+        rest = finite & ok & (s1 != 0)
+        if fn == "sum":
+            if k.column_type == "Int64":  # exact integers (an overflow: the kernel raises)
+                return None if np.any(~null & ~ok) else pa.array(s1, type=typ, mask=null)
+            out[rest] = np.ldexp(s1[rest].astype(np.float64), fx.scale)  # one rounding
+        else:
+            # both exact in float64 (below 2**53): IEEE division rounds once; the scaling by
+            # a power of two is exact (the result stays a normal number)
+            easy = rest & (np.abs(s1) < 2**53)
+            q = s1[easy].astype(np.float64) / cnt[easy].astype(np.float64)
+            out[easy] = np.ldexp(q, fx.scale)
+            slow = rest & ~easy
+        slow = slow | (finite & ~ok)
+    if fn == "stddev" or k.column_type == "Int64":
+        slow = slow | (~null & ~ok)
+    rows = np.flatnonzero(slow)
+    if len(rows):
+        out[rows] = _finalize_rows(k, fx, values, i[rows], j[rows], ok[rows])
+    return pa.array(out, type=typ, mask=null)
+
+
+def _finalize_rows(
+    k: Any, fx: _Fixed, values: pa.Array, i: np.ndarray, j: np.ndarray, ok: np.ndarray
+) -> np.ndarray:
+    """The kernel's own finalize of each slice [i, j) (each distinct slice once): from exact
+    window sums where they are known (`ok`), else from the kernel's add over the slice."""
+    key = i * np.int64(len(fx.fixed) + 1) + j
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    i, j, ok = i[first], j[first], ok[first]
+    squares = k.function == "stddev"
+    cnt = fx.n[j] - fx.n[i]
+    prefix = np.concatenate([[0], np.cumsum(fx.fixed, dtype=np.int64)])
+    s1 = (prefix[j] - prefix[i]).tolist()
+    if squares:
+        # fixed**2 = hi**2 * 2**54 + 2 hi lo * 2**27 + lo**2, each limb's window sum exact
+        # below 2**62 (checked per window with the bound of the largest term)
+        mag = np.abs(fx.fixed)
+        hi, lo = mag >> _HALF, mag & ((1 << _HALF) - 1)
+        term = max(float(2 ** (2 * _HALF)), 2.0 * fx.bound, (fx.bound / 2**_HALF) ** 2)
+        ok = ok & (fx.bound < 2.0 ** (2 * _HALF)) & (cnt.astype(np.float64) * term < _LIMIT)
+        limbs = []
+        for w in (hi * hi, 2 * hi * lo, lo * lo):
+            p = np.concatenate([[0], np.cumsum(w, dtype=np.int64)])
+            limbs.append((p[j] - p[i]).tolist())
+    if fx.special is not None:
+        sp = (fx.special[j] - fx.special[i]).tolist()
+    else:
+        sp = [[0, 0, 0, 0]] * len(i)
+    sh = fx.scale + 1074  # the kernel's unit is 2**-1074 (Int64: 1)
+    got: list[Any] = []
+    plain = k.column_type == "Float64"
+    for r, (a, b, good, n) in enumerate(
+        zip(i.tolist(), j.tolist(), ok.tolist(), cnt.tolist(), strict=True)
+    ):
+        if not good:
+            got.append(k.finalize(k.add(k.empty(), values.slice(a, b - a))))
+            continue
+        t1 = s1[r]
+        t2 = ((limbs[0][r] << 54) + (limbs[1][r] << 27) + limbs[2][r]) if squares else 0
+        if plain:
+            z, nan, pinf, ninf = sp[r]
+            part: Any = FloatMoments(n, z, nan, pinf, ninf, t1 << sh, t2 << (2 * sh))
+        else:
+            part = IntMoments(n, t1, t2)
+        got.append(k.finalize(part))
+    res = np.array([math.nan if v is None else v for v in got], dtype=np.float64)
+    return res[inverse]
 
 
 def aggregate_columns(
