@@ -281,15 +281,17 @@ _WORKER = textwrap.dedent(
     store = fl.FeatureStore(sys.argv[1])
     w = StreamWorker(store, consumer=sys.argv[2], batch_size=int(sys.argv[3]))
     print("started", flush=True)
-    w.run(once=sys.argv[4] == "once", max_seconds=60)
+    w.run(once=sys.argv[4] == "once", max_seconds=float(sys.argv[5]))
     print("done", flush=True)
     """
 )
 
 
-def _spawn(repo: Path, consumer: str, batch: int, once: bool) -> subprocess.Popen[bytes]:
+def _spawn(
+    repo: Path, consumer: str, batch: int, once: bool, max_seconds: float = 60
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    args = [str(repo), consumer, str(batch), "once" if once else "forever"]
+    args = [str(repo), consumer, str(batch), "once" if once else "forever", str(max_seconds)]
     return subprocess.Popen([sys.executable, "-c", _WORKER, *args], stdout=subprocess.PIPE, env=env)
 
 
@@ -335,8 +337,9 @@ def test_a_worker_sigkilled_at_random_points_changes_no_final_value(
     assert killed == kills
     assert progressed == kills, "some workers were killed before they acknowledged a batch"
     time.sleep(0.4)  # past redeliver_after: the last one's unacknowledged batch is due again
-    with _spawn(store.repo_path, "final", 1000, once=True) as p:
-        out, _ = p.communicate(timeout=120)
+    # the last one drains what is left (with 50 kills on a loaded machine, minutes of events)
+    with _spawn(store.repo_path, "final", 1000, once=True, max_seconds=600) as p:
+        out, _ = p.communicate(timeout=660)
     assert p.returncode == 0 and b"done" in out
     lag = pub.lag()
     assert (lag.pending, lag.waiting) == (0, 0)
