@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from featureline.auth import _tokens
 from featureline.auth._audit import AuditLog
 from featureline.auth._jwt import JwtVerifier, looks_like_jwt
 from featureline.auth._policy import Decision, decide
@@ -258,7 +259,20 @@ class Authorizer:
         principal held for a while: the store's own, or one cached by the HTTP hook). A clock
         read and a set lookup; a token store query once per generation (see `_tokens`)."""
         token = principal.token_id
-        expires_at = principal.expires_at if token is None else self.tokens.expiry(token)
+        if token is None:
+            expires_at = principal.expires_at
+        else:  # `tokens.expiry(token)`, its hit inlined (the hot path: twice a request)
+            tokens = self.tokens
+            held = tokens._live.get(token)
+            now = time.monotonic()
+            if (
+                held is not None
+                and now - tokens._checked < _tokens.RECHECK_SECONDS
+                and now - held[1] < _tokens.CACHE_TTL_SECONDS
+            ):
+                expires_at = held[0]
+            else:
+                expires_at = tokens.expiry(token)
         if expires_at is not None and expires_at <= time.time():
             if token is not None:
                 raise _expired(token)
