@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import featureline as fl
 from featureline.aggregation.kernel import kernel
 from featureline.aggregation.offline import Windows, evaluate
+from featureline.errors import ValidationError
 
 FUNCS = ["sum", "mean", "stddev", "count", "min", "max", "last"]
 
@@ -89,12 +90,12 @@ def test_evaluate_equals_the_kernel_slice_by_slice(
     for a, b in zip(i.tolist(), j.tolist(), strict=True):
         try:
             want.append(k.finalize(k.add(k.empty(), values.slice(a, b - a), orders[a:b])))
-        except fl.ValidationError:
+        except ValidationError:
             raised = True
     if raised:  # an Int64 sum beyond the Int64 range: evaluate raises too
         try:
             evaluate(view, agg, events, i, j)
-        except fl.ValidationError:
+        except ValidationError:
             return
         raise AssertionError("evaluate did not raise")
     got = evaluate(view, agg, events, i, j).to_pylist()
@@ -129,3 +130,40 @@ def test_window_slices_equal_a_scan(
             assert (i[r], j[r]) == (idx[0], idx[-1] + 1)
         else:
             assert i[r] == j[r]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    kind=st.sampled_from(["random", "decimal", "ints", "wide", "equal", "nulls"]),
+    function=st.sampled_from(["stddev", "mean", "sum"]),
+)
+def test_many_windows_equal_the_kernel(seed: int, kind: str, function: str) -> None:
+    """Many windows of up to ~80 events (both sides of the vectorised stddev's span), values as
+    numpy's random(), decimals, integers, a wide exponent range, equal values and nulls."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    is_float = kind != "ints"
+    if kind == "random":
+        x: Any = rng.random(n)
+    elif kind == "decimal":
+        x = np.round(rng.normal(100, 30, n), 2)
+    elif kind == "ints":
+        x = rng.integers(-(10**12), 10**12, n)
+    elif kind == "wide":
+        x = rng.random(n) * 2.0 ** rng.integers(-40, 20, n)
+    elif kind == "equal":
+        x = np.full(n, 0.1) + (rng.random(n) < 0.05) * 2**-40
+    else:
+        x = rng.random(n)
+    mask = rng.random(n) < 0.3 if kind == "nulls" else None
+    values = pa.array(x, pa.float64() if is_float else pa.int64(), mask=mask)
+    i = rng.integers(0, n, 300)
+    j = np.minimum(i + rng.integers(0, 80, 300), n)
+    view = _view(fl.Float64 if is_float else fl.Int64)
+    events = pa.table({"x": values, "__event_us": pa.array(np.arange(n, dtype=np.int64))})
+    k = kernel(function, "Float64" if is_float else "Int64")
+    want = [k.finalize(k.add(k.empty(), values.slice(a, b - a))) for a, b in zip(i, j, strict=True)]
+    got = evaluate(view, fl.Aggregation("x", function, None), events, i, j).to_pylist()
+    for r, (g, e) in enumerate(zip(got, want, strict=True)):
+        assert _same(g, e), (r, i[r], j[r], g, e)

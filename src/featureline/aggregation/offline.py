@@ -228,89 +228,111 @@ def _vectorised(
 
 
 _LIMIT = 2**62  # bound on exact int64 window sums (prefix sums wrap; differences do not)
-_HALF = 27  # fixed-point values below 2**54 split in two limbs for the sums of squares
+_WIDE = np.finfo(np.longdouble).nmant >= 63  # x87 extended (or quad) precision
+_SPAN = 64  # stddev windows up to this many events are rounded vectorised
+_REFS = 1 << 22  # event references per vectorised stddev chunk (bounded memory)
 
 
 class _Fixed(NamedTuple):
     """A numeric column as exact integers: value = fixed * 2**scale (0 for nulls and
-    non-finite floats), with prefix counts of the special values."""
+    non-finite floats), with prefix counts of the non-null and the special values."""
 
     fixed: np.ndarray  # int64
     scale: int
     bound: float  # max |fixed|
-    n: np.ndarray  # prefix counts of the non-null values (NaN and inf included)
+    valid: np.ndarray | None  # None: no nulls
+    n: np.ndarray | None  # prefix counts of the non-null values; None: no nulls
     special: np.ndarray | None  # prefix counts (n+1, 4): -0.0, NaN, +inf, -inf; None: none
+
+    def counts(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Non-null values (NaN and inf included) in each slice [i, j)."""
+        return (j - i) if self.n is None else self.n[j] - self.n[i]
+
+
+def _prefix(x: np.ndarray) -> np.ndarray:
+    out = np.empty(len(x) + 1, dtype=np.int64)
+    out[0] = 0
+    np.cumsum(x, dtype=np.int64, out=out[1:])
+    return out
 
 
 def _fixed_point(values: pa.Array, ctype: str) -> _Fixed | None:
     """The column as int64 multiples of one power of two, when every value fits in 62 bits
     that way (else None: the kernel's exact Python integers)."""
-    valid = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
-    n = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
+    valid = None
+    n = None
+    if values.null_count:
+        valid = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=bool)
+        n = _prefix(valid)
     if ctype == "Int64":
         x = np.asarray(pc.fill_null(values, 0).to_numpy(), dtype=np.int64)
         if len(x) and (x.min() < -_LIMIT or x.max() >= _LIMIT):
             return None
-        bound = float(np.abs(x).max()) if len(x) else 0.0
-        return _Fixed(x, 0, bound, n, None)
+        bound = float(max(-int(x.min()), int(x.max()))) if len(x) else 0.0
+        return _Fixed(x, 0, bound, valid, n, None)
     x = np.asarray(pc.fill_null(values, 0.0).to_numpy(), dtype=np.float64)
     finite = np.isfinite(x)
     special = None
-    if not finite.all() or np.any((x == 0) & np.signbit(x) & valid):
-        flags = np.stack(
-            [
-                (x == 0) & np.signbit(x) & valid,
-                np.isnan(x),
-                x == math.inf,
-                x == -math.inf,
-            ],
-            axis=1,
-        )
+    negz = (x == 0) & np.signbit(x)  # nulls were filled with +0.0
+    if not finite.all() or negz.any():
+        flags = np.stack([negz, np.isnan(x), x == math.inf, x == -math.inf], axis=1)
         special = np.concatenate([np.zeros((1, 4), np.int64), np.cumsum(flags, 0, np.int64)])
+        del flags
         x = np.where(finite, x, 0.0)
-    nz = x != 0
-    if not nz.any():
-        return _Fixed(np.zeros(len(x), np.int64), 0, 0.0, n, special)
-    m, e = np.frexp(x[nz])
+    del negz, finite
+    nz = x[x != 0]
+    if not len(nz):
+        return _Fixed(np.zeros(len(x), np.int64), 0, 0.0, valid, n, special)
+    m, e = np.frexp(nz)
+    del nz
     mant = (m * 2.0**53).astype(np.int64)  # x = mant * 2**(e - 53), |mant| < 2**53
+    del m
     _, low = np.frexp((mant & -mant).astype(np.float64))  # 2**(low - 1): mant's lowest bit
-    scale = int((e - 53 + low - 1).min())
+    del mant
+    scale = int((e + low).min()) - 54
     top = int(e.max())  # |x| < 2**top
+    del e, low
     if scale < -990 or top > 960 or top - scale > 62:  # subnormal, huge, or too wide a range
         return None
-    fixed = np.ldexp(x, -scale).astype(np.int64)  # exact: integers below 2**62
-    return _Fixed(fixed, scale, float(np.abs(fixed).max()), n, special)
+    fixed = np.ldexp(x, -scale)
+    del x
+    fixed = fixed.astype(np.int64)  # exact: integers below 2**62
+    bound = float(max(-int(fixed.min()), int(fixed.max())))
+    return _Fixed(fixed, scale, bound, valid, n, special)
 
 
 def _moments(
     k: Any, values: pa.Array, i: np.ndarray, j: np.ndarray, typ: pa.DataType
 ) -> pa.Array | None:
-    """sum / mean / stddev of every slice from prefix sums of exact integers (the column in
-    fixed point): the same numbers as the kernel, which the windows where that cannot be shown
-    cheaply (and stddev's rounding) still go through. None: the column does not fit."""
+    """sum / mean / stddev of every slice from exact integers (the column in fixed point):
+    the same numbers as the kernel, whose own finalize takes the windows where that cannot be
+    shown cheaply. None: the column does not fit (the caller's per-slice kernel path)."""
     fx = _fixed_point(values, k.column_type) if len(values) < 2**30 else None
     if fx is None:
         return None
-    cnt = fx.n[j] - fx.n[i]
-    prefix = np.concatenate([[0], np.cumsum(fx.fixed, dtype=np.int64)])
+    cnt = fx.counts(i, j)
+    prefix = _prefix(fx.fixed)
     s1 = prefix[j] - prefix[i]  # exact where cnt * bound < 2**62 (wrapping cancels out)
+    del prefix
     ok = cnt.astype(np.float64) * fx.bound < _LIMIT
+    fn = k.function
+    null = cnt < (2 if fn == "stddev" else 1)
+    out = np.zeros(len(i), dtype=np.float64)
+    zeros = np.zeros(len(i), np.int64)
+    negz, nan, pinf, ninf = zeros, zeros, zeros, zeros
     if fx.special is not None:
         sp = fx.special[j] - fx.special[i]
         negz, nan, pinf, ninf = sp[:, 0], sp[:, 1], sp[:, 2], sp[:, 3]
-    else:
-        negz = nan = pinf = ninf = np.zeros(len(i), np.int64)
-    fn = k.function
-    out = np.zeros(len(i), dtype=np.float64)
-    null = cnt < (2 if fn == "stddev" else 1)
-    slow = np.zeros(len(i), dtype=bool)  # windows finalized by the kernel itself
     if fn == "stddev":
-        if k.column_type == "Float64":
-            nonfinite = (nan + pinf + ninf) > 0
-            out[nonfinite] = math.nan
-        else:
-            nonfinite = np.zeros(len(i), dtype=bool)
+        nonfinite = (nan + pinf + ninf) > 0
+        out[nonfinite] = math.nan
         slow = ~null & ~nonfinite
+        if _WIDE:
+            fast = slow & ok & ((j - i) <= _SPAN)
+            rows = np.flatnonzero(fast)
+            got, done = _stddev_rows(fx, i[rows], j[rows], cnt[rows], s1[rows])
+            out[rows[done]] = got[done]
+            slow[rows[done]] = False
     else:
         nanv = (nan > 0) | ((pinf > 0) & (ninf > 0))
         posv = ~nanv & (pinf > 0)
@@ -324,45 +346,83 @@ def _moments(
             if k.column_type == "Int64":  # exact integers (an overflow: the kernel raises)
                 return None if np.any(~null & ~ok) else pa.array(s1, type=typ, mask=null)
             out[rest] = np.ldexp(s1[rest].astype(np.float64), fx.scale)  # one rounding
+            slow = finite & ~ok
         else:
             # both exact in float64 (below 2**53): IEEE division rounds once; the scaling by
             # a power of two is exact (the result stays a normal number)
             easy = rest & (np.abs(s1) < 2**53)
             q = s1[easy].astype(np.float64) / cnt[easy].astype(np.float64)
             out[easy] = np.ldexp(q, fx.scale)
-            slow = rest & ~easy
-        slow = slow | (finite & ~ok)
-    if fn == "stddev" or k.column_type == "Int64":
-        slow = slow | (~null & ~ok)
+            slow = (rest & ~easy) | (finite & ~ok)
     rows = np.flatnonzero(slow)
     if len(rows):
         out[rows] = _finalize_rows(k, fx, values, i[rows], j[rows], ok[rows])
     return pa.array(out, type=typ, mask=null)
 
 
+def _distinct(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the first row of each distinct slice, each row's distinct slice)."""
+    _, first, inverse = np.unique(i * np.int64(n + 1) + j, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
+def _stddev_rows(
+    fx: _Fixed, i: np.ndarray, j: np.ndarray, cnt: np.ndarray, s1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sample stddev of each slice [i, j) (n >= 2 finite values, exact sum s1, at most
+    _SPAN events), correctly rounded, and a mask of the rows where that rounding is proven.
+
+    n**2 (n - 1) var = W = sum over the values v of (n v - s1)**2: squares of exact int64
+    (no cancellation) summed in extended precision, so sqrt(W / (n**2 (n - 1))) is known to a
+    relative 2**-58.9 (m <= 64 terms: (m / 2 + 2) * 2**-64); where that interval holds no
+    Float64 rounding boundary (a midpoint between two doubles), the nearest double of the
+    extended value is the correctly rounded result. The other rows are the kernel's."""
+    first, inverse = _distinct(i, j, len(fx.fixed))
+    a, b, n, s = i[first], j[first], cnt[first], s1[first]
+    res = np.zeros(len(a), dtype=np.float64)
+    proven = np.zeros(len(a), dtype=bool)
+    m = b - a
+    ends = np.cumsum(m)
+    lo = 0
+    while lo < len(a):
+        hi = int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + _REFS, "right"))
+        hi = max(hi, lo + 1)
+        mm, aa = m[lo:hi], a[lo:hi]
+        offs = np.concatenate([[0], np.cumsum(mm)[:-1]])
+        w = np.repeat(np.arange(hi - lo), mm)
+        pos = np.arange(len(w), dtype=np.int64) - offs[w] + aa[w]
+        d = n[lo:hi][w] * fx.fixed[pos] - s[lo:hi][w]  # exact: |d| <= 2 n bound < 2**63
+        if fx.valid is not None:
+            d[~fx.valid[pos]] = 0
+        sq = d.astype(np.longdouble)
+        sq *= sq
+        big_w = np.add.reduceat(sq, offs)
+        nn = n[lo:hi].astype(np.longdouble)
+        y = np.ldexp(np.sqrt(big_w / (nn * nn * (nn - 1))), fx.scale)
+        dbl = y.astype(np.float64)
+        r = y - dbl.astype(np.longdouble)  # exact (Sterbenz)
+        up = np.nextafter(dbl, math.inf) - dbl
+        down = dbl - np.nextafter(dbl, 0.0)
+        half = np.where(r >= 0, up, down).astype(np.longdouble) / 2
+        safe = (np.abs(r) < half - y * np.longdouble(2.0**-56)) | (big_w == 0)
+        res[lo:hi] = np.where(big_w == 0, 0.0, dbl)
+        proven[lo:hi] = safe
+        lo = hi
+    return res[inverse], proven[inverse]
+
+
 def _finalize_rows(
     k: Any, fx: _Fixed, values: pa.Array, i: np.ndarray, j: np.ndarray, ok: np.ndarray
 ) -> np.ndarray:
-    """The kernel's own finalize of each slice [i, j) (each distinct slice once): from exact
-    window sums where they are known (`ok`), else from the kernel's add over the slice."""
-    key = i * np.int64(len(fx.fixed) + 1) + j
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    """The kernel's own finalize of each slice [i, j) (each distinct slice once): from the
+    exact window sums where they are known (`ok`), else from the kernel's add over the slice."""
+    first, inverse = _distinct(i, j, len(fx.fixed))
     i, j, ok = i[first], j[first], ok[first]
     squares = k.function == "stddev"
-    cnt = fx.n[j] - fx.n[i]
-    prefix = np.concatenate([[0], np.cumsum(fx.fixed, dtype=np.int64)])
+    cnt = fx.counts(i, j).tolist()
+    prefix = _prefix(fx.fixed)
     s1 = (prefix[j] - prefix[i]).tolist()
-    if squares:
-        # fixed**2 = hi**2 * 2**54 + 2 hi lo * 2**27 + lo**2, each limb's window sum exact
-        # below 2**62 (checked per window with the bound of the largest term)
-        mag = np.abs(fx.fixed)
-        hi, lo = mag >> _HALF, mag & ((1 << _HALF) - 1)
-        term = max(float(2 ** (2 * _HALF)), 2.0 * fx.bound, (fx.bound / 2**_HALF) ** 2)
-        ok = ok & (fx.bound < 2.0 ** (2 * _HALF)) & (cnt.astype(np.float64) * term < _LIMIT)
-        limbs = []
-        for w in (hi * hi, 2 * hi * lo, lo * lo):
-            p = np.concatenate([[0], np.cumsum(w, dtype=np.int64)])
-            limbs.append((p[j] - p[i]).tolist())
+    del prefix
     if fx.special is not None:
         sp = (fx.special[j] - fx.special[i]).tolist()
     else:
@@ -370,19 +430,18 @@ def _finalize_rows(
     sh = fx.scale + 1074  # the kernel's unit is 2**-1074 (Int64: 1)
     got: list[Any] = []
     plain = k.column_type == "Float64"
-    for r, (a, b, good, n) in enumerate(
-        zip(i.tolist(), j.tolist(), ok.tolist(), cnt.tolist(), strict=True)
-    ):
-        if not good:
+    fixed = fx.fixed
+    for r, (a, b, good) in enumerate(zip(i.tolist(), j.tolist(), ok.tolist(), strict=True)):
+        if not good or (squares and b - a > 4 * _SPAN):
             got.append(k.finalize(k.add(k.empty(), values.slice(a, b - a))))
             continue
         t1 = s1[r]
-        t2 = ((limbs[0][r] << 54) + (limbs[1][r] << 27) + limbs[2][r]) if squares else 0
+        t2 = sum(v * v for v in fixed[a:b].tolist()) if squares else 0  # nulls are 0
         if plain:
             z, nan, pinf, ninf = sp[r]
-            part: Any = FloatMoments(n, z, nan, pinf, ninf, t1 << sh, t2 << (2 * sh))
+            part: Any = FloatMoments(cnt[r], z, nan, pinf, ninf, t1 << sh, t2 << (2 * sh))
         else:
-            part = IntMoments(n, t1, t2)
+            part = IntMoments(cnt[r], t1, t2)
         got.append(k.finalize(part))
     res = np.array([math.nan if v is None else v for v in got], dtype=np.float64)
     return res[inverse]
