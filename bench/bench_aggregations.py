@@ -7,6 +7,11 @@
       call, in-process (SQLite), after materializing `--online-keys` keys x 1,440 events.
 
     PYTHONPATH=src python bench/bench_aggregations.py [--entity-rows N] [--online-keys K] [--calls C]
+        [--skip-online] [--skip-training] [--repeat R]
+
+`--repeat R` measures (a) and (g) alternately R times on the one ingested repo (a shared
+machine's load changes: compare each (g) with the (a) just before it). Peak RSS is the
+process's ru_maxrss so far (it includes (a), which runs in this process too).
 
 Uses bench/.data (bench/data.py: ~11M events of 100,000 keys over a year, 1M entity rows);
 `--entity-rows` takes the first N entity rows.
@@ -66,7 +71,7 @@ def _repo(root: Path, source: str) -> fl.FeatureStore:
     return store
 
 
-def training(entity_rows: int, work: Path) -> None:
+def training(entity_rows: int, work: Path, repeat: int = 1) -> None:
     features, entities = ensure_data()
     ents = pq.read_table(entities).slice(0, entity_rows)
     ent_path = work / "entities.parquet"
@@ -79,20 +84,30 @@ def training(entity_rows: int, work: Path) -> None:
         f"ingest of {pq.ParquetFile(features).metadata.num_rows:,} events: {time.perf_counter() - t0:.1f} s"
     )
     refs = [f"events:{a.name}" for a in AGGS]
-    t0 = time.perf_counter()
-    bts.run_duckdb(a_sql)
-    a = time.perf_counter() - t0
-    print(f"(a) plain DuckDB ASOF LEFT JOIN, {entity_rows:,} entity rows: {a:.2f} s")
-    t0 = time.perf_counter()
-    out = store.get_training_set(str(ent_path), refs).to_arrow()
-    g = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"(g) get_training_set, 5 aggregation features: {g:.2f} s; {out.num_rows:,} rows; peak RSS {rss:,.0f} MiB"
-    )
-    print(f"    (g) / (a) = {g / a:.1f}x")
-    nonnull = {c: out.num_rows - out.column(c).null_count for c in [a.name for a in AGGS]}
-    print(f"    non-null per feature: {nonnull}")
+    ratios = []
+    for run in range(1, repeat + 1):  # (a) then (g), alternately: both see the same load
+        t0 = time.perf_counter()
+        bts.run_duckdb(a_sql)
+        a = time.perf_counter() - t0
+        print(f"[{run}] (a) plain DuckDB ASOF LEFT JOIN, {entity_rows:,} entity rows: {a:.2f} s")
+        t0 = time.perf_counter()
+        out = store.get_training_set(str(ent_path), refs).to_arrow()
+        g = time.perf_counter() - t0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"[{run}] (g) get_training_set, 5 aggregation features: {g:.2f} s; {out.num_rows:,} rows; "
+            f"peak RSS so far {rss:,.0f} MiB"
+        )
+        print(f"[{run}]     (g) / (a) = {g / a:.2f}x")
+        ratios.append(g / a)
+        nonnull = {c: out.num_rows - out.column(c).null_count for c in [a.name for a in AGGS]}
+        print(f"    non-null per feature: {nonnull}")
+        del out
+    if repeat > 1:
+        print(
+            f"(g) / (a) over {repeat} runs: median {statistics.median(ratios):.2f}x, "
+            f"min {min(ratios):.2f}x, max {max(ratios):.2f}x"
+        )
     store.close()
 
 
@@ -139,12 +154,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--online-keys", type=int, default=200)
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--skip-online", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="(a) and (g) this many times each")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="aggbench-"))
     try:
-        online(args.online_keys, args.calls, work)
+        if not args.skip_online:
+            online(args.online_keys, args.calls, work)
         if not args.skip_training:
-            training(args.entity_rows, work)
+            training(args.entity_rows, work, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -8,6 +8,7 @@ and the slice goes through the same kernel the online tiles use, so both give th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -157,6 +158,8 @@ def evaluate(
     if agg.function == "count":
         valid = np.concatenate([[0], np.cumsum(pc.is_valid(values).to_numpy(zero_copy_only=False))])
         return pa.array(valid[j] - valid[i], type=typ)
+    if agg.function != "last":  # (last orders by the events' times: all of them)
+        values, i, j = _covered(values, i, j)
     fast = _vectorised(agg.function, column_type(view, agg), values, i, j, typ)
     if fast is not None:
         return fast
@@ -184,6 +187,25 @@ def evaluate(
         for r, a, b in zip(rows.tolist(), i[rows].tolist(), j[rows].tolist(), strict=True):
             out[r] = found[(a, b)]
     return pa.array(out, type=typ)
+
+
+def _covered(
+    values: pa.Array, i: np.ndarray, j: np.ndarray
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Only the values some slice [i, j) covers, and the slices renumbered over them (each
+    slice holds the same values in the same order): short windows touch few of the events."""
+    n = len(values)
+    some = j > i
+    if not n or not some.any():
+        return values, i, j
+    edge = np.bincount(i[some], minlength=n + 1) - np.bincount(j[some], minlength=n + 1)
+    cover = np.cumsum(edge[:n]) > 0
+    del edge
+    kept = int(np.count_nonzero(cover))
+    if kept > 0.75 * n:
+        return values, i, j
+    before = _prefix(cover)  # covered values before each index
+    return values.filter(pa.array(cover)), before[i], before[j]
 
 
 def _vectorised(
@@ -447,6 +469,16 @@ def _finalize_rows(
     return res[inverse]
 
 
+def _narrowed(view: FeatureView, aggs: list[Aggregation]) -> FeatureView:
+    """`view` with only the features `aggs` read (the events' scan and sort carry no other
+    column); its name, version, keys and source are unchanged, so are the rows it finds."""
+    used = {a.column for a in aggs}
+    keep = [f for f in view.schema if f.name in used or view.feature(f.name) is None]
+    if len(keep) == len(view.schema):
+        return view
+    return dataclasses.replace(view, schema=keep)
+
+
 def aggregate_columns(
     source: EventSource,
     ent: pa.Table,
@@ -463,7 +495,7 @@ def aggregate_columns(
     if keys.num_rows > KEY_FILTER_MAX:  # most keys anyway: filtering costs more than it saves
         keys = None
     events, _ = source.window_events(
-        view, keys, None if lo is None or lo == WHOLE_HISTORY else lo, as_of_us
+        _narrowed(view, aggs), keys, None if lo is None or lo == WHOLE_HISTORY else lo, as_of_us
     )
     windows = Windows(events, view.join_keys, ent)
     cut: dict[int | None, tuple[np.ndarray, np.ndarray]] = {}  # aggregations sharing a window
