@@ -52,6 +52,7 @@ class JoinSpec:
     features: list[tuple[str, str]]  # (stored column, output column)
     ttl_us: int | None = None
     as_of_us: int | None = None
+    min_event_us: int | None = None  # only rows with an event time from here on (a preview)
 
 
 def _visible(spec: JoinSpec, part: PartRef) -> str:
@@ -61,6 +62,8 @@ def _visible(spec: JoinSpec, part: PartRef) -> str:
         cond = f"({SHADOWED_UNTIL} IS NULL OR {SHADOWED_UNTIL} > {spec.as_of_us})"
         if part.compacted:
             cond += f" AND {INGESTED_AT} <= {spec.as_of_us}"
+    if spec.min_event_us is not None:  # every row of a (keys, event time) group is kept or not
+        cond += f" AND {EVENT_TS} >= make_timestamptz({int(spec.min_event_us)}::BIGINT)"
     return cond
 
 
@@ -87,6 +90,16 @@ def _by_commit(parts: list[PartRef]) -> list[list[PartRef]]:
     for p in parts:
         groups.setdefault(p.commit, []).append(p)
     return list(groups.values())
+
+
+def event_times_sql(spec: JoinSpec) -> str:
+    """The event times (`__event_ts`) of every visible row (ties not resolved): a bound for
+    a preview of the newest rows."""
+    return "\n    UNION ALL ".join(
+        f"SELECT {EVENT_TS} FROM read_parquet([{', '.join(lit(p.path) for p in ps)}]) "
+        f"WHERE {_visible(spec, ps[0])}"
+        for ps in _by_commit(spec.parts)
+    )
 
 
 def feature_source_sql(spec: JoinSpec) -> str:

@@ -22,6 +22,7 @@ from featureline.offline._batch_order import ARROW_MAX_ROWS, firsts, has_nulls
 from featureline.offline._pit import (
     JoinSpec,
     PartRef,
+    event_times_sql,
     feature_source_sql,
     merge_parts_sql,
     pit_join_sql,
@@ -71,6 +72,12 @@ class DuckDBEngine:
             con.close()
 
     def latest_rows(self, spec: JoinSpec, limit: int | None = None) -> pa.Table:
+        many = len({p.commit for p in spec.parts}) > 1  # one commit has no ties to resolve
+        if limit is not None and many and spec.min_event_us is None:
+            return self._newest(spec, int(limit))
+        return self._latest(spec, limit)
+
+    def _latest(self, spec: JoinSpec, limit: int | None) -> pa.Table:
         keys = ", ".join(q(k) for k in spec.keys)
         feats = ", ".join(q(out) for _, out in spec.features)
         sql = f"SELECT {keys}, {EVENT_TS} AS event_timestamp, {feats} FROM ({feature_source_sql(spec)}) ORDER BY {EVENT_TS} DESC"
@@ -81,6 +88,31 @@ class DuckDBEngine:
             return con.sql(sql).to_arrow_table()
         finally:
             con.close()
+
+    def _newest(self, spec: JoinSpec, limit: int) -> pa.Table:
+        """The newest `limit` tie winners without resolving ties over every row: the event time
+        of the `n`-th newest visible row bounds the answer from below (a (keys, event time)
+        group is all above it or all below), so ties are resolved among the rows from there on;
+        `n` grows while losers leave fewer than `limit` winners above it."""
+        import dataclasses
+
+        times = event_times_sql(spec)
+        n = max(limit, 1) * PREVIEW_OVERSCAN
+        while True:
+            con = self.connection()
+            try:
+                bound, rows = con.execute(
+                    f"SELECT epoch_us(min(t)), count(*) FROM (SELECT {EVENT_TS} AS t FROM "
+                    f"({times}) ORDER BY t DESC LIMIT {n})"
+                ).fetchone()
+            finally:
+                con.close()
+            if bound is None or rows < n:  # fewer rows than that: all of them
+                return self._latest(spec, limit)
+            out = self._latest(dataclasses.replace(spec, min_event_us=int(bound)), limit)
+            if out.num_rows >= limit:
+                return out
+            n *= 4
 
     def window_events(
         self, spec: JoinSpec, keys: pa.Table | None, start_us: int | None
@@ -354,6 +386,9 @@ def _as_winners(stored: pa.Table, keys: list[str], feats: list[str], ingested_us
             **{f: stored.column(f) for f in feats},
         }
     )
+
+
+PREVIEW_OVERSCAN = 4  # a preview of n rows first looks at the newest n * this rows
 
 
 def _arrow_winners(
