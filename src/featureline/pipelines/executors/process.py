@@ -11,11 +11,24 @@ Tasks are shipped with cloudpickle, so steps, helpers, classes and values define
 `__main__` travel by value; steps of importable modules travel by reference.
 
 Crashes: a worker killed by a signal (SIGKILL, the OOM killer, a segfault) breaks the whole
-pool (`BrokenProcessPool`). The pool is rebuilt; the attempt whose worker died abnormally
-fails with `WorkerCrashedError` (the runner retries it if the step has retries left), and the
-attempts that were merely caught in the teardown (their workers ended by the pool's SIGTERM,
-or not started yet) are resubmitted transparently. Attribution reads the workers' exit codes
+pool (`BrokenProcessPool`). The broken pool is taken down here, not left to the standard
+library: its remaining workers are ended (SIGTERM, then SIGKILL) until its manager thread is
+gone, and a fresh pool takes the remaining steps. The attempt whose worker died on its own
+fails with `WorkerCrashedError` naming the step, the pid and the signal (the runner retries it
+if the step has retries left); the attempts merely caught in the teardown (their workers were
+still alive when the pool broke, or they had not started) are resubmitted transparently, and
+the results of steps that had finished are kept. Attribution reads the workers' exit codes
 from the pool's process table (`ProcessPoolExecutor._processes`, a CPython detail).
+
+Why the pool is not left to end itself: `ProcessPoolExecutor` spawns workers on demand, in
+`submit`, while its manager thread may be marking the pool broken without the lock `submit`
+holds. A worker started in that window is never terminated nor sent a stop sentinel; it waits
+in `call_queue.get` for ever, the manager thread joins it for ever, and the interpreter hangs
+at exit in `concurrent.futures.process._python_exit` (Python 3.11; see also gh-94777). So every
+pool here starts all its workers when it is created (it then never spawns one in `submit`),
+recovery ends whatever is alive in the broken pool's live process table, and `shutdown()` (also
+run at interpreter exit, before the standard library joins the pools' threads) gives a pool
+`STOP_GRACE` seconds to stop, then terminates and joins, with a timeout, what is still alive.
 
 Timeouts: the worker interrupts the step with SIGALRM at `timeout`; a step stuck in C code is
 killed by `kill()` (SIGKILL to its worker) when the runner's grace period also runs out.
@@ -23,8 +36,10 @@ killed by `kill()` (SIGKILL to its worker) when the runner's grace period also r
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
+import logging
 import multiprocessing as mp
 import os
 import shutil
@@ -33,9 +48,13 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
+from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import process as _cfp
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as _ready
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +67,18 @@ from featureline.pipelines.executors.base import (
     TaskResult,
 )
 
+log = logging.getLogger("featureline.pipelines")
+
 _PRELOAD = ["featureline.pipelines.executors._task", "featureline.pipelines.artifacts"]
+# Resubmissions of an attempt caught in a pool's teardown (it did not break the pool). When the
+# pool broke and no other attempt's worker is seen dead on its own, an attempt that had not
+# started yet may be the cause (its worker died before it could say so): those get only
+# MAX_FREE_RESTARTS. The larger cap only bounds a pathological loop.
 MAX_FREE_RESTARTS = 3
+MAX_CASUALTY_RESTARTS = 50
+STOP_GRACE = 5.0  # seconds a pool being shut down may take to stop its workers itself
+RECOVERY_TIMEOUT = 30.0  # seconds to end a broken pool's workers and see its manager thread end
+REAP_TIMEOUT = 5.0  # seconds to wait for terminated/killed workers of a pool being shut down
 
 
 @dataclass(eq=False)
@@ -61,6 +90,17 @@ class _Record:
     inner: Future[TaskResult] | None = None
     killed: bool = False
     restarts: int = 0
+    unexplained: int = 0  # restarts after breaks no dead worker explained
+
+
+@dataclass(eq=False)
+class _Broken:
+    """A broken pool being taken down, with what `pool.shutdown()` would drop."""
+
+    pool: ProcessPoolExecutor
+    manager: threading.Thread | None
+    procs: Mapping[int, Any]  # the pool's live process table (not a copy)
+    thread: threading.Thread | None = None
 
 
 def _describe_exit(code: int | None) -> str:
@@ -74,6 +114,133 @@ def _describe_exit(code: int | None) -> str:
         hint = " (e.g. the out-of-memory killer or `kill -9`)" if -code == signal.SIGKILL else ""
         return f"was killed by {name}{hint}"
     return f"exited with code {code}"
+
+
+def _alive(proc: Any) -> bool:
+    """Whether a worker still runs, without reaping it: its sentinel is not readable yet.
+    (`is_alive()` would read a forkserver child's exit status off that pipe; a second reader,
+    the pool's manager thread, then meets EOF and records exit code 255 for it.)"""
+    try:
+        return not _ready([proc.sentinel], 0)
+    except Exception:
+        return False
+
+
+if hasattr(_cfp, "_ExecutorManagerThread") and hasattr(_cfp, "_threads_wakeups"):
+
+    class _ManagerThread(_cfp._ExecutorManagerThread):
+        """The pool's manager thread, marking the pool broken under the lock `submit` holds.
+
+        The standard one sets `_broken` without it, so a `submit` already past its check still
+        adds its work item (and may spawn a worker) while the pool is torn down: "dictionary
+        changed size during iteration" kills the thread half way, or a worker started then is
+        never stopped and joined for ever. With the lock, nothing is added after the mark.
+        Also records which workers were alive at the breakage: they did not cause it."""
+
+        alive_at_break: frozenset[int] | None = None
+
+        def terminate_broken(self, cause: Any) -> None:
+            me: Any = self
+            with me.shutdown_lock:
+                self.alive_at_break = frozenset(
+                    pid for pid, p in list(me.processes.items()) if _alive(p)
+                )
+                executor = me.executor_reference()
+                if executor is not None:
+                    executor._broken = "A child process terminated abruptly, the process pool is not usable anymore"
+                    executor._shutdown_thread = True
+                del executor
+            super().terminate_broken(cause)
+
+else:  # pragma: no cover - another Python: the pool's own thread, recovery copes
+    _ManagerThread = None  # type: ignore[assignment,misc]
+
+
+class _Pool(ProcessPoolExecutor):
+    """A `ProcessPoolExecutor` whose manager thread is `_ManagerThread`, with every worker
+    started at creation, so that it never spawns one in `submit`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        me: Any = self
+        launch = getattr(me, "_launch_processes", None)
+        if callable(launch):
+            try:
+                launch()
+            except BaseException:
+                _stop_pool(self, 0.0)
+                raise
+
+    def _start_executor_manager_thread(self) -> None:
+        me: Any = self
+        if _ManagerThread is None or me._executor_manager_thread is not None:
+            super()._start_executor_manager_thread()
+            return
+        if not me._safe_to_dynamically_spawn_children:  # fork: never used here
+            me._launch_processes()
+        thread = me._executor_manager_thread = _ManagerThread(self)
+        thread.start()
+        _cfp._threads_wakeups[thread] = me._executor_manager_thread_wakeup
+
+
+def _internals(pool: ProcessPoolExecutor) -> tuple[threading.Thread | None, Mapping[int, Any]]:
+    """A pool's manager thread and its live process table: the dict the pool adds workers to,
+    not a copy. Read them before `pool.shutdown()`, which drops both from the pool."""
+    manager = getattr(pool, "_executor_manager_thread", None)
+    procs = getattr(manager, "processes", None)
+    if not isinstance(procs, dict):
+        procs = getattr(pool, "_processes", None)
+    return manager, procs if isinstance(procs, dict) else {}
+
+
+def _end_processes(
+    procs: Mapping[int, Any],
+    manager: threading.Thread | None,
+    timeout: float,
+    kill_after: float = 1.0,
+) -> set[int]:
+    """End every process of `procs` still alive (SIGTERM, SIGKILL after `kill_after` s), again
+    and again, until none is alive and the pool's manager thread is gone, or `timeout` s pass.
+    Workers the pool adds to `procs` meanwhile are ended too. Once the manager thread is gone
+    (it joins them itself while it runs), they are joined here. Returns the pids signalled."""
+    start = time.monotonic()
+    signalled: set[int] = set()
+    while True:
+        elapsed = time.monotonic() - start
+        alive = [(pid, p) for pid, p in list(procs.items()) if _alive(p)]
+        for pid, proc in alive:
+            signalled.add(pid)
+            with contextlib.suppress(Exception):
+                proc.kill() if elapsed >= kill_after else proc.terminate()
+        manager_alive = manager is not None and manager.is_alive()
+        if (not alive and not manager_alive) or elapsed > timeout:
+            break
+        if manager is not None and manager_alive and manager is not threading.current_thread():
+            manager.join(0.05)
+        else:
+            time.sleep(0.05)
+    if manager is None or not manager.is_alive():  # nobody else reads their exit statuses now
+        for proc in list(procs.values()):
+            with contextlib.suppress(Exception):
+                proc.join(0.5)
+    return signalled
+
+
+def _stop_pool(pool: ProcessPoolExecutor, grace: float) -> None:
+    """Shut a pool down without ever waiting for ever: `grace` s for it to stop its workers
+    itself, then terminate, kill and join what is left."""
+    manager, procs = _internals(pool)
+    # Held until its workers are gone: dropped (by `shutdown`) while one still starts, its
+    # semaphores are unlinked under it, and it fails with FileNotFoundError on stderr.
+    queue = getattr(pool, "_call_queue", None)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None and manager is not threading.current_thread():
+        manager.join(grace)  # no manager thread (the pool never ran a task): nothing to wait for
+    _end_processes(procs, manager, REAP_TIMEOUT)
+    if manager is not None and manager.is_alive():
+        log.warning("a process pool's manager thread did not end: %r", manager)
+    del queue
 
 
 class ProcessExecutor:
@@ -106,11 +273,13 @@ class ProcessExecutor:
         )
         self._lock = threading.RLock()
         self._flag_lock = threading.Lock()
-        self._recovering: set[int] = set()
+        self._recovering: dict[int, _Broken] = {}
         self._records: dict[int, _Record] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._tmp: str | None = None
         self._closed = False
+        self._owner = os.getpid()  # a forked child must not end its parent's workers at exit
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(max_workers={self.max_workers}, context={self.context!r})"
@@ -125,12 +294,11 @@ class ProcessExecutor:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        """A pool with all its workers started now (see `_Pool`)."""
         ctx = context_without_main(self.context)
         if self.context == "forkserver":
             ctx.set_forkserver_preload([*_PRELOAD, *self.preload])
-        return ProcessPoolExecutor(
-            self.max_workers, mp_context=ctx, initializer=warm, initargs=(self.preload,)
-        )
+        return _Pool(self.max_workers, mp_context=ctx, initializer=warm, initargs=(self.preload,))
 
     def start(self) -> None:
         """Create the pool and start every worker now (idempotent)."""
@@ -146,19 +314,28 @@ class ProcessExecutor:
         for f in futures:
             f.result()
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = STOP_GRACE) -> None:
+        """Fail the attempts still running, stop the pool (`grace` s for it to stop its workers
+        itself, then they are terminated), end broken pools' leftovers; never hangs."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
             records = list(self._records.values())
             self._records.clear()
+        _LIVE.discard(self)
         for rec in records:
             if not rec.outer.done():
                 rec.outer.set_exception(
                     WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down")
                 )
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            _stop_pool(pool, grace)
+        with self._flag_lock:
+            broken = list(self._recovering.values())
+        for b in broken:
+            if b.thread is not None and b.thread is not threading.current_thread():
+                b.thread.join(RECOVERY_TIMEOUT)
+            _end_processes(b.procs, b.manager, REAP_TIMEOUT)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -183,22 +360,29 @@ class ProcessExecutor:
         pool = self._pool
         rec.pool, rec.inner = pool, None
         if pool is None:
+            self._forget(rec)
             rec.outer.set_exception(
                 WorkerCrashedError(f"step `{rec.task.name}`: the executor was shut down")
             )
             return
         try:
             inner = pool.submit(execute_pickled, rec.payload)
-        except BrokenProcessPool:
-            self._start_recovery(pool, dict(getattr(pool, "_processes", None) or {}))
+        except (BrokenProcessPool, RuntimeError) as e:
+            if isinstance(e, BrokenProcessPool) or getattr(pool, "_broken", False):
+                self._start_recovery(pool)  # its recovery resubmits the attempt to the next pool
+                return
+            self._forget(rec)  # e.g. the interpreter is exiting
+            rec.outer.set_exception(
+                WorkerCrashedError(f"step `{rec.task.name}` could not be submitted: {e}")
+            )
             return
         rec.inner = inner
-        inner.add_done_callback(functools.partial(self._done, rec))
+        inner.add_done_callback(functools.partial(self._done, rec, pool))
 
-    def _done(self, rec: _Record, f: Future[TaskResult]) -> None:
+    def _done(self, rec: _Record, pool: Any, f: Future[TaskResult]) -> None:
         # Runs in the pool's management thread: no locks that `submit` holds, no pool calls.
-        if rec.outer.done():
-            return
+        if rec.outer.done() or f is not rec.inner:
+            return  # settled, or an earlier submission of a resubmitted attempt
         if f.cancelled():
             if rec.killed:
                 self._forget(rec)
@@ -206,7 +390,7 @@ class ProcessExecutor:
             return
         exc = f.exception()
         if isinstance(exc, BrokenProcessPool):
-            self._start_recovery(rec.pool, dict(getattr(rec.pool, "_processes", None) or {}))
+            self._start_recovery(pool)
             return
         self._forget(rec)
         if exc is not None:
@@ -217,68 +401,108 @@ class ProcessExecutor:
     def _forget(self, rec: _Record) -> None:
         self._records.pop(id(rec), None)
 
-    def _start_recovery(self, pool: Any, procs: dict[int, Any]) -> None:
+    def _start_recovery(self, pool: ProcessPoolExecutor) -> None:
         with self._flag_lock:
             if id(pool) in self._recovering:
                 return
-            self._recovering.add(id(pool))
-        threading.Thread(
-            target=self._recover, args=(pool, procs), name="featureline-pool-recovery", daemon=True
-        ).start()
+            manager, procs = _internals(pool)  # before anything shuts the pool down
+            b = self._recovering[id(pool)] = _Broken(pool, manager, procs)
+            b.thread = threading.Thread(
+                target=self._recover, args=(b,), name="featureline-pool-recovery", daemon=True
+            )
+        b.thread.start()
 
-    def _recover(self, old: ProcessPoolExecutor, procs: dict[int, Any]) -> None:
-        # End the broken pool's workers ourselves, until its manager thread is gone: on some
-        # Python versions (3.11.7 here) the pool joins idle workers that still wait on its
-        # call queue, and waits forever (gh-94777). A SIGTERMed busy worker's step is
-        # restarted below, as a teardown casualty; a worker still alive after 10 s is killed.
-        old.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + 10
-        ours: set[int] = set()  # workers ended here, not by their step: their steps run again
-        while True:
-            live = {**procs, **(getattr(old, "_processes", None) or {})}
-            for pid, proc in live.items():
-                with contextlib.suppress(Exception):
-                    if proc.is_alive():
-                        ours.add(pid)
-                        proc.kill() if time.monotonic() > deadline else proc.terminate()
-            manager = getattr(old, "_executor_manager_thread", None)
-            if manager is None or not manager.is_alive():
-                break
-            manager.join(0.2)
-        for proc in procs.values():  # reap them, so their exit codes say why they ended
-            with contextlib.suppress(Exception):
-                proc.join(5)
+    def _recover(self, b: _Broken) -> None:
+        try:
+            self._take_down_and_replace(b)
+        except Exception:  # never leave the attempts of the broken pool waiting
+            log.exception("recovering from a broken process pool failed")
+            with self._lock:
+                for rec in [r for r in self._records.values() if r.pool is b.pool]:
+                    self._forget(rec)
+                    if not rec.outer.done():
+                        rec.outer.set_exception(
+                            WorkerCrashedError(
+                                f"step `{rec.task.name}`: its process pool broke and could not be recovered"
+                            )
+                        )
+        finally:
+            with self._flag_lock:
+                self._recovering.pop(id(b.pool), None)
+
+    def _take_down_and_replace(self, b: _Broken) -> None:
+        old = b.pool
+        with contextlib.suppress(Exception):
+            old.shutdown(wait=False, cancel_futures=True)
+        # The pool's manager thread terminates and joins its workers itself; a worker it missed
+        # (or one stuck) is killed here, until the thread is gone.
+        if b.manager is not None:
+            b.manager.join(1.0)
+        signalled = _end_processes(b.procs, b.manager, RECOVERY_TIMEOUT, kill_after=0.0)
+        if b.manager is not None and b.manager.is_alive():
+            log.warning(
+                "the broken process pool's manager thread did not end within %g s",
+                RECOVERY_TIMEOUT,
+            )
+        procs = dict(b.procs)
+        codes = {pid: p.exitcode for pid, p in procs.items()}
+        # Workers alive when the pool broke did not break it: their attempts run again.
+        alive = getattr(b.manager, "alive_at_break", None)
+        if alive is None:  # the pool's own manager thread: judge by how they ended
+            alive = {p for p, c in codes.items() if c == -signal.SIGTERM} | signalled
+        crashed = {pid for pid, c in codes.items() if pid not in alive and c is not None}
         with self._lock:
-            if self._pool is old and not self._closed:
-                self._pool = self._new_pool()
-            for rec in [r for r in self._records.values() if r.pool is old]:
+            replace = self._pool is old and not self._closed
+        new: ProcessPoolExecutor | None = None
+        problem = ""
+        if replace:
+            try:
+                new = self._new_pool()  # outside the lock: submits meanwhile wait for this one
+            except Exception as e:
+                problem = f"; a new process pool could not be started: {type(e).__name__}: {e}"
+        with self._lock:
+            if new is not None and self._pool is old and not self._closed:
+                self._pool, new = new, None
+            mine = [r for r in self._records.values() if r.pool is old]
+            pids = {r: _read_pid(r.task.pid_path) for r in mine}
+            explained = bool(crashed & {p for p in pids.values() if p is not None})
+            for rec in mine:
                 if rec.outer.done():
                     self._forget(rec)
                     continue
-                pid = _read_pid(rec.task.pid_path)
-                code = procs[pid].exitcode if pid is not None and pid in procs else None
+                pid = pids[rec]
+                code = codes.get(pid) if pid is not None else None
+                casualty = pid is not None and pid in alive
                 if rec.killed:
                     self._forget(rec)
                     rec.outer.set_exception(
                         WorkerCrashedError(f"step `{rec.task.name}` was killed after its timeout")
                     )
                 elif (
-                    pid is None or pid in ours or code == -signal.SIGTERM
-                ) and rec.restarts < MAX_FREE_RESTARTS:
-                    rec.restarts += 1  # caught in the teardown, not the cause: run it again
+                    not problem
+                    and rec.restarts < MAX_CASUALTY_RESTARTS
+                    and (
+                        casualty
+                        or (pid is None and (explained or rec.unexplained < MAX_FREE_RESTARTS))
+                    )
+                ):
+                    # caught in the teardown, not the cause: run it again
+                    rec.restarts += 1
+                    rec.unexplained += pid is None and not explained
                     if rec.task.pid_path:
                         Path(rec.task.pid_path).unlink(missing_ok=True)
                     self._submit_locked(rec)
                 else:
                     self._forget(rec)
+                    who = f"pid {pid}" if pid is not None else "its pid unknown"
                     rec.outer.set_exception(
                         WorkerCrashedError(
-                            f"the worker process (pid {pid}) running step `{rec.task.name}` died: it "
-                            f"{_describe_exit(code)}. The process pool was rebuilt."
+                            f"the worker process ({who}) running step `{rec.task.name}` died: it "
+                            f"{_describe_exit(code)}. The process pool was rebuilt{problem}."
                         )
                     )
-        with self._flag_lock:
-            self._recovering.discard(id(old))
+        if new is not None:  # shut down meanwhile: not needed
+            _stop_pool(new, 0.0)
 
     def kill(self, future: Future[TaskResult]) -> None:
         """SIGKILL the worker running the attempt behind `future` (used after a timeout)."""
@@ -304,6 +528,25 @@ class ProcessExecutor:
         with self._lock:
             pool = self._pool
         return sorted(getattr(pool, "_processes", None) or {})
+
+
+_LIVE: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
+
+
+def _shutdown_at_exit() -> None:
+    """Shut down the executors still open when the interpreter exits. Registered to run before
+    `concurrent.futures.process._python_exit` joins the pools' manager threads (threading's
+    exit hooks run last-registered first), so a broken pool cannot hang the exit."""
+    for ex in list(_LIVE):
+        if ex._owner == os.getpid():
+            with contextlib.suppress(Exception):
+                ex.shutdown()
+
+
+try:  # CPython's hook for "before joining threads at exit", where the pools are joined
+    threading._register_atexit(_shutdown_at_exit)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):  # pragma: no cover - another Python, or exiting already
+    atexit.register(_shutdown_at_exit)
 
 
 def _read_pid(path: str | None) -> int | None:
