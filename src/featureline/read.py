@@ -65,6 +65,7 @@ def check_principal(
     features: Callable[[], list[tuple[FeatureView, Any]]] | None = None,
     cache_key: Any = None,
     current: Any = None,
+    service: FeatureService | None = None,
 ) -> None:
     """Whether `principal` may `action` (read_offline / read_online) these views and read their
     `features` (a callable: (view, feature names) pairs, for the pii check; called only when the
@@ -72,7 +73,16 @@ def check_principal(
     read holds that catalog). `principal` is None with auth off: nothing to do;
     else a `featureline.auth.Caller` (PermissionDeniedError, 403)."""
     if principal is not None:
-        principal.check_read(action, views, features, cache_key, current)
+        principal.check_read(action, views, features, cache_key, current, service)
+
+
+def _service(cat: Catalog, features: Any) -> FeatureService | None:
+    """The feature service a read names (an object, or a name: the registered one), else None."""
+    if isinstance(features, FeatureService):
+        return features
+    if isinstance(features, str) and ":" not in features:
+        return cat.services.get(features)
+    return None
 
 
 def _plan_features(plan: Any, hidden: Any) -> list[tuple[FeatureView, list[str]]]:
@@ -135,6 +145,7 @@ def training_set(
             "read_offline",
             [v for _, v in pairs],
             lambda: [(v, [r.feature]) for r, v in pairs],
+            service=_service(cat, features),
         )
     if od:
         entity_df = to_arrow(entity_df, "entity frame")
@@ -193,6 +204,7 @@ def online_features(
             lambda: _plan_features(read_plan, hidden_plan),
             hkey,
             cat.version,  # the façade's current catalog: also the permissions' version
+            _service(cat, features),
         )
     online = src.online()
     now_us = time.time_ns() // 1000

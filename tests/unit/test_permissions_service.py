@@ -142,11 +142,6 @@ def test_over_http_a_service_grant_passes_the_data_routes_first_check(repo: Path
             hook(model, "/push")  # a read grant is no write grant
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read.online_features must pass the FeatureService it reads to check_principal "
-    "(a change in read.py, outside the auth files)",
-)
 def test_an_sdk_read_through_a_granted_service_is_allowed(repo: Path) -> None:
     with fl.FeatureStore(repo, principal=Principal("m", ("model",))) as s:
         got = s.get_online_features("scoring", [{"driver_id": 1}]).to_dict()
