@@ -112,7 +112,6 @@ class TestProcessExecutorCrashes:
         assert r.statuses["nap"] == "succeeded", r.errors
         assert r.output("nap") == [1, 2, 3]
         assert [i.attempts for i in r.steps["nap"].items] == [1, 1, 1]  # rerun, not retried
-        assert len(process_executor.worker_pids()) == process_executor.max_workers
 
     def test_shutdown_after_a_worker_died_is_bounded_and_leaves_no_worker(self) -> None:
         ex = ProcessExecutor(max_workers=2)
@@ -138,4 +137,5 @@ class TestProcessExecutorCrashes:
             assert r.status == "succeeded", r.errors
             assert r.steps["make_table"].attempts == 1
             after = ex.worker_pids()
-            assert len(after) == 2 and not set(after) & set(before)
+            assert 1 <= len(after) <= 2 and not set(after) & set(before)
+            assert all(_gone(pid) for pid in before)  # the broken pool's workers were ended

@@ -24,9 +24,12 @@ Why the pool is not left to end itself: `ProcessPoolExecutor` spawns workers on 
 `submit`, while its manager thread may be marking the pool broken without the lock `submit`
 holds. A worker started in that window is never terminated nor sent a stop sentinel; it waits
 in `call_queue.get` for ever, the manager thread joins it for ever, and the interpreter hangs
-at exit in `concurrent.futures.process._python_exit` (Python 3.11; see also gh-94777). So every
-pool here starts all its workers when it is created (it then never spawns one in `submit`),
-recovery ends whatever is alive in the broken pool's live process table, and `shutdown()` (also
+at exit in `concurrent.futures.process._python_exit` (Python 3.11; see also gh-94777); or a
+work item added then made the thread die on "dictionary changed size during iteration". So the
+pools here (`_Pool`) mark themselves broken under that lock (`_ManagerThread`; where that
+class is missing, they start all their workers when created instead, and never spawn one in
+`submit`); recovery ends whatever is alive
+in the broken pool's live process table until its manager thread is gone; and `shutdown()` (also
 run at interpreter exit, before the standard library joins the pools' threads) gives a pool
 `STOP_GRACE` seconds to stop, then terminates and joins, with a timeout, what is still alive.
 
@@ -157,14 +160,14 @@ else:  # pragma: no cover - another Python: the pool's own thread, recovery cope
 
 
 class _Pool(ProcessPoolExecutor):
-    """A `ProcessPoolExecutor` whose manager thread is `_ManagerThread`, with every worker
-    started at creation, so that it never spawns one in `submit`."""
+    """A `ProcessPoolExecutor` whose manager thread is `_ManagerThread`. Without it (another
+    Python), every worker is started at creation instead, so that `submit` never spawns one."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         me: Any = self
         launch = getattr(me, "_launch_processes", None)
-        if callable(launch):
+        if _ManagerThread is None and callable(launch):
             try:
                 launch()
             except BaseException:
@@ -294,7 +297,7 @@ class ProcessExecutor:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        """A pool with all its workers started now (see `_Pool`)."""
+        """A pool that is marked broken safely (see `_Pool`)."""
         ctx = context_without_main(self.context)
         if self.context == "forkserver":
             ctx.set_forkserver_preload([*_PRELOAD, *self.preload])
@@ -418,7 +421,7 @@ class ProcessExecutor:
         except Exception:  # never leave the attempts of the broken pool waiting
             log.exception("recovering from a broken process pool failed")
             with self._lock:
-                for rec in [r for r in self._records.values() if r.pool is b.pool]:
+                for rec in [r for r in list(self._records.values()) if r.pool is b.pool]:
                     self._forget(rec)
                     if not rec.outer.done():
                         rec.outer.set_exception(
@@ -463,16 +466,23 @@ class ProcessExecutor:
         with self._lock:
             if new is not None and self._pool is old and not self._closed:
                 self._pool, new = new, None
-            mine = [r for r in self._records.values() if r.pool is old]
+            mine = [r for r in list(self._records.values()) if r.pool is old]
             pids = {r: _read_pid(r.task.pid_path) for r in mine}
-            explained = bool(crashed & {p for p in pids.values() if p is not None})
+            # A worker runs attempts one after the other: of those naming the same worker, the
+            # last one started is the one it ran; the earlier ones had finished (their results
+            # unread when the pool broke) and did not break it.
+            last: dict[int, _Record] = {}
+            for r, p in pids.items():
+                if p is not None and (p not in last or _stamp(r) > _stamp(last[p])):
+                    last[p] = r
+            explained = bool(crashed & set(last))
             for rec in mine:
                 if rec.outer.done():
                     self._forget(rec)
                     continue
                 pid = pids[rec]
                 code = codes.get(pid) if pid is not None else None
-                casualty = pid is not None and pid in alive
+                casualty = pid is not None and (pid in alive or last[pid] is not rec)
                 if rec.killed:
                     self._forget(rec)
                     rec.outer.set_exception(
@@ -547,6 +557,14 @@ try:  # CPython's hook for "before joining threads at exit", where the pools are
     threading._register_atexit(_shutdown_at_exit)  # type: ignore[attr-defined]
 except (AttributeError, RuntimeError):  # pragma: no cover - another Python, or exiting already
     atexit.register(_shutdown_at_exit)
+
+
+def _stamp(rec: _Record) -> int:
+    """When the attempt's pid file was written (0 if it is gone)."""
+    try:
+        return os.stat(rec.task.pid_path or "").st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _read_pid(path: str | None) -> int | None:
