@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from featureline.auth import _tokens
+import featureline.auth._tokens as _tokens
 from featureline.auth._audit import AuditLog
 from featureline.auth._jwt import JwtVerifier, looks_like_jwt
 from featureline.auth._policy import Decision, decide

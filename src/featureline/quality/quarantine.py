@@ -142,7 +142,7 @@ def store(
 
 COMMIT_META = "quarantine"
 """Key of the commit meta naming the quarantine batch stored with the commit."""
-_LOGS: dict[Path, Any] = {}  # ViewLogs by folder (each parses its log incrementally), bounded
+_LOGS: dict[Path, Any] = {}  # offline stores by root (logs parsed incrementally), bounded
 
 
 def _confirmed(offline_root: Path, view: str, f: Path) -> bool:
@@ -152,19 +152,18 @@ def _confirmed(offline_root: Path, view: str, f: Path) -> bool:
     parts = f.name[: -len(".parquet")].split(".")
     if len(parts) != 3:
         return True
-    from featureline.offline._log import ViewLog
+    from featureline.offline.store import OfflineStore
 
     try:
         seq, version = int(parts[1][1:]), int(parts[2][1:])
     except ValueError:
         return True
-    at = offline_root / view / f"v{version}"
-    log = _LOGS.get(at)
-    if log is None:
-        if len(_LOGS) >= 256:
+    store = _LOGS.get(offline_root)
+    if store is None:
+        if len(_LOGS) >= 64:
             _LOGS.clear()
-        log = _LOGS[at] = ViewLog(at)
-    commits = log.commits()
+        store = _LOGS[offline_root] = OfflineStore(offline_root)  # its engine is never opened
+    commits = store.log(view, version).commits()
     c = commits[seq - 1] if 0 < seq <= len(commits) else None
     if c is None or c.seq != seq:
         c = next((x for x in commits if x.seq == seq), None)
