@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from featureline.definitions import FeatureView
     from featureline.feature_store import FeatureStore
 
-__all__ = ["UiData"]
+__all__ = ["UiData", "add_lineage_edge"]
 
 BINS = 20
 MAX_RESULTS = 50
@@ -410,17 +410,7 @@ class UiData:
                     continue
                 if e["dst_kind"] == "alias" and current.get(e["dst_id"]) != v:
                     continue  # the alias has moved to another version since
-                for kind, ident in ((e["src_kind"], e["src_id"]), (e["dst_kind"], e["dst_id"])):
-                    nid = f"{kind}:{ident}"
-                    label = ident[:12] if kind == "training_set" else ident
-                    nodes[nid] = {"id": nid, "kind": kind, "label": label}
-                edges.add(
-                    (
-                        f"{e['src_kind']}:{e['src_id']}",
-                        f"{e['dst_kind']}:{e['dst_id']}",
-                        e["relation"],
-                    )
-                )
+                add_lineage_edge(nodes, edges, e)
         return {
             "model": name,
             "nodes": list(nodes.values()),
@@ -506,6 +496,17 @@ class UiData:
                 }
             )
         return out
+
+
+def add_lineage_edge(
+    nodes: dict[str, dict[str, Any]], edges: set[tuple[str, str, str]], e: dict[str, Any]
+) -> None:
+    """One registry lineage edge into a graph: both ends as nodes (`kind:id`), then the edge."""
+    for kind, ident in ((e["src_kind"], e["src_id"]), (e["dst_kind"], e["dst_id"])):
+        nid = f"{kind}:{ident}"
+        label = ident[:12] if kind == "training_set" else ident
+        nodes[nid] = {"id": nid, "kind": kind, "label": label}
+    edges.add((f"{e['src_kind']}:{e['src_id']}", f"{e['dst_kind']}:{e['dst_id']}", e["relation"]))
 
 
 def _duckdb(offline: Any) -> Any:

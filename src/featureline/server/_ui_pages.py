@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featureline.errors import NotFoundError, PermissionDeniedError, ValidationError, did_you_mean
+from featureline.server._ui_data import add_lineage_edge
 
 if TYPE_CHECKING:
     from featureline.catalog import Catalog
@@ -530,17 +531,7 @@ class UiPages:
                     now = current.get(e["dst_id"])
                     if now is None or f"{now['name']}:{now['version']}" != e["src_id"]:
                         continue  # the alias has moved to another version since
-                for kind, nid in ((e["src_kind"], e["src_id"]), (e["dst_kind"], e["dst_id"])):
-                    key = f"{kind}:{nid}"
-                    label = nid[:12] if kind == "training_set" else nid
-                    nodes[key] = {"id": key, "kind": kind, "label": label}
-                edges.add(
-                    (
-                        f"{e['src_kind']}:{e['src_id']}",
-                        f"{e['dst_kind']}:{e['dst_id']}",
-                        e["relation"],
-                    )
-                )
+                add_lineage_edge(nodes, edges, e)
         return {
             "view": name,
             "versions": [version] if version is not None else have,
