@@ -109,7 +109,13 @@ class DuckDBEngine:
                 con.close()
             if bound is None or rows < n:  # fewer rows than that: all of them
                 return self._latest(spec, limit)
-            out = self._latest(dataclasses.replace(spec, min_event_us=int(bound)), limit)
+            # a part whose newest event time (its Parquet footer's) is below the bound holds no
+            # row of the answer, nor a tie of one (ties share the event time): leave it out,
+            # however late its commit
+            near = [p for p in spec.parts if _may_reach(p.path, bound)]
+            out = self._latest(
+                dataclasses.replace(spec, parts=near, min_event_us=int(bound)), limit
+            )
             if out.num_rows >= limit:
                 return out
             n *= 4
@@ -389,6 +395,32 @@ def _as_winners(stored: pa.Table, keys: list[str], feats: list[str], ingested_us
 
 
 PREVIEW_OVERSCAN = 4  # a preview of n rows first looks at the newest n * this rows
+
+
+def _may_reach(path: str, bound: int) -> bool:
+    """Whether the part at `path` may hold an event time at or after `bound` (µs): False only
+    when every row group's footer statistics say its newest event time is below it."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(path)
+    if md.num_row_groups == 0:
+        return False
+    first = md.row_group(0)
+    j = next((i for i in range(md.num_columns) if first.column(i).path_in_schema == EVENT_TS), None)
+    if j is None:
+        return True
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(j).statistics
+        if st is None or not st.has_min_max:
+            return True
+        _, hi = _footer_range(st)
+        if hi is None:
+            return True
+        from featureline._time import to_us
+
+        if to_us(hi) >= bound:
+            return True
+    return False
 
 
 def _arrow_winners(
