@@ -273,6 +273,8 @@ class Authorizer:
                 expires_at = held[0]
             else:
                 expires_at = tokens.expiry(token)
+        if token is None and principal.via == "jwt" and self.jwt is not None:
+            self.jwt.check(principal)  # its signing key rotated out of the JWKS since: 401
         if expires_at is not None and expires_at <= time.time():
             if token is not None:
                 raise _expired(token)

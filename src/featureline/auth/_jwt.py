@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from featureline.auth._principal import Principal
 from featureline.config import OidcSettings
 from featureline.errors import ConfigError, MissingExtraError, UnauthenticatedError
 
-__all__ = ["JwtVerifier", "looks_like_jwt"]
+__all__ = ["JwtPrincipal", "JwtVerifier", "looks_like_jwt"]
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -35,6 +36,30 @@ def _jwt() -> Any:
     return jwt
 
 
+# The JWKS is reloaded at least every JWKS_TTL_SECONDS, when a token names a `kid` it does not
+# hold (at most once per UNKNOWN_KID_RELOAD_SECONDS), and, for a file, when its mtime changes
+# (statted at most every FILE_RECHECK_SECONDS). A reload drops what was verified with a key no
+# longer published: cached verifications, and principals held since (`check`, from `alive`). A
+# reload that fails keeps the keys held (the IdP down or a file mid-rewrite locks nobody out).
+JWKS_TTL_SECONDS = 300.0
+UNKNOWN_KID_RELOAD_SECONDS = 10.0
+FILE_RECHECK_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class JwtPrincipal(Principal):
+    """A principal proven by a JWT: also the key (`kid`, fingerprint) it was signed with."""
+
+    signed_by: tuple[str | None, str] = field(default=(None, ""), compare=False, repr=False)
+
+
+def _fingerprint(key: Any) -> str:
+    data = getattr(key, "_jwk_data", None)
+    if isinstance(data, dict):
+        return json.dumps(data, sort_keys=True, default=str)
+    return repr(key.key)  # pragma: no cover - PyJWT keeps the JWK it was built from
+
+
 class JwtVerifier:
     def __init__(self, settings: OidcSettings, repo_path: Path) -> None:
         self.settings = settings
@@ -42,12 +67,26 @@ class JwtVerifier:
         path = Path(settings.jwks)
         self._path = None if self._url else (path if path.is_absolute() else repo_path / path)
         self._keys: dict[str | None, Any] = {}
+        self._trusted: frozenset[tuple[str | None, str]] = frozenset()
         self._loaded_at = 0.0
+        self._unknown_at = -UNKNOWN_KID_RELOAD_SECONDS
+        self._statted_at = 0.0
+        self._stat: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
-        self._cache: dict[str, Principal] = {}
+        self._cache: dict[str, JwtPrincipal] = {}
+
+    def _file_stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = self._path.stat() if self._path is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _load(self) -> None:
+        """Read the JWKS (under the lock); a failure raises ConfigError unless keys are held."""
         jwt = _jwt()
+        now = time.monotonic()
+        stat = self._file_stat()
         try:
             if self._path is not None:
                 doc = json.loads(self._path.read_text())
@@ -58,30 +97,65 @@ class JwtVerifier:
                     doc = json.loads(r.read())
             keys = jwt.PyJWKSet.from_dict(doc).keys
         except (OSError, ValueError, jwt.exceptions.PyJWKSetError) as e:
+            if self._keys:  # keep what was held; tried again after the TTL or the next change
+                self._loaded_at = now
+                return
             raise ConfigError(
                 f"Cannot load the JWKS `{self.settings.jwks}` (auth.oidc.jwks): {e}. "
                 "Fix: point it at the identity provider's JSON Web Key Set (a file or an https URL)."
             ) from e
         self._keys = {k.key_id: k for k in keys}
-        self._loaded_at = time.monotonic()
+        self._trusted = frozenset((k.key_id, _fingerprint(k)) for k in keys)
+        self._loaded_at = self._statted_at = now
+        self._stat = stat
+        trusted = self._trusted
+        self._cache = {t: p for t, p in self._cache.items() if p.signed_by in trusted}
+
+    def _refresh(self) -> None:
+        """Reload the JWKS if its TTL has passed or its file changed (cheap when neither)."""
+        now = time.monotonic()
+        if now - self._loaded_at > JWKS_TTL_SECONDS:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > JWKS_TTL_SECONDS:
+                    self._load()
+        elif self._path is not None and now - self._statted_at > FILE_RECHECK_SECONDS:
+            with self._lock:
+                self._statted_at = now
+                if self._file_stat() != self._stat:
+                    self._load()
+
+    def check(self, principal: Principal) -> None:
+        """401 if `principal` was proven by a JWT signed with a key no longer in the JWKS."""
+        if not isinstance(principal, JwtPrincipal):
+            return
+        self._refresh()
+        if principal.signed_by not in self._trusted:
+            raise _rotated_out(principal.signed_by[0])
 
     def _key(self, kid: str | None) -> Any:
         with self._lock:
-            if not self._keys or (
-                kid not in self._keys and time.monotonic() - self._loaded_at > 10
-            ):
-                self._load()  # first use, or a key rotated in
+            if not self._keys:
+                self._load()  # first use
+            elif kid not in self._keys and not (kid is None and len(self._keys) == 1):
+                now = time.monotonic()
+                if now - self._unknown_at > UNKNOWN_KID_RELOAD_SECONDS:
+                    self._unknown_at = now
+                    self._load()  # a key rotated in (at a bounded rate)
             if kid in self._keys:
                 return self._keys[kid]
             if kid is None and len(self._keys) == 1:
                 return next(iter(self._keys.values()))
-        raise UnauthenticatedError(
-            f"The bearer JWT is signed with key `{kid}`, which is not in the configured JWKS."
-        )
+        raise _rotated_out(kid)
 
     def verify(self, token: str) -> Principal:
+        self._refresh()
         hit = self._cache.get(token)
-        if hit is not None and hit.expires_at is not None and hit.expires_at > time.time():
+        if (
+            hit is not None
+            and hit.expires_at is not None
+            and hit.expires_at > time.time()
+            and hit.signed_by in self._trusted
+        ):
             return hit
         jwt = _jwt()
         s = self.settings
@@ -116,11 +190,22 @@ class JwtVerifier:
             )
         # refused from `exp` plus the leeway on (also when cached, and once held by a store)
         expires_at = float(claims["exp"]) + s.leeway_seconds
-        principal = Principal(name, _roles(claims, s.roles_claim), "jwt", expires_at)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = principal
+        signed_by = (key.key_id, _fingerprint(key))
+        principal = JwtPrincipal(name, _roles(claims, s.roles_claim), "jwt", expires_at, signed_by)
+        with self._lock:
+            if signed_by not in self._trusted:  # rotated out while it was being verified
+                raise _rotated_out(key.key_id)
+            if len(self._cache) > 10_000:
+                self._cache = {}
+            self._cache[token] = principal
         return principal
+
+
+def _rotated_out(kid: str | None) -> UnauthenticatedError:
+    return UnauthenticatedError(
+        f"The bearer JWT is signed with key `{kid}`, which is not in the configured JWKS "
+        "(unknown, or rotated out by the identity provider). Fix: get a new token."
+    )
 
 
 def _roles(claims: dict[str, Any], path: str) -> tuple[str, ...]:
