@@ -114,3 +114,21 @@ def replay(ctx: click.Context, view: str, fixed: str | None) -> None:
             f"No row passes yet ({result.still_quarantined:,} still fail). "
             f"Fix: see `featureline quarantine show {view}`."
         )
+
+
+@quarantine.command()
+@click.option(
+    "--grace",
+    type=float,
+    default=None,
+    help="Only files older than this many seconds (default: ORPHAN_GRACE_SECONDS, 1 hour).",
+)
+@click.pass_context
+def gc(ctx: click.Context, grace: float | None) -> None:
+    """Remove orphan quarantine files (written by a write that crashed before its commit)."""
+    from featureline.cli._render import console
+    from featureline.quality import quarantine as q
+
+    root = open_store(ctx).offline.root
+    removed = q.gc(root) if grace is None else q.gc(root, grace)
+    console().print(f"Removed {len(removed):,} orphan quarantine file(s).")

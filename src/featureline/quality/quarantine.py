@@ -178,6 +178,40 @@ def _files(offline_root: Path, view: str) -> list[Path]:
     return [f for f in sorted(d.glob("*.parquet")) if _confirmed(offline_root, view, f)]
 
 
+ORPHAN_GRACE_SECONDS = 3600.0
+"""`gc` removes an unconfirmed file only once it is this old: a write in flight in another
+process (its file written, its commit line not yet) is far younger than that."""
+
+
+def gc(offline_root: Path, grace_seconds: float = ORPHAN_GRACE_SECONDS) -> list[Path]:
+    """Remove orphan quarantine files: `<batch>.c<seq>.v<version>` files whose commit never
+    landed (a crash between the file and the commit line; readers ignore them) and temporary
+    files of interrupted writes, both only when older than `grace_seconds`. Returns them."""
+    import time
+
+    base = root(offline_root)
+    if not base.is_dir():
+        return []
+    cutoff = time.time() - grace_seconds
+    removed: list[Path] = []
+    for d in sorted(p for p in base.iterdir() if p.is_dir()):
+        with _locked(d):
+            for f in sorted(d.iterdir()):
+                tmp = f.name.startswith(".") and f.name.endswith(".tmp")
+                if not tmp and not (f.suffix == ".parquet" and f.name.count(".") == 3):
+                    continue
+                try:
+                    if f.stat().st_mtime >= cutoff:
+                        continue  # young: possibly a write in flight elsewhere
+                except FileNotFoundError:
+                    continue
+                if not tmp and _confirmed(offline_root, d.name, f):
+                    continue
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed
+
+
 def read(offline_root: Path, view: str) -> pa.Table | None:
     """Every quarantined row of `view`, oldest batch first (None when there are none)."""
     import pyarrow.parquet as pq
