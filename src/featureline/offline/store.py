@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from featureline._time import from_us, to_us
 from featureline.definitions import FeatureView
+from featureline.offline import _merge_policy
 from featureline.offline._housekeeper import Housekeeper
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
 from featureline.offline._pit import JoinSpec, PartRef
@@ -99,10 +100,18 @@ VACUUM_GRACE_SECONDS = 3600.0  # superseded parts stay this long for readers in 
 ORPHAN_MIN_AGE_SECONDS = (
     600.0  # unreferenced files younger than this may belong to a writer in flight
 )
-COMPACT_AFTER = 8  # small commits of a view version that trigger a merge of those commits
-COMPACT_ROWS = 1_000_000  # a commit up to this size counts as small
+COMPACT_AFTER = 8  # fan-in: commits of one size tier that trigger a merge of that tier
+COMPACT_ROWS = 1_000_000  # a commit up to this size takes part in automatic merges
+MERGE_MAX_ROWS = 8_000_000  # rows one automatic merge writes at most
+_MERGE_ROUNDS = 8  # merges one housekeeping run makes at most (a merge can fill the next tier)
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
 _ROWS_PER_WRITER = 1_000_000
+
+
+def _to_merge(live: list[Commit], max_rows: int | None = None) -> list[Commit]:
+    """The commits the next automatic merge combines (one full size tier), or []."""
+    limit = COMPACT_ROWS if max_rows is None else max_rows
+    return _merge_policy.pick(live, COMPACT_AFTER, limit, MERGE_MAX_ROWS)
 
 
 class OfflineStore:
@@ -211,8 +220,9 @@ class OfflineStore:
 
         Runs here, or on the background thread once `housekeep_in_background` was called."""
         log = self.log(view.name, view.version)
-        small = [x for x in log.live_commits() if x.rows <= COMPACT_ROWS]
-        if len(small) < COMPACT_AFTER:  # many small commits (pushes): merge them, reads stay fast
+        if not _to_merge(
+            log.live_commits()
+        ):  # a full size tier (pushes): merge it, reads stay fast
             return
         if self._housekeeper is not None:
             self._housekeeper.request(view)
@@ -228,7 +238,14 @@ class OfflineStore:
 
     def _merge_small(self, view: FeatureView) -> None:
         try:
-            if self.compact(view, max_rows=COMPACT_ROWS, wait=False) is not None:
+            merged = 0
+            while merged < _MERGE_ROUNDS:
+                if self.compact(view, max_rows=COMPACT_ROWS, wait=False) is None:
+                    break
+                merged += 1
+                if not _to_merge(self.log(view.name, view.version).live_commits()):
+                    break
+            if merged:
                 self.vacuum(view)
         except (
             Exception
@@ -247,8 +264,9 @@ class OfflineStore:
 
         Each row keeps its own ingested time, and gets the system time from which a later tie
         beats it (`__shadowed_until`), so as-of reads at any time stay exact while reads see
-        fewer parts (one: the fast path). `max_rows` merges only commits up to that size (the
-        small ones that pushes leave behind). Returns None when there is nothing to merge, when
+        fewer parts (one: the fast path). Without `max_rows` every live commit is merged (a full
+        compaction); with it, an automatic merge: one size tier of the commits up to that size
+        (`_merge_policy`), so a large merged commit is not rewritten by every small merge. Returns None when there is nothing to merge, when
         another compactor holds the view (`wait=False`) or when a concurrent compaction
         replaced a chosen commit first (compare-and-swap: the loser leaves no trace).
         """
@@ -262,7 +280,8 @@ class OfflineStore:
                 return None
 
     def _compact(self, log: ViewLog, view: FeatureView, max_rows: int | None) -> Commit | None:
-        live = [c for c in log.live_commits() if max_rows is None or c.rows <= max_rows]
+        # chosen under the compaction slot; `replace` re-checks them under the log lock
+        live = log.live_commits() if max_rows is None else _to_merge(log.live_commits(), max_rows)
         if len(live) < 2:
             return None
         chosen = {c.seq for c in live}
