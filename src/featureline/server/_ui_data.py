@@ -59,10 +59,33 @@ class UiData:
         self._stats: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._stats_gates: dict[tuple[str, int], threading.Lock] = {}
         self._previews: dict[tuple[str, int], tuple[Any, list[dict[str, Any]]]] = {}
+        self._catalog_key: Any = None  # the registry head the cached catalog was read at
+        self._catalog_hit: tuple[Any, Any] = (None, None)  # (latest version, its Catalog)
+
+    # -- the registry's latest snapshot, re-read only when the registry changed --------------------
+    def _latest(self) -> tuple[Any, Any]:
+        """(the registry's latest version, its Catalog) — (None, None) before the first apply —,
+        cached while the registry's head (its newest version number and apply time, a one-row
+        query) stays the same: an apply, from this process or another, invalidates it. A
+        backend that cannot tell its head cheaply is read every time."""
+        from featureline.catalog import Catalog
+
+        head = _registry_head(self.store.registry)
+        with self._lock:
+            if head is not None and head == self._catalog_key:
+                return self._catalog_hit
+        rv = self.store.latest_version()  # read after the head: a race only re-reads later
+        hit = (rv, None if rv is None else Catalog.from_snapshot(rv.version, rv.snapshot))
+        with self._lock:
+            self._catalog_key, self._catalog_hit = head, hit
+        return hit
+
+    def _catalog(self) -> Any:
+        cat = self._latest()[1]
+        return cat if cat is not None else self.store.catalog()  # its NotFoundError
 
     # -- search ----------------------------------------------------------------------------------
-    def _build_index(self) -> list[tuple[str, str, dict[str, Any]]]:
-        cat = self.store.catalog()
+    def _build_index(self, cat: Any) -> list[tuple[str, str, dict[str, Any]]]:
         out: list[tuple[str, str, dict[str, Any]]] = []
 
         def add(kind: str, name: str, hay: str, **extra: Any) -> None:
@@ -130,7 +153,7 @@ class UiData:
         return out
 
     def search(self, q: str) -> dict[str, Any]:
-        latest = self.store.latest_version()
+        latest, cat = self._latest()
         models = self.store.models.versions()
         key = (
             latest.version if latest else None,
@@ -138,7 +161,7 @@ class UiData:
         )
         with self._lock:
             if key != self._index_key:
-                self._index = self._build_index() if latest is not None else []
+                self._index = self._build_index(cat) if latest is not None else []
                 self._index_key = key
             index = self._index
         terms = q.lower().split()
@@ -154,7 +177,7 @@ class UiData:
 
     # -- views -----------------------------------------------------------------------------------
     def view(self, name: str) -> dict[str, Any]:
-        cat = self.store.catalog()
+        cat = self._catalog()
         if name in cat.odfvs:
             return {"name": name, **self.store.describe(name)}
         if name not in cat.views:
@@ -176,12 +199,22 @@ class UiData:
             for rv in self.store.history()
             if any(c.get("name") == name and c.get("kind") == "view" for c in rv.changes)
         ]
-        stats = self._stats_for(fv)
         try:  # every column is read: needs read_offline where describe sufficed
             self.store.check_read(fv, "read_offline")
-            preview: list[dict[str, Any]] | None = self._preview(fv)
+            allowed = True
         except PermissionDeniedError:
-            preview = None
+            allowed = False
+        preview: list[dict[str, Any]] | None = None
+        if allowed:  # the preview alongside the statistics (a first load computes both)
+            import contextvars
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1) as pool:  # the caller's context (its principal) too
+                rows = pool.submit(contextvars.copy_context().run, self._preview, fv)
+                stats = self._stats_for(fv)
+                preview = rows.result()
+        else:
+            stats = self._stats_for(fv)
         fresh = self.store.freshness().get(name) or {}
         latency = fresh.get("latency") or {}
         return {
@@ -507,6 +540,25 @@ def add_lineage_edge(
         label = ident[:12] if kind == "training_set" else ident
         nodes[nid] = {"id": nid, "kind": kind, "label": label}
     edges.add((f"{e['src_kind']}:{e['src_id']}", f"{e['dst_kind']}:{e['dst_id']}", e["relation"]))
+
+
+def _registry_head(registry: Any) -> tuple[int, int] | None:
+    """(newest version, its apply time in µs) of the registry without reading its snapshot, or
+    None when unknown (an empty registry: (0, 0)). The SQLite registry answers with a one-row
+    query on its own connection; other backends are not asked (None: no caching)."""
+    from featureline.registry.sqlite import SqliteRegistry
+
+    if not isinstance(registry, SqliteRegistry):
+        return None
+    with registry._lock:
+        row = (
+            registry._conn()
+            .execute(
+                "SELECT version, applied_at_us FROM registry_versions ORDER BY version DESC LIMIT 1"
+            )
+            .fetchone()
+        )
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def _duckdb(offline: Any) -> Any:
