@@ -21,7 +21,7 @@ from jwt.algorithms import RSAAlgorithm
 import featureline as fl
 from featureline.auth import _jwt
 from featureline.errors import UnauthenticatedError
-from tests.auth_kit import AUDIENCE, ISSUER, auth_yaml
+from tests.auth_kit import AUDIENCE, ISSUER, auth_yaml, standard_claims
 
 # how long a test waits for a JWKS file change to be noticed (the file is statted at most
 # every `_jwt.FILE_RECHECK_SECONDS`)
@@ -44,15 +44,7 @@ class Ring:
         return {"keys": out}
 
     def token(self, kid: str, sub: str = "jane") -> str:
-        now = int(time.time())
-        body = {
-            "sub": sub,
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "iat": now,
-            "exp": now + 600,
-            "roles": ["reader"],
-        }
+        body = standard_claims(sub)
         return jwt.encode(body, self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
 
