@@ -14,13 +14,14 @@ paths and every HTTP route refuse what no permission grants.
 
 from featureline.auth._audit import AuditLog
 from featureline.auth._authorizer import (
+    DATA_ROUTES,
     ROUTES,
     Authorizer,
     Caller,
     http_authenticator,
     route_resource,
 )
-from featureline.auth._jwt import JwtVerifier
+from featureline.auth._jwt import JwtPrincipal, JwtVerifier
 from featureline.auth._policy import Decision, decide
 from featureline.auth._principal import ANONYMOUS, Principal
 from featureline.auth._tokens import (
@@ -34,11 +35,13 @@ from featureline.auth._tokens import (
 
 __all__ = [
     "ANONYMOUS",
+    "DATA_ROUTES",
     "ROUTES",
     "AuditLog",
     "Authorizer",
     "Caller",
     "Decision",
+    "JwtPrincipal",
     "JwtVerifier",
     "PostgresTokenStore",
     "Principal",
