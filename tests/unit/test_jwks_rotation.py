@@ -49,16 +49,19 @@ class Ring:
 
 
 class JwksServer:
-    """The identity provider's JWKS endpoint on loopback: serves `doc`, counts the fetches."""
+    """The identity provider's JWKS endpoint on loopback: serves `doc` after `delay` seconds,
+    counts the fetches."""
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
         self.hits = 0
+        self.delay = 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.hits += 1
+                time.sleep(outer.delay)
                 body = json.dumps(outer.doc).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -183,11 +186,51 @@ def test_the_jwks_url_is_reloaded_after_its_ttl_and_drops_cached_verifications(
         assert a.authenticate(ring.token("new")).name == "jane"
         server.doc = ring.jwks("new")  # rotated out; no token with an unknown kid arrives
         time.sleep(0.3)
-        with pytest.raises(UnauthenticatedError, match="old"):
-            a.alive(held)
+        # the request noticing the TTL starts the reload; once it lands `old` is refused
+        assert "old" in str(_eventually_refused(lambda: a.alive(held)))
         with pytest.raises(UnauthenticatedError, match="old"):
             a.authenticate(old)
         assert a.authenticate(ring.token("new")).name == "jane"
+
+
+def _eventually_refused(call: Any, within: float = 5.0) -> UnauthenticatedError:
+    """The error `call` raises once a background JWKS reload has landed (polled)."""
+    end = time.monotonic() + within
+    while True:
+        try:
+            call()
+        except UnauthenticatedError as e:
+            return e
+        if time.monotonic() > end:
+            pytest.fail(f"still accepted {within} s after the JWKS TTL passed")
+        time.sleep(0.02)
+
+
+def test_a_ttl_reload_of_the_jwks_url_runs_in_the_background(
+    tmp_path: Path, ring: Ring, server: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stale-while-revalidate: the request that notices the TTL has passed verifies with the keys
+    held at once, however slow the identity provider; the keys it then publishes are used once
+    the reload lands (no unknown-kid reload needed)."""
+    monkeypatch.setattr(_jwt, "JWKS_TTL_SECONDS", 0.2, raising=False)
+    verifier = fl.FeatureStore(_repo(tmp_path, server.url)).authorizer.jwt  # type: ignore[union-attr]
+    assert verifier is not None
+    assert verifier.verify(ring.token("old")).name == "jane"
+    assert server.hits == 1
+    server.doc, server.delay = ring.jwks("old", "new"), 1.0  # `new` rotated in; a slow IdP
+    time.sleep(0.3)  # the TTL passes
+    started = time.monotonic()
+    assert verifier.verify(ring.token("old", sub="bob")).name == "bob"  # not cached: verified
+    took = time.monotonic() - started
+    assert took < 0.3, f"the request waited {took:.2f} s for the JWKS reload"
+    monkeypatch.setattr(_jwt, "JWKS_TTL_SECONDS", 300.0)  # one reload only, from here
+    end = time.monotonic() + 5
+    while server.hits < 2 or verifier._revalidating:  # the reload lands
+        assert time.monotonic() < end, "the background JWKS reload never landed"
+        time.sleep(0.02)
+    assert server.hits == 2
+    assert verifier.verify(ring.token("new")).name == "jane"  # from the background reload
+    assert server.hits == 2  # no unknown-kid reload was needed
 
 
 def test_a_failed_reload_keeps_the_keys_it_had(

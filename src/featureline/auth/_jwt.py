@@ -9,6 +9,7 @@ list, or a space-separated string). Needs the `auth` extra (PyJWT with cryptogra
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from featureline.config import OidcSettings
 from featureline.errors import ConfigError, MissingExtraError, UnauthenticatedError
 
 __all__ = ["JwtPrincipal", "JwtVerifier", "looks_like_jwt"]
+
+log = logging.getLogger("featureline.auth")
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -38,9 +41,12 @@ def _jwt() -> Any:
 
 # The JWKS is reloaded at least every JWKS_TTL_SECONDS, when a token names a `kid` it does not
 # hold (at most once per UNKNOWN_KID_RELOAD_SECONDS), and, for a file, when its mtime changes
-# (statted at most every FILE_RECHECK_SECONDS). A reload drops what was verified with a key no
-# longer published: cached verifications, and principals held since (`check`, from `alive`). A
-# reload that fails keeps the keys held (the IdP down or a file mid-rewrite locks nobody out).
+# (statted at most every FILE_RECHECK_SECONDS). A URL's TTL reload runs on a background thread
+# while requests keep verifying with the keys held (stale-while-revalidate); an unknown `kid`
+# reloads in the request (bounded by the 5 s fetch timeout and the rate above). A reload drops
+# what was verified with a key no longer published: cached verifications, and principals held
+# since (`check`, from `alive`). A reload that fails keeps the keys held (the IdP down or a file
+# mid-rewrite locks nobody out).
 JWKS_TTL_SECONDS = 300.0
 UNKNOWN_KID_RELOAD_SECONDS = 10.0
 FILE_RECHECK_SECONDS = 0.1
@@ -74,6 +80,7 @@ class JwtVerifier:
         self._stat: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self._cache: dict[str, JwtPrincipal] = {}
+        self._revalidating = False
 
     def _file_stat(self) -> tuple[int, int, int] | None:
         try:
@@ -82,20 +89,34 @@ class JwtVerifier:
             return None
         return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
 
+    def _fetch(self) -> list[Any]:
+        """The keys the JWKS publishes now (no lock needed: reads the file or the URL)."""
+        jwt = _jwt()
+        if self._path is not None:
+            doc = json.loads(self._path.read_text())
+        else:
+            import urllib.request
+
+            with urllib.request.urlopen(self._url or "", timeout=5) as r:
+                doc = json.loads(r.read())
+        return list(jwt.PyJWKSet.from_dict(doc).keys)
+
+    def _install(self, keys: list[Any], stat: tuple[int, int, int] | None, now: float) -> None:
+        """Hold `keys` (under the lock): drop what was verified with a key no longer published."""
+        self._keys = {k.key_id: k for k in keys}
+        self._trusted = frozenset((k.key_id, _fingerprint(k)) for k in keys)
+        self._loaded_at = self._statted_at = now
+        self._stat = stat
+        trusted = self._trusted
+        self._cache = {t: p for t, p in self._cache.items() if p.signed_by in trusted}
+
     def _load(self) -> None:
         """Read the JWKS (under the lock); a failure raises ConfigError unless keys are held."""
         jwt = _jwt()
         now = time.monotonic()
         stat = self._file_stat()
         try:
-            if self._path is not None:
-                doc = json.loads(self._path.read_text())
-            else:
-                import urllib.request
-
-                with urllib.request.urlopen(self._url or "", timeout=5) as r:
-                    doc = json.loads(r.read())
-            keys = jwt.PyJWKSet.from_dict(doc).keys
+            keys = self._fetch()
         except (OSError, ValueError, jwt.exceptions.PyJWKSetError) as e:
             if self._keys:  # keep what was held; tried again after the TTL or the next change
                 self._loaded_at = now
@@ -104,17 +125,43 @@ class JwtVerifier:
                 f"Cannot load the JWKS `{self.settings.jwks}` (auth.oidc.jwks): {e}. "
                 "Fix: point it at the identity provider's JSON Web Key Set (a file or an https URL)."
             ) from e
-        self._keys = {k.key_id: k for k in keys}
-        self._trusted = frozenset((k.key_id, _fingerprint(k)) for k in keys)
-        self._loaded_at = self._statted_at = now
-        self._stat = stat
-        trusted = self._trusted
-        self._cache = {t: p for t, p in self._cache.items() if p.signed_by in trusted}
+        self._install(keys, stat, now)
+
+    def _revalidate(self) -> None:
+        """The background refresh of a URL JWKS past its TTL: fetched without the lock (requests
+        keep verifying with the keys held), installed under it unless a reload landed meanwhile;
+        a failure keeps the keys held (tried again after the TTL)."""
+        try:
+            started = time.monotonic()
+            try:
+                keys: list[Any] | None = self._fetch()
+            except Exception:  # the IdP down or answering garbage: keep what is held
+                log.warning("Cannot reload the JWKS `%s`; keeping the keys held", self._url)
+                keys = None
+            with self._lock:
+                if self._loaded_at <= started:  # else an unknown-kid reload landed since
+                    if keys is None:
+                        self._loaded_at = time.monotonic()
+                    else:
+                        self._install(keys, None, time.monotonic())
+        finally:
+            self._revalidating = False
 
     def _refresh(self) -> None:
-        """Reload the JWKS if its TTL has passed or its file changed (cheap when neither)."""
+        """Reload the JWKS if its TTL has passed or its file changed (cheap when neither). A URL
+        JWKS with keys held is reloaded on a background thread (stale-while-revalidate): the
+        request that notices the TTL does not wait for the identity provider."""
         now = time.monotonic()
         if now - self._loaded_at > JWKS_TTL_SECONDS:
+            if self._url is not None and self._keys:
+                with self._lock:
+                    if self._revalidating or time.monotonic() - self._loaded_at <= JWKS_TTL_SECONDS:
+                        return
+                    self._revalidating = True
+                threading.Thread(
+                    target=self._revalidate, name="featureline-jwks-refresh", daemon=True
+                ).start()
+                return
             with self._lock:
                 if time.monotonic() - self._loaded_at > JWKS_TTL_SECONDS:
                     self._load()
