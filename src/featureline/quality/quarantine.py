@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +45,8 @@ __all__ = [
     "META",
     "ReplayResult",
     "folder",
+    "gc",
+    "gc_in_background",
     "read",
     "remove",
     "replay",
@@ -57,6 +61,7 @@ VERSION = "__view_version"
 AT = "__quarantined_at"
 META = (ID, REASONS, BATCH, COMMIT, VERSION, AT, ROW)
 _LOCK = ".lock"
+_log = logging.getLogger("featureline.quality")
 
 
 def root(offline_root: Path) -> Path:
@@ -210,6 +215,30 @@ def gc(offline_root: Path, grace_seconds: float = ORPHAN_GRACE_SECONDS) -> list[
                 f.unlink(missing_ok=True)
                 removed.append(f)
     return removed
+
+
+GC_INTERVAL_SECONDS = 3600.0
+"""How often a long-running process (`featureline serve`) runs `gc` (`gc_in_background`)."""
+
+
+def gc_in_background(offline_root: Path, interval: float | None = None) -> threading.Event:
+    """Run `gc` now and then every `interval` seconds (default GC_INTERVAL_SECONDS, read at each
+    round) on a daemon thread, until the returned event is set. An error is logged, never
+    raised: the next round tries again."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                removed = gc(offline_root)
+                if removed:
+                    _log.info("Quarantine gc removed %d orphan file(s)", len(removed))
+            except Exception as e:  # a server stays up; the next round tries again
+                _log.warning("Quarantine gc failed (retried in the next round): %s", e)
+            stop.wait(GC_INTERVAL_SECONDS if interval is None else interval)
+
+    threading.Thread(target=loop, name="featureline-quarantine-gc", daemon=True).start()
+    return stop
 
 
 def read(offline_root: Path, view: str) -> pa.Table | None:

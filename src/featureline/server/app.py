@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from featureline.errors import FeaturelineError, ValidationError
+from featureline.quality import quarantine
 from featureline.server._body import BodyDeadlines
 from featureline.server._context import ServerContext
 from featureline.server._dispatch import Dispatcher, anonymous
@@ -114,9 +115,12 @@ def create_app(
             log.warning("Serving a repo that is not ready yet: %s", e)
         # a server stays up: merging the small commits of pushes runs off the request path
         fs.offline.housekeep_in_background()
+        # and removes orphan quarantine files (interrupted writes) now and every hour
+        gc = quarantine.gc_in_background(fs.offline.root)
         try:
             yield
         finally:
+            gc.set()
             if owns:
                 fs.close()
 
