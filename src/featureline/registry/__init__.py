@@ -13,6 +13,7 @@ from featureline.registry._rebase import rebase
 from featureline.registry._store import (
     UNCHECKED,
     RegistryCapabilities,
+    RegistryHead,
     RegistryStore,
     RegistryVersion,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "UNCHECKED",
     "Plan",
     "RegistryCapabilities",
+    "RegistryHead",
     "RegistryStore",
     "RegistryVersion",
     "check",

@@ -11,6 +11,8 @@ Every backend obeys the same rules, proven by `featureline.testing.registry_cont
   Whoever planned a change against a version passes it (`FeatureStore.apply` does); only a
   blind append (the default, `UNCHECKED`) stacks onto whatever is latest;
 * concurrent writers (threads or processes) never lose or duplicate a version;
+* `head()` is `(latest().version, latest().applied_at in µs)` (None when empty), read without
+  the snapshot: equal heads mean the same latest version;
 * timestamps are timezone-aware UTC with microsecond precision; naive ones are refused;
 * a store pickles to its construction arguments, so it can be sent to a worker process,
   where it reopens the same registry.
@@ -39,6 +41,7 @@ class Unchecked(enum.Enum):
 
 UNCHECKED: Final = Unchecked.UNCHECKED
 ExpectedVersion = int | None | Unchecked
+RegistryHead = tuple[int, int]  # (newest version, its applied_at in µs since the epoch)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,12 @@ class RegistryStore(Protocol):
 
     def latest(self) -> RegistryVersion | None:
         """The newest version, or None for an empty registry."""
+        ...
+
+    def head(self) -> RegistryHead | None:
+        """The newest version's marker without its snapshot — (version, applied_at in µs since
+        the epoch) — or None for an empty registry: one indexed one-row query, for callers that
+        cache what they read from `latest()` until the head moves (an apply from any process)."""
         ...
 
     def get(self, version: int) -> RegistryVersion:
@@ -206,6 +215,7 @@ __all__ = [
     "UNCHECKED",
     "ExpectedVersion",
     "RegistryCapabilities",
+    "RegistryHead",
     "RegistryStore",
     "RegistryVersion",
     "from_micros",

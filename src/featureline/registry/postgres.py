@@ -14,6 +14,7 @@ from featureline.registry._store import (
     UNCHECKED,
     ExpectedVersion,
     RegistryCapabilities,
+    RegistryHead,
     RegistryVersion,
     check_append_args,
     check_expected,
@@ -175,6 +176,17 @@ class PostgresRegistry:
             f"SELECT {_COLUMNS} FROM {TABLE} WHERE project = %s ORDER BY version DESC LIMIT 1",
             (self.project,),
         )
+
+    def head(self) -> RegistryHead | None:
+        def run(db: psycopg.Connection[Any]) -> RegistryHead | None:
+            row = db.execute(
+                f"SELECT version, applied_at FROM {TABLE} WHERE project = %s "
+                "ORDER BY version DESC LIMIT 1",
+                (self.project,),
+            ).fetchone()
+            return None if row is None else (int(row[0]), to_micros(row[1]))
+
+        return self._run(run)
 
     def get(self, version: int) -> RegistryVersion:
         check_version_arg(version)

@@ -16,6 +16,7 @@ from featureline.registry._store import (
     UNCHECKED,
     ExpectedVersion,
     RegistryCapabilities,
+    RegistryHead,
     RegistryVersion,
     check_append_args,
     check_expected,
@@ -184,6 +185,21 @@ class SqliteRegistry:
 
     def latest(self) -> RegistryVersion | None:
         return self._one(f"SELECT {_COLUMNS} FROM registry_versions ORDER BY version DESC LIMIT 1")
+
+    def head(self) -> RegistryHead | None:
+        def run() -> RegistryHead | None:
+            with self._lock:
+                row = (
+                    self._conn()
+                    .execute(
+                        "SELECT version, applied_at_us FROM registry_versions "
+                        "ORDER BY version DESC LIMIT 1"
+                    )
+                    .fetchone()
+                )
+            return None if row is None else (int(row[0]), int(row[1]))
+
+        return self._retry_busy(run)
 
     def get(self, version: int) -> RegistryVersion:
         check_version_arg(version)

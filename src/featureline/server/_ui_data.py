@@ -61,16 +61,18 @@ class UiData:
         self._previews: dict[tuple[str, int], tuple[Any, list[dict[str, Any]]]] = {}
         self._catalog_key: Any = None  # the registry head the cached catalog was read at
         self._catalog_hit: tuple[Any, Any] = (None, None)  # (latest version, its Catalog)
+        self._log_key: Any = None  # the registry head the cached version log was read at
+        self._log: list[Any] = []  # every version's (version, applied_at, message, changes)
 
     # -- the registry's latest snapshot, re-read only when the registry changed --------------------
     def _latest(self) -> tuple[Any, Any]:
         """(the registry's latest version, its Catalog) — (None, None) before the first apply —,
-        cached while the registry's head (its newest version number and apply time, a one-row
-        query) stays the same: an apply, from this process or another, invalidates it. A
-        backend that cannot tell its head cheaply is read every time."""
+        cached while the registry's head (`RegistryStore.head()`: its newest version number and
+        apply time, a one-row query, on every backend) stays the same: an apply, from this
+        process or another, invalidates it."""
         from featureline.catalog import Catalog
 
-        head = _registry_head(self.store.registry)
+        head = self.store.registry.head()
         with self._lock:
             if head is not None and head == self._catalog_key:
                 return self._catalog_hit
@@ -79,6 +81,19 @@ class UiData:
         with self._lock:
             self._catalog_key, self._catalog_hit = head, hit
         return hit
+
+    def _versions(self) -> list[Any]:
+        """Every registry version as (version, applied_at, message, changes), oldest first,
+        without the snapshots: read once per registry head (the log is append-only, so the same
+        head is the same log)."""
+        head = self.store.registry.head()
+        with self._lock:
+            if head is not None and head == self._log_key:
+                return self._log
+        log = [(rv.version, rv.applied_at, rv.message, rv.changes) for rv in self.store.history()]
+        with self._lock:
+            self._log_key, self._log = head, log
+        return log
 
     def _catalog(self) -> Any:
         cat = self._latest()[1]
@@ -191,13 +206,13 @@ class UiData:
         diffs = [_diff(a, b) for a, b in pairwise(defs)]
         history = [
             {
-                "registry_version": rv.version,
-                "applied_at": rv.applied_at,
-                "message": rv.message,
-                "changes": [c for c in rv.changes if c.get("name") == name],
+                "registry_version": version,
+                "applied_at": applied_at,
+                "message": message,
+                "changes": [c for c in changes if c.get("name") == name],
             }
-            for rv in self.store.history()
-            if any(c.get("name") == name and c.get("kind") == "view" for c in rv.changes)
+            for version, applied_at, message, changes in self._versions()
+            if any(c.get("name") == name and c.get("kind") == "view" for c in changes)
         ]
         try:  # every column is read: needs read_offline where describe sufficed
             self.store.check_read(fv, "read_offline")
@@ -540,25 +555,6 @@ def add_lineage_edge(
         label = ident[:12] if kind == "training_set" else ident
         nodes[nid] = {"id": nid, "kind": kind, "label": label}
     edges.add((f"{e['src_kind']}:{e['src_id']}", f"{e['dst_kind']}:{e['dst_id']}", e["relation"]))
-
-
-def _registry_head(registry: Any) -> tuple[int, int] | None:
-    """(newest version, its apply time in µs) of the registry without reading its snapshot, or
-    None when unknown (an empty registry: (0, 0)). The SQLite registry answers with a one-row
-    query on its own connection; other backends are not asked (None: no caching)."""
-    from featureline.registry.sqlite import SqliteRegistry
-
-    if not isinstance(registry, SqliteRegistry):
-        return None
-    with registry._lock:
-        row = (
-            registry._conn()
-            .execute(
-                "SELECT version, applied_at_us FROM registry_versions ORDER BY version DESC LIMIT 1"
-            )
-            .fetchone()
-        )
-    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def _duckdb(offline: Any) -> Any:

@@ -268,6 +268,30 @@ class RegistryContract:
         registry.close()  # idempotent
         with pytest.raises(StorageError, match="closed"):
             registry.latest()
+        with pytest.raises(StorageError, match="closed"):
+            registry.head()
+
+    def test_head_marks_the_latest_version(self, registry: RegistryStore) -> None:
+        """`head()`: (latest version, its applied_at in µs) without the snapshot; None when empty;
+        it moves with every append, also one made through another handle (another process)."""
+        from featureline._time import to_us
+
+        assert registry.head() is None
+        for i in range(1, 4):
+            v = registry.append(make_snapshot(i), _change(i))
+            assert registry.head() == (v.version, to_us(v.applied_at))
+            latest = registry.latest()
+            assert latest is not None and registry.head() == (
+                latest.version,
+                to_us(latest.applied_at),
+            )
+        other: RegistryStore = pickle.loads(pickle.dumps(registry))
+        try:
+            before = registry.head()
+            v = other.append(make_snapshot(9), [])
+            assert registry.head() == (v.version, to_us(v.applied_at)) != before
+        finally:
+            other.close()
 
     # ---- history, durability, concurrency ---------------------------------------------------
 
