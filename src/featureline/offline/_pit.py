@@ -216,11 +216,20 @@ def scan_winners_sql(
 
 def merge_parts_sql(keys: list[str], features: list[str], parts: list[PartRef]) -> str:
     """All rows of `parts`, each with its ingested time and the system time from which a later
-    tie beats it (`__shadowed_until`; kept when already set) — a compacted part."""
+    tie beats it (`__shadowed_until`) — a compacted part.
+
+    A row already merged keeps the earlier of its time and the one found among these rows: a
+    size-tiered merge may combine commits that are not adjacent (1 and 3 while 2 waits in
+    another tier), so a row's time from an earlier merge can be later than the time a row of a
+    commit merged now beats it."""
     union = " UNION ALL ".join(_part_rows(keys, features, p, [], shadow=True) for p in parts)
     part_by = ", ".join([*(q(k) for k in keys), EVENT_TS])
+    beaten = (
+        f"min({INGESTED_AT}) OVER (PARTITION BY {part_by} ORDER BY {tie_order_sql('ASC')} "
+        "ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
+    )
     return (
-        f"SELECT * EXCLUDE ({SHADOWED_UNTIL}), CASE WHEN {SHADOWED_UNTIL} IS NOT NULL THEN {SHADOWED_UNTIL} "
-        f"ELSE min({INGESTED_AT}) OVER (PARTITION BY {part_by} ORDER BY {tie_order_sql('ASC')} "
-        f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END AS {SHADOWED_UNTIL} FROM ({union})"
+        f"SELECT * EXCLUDE ({SHADOWED_UNTIL}), CASE WHEN {SHADOWED_UNTIL} IS NULL THEN {beaten} "
+        f"ELSE least({SHADOWED_UNTIL}, coalesce({beaten}, {SHADOWED_UNTIL})) END AS "
+        f"{SHADOWED_UNTIL} FROM ({union})"
     )
