@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from featureline._sqlite import retry_busy, use_wal
+from featureline.online._checkpoint import INLINE_PAGES, Checkpointer
 from featureline.errors import StorageError
 from featureline.online._store import (
     DUE_BYTES,
@@ -175,6 +176,7 @@ class SqliteOnlineStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise self._error(e) from e
+        self._checkpoints = Checkpointer(self.path, self._connect)
         self._writer: _Conn | None = self._retry_busy(self._open_writer)
 
     def __repr__(self) -> str:
@@ -224,6 +226,8 @@ class SqliteOnlineStore:
             use_wal(db, self.timeout)
             db.execute("PRAGMA cache_size = -65536")  # 64 MiB: big writes touch many pages
             db.execute("PRAGMA journal_size_limit = 67108864")  # trim the WAL after checkpoints
+            # checkpoints run off the write path (`_checkpoint`); inline only past the bound
+            db.execute(f"PRAGMA wal_autocheckpoint = {INLINE_PAGES}")
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
@@ -283,6 +287,7 @@ class SqliteOnlineStore:
                 except BaseException:
                     _rollback(db)
                     raise
+                self._checkpoints.after_commit()
                 return out
 
         return self._retry_busy(run)
@@ -471,6 +476,7 @@ class SqliteOnlineStore:
         return {**base, "ok": True, "detail": detail, "tables": tables, "bytes": size}
 
     def close(self) -> None:
+        self._checkpoints.stop()
         with self._write_lock, self._readers_lock:
             self._closed = True
             readers = list(self._readers)
