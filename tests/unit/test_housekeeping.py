@@ -7,6 +7,8 @@ was servable, and so did every event queued behind it.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,9 +35,9 @@ def test_the_merge_runs_after_the_pushed_value_is_servable(
     seen: list[Any] = []
     real = offline_store.OfflineStore._compact
 
-    def spy(self: offline_store.OfflineStore, log: Any, view: Any, max_rows: Any) -> Any:
+    def spy(self: offline_store.OfflineStore, *a: Any) -> Any:
         seen.append(_online(store, 100 + offline_store.COMPACT_AFTER - 1))
-        return real(self, log, view, max_rows)
+        return real(self, *a)
 
     monkeypatch.setattr(offline_store.OfflineStore, "_compact", spy)
     now = datetime.now(UTC)
@@ -55,9 +57,9 @@ def test_in_the_background_a_slow_merge_does_not_hold_up_pushes(
     release = threading.Event()
     real = offline_store.OfflineStore._compact
 
-    def slow(self: offline_store.OfflineStore, log: Any, view: Any, max_rows: Any) -> Any:
+    def slow(self: offline_store.OfflineStore, *a: Any) -> Any:
         release.wait(10)
-        return real(self, log, view, max_rows)
+        return real(self, *a)
 
     monkeypatch.setattr(offline_store.OfflineStore, "_compact", slow)
     now = datetime.now(UTC)
@@ -94,4 +96,42 @@ def test_a_failing_background_merge_keeps_the_thread_and_the_writes(
         assert keeper.idle(30)
     assert len(calls) >= 2 and keeper._thread.is_alive()  # retried by the next write
     assert int(store.describe("driver_stats")["rows"]) == offline_store.COMPACT_AFTER + 2
+    store.close()
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="a thread's own nice value is Linux"
+)
+def test_background_merges_run_at_a_lower_priority_on_a_one_thread_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the housekeeper merged at the writer's priority on the shared engine (all cores),
+    so a large tier's merge competed with the stream worker for both cores."""
+    from featureline.offline._housekeeper import NICE
+    from featureline.offline.engines.duckdb import DuckDBEngine
+
+    store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
+    keeper = store.offline.housekeep_in_background()
+    seen: list[tuple[int, Any]] = []
+    real = offline_store.OfflineStore._compact
+
+    def spy(self: offline_store.OfflineStore, log: Any, view: Any, max_rows: Any, *a: Any) -> Any:
+        seen.append((os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), a))
+        return real(self, log, view, max_rows, *a)
+
+    monkeypatch.setattr(offline_store.OfflineStore, "_compact", spy)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    now = datetime.now(UTC)
+    for i in range(offline_store.COMPACT_AFTER):
+        store.push("driver_stats", rows([i], [now], [float(i)]))
+    assert keeper.idle(30)
+    assert seen, "no background merge ran"
+    nice, args = seen[0]
+    assert nice >= min(mine + NICE, 19)  # this thread is left as it was
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    (engine,) = args
+    assert isinstance(engine, DuckDBEngine) and engine is not store.offline.engine
+    assert engine._threads == 1
+    assert len(store.offline.log("driver_stats", 1).live_commits()) == 1  # it merged
+    assert int(store.describe("driver_stats")["rows"]) == offline_store.COMPACT_AFTER
     store.close()

@@ -124,6 +124,7 @@ class OfflineStore:
         self.engine: OfflineEngine = engine if engine is not None else DuckDBEngine(threads=threads)
         self._logs: dict[tuple[str, int], ViewLog] = {}
         self._housekeeper: Housekeeper | None = None
+        self._merge_engine: OfflineEngine | None = None  # the housekeeper's
 
     # -- storage -----------------------------------------------------------------------------
     def log(self, view: str, version: int) -> ViewLog:
@@ -233,14 +234,23 @@ class OfflineStore:
         """Run `after_commit`'s merges on a background thread from now on (for writers that stay
         up: the stream worker, the server); `close` stops it. Idempotent."""
         if self._housekeeper is None:
-            self._housekeeper = Housekeeper(self._merge_small)
+            self._housekeeper = Housekeeper(self._merge_in_background)
         return self._housekeeper
 
-    def _merge_small(self, view: FeatureView) -> None:
+    def _merge_in_background(self, view: FeatureView) -> None:
+        """`_merge_small` on the housekeeper's thread, with a one-thread engine of its own
+        (made there, so its work runs at the thread's lower priority: `_housekeeper`)."""
+        if self._merge_engine is None:
+            self._merge_engine = (
+                DuckDBEngine(threads=1) if isinstance(self.engine, DuckDBEngine) else self.engine
+            )
+        self._merge_small(view, self._merge_engine)
+
+    def _merge_small(self, view: FeatureView, engine: OfflineEngine | None = None) -> None:
         try:
             merged = 0
             while merged < _MERGE_ROUNDS:
-                if self.compact(view, max_rows=COMPACT_ROWS, wait=False) is None:
+                if self.compact(view, max_rows=COMPACT_ROWS, wait=False, engine=engine) is None:
                     break
                 merged += 1
                 if not _to_merge(self.log(view.name, view.version).live_commits()):
@@ -258,7 +268,11 @@ class OfflineStore:
             )
 
     def compact(
-        self, view: FeatureView, max_rows: int | None = None, wait: bool = True
+        self,
+        view: FeatureView,
+        max_rows: int | None = None,
+        wait: bool = True,
+        engine: OfflineEngine | None = None,
     ) -> Commit | None:
         """Merge live commits of a view version into one part, keeping full history.
 
@@ -275,11 +289,13 @@ class OfflineStore:
             if not mine:
                 return None
             try:
-                return self._compact(log, view, max_rows)
+                return self._compact(log, view, max_rows, engine or self.engine)
             except CommitConflict:
                 return None
 
-    def _compact(self, log: ViewLog, view: FeatureView, max_rows: int | None) -> Commit | None:
+    def _compact(
+        self, log: ViewLog, view: FeatureView, max_rows: int | None, engine: OfflineEngine
+    ) -> Commit | None:
         # chosen under the compaction slot; `replace` re-checks them under the log lock
         live = log.live_commits() if max_rows is None else _to_merge(log.live_commits(), max_rows)
         if len(live) < 2:
@@ -289,7 +305,7 @@ class OfflineStore:
         # the merge runs outside the log lock (writers go on); the commit re-checks `live`
         log.root.joinpath(PARTS).mkdir(parents=True, exist_ok=True)
         rel, path = log.new_part_path()
-        write_atomically(path, lambda tmp: self.engine.merge_parts(view, parts, tmp))
+        write_atomically(path, lambda tmp: engine.merge_parts(view, parts, tmp))
         part = Part(rel, sum(c.rows for c in live), compacted=True)
         first = min(_first_ingested(c) for c in live)
         meta = {
@@ -455,4 +471,7 @@ class OfflineStore:
         if self._housekeeper is not None:
             self._housekeeper.stop()
             self._housekeeper = None
+        if self._merge_engine is not None and self._merge_engine is not self.engine:
+            self._merge_engine.close()
+        self._merge_engine = None
         self.engine.close()
