@@ -53,6 +53,7 @@ class RedisStreamBroker:
         # XREADGROUP replies as they come (no per-entry dicts): the hot path of a worker
         self._r.set_response_callback("XREADGROUP", lambda resp, **kw: resp)
         self._own_pending = True  # after a (re)start: my own unacknowledged entries first
+        self._pending_from = "0"  # ... from after the last one read (they stay pending)
         self._cursor = "0-0"
         self._next_claim = 0.0
         self._call(self._ensure_group)
@@ -165,10 +166,16 @@ class RedisStreamBroker:
         n = max(1, int(max_messages))
         if self._own_pending:
             resp = self._call(
-                self._r.xreadgroup, self.group, self.consumer, {self.stream: "0"}, count=n
+                self._r.xreadgroup,
+                self.group,
+                self.consumer,
+                {self.stream: self._pending_from},
+                count=n,
             )
             entries = self._entries(resp)
             if entries:
+                last = entries[-1][0]
+                self._pending_from = last.decode() if isinstance(last, bytes) else str(last)
                 return self._call(self._messages, entries, counted=True)
             self._own_pending = False
         now = time.monotonic()
