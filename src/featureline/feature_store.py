@@ -68,6 +68,7 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._models: ModelRegistry | None = None
         self._cat: tuple[float, Catalog] | None = None  # (checked at, catalog) for the hot paths
+        self._catalog_cache: tuple[Any, Catalog] | None = None  # (registry head, its catalog)
         from featureline.online import PlanCache
 
         # read plans (resolved features, key types, decoders) by feature list, least recently used
@@ -279,7 +280,12 @@ class FeatureStore:
     def catalog(self, as_of: datetime | str | None = None) -> Catalog:
         """The definitions the registry held now, or at system time `as_of`."""
         us = _as_of_us(as_of)
+        head = None
         if us is None:
+            head = self.registry.head()
+            cached = self._catalog_cache
+            if head is not None and cached is not None and cached[0] == head:
+                return cached[1]  # the registry has not moved: one indexed one-row query
             rv = self.registry.latest()
         else:
             from featureline.offline.store import us_to_dt
@@ -299,7 +305,10 @@ class FeatureStore:
             raise NotFoundError(
                 "The registry holds no definitions yet. Fix: run `featureline apply` in the repo first."
             )
-        return Catalog.from_snapshot(rv.version, rv.snapshot)
+        catalog = Catalog.from_snapshot(rv.version, rv.snapshot)
+        if head is not None:  # read after the head: never older than what it marks
+            self._catalog_cache = (head, catalog)
+        return catalog
 
     def history(self) -> list[RegistryVersion]:
         return self.registry.history()
@@ -459,8 +468,8 @@ class FeatureStore:
 
         now = time.monotonic()
         if self._cat is None or now - self._cat[0] > self.catalog_refresh_seconds:
-            latest = self.registry.latest()
-            if self._cat is None or latest is None or latest.version != self._cat[1].version:
+            head = self.registry.head()
+            if self._cat is None or head is None or head[0] != self._cat[1].version:
                 self._hot.clear()
                 cat = self.catalog()
             else:

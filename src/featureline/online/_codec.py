@@ -201,7 +201,7 @@ def table_name(view: FeatureView) -> str:
 
     layout = ";".join(f"{f.name}:{f.dtype}" for f in view.features)
     name = f"{view.name}__v{view.version}__{hashlib.sha1(layout.encode()).hexdigest()[:8]}"
-    if len(_NAMES) > 10_000:
+    if len(_NAMES) > 256:  # few views are live at once; more objects are gone ones
         _NAMES.clear()
     _NAMES[id(view)] = (view, name)
     return name
