@@ -193,6 +193,23 @@ class _Lane:
             self.broker = None
 
 
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Move what the process holds after start-up (modules, definitions, connections) out of
+    the cyclic collector's reach, once: a full collection then scans only what the loop made
+    (measured: gen-2 pauses of up to 66 ms, 395 ms in 10 s of a 20k events/s stream, became
+    the tail of event-to-servable latency)."""
+    global _frozen
+    if not _frozen:
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
 def batch_key(kind: str, stream: str, messages: Sequence[Message]) -> str:
     """The idempotency key of a batch: the broker, the stream and the ids of its messages."""
     h = hashlib.sha256(f"{kind}\0{stream}\0".encode())
@@ -275,6 +292,7 @@ class StreamWorker:
     ) -> list[StreamStats]:
         """Consume until `stop` is set, `max_seconds` passed, or (`once`) every stream is
         drained: a read found nothing and no batch is in hand."""
+        _freeze_startup_objects()
         t0 = time.monotonic()
         next_progress = t0 + progress_every
         for lane in self.lanes:
