@@ -533,3 +533,26 @@ def test_the_worker_reconnects_when_nats_restarts(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_worker_removes_old_orphan_quarantine_files(tmp_path: Path, redis_url: str) -> None:
+    """Before: only `featureline quarantine gc` (and a server) removed them; a worker that
+    stays up for weeks left every interrupted quarantine write behind."""
+    from featureline.quality import quarantine
+
+    store = _store(tmp_path, "redis", f"fltest:q{uuid.uuid4().hex[:12]}", redis_url)
+    d = quarantine.folder(store.offline.root, "tx")
+    d.mkdir(parents=True, exist_ok=True)
+    orphan = d / "deadbeef.c7.v1.parquet"  # its commit never landed
+    orphan.write_bytes(b"PAR1")
+    past = time.time() - quarantine.ORPHAN_GRACE_SECONDS - 60
+    os.utime(orphan, (past, past))
+    w = StreamWorker(store, consumer="gc")
+    try:
+        end = time.monotonic() + 10
+        while orphan.exists() and time.monotonic() < end:
+            time.sleep(0.02)
+        assert not orphan.exists()
+    finally:
+        w.close()
+        store.close()

@@ -246,8 +246,12 @@ class StreamWorker:
         self.max_backoff = float(max_backoff)
         self._factory = broker_factory
         self.lanes = [_Lane(self, v) for v in self._views(views)]
-        # a worker stays up: merging the small commits its pushes leave runs off the push path
+        # a worker stays up: merging the small commits its pushes leave runs off the push path,
+        # and orphan quarantine files (a write killed mid-way) are removed now and every hour
         store.offline.housekeep_in_background()
+        from featureline.quality import quarantine
+
+        self._gc = quarantine.gc_in_background(store.offline.root)
 
     def _views(self, names: Sequence[str] | None) -> list[FeatureView]:
         all_views = self.store.list_feature_views()
@@ -454,6 +458,7 @@ class StreamWorker:
         return []
 
     def close(self) -> None:
+        self._gc.set()
         for lane in self.lanes:
             lane.drop_broker()
 
