@@ -349,3 +349,114 @@ def test_commits_apart_in_event_time_need_no_keys_scan(
         store.ingest("acct", back)
         _check(data._stats_for(fv), [*days, back])
         assert scans == [1]
+
+
+def _sampling(monkeypatch: pytest.MonkeyPatch, rows: int, groups: int) -> None:
+    """Profiles above 1,000 rows sample their histograms and percentiles: `rows` rows from
+    `groups` row groups."""
+    from featureline.offline.engines import duckdb as engine_module
+
+    monkeypatch.setattr(engine_module, "PROFILE_EXACT_ROWS", 1_000)
+    monkeypatch.setattr(engine_module, "PROFILE_SAMPLE_ROWS", rows)
+    monkeypatch.setattr(engine_module, "PROFILE_SAMPLE_GROUPS", groups)
+
+
+def _exact_figures(stats: dict[str, Any], batches: list[pa.Table]) -> None:
+    """What `profile` computes exactly at any size: counts, ranges, means, superseded rows, rows
+    by time — equal to DuckDB's plain computation over the rows ingested."""
+    import duckdb
+
+    t = pa.concat_tables(batches)
+    con = duckdb.connect()
+    con.register("t", t)
+    (rows, distinct_pairs) = con.execute(
+        "SELECT count(*), count(DISTINCT (account_id, event_timestamp)) FROM t"
+    ).fetchone()
+    assert stats["rows"] == rows
+    assert stats["superseded_rows"] == rows - distinct_pairs
+    for name in FEATURES:
+        got = stats["features"][name]
+        nonnull, lo, hi = con.execute(
+            f'SELECT count("{name}"), min("{name}"), max("{name}") FROM t'
+        ).fetchone()
+        assert got["null_rate"] == pytest.approx((rows - nonnull) / rows, abs=1e-12), name
+        assert (got["min"], got["max"]) == (lo, hi), name
+        if name in ("amount", "count", "constant"):
+            (mean,) = con.execute(f'SELECT avg("{name}") FROM t').fetchone()
+            assert got["mean"] == pytest.approx(mean, rel=1e-12), name
+    days = con.execute(
+        "SELECT epoch_us(event_timestamp) // 86400000000 AS d, count(*) FROM t GROUP BY d ORDER BY d"
+    ).fetchall()
+    assert [b["rows"] for b in stats["rows_by_time"]["buckets"]] == [n for _, n in days]
+    assert stats["approximate"]["distinct"].startswith("HyperLogLog")
+
+
+def test_exact_figures_equal_a_plain_duckdb_computation(repo: Any) -> None:
+    store, batches = repo
+    stats = UiData(store)._stats_for(store.get_feature_view("acct"))
+    _exact_figures(stats, batches)
+    # small: exact histograms (no sample), reservoir percentiles, each declared as it is
+    assert set(stats["approximate"]) == {"distinct", "percentiles"}
+    assert all("sample_rows" not in s.get("histogram", {}) for s in stats["features"].values())
+
+
+def test_a_sample_of_every_row_gives_the_exact_histograms_and_quantiles(
+    repo: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above PROFILE_EXACT_ROWS the histograms and percentiles come from a row-group sample;
+    when it holds every row, they are exact — and still declared as a sample's, with its size."""
+    store, batches = repo
+    _sampling(monkeypatch, rows=10**9, groups=100)
+    stats = UiData(store)._stats_for(store.get_feature_view("acct"))
+    _exact_figures(stats, batches)
+    t = pa.concat_tables(batches)
+    n = t.num_rows
+    assert "of a sample of" in stats["approximate"]["histogram"]
+    assert f"{n:,} of the {n:,} rows" in stats["approximate"]["percentiles"]
+    for name in ("amount", "count"):
+        got = stats["features"][name]
+        x = t.column(name).drop_null().to_numpy().astype(np.float64)
+        hist = got["histogram"]
+        assert hist["sample_rows"] == n
+        bins = np.clip(np.floor((x - hist["lo"]) / hist["width"]), 0, BINS - 1)
+        assert hist["counts"] == np.bincount(bins.astype(int), minlength=BINS).tolist(), name
+        want = np.quantile(x, QUANTILES, method="inverted_cdf")
+        assert list(got["percentiles"].values()) == pytest.approx(want.tolist()), name
+    assert isinstance(stats["features"]["count"]["percentiles"]["p50"], int)
+    assert stats["features"]["constant"]["histogram"]["counts"] == [
+        n - t.column("constant").null_count
+    ]
+
+
+def test_a_smaller_sample_is_declared_and_close(repo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sample of 2,000 rows from one of the two parts' row groups: histogram counts scaled to
+    the non-null rows, within a few % of the exact ones, percentiles' ranks within a few
+    points; the exact figures unchanged; the sample's size and row groups in `approximate`."""
+    store, batches = repo
+    _sampling(monkeypatch, rows=2_000, groups=1)
+    stats = UiData(store)._stats_for(store.get_feature_view("acct"))
+    _exact_figures(stats, batches)
+    note = stats["approximate"]["histogram"]
+    assert (
+        "a sample of 2,000 of the 21,000 rows" in note and "1 of the 2 Parquet row groups" in note
+    )
+    assert "a sample of 2,000" in stats["approximate"]["percentiles"]
+    t = pa.concat_tables(batches)
+    x = t.column("amount").drop_null().to_numpy()
+    got = stats["features"]["amount"]
+    hist = got["histogram"]
+    assert hist["sample_rows"] == 2_000
+    assert abs(sum(hist["counts"]) - x.size) <= BINS  # scaled: rounding only
+    for q in QUANTILES:
+        rank = float(np.mean(x <= got["percentiles"][f"p{round(q * 100)}"]))
+        assert abs(rank - q) <= 0.03, (q, rank)
+    again = store.offline.engine.profile(
+        store.get_feature_view("acct"),
+        store.offline.parts("acct", 1),
+        bins=BINS,
+        quantiles=QUANTILES,
+        by_time=True,
+    )
+    for name in ("amount", "count"):  # a fixed seed: the same sample each time
+        for key in ("histogram", "percentiles"):
+            assert again["features"][name][key] == stats["features"][name][key], (name, key)

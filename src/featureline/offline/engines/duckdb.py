@@ -221,18 +221,24 @@ class DuckDBEngine:
         by_time: bool = False,
     ) -> dict[str, Any]:
         """Row count, event-time range, superseded rows (exact) and per-feature statistics: null
-        rate, min/max, mean and a distinct count (a HyperLogLog estimate). With `bins`, also a
-        `bins`-bin histogram over [min, max] of each numeric feature; with `quantiles`, its
-        percentiles (of a reservoir sample of `PROFILE_SAMPLE` rows); with `by_time`, the rows per
-        hour, day or month of event time (`rows_by_time`); and with any of them, `approximate`:
-        which figures are estimates.
+        rate, min/max, mean (exact) and a distinct count (a HyperLogLog estimate). With `bins`,
+        also a `bins`-bin histogram over [min, max] of each numeric feature; with `quantiles`,
+        its percentiles; with `by_time`, the rows per hour, day or month of event time
+        (`rows_by_time`, exact); and with any of them, `approximate`: which figures are
+        estimates, and of what sample.
+
+        Up to `PROFILE_EXACT_ROWS` rows the histograms are exact (a GROUP BY each) and the
+        percentiles those of a reservoir sample of `PROFILE_SAMPLE` rows; above, both come from
+        one sample of about `PROFILE_SAMPLE_ROWS` rows drawn at random from
+        `PROFILE_SAMPLE_GROUPS` Parquet row groups spread over the parts (the histogram's
+        counts scaled to the feature's non-null rows, its `sample_rows` stated), where exact
+        bins would cost a pass of their own over every row.
 
         Row and null counts, the event-time range and the min/max of numeric, boolean and
         timestamp features come from the statistics in the parts' Parquet footers (no scan); the
-        rest from one scan of the features computing every aggregate at once, one query counting
-        each histogram's bins (a GROUP BY each, over its one column), and, unless the footers
-        tell them, the superseded rows from one scan of the keys and event times; the three run
-        at once (DuckDB's threads on each)."""
+        rest from one scan of the features computing every aggregate at once, the histograms
+        (above), and, unless the footers tell them, the superseded rows from one scan of the keys
+        and event times; these run at once (DuckDB's threads on each)."""
         out: dict[str, Any] = {"rows": 0, "features": {}}
         if not parts:
             return out
@@ -249,6 +255,7 @@ class DuckDBEngine:
         marks = facts[SHADOWED_UNTIL]
         superseded = n - marks.nulls if marks.known and _disjoint(per_commit) else None
         numeric = {f.name for f in feats if f.dtype.name in _NUMERIC}
+        sampled = n > PROFILE_EXACT_ROWS and bool(numeric) and bool(bins or quantiles)
         con = self.connection()
         try:
             # a histogram's bins and the time buckets need the range before the scan
@@ -270,32 +277,35 @@ class DuckDBEngine:
                 if f.name not in numeric:
                     continue
                 exprs[f"m{i}"] = f"avg({c})"
-                if quantiles:
+                if quantiles and not sampled:
                     qs = ", ".join(repr(float(x)) for x in quantiles)
                     exprs[f"p{i}"] = f"reservoir_quantile({c}, [{qs}], {PROFILE_SAMPLE})"
                 if bins and s.known and _finite(s.lo, s.hi):
                     lo, hi = float(s.lo), float(s.hi)
                     edges[f.name] = (lo, hi, (hi - lo) / bins if hi > lo else 1.0)
-                    if hi > lo:  # else every value is in the first bin: no expression needed
+                    if hi > lo and not sampled:  # else one bin, or the sample's
                         groups[f.name] = f"floor(({c}::DOUBLE - {lo!r}) / {edges[f.name][2]!r})"
             buckets = _time_buckets(facts[EVENT_TS]) if by_time else None
             if superseded is not None and buckets is not None:  # no keys' scan: buckets here
                 groups[EVENT_TS] = f"(epoch_us({EVENT_TS}) - {buckets[1]}) // {buckets[2]}"
             r: dict[str, Any] = {}
+            drawn: tuple[int, dict[str, Any], int, int] | None = None
             # alongside the scan of `exprs`: the keys' scan and its sort, and the histograms
             # (a GROUP BY each: DuckDB's histogram() aggregate, next to the others, would
             # materialize the rows — 30% more CPU and twice the memory at 10M rows)
-            with ThreadPoolExecutor(2) as pool:
+            with ThreadPoolExecutor(3) as pool:
                 pairs = None
                 if superseded is None:
                     pairs = pool.submit(self._pairs_scan, src, view.join_keys, buckets, n)
                 hists = pool.submit(self._group_counts, src, groups) if groups else None
+                sample = pool.submit(_row_group_sample, parts, sorted(numeric)) if sampled else None
                 if exprs:
                     cur = con.execute(
                         f"SELECT {', '.join(f'{e} AS {a}' for a, e in exprs.items())} FROM {src}"
                     )
                     r = dict(zip([d[0] for d in cur.description], cur.fetchall()[0], strict=True))
                 counted = hists.result() if hists is not None else {}
+                drawn = sample.result() if sample is not None else None
                 per_bucket = {int(k): v for k, v in counted.get(EVENT_TS, {}).items()}
                 if pairs is not None:
                     superseded, per_bucket = pairs.result()
@@ -320,29 +330,52 @@ class DuckDBEngine:
                 "mean": r.get(f"m{i}"),
                 "distinct": min(int(r[f"d{i}"]), nonnull),  # HyperLogLog estimate, capped
             }
+            values: Any = None
+            if drawn is not None and f.name in numeric:
+                values = drawn[1].get(f.name)
             if f.name in numeric and quantiles:
-                values = r.get(f"p{i}") or []
+                if drawn is not None:
+                    got = _sample_quantiles(values, quantiles, f.dtype.name == "Int64")
+                else:
+                    got = r.get(f"p{i}") or []
                 stat["percentiles"] = {
-                    f"p{round(x * 100)}": v for x, v in zip(quantiles, values, strict=False)
+                    f"p{round(x * 100)}": v for x, v in zip(quantiles, got, strict=False)
                 }
             if f.name in edges:
                 lo, hi, width = edges[f.name]
-                counts = _bin_counts(counted.get(f.name), bins) if hi > lo else [nonnull]
+                if hi <= lo:
+                    counts = [nonnull]
+                elif drawn is not None:
+                    counts = _sample_bins(values, lo, width, bins, nonnull)
+                else:
+                    counts = _bin_counts(counted.get(f.name), bins)
                 stat["histogram"] = {"lo": lo, "hi": hi, "width": width, "counts": counts}
+                if drawn is not None and hi > lo:
+                    stat["histogram"]["sample_rows"] = drawn[0]
             out["features"][f.name] = stat
         if buckets is not None:
             out["rows_by_time"] = _rows_by_time(buckets, per_bucket)
         elif by_time:
             out["rows_by_time"] = {"unit": "day", "buckets": []}
         if bins or quantiles or by_time:
-            out["approximate"] = {
-                "distinct": "HyperLogLog estimate (DuckDB approx_count_distinct), within a few %",
-                **(
-                    {"percentiles": f"of a reservoir sample of {PROFILE_SAMPLE:,} rows per feature"}
-                    if quantiles
-                    else {}
-                ),
+            approx = {
+                "distinct": "HyperLogLog estimate (DuckDB approx_count_distinct), within a few %"
             }
+            if drawn is not None:
+                k, groups_read, groups_all = drawn[0], drawn[2], drawn[3]
+                of = (
+                    f"a sample of {k:,} of the {n:,} rows, drawn at random from {groups_read} of "
+                    f"the {groups_all} Parquet row groups"
+                )
+                if bins:
+                    approx["histogram"] = f"bin counts of {of}, scaled to each feature's rows"
+                if quantiles:
+                    approx["percentiles"] = f"of {of}"
+            elif quantiles:
+                approx["percentiles"] = (
+                    f"of a reservoir sample of {PROFILE_SAMPLE:,} rows per feature"
+                )
+            out["approximate"] = approx
         return out
 
     def _pairs_scan(
@@ -443,6 +476,9 @@ def _slices(table: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
 
 # -- profile ---------------------------------------------------------------------------------------
 PROFILE_SAMPLE = 8192  # rows of the reservoir sample that `profile`'s percentiles come from
+PROFILE_EXACT_ROWS = 2_000_000  # up to this many rows `profile`'s histograms are exact; above:
+PROFILE_SAMPLE_ROWS = 200_000  # histograms and percentiles of a sample of about this many rows
+PROFILE_SAMPLE_GROUPS = 4  # drawn from this many Parquet row groups, spread over the parts
 _NUMERIC = ("Int64", "Float64")  # features with a mean, percentiles and a histogram
 _FOOTER_TYPES = ("Int64", "Float64", "Bool", "Timestamp")  # exact min/max in Parquet statistics
 _HOUR_US, _DAY_US = 3_600_000_000, 86_400_000_000
@@ -540,6 +576,64 @@ def _scan_facts(con: Any, src: str, columns: list[str], facts: dict[str, _Facts]
     for i, c in enumerate(todo):
         nonnull, lo, hi = row[3 * i : 3 * i + 3]
         facts[c] = _Facts(True, int(rows) - int(nonnull), lo, hi)
+
+
+def _row_group_sample(
+    parts: list[PartRef], columns: list[str]
+) -> tuple[int, dict[str, Any], int, int]:
+    """A sample of about `PROFILE_SAMPLE_ROWS` rows of `columns`: rows drawn at random (a fixed
+    seed: the same parts give the same sample) from `PROFILE_SAMPLE_GROUPS` row groups evenly
+    spread over all the parts' row groups (in commit order), only those row groups read. Returns
+    (rows sampled, {column: its non-null sampled values as NumPy}, row groups read, row groups)."""
+    import pyarrow.parquet as pq
+
+    groups: list[tuple[str, int, int]] = []  # (path, row group, rows)
+    for p in parts:
+        md = pq.read_metadata(p.path)
+        groups += [(p.path, g, md.row_group(g).num_rows) for g in range(md.num_row_groups)]
+    groups = [g for g in groups if g[2] > 0]
+    count = min(PROFILE_SAMPLE_GROUPS, len(groups))
+    chosen = [groups[(2 * i + 1) * len(groups) // (2 * count)] for i in range(count)]
+    per = max(PROFILE_SAMPLE_ROWS // max(count, 1), 1)
+    rng = np.random.default_rng(0x5EED)
+    found: dict[str, list[Any]] = {c: [] for c in columns}
+    rows = 0
+    for path, g, num in chosen:
+        f = pq.ParquetFile(path)
+        present = [c for c in columns if c in f.schema_arrow.names]
+        table = f.read_row_group(g, columns=present)
+        if num > per:
+            table = table.take(np.sort(rng.choice(num, per, replace=False)))
+        rows += table.num_rows
+        for c in present:
+            col = table.column(c).drop_null()
+            found[c].append(col.to_numpy())
+    values = {c: np.concatenate(v) if v else np.zeros(0) for c, v in found.items()}
+    return rows, values, count, len(groups)
+
+
+def _sample_quantiles(values: Any, quantiles: Sequence[float], integer: bool) -> list[Any]:
+    """The `quantiles` of a sample's values (NaN left out): values of the sample (the smallest
+    with at least that share of the sample at or below it); [] for no values."""
+    if values is None:
+        return []
+    x = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if not x.size:
+        return []
+    got = np.quantile(x, list(quantiles), method="inverted_cdf")
+    return [int(v) for v in got] if integer else [float(v) for v in got]
+
+
+def _sample_bins(values: Any, lo: float, width: float, bins: int, nonnull: int) -> list[int]:
+    """A histogram of a sample's values — the bins `_bin_counts` counts — scaled to the
+    feature's `nonnull` rows (NaN in no bin)."""
+    if values is None or not values.size:
+        return [0] * bins
+    x = values.astype(np.float64, copy=False)
+    b = np.floor((x[~np.isnan(x)] - lo) / width)
+    b = np.clip(b[np.isfinite(b)], 0, bins - 1).astype(np.int64)
+    scale = nonnull / values.size
+    return [round(int(c) * scale) for c in np.bincount(b, minlength=bins)]
 
 
 def _finite(*values: Any) -> bool:
