@@ -135,3 +135,51 @@ def test_background_merges_run_at_a_lower_priority_on_a_one_thread_engine(
     assert len(store.offline.log("driver_stats", 1).live_commits()) == 1  # it merged
     assert int(store.describe("driver_stats")["rows"]) == offline_store.COMPACT_AFTER
     store.close()
+
+
+_EXIT_SCRIPT = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from featureline.offline import store as offline_store
+from featureline.offline.engines.duckdb import DuckDBEngine
+from tests.helpers import driver_defs, new_store, rows
+
+real = DuckDBEngine.merge_parts
+started = []
+def slow(self, *a):
+    started.append(1)
+    time.sleep(1.0)
+    return real(self, *a)
+DuckDBEngine.merge_parts = slow
+store = new_store(Path({tmp!r}), *driver_defs(ttl=timedelta(days=1)))
+store.offline.housekeep_in_background()
+now = datetime.now(UTC)
+for i in range(offline_store.COMPACT_AFTER):
+    store.push("driver_stats", rows([i], [now], [float(i)]))
+while not started:
+    time.sleep(0.01)
+print("exiting with a merge in flight", flush=True)
+"""
+
+
+def test_a_process_exiting_without_close_lets_the_merge_in_flight_finish(tmp_path: Path) -> None:
+    """Before: the housekeeper's daemon thread was stopped wherever it was at exit (inside
+    DuckDB that aborted the process: "terminate called after throwing an instance of ''")."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[2])
+    script = _EXIT_SCRIPT.format(root=root, tmp=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root
+    )
+    assert done.returncode == 0, done.stderr
+    assert "merge in flight" in done.stdout
+    store = fl.FeatureStore(tmp_path / "repo")
+    try:
+        live = store.offline.log("driver_stats", 1).live_commits()
+        assert len(live) == 1 and live[0].meta.get("compaction")  # the merge landed
+        assert int(store.describe("driver_stats")["rows"]) == offline_store.COMPACT_AFTER
+    finally:
+        store.close()

@@ -14,6 +14,7 @@ with the writer for both (the 10-minute soak's lag spiked in its last minute tha
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -53,6 +54,9 @@ class Housekeeper:
             target=self._loop, name="featureline-housekeeper", daemon=True
         )
         self._thread.start()
+        # a process that exits without closing its store: let the merge in flight finish first
+        # (a daemon thread stopped inside DuckDB aborts the process: "terminate called ...")
+        atexit.register(self.stop)
 
     def request(self, view: FeatureView) -> None:
         """Ask for housekeeping of `view`; returns at once."""
@@ -73,7 +77,9 @@ class Housekeeper:
             self._stopping = True
             self._pending.clear()
             self._cond.notify_all()
-        self._thread.join(timeout)
+        atexit.unregister(self.stop)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def _loop(self) -> None:
         if os.uname().sysname == "Linux":  # elsewhere the call would lower the whole process
