@@ -578,6 +578,22 @@ def _scan_facts(con: Any, src: str, columns: list[str], facts: dict[str, _Facts]
         facts[c] = _Facts(True, int(rows) - int(nonnull), lo, hi)
 
 
+def _numpy(array: Any) -> Any:
+    """A primitive Arrow array (or chunked array) as NumPy, its nulls 0 — over its buffer:
+    pyarrow's `to_numpy` imports pandas, a third of a second on a server's first request."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.null_count:
+        array = pc.fill_null(array, 0)
+    if pa.types.is_boolean(array.type):
+        bits = np.frombuffer(array.buffers()[1], np.uint8)
+        return np.unpackbits(bits, bitorder="little")[
+            array.offset : array.offset + len(array)
+        ].astype(bool)
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    return np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * dtype.itemsize)
+
+
 def _row_group_sample(
     parts: list[PartRef], columns: list[str]
 ) -> tuple[int, dict[str, Any], int, int]:
@@ -602,12 +618,14 @@ def _row_group_sample(
         f = pq.ParquetFile(path)
         present = [c for c in columns if c in f.schema_arrow.names]
         table = f.read_row_group(g, columns=present)
-        if num > per:
-            table = table.take(np.sort(rng.choice(num, per, replace=False)))
-        rows += table.num_rows
+        # the rows picked by NumPy indexing: no NumPy array handed to pyarrow (whose conversion
+        # imports pandas — a third of a second on a first request)
+        pick = np.sort(rng.choice(num, per, replace=False)) if num > per else slice(None)
+        rows += min(num, per)
         for c in present:
-            col = table.column(c).drop_null()
-            found[c].append(col.to_numpy())
+            col = table.column(c)
+            x = _numpy(col)[pick]
+            found[c].append(x[_numpy(pc.is_valid(col))[pick]] if col.null_count else x)
     values = {c: np.concatenate(v) if v else np.zeros(0) for c, v in found.items()}
     return rows, values, count, len(groups)
 
@@ -698,9 +716,9 @@ def _pairs_scan(
         k = batch.num_rows
         if at + k > h.size:  # more rows than `rows` (a caller's estimate): grow
             h = np.concatenate([h[:at], np.empty(max(k, 2 * h.size - at), np.uint64)])
-        h[at : at + k] = batch.column(0).to_numpy()
+        h[at : at + k] = _numpy(batch.column(0))
         if buckets is not None:
-            found = np.bincount(batch.column(1).to_numpy())
+            found = np.bincount(_numpy(batch.column(1)))
             if found.size > per_bucket.size:
                 per_bucket = np.concatenate(
                     [per_bucket, np.zeros(found.size - per_bucket.size, np.int64)]
@@ -714,7 +732,13 @@ def _pairs_scan(
     counts = {int(k): int(per_bucket[k]) for k in np.flatnonzero(per_bucket)}
     if not repeated.size:
         return 0, counts
-    con.register("__repeated", pa.table({"h": np.unique(repeated)}))
+    unique = np.unique(repeated)  # as an Arrow buffer: pa.array(NumPy) would import pandas
+    con.register(
+        "__repeated",
+        pa.table(
+            {"h": pa.Array.from_buffers(pa.uint64(), len(unique), [None, pa.py_buffer(unique)])}
+        ),
+    )
     try:
         row = con.execute(
             f"SELECT count(*) - count(DISTINCT ({pair})) FROM {src} "
