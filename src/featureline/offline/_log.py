@@ -107,57 +107,96 @@ class TableLog(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """What a read of the log found: its stat key and first bytes (to tell a grown log from a
+    new one), the bytes read, the commits, the idempotency keys and the live commits."""
+
+    stat: tuple[int, int, int]
+    head: bytes
+    read: int
+    commits: list[Commit]
+    keys: dict[str, Commit]  # only grows while the file does: added to in place
+    live: tuple[Commit, ...]
+    files: dict[str, int]  # part file -> the commit that wrote it (in place, like keys)
+    replaced_at: dict[int, int]  # seq -> when the commit replacing it landed (in place)
+
+    def extended(
+        self, new: list[Commit], stat: tuple[int, int, int], head: bytes, read: int
+    ) -> _Parsed:
+        """This, with the commits `new` appended. The commit list is copied (a reader on
+        another thread may hold it; a copy of pointers costs little), the keys are added to in
+        place (a key found early names a commit the file holds), and live commits are updated
+        by the new ones alone (a merge replaces only live commits: `commit` checks it)."""
+        grown = bool(self.read)
+        keys = self.keys if grown else {}
+        files = self.files if grown else {}
+        replaced_at = self.replaced_at if grown else {}
+        live = list(self.live)
+        for c in new:
+            k = c.meta.get("idempotency_key")
+            if k is not None:
+                keys.setdefault(k, c)
+            for p in c.parts:
+                files.setdefault(p.file, c.seq)
+            if c.replaces:
+                gone = set(c.replaces)
+                live = [x for x in live if x.seq not in gone]
+                for r in c.replaces:
+                    replaced_at.setdefault(r, c.ingested_at_us)
+            live.append(c)
+        commits = self.commits + new if new else self.commits
+        return _Parsed(stat, head[:read], read, commits, keys, tuple(live), files, replaced_at)
+
+
+_EMPTY = _Parsed((0, 0, 0), b"", 0, [], {}, (), {}, {})
+
+
 class ViewLog:
     """Commits of one view version, stored under `root`."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        # (stat key, the first bytes, bytes read: the end of the last whole line, commits,
-        # idempotency keys)
-        self._cache: (
-            tuple[tuple[int, int, int], bytes, int, list[Commit], dict[str, Commit]] | None
-        ) = None
+        self._cache: _Parsed | None = None
 
     @property
     def log_path(self) -> Path:
         return self.root / LOG
 
-    def _read(self) -> tuple[list[Commit], dict[str, Commit]]:
+    def _parsed(self) -> _Parsed:
         """The log, parsed incrementally: it only grows (a torn tail is cut back to the last
-        whole line, which was never read), so only the lines appended since are parsed."""
+        whole line, which was never read), so only the lines appended since are parsed, and
+        what is derived from it (idempotency keys, live commits) is updated by them alone: a
+        push costs the same whatever the length of the log (a stream appends ~50 a second)."""
         try:
             st = self.log_path.stat()
         except FileNotFoundError:
-            return [], {}
+            return _EMPTY
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         cache = self._cache
-        if cache is not None and cache[0] == key:
-            return cache[3], cache[4]
+        if cache is not None and cache.stat == key:
+            return cache
         with open(self.log_path, "rb") as fh:
             head = fh.read(_HEAD)
             # the same file grown (a log removed and made again can reuse the inode number; its
             # first line, holding the first commit's time, tells them apart)
-            if cache is not None and st.st_size >= cache[2] and head[: len(cache[1])] == cache[1]:
-                offset, base, keys = cache[2], cache[3], cache[4]
-            else:
-                offset, base, keys = 0, [], {}
-            fh.seek(offset)
+            grown = cache is not None and st.st_size >= cache.read and head.startswith(cache.head)
+            fh.seek(cache.read if grown and cache is not None else 0)
             data = fh.read()
         end = data.rfind(b"\n") + 1  # the text after the last newline is torn or being written
         new = [Commit.from_json(x) for x in data[:end].decode("utf-8").split("\n") if x.strip()]
-        if new:
-            base, keys = base + new, dict(keys)
-            for c in new:
-                k = c.meta.get("idempotency_key")
-                if k is not None:
-                    keys.setdefault(k, c)
-        read = offset + end
-        self._cache = (key, head[:read], read, base, keys)
-        return base, keys
+        base = cache if grown and cache is not None else _EMPTY
+        parsed = base.extended(new, key, head, base.read + end)
+        self._cache = parsed
+        return parsed
+
+    def _read(self) -> tuple[list[Commit], dict[str, Commit]]:
+        p = self._parsed()
+        return p.commits, p.keys
 
     def commits(self) -> list[Commit]:
         """All committed batches, oldest first (a torn last line is ignored)."""
-        return self._read()[0]
+        return self._parsed().commits
 
     def live_commits(self, as_of_us: int | None = None) -> list[Commit]:
         """The commits a reader at system time `as_of_us` (now when None) must read.
@@ -166,12 +205,16 @@ class ViewLog:
         part keeps each row's ingested time, so rows ingested after `as_of_us` are filtered
         out row by row; a plain commit is read only if it was ingested by then.
         """
-        commits = self.commits()
-        replaced = {s for c in commits for s in c.replaces}
-        live = [c for c in commits if c.seq not in replaced]
+        live = list(self._parsed().live)
         if as_of_us is not None:
             live = [c for c in live if _first_ingested_us(c) <= as_of_us]
         return live
+
+    def file_fates(self) -> tuple[set[str], dict[str, int], dict[int, int]]:
+        """For vacuum, without a walk of the log: the part files of live commits, the commit
+        that wrote each part file, and when each replaced commit was replaced."""
+        p = self._parsed()
+        return {f.file for c in p.live for f in c.parts}, p.files, p.replaced_at
 
     def find_key(self, key: str) -> Commit | None:
         """The commit written with idempotency key `key`, if any (replaced ones included)."""
@@ -231,9 +274,8 @@ class ViewLog:
             prev = self.commits()
             parts = write_parts()
             if replaces:
-                gone = {s for c in prev for s in c.replaces}
-                known = {c.seq for c in prev}
-                stale = sorted(s for s in replaces if s in gone or s not in known)
+                live = {c.seq for c in self.live_commits()}
+                stale = sorted(s for s in replaces if s not in live)
                 if stale:
                     for p in parts:
                         (self.root / p.file).unlink(missing_ok=True)

@@ -344,29 +344,27 @@ class OfflineStore:
         now_s = time.time()
         cutoff_us = int((now_s - grace_seconds) * 1_000_000)
         removed = freed = 0
-        with log.compaction_slot(wait=True), log.locked():
-            commits = log.commits()
-            replaced_at: dict[int, int] = {}
-            for c in commits:
-                for r in c.replaces:
-                    replaced_at.setdefault(r, c.ingested_at_us)
-            keep = {
-                p.file
-                for c in commits
-                if c.seq not in replaced_at or replaced_at[c.seq] > cutoff_us
-                for p in c.parts
-            }
-            referenced = {p.file for c in commits for p in c.parts}
+        # Not under the writer lock, and without a walk of the log (it grows by ~50 commits a
+        # second under a stream; holding the lock for that walk stalled every push behind it):
+        # a replaced commit never becomes live again, and a commit made after this snapshot
+        # wrote a part file younger than the orphan age, so no file it names is removed.
+        with log.compaction_slot(wait=True):
+            live_files, wrote, replaced_at = log.file_fates()
             orphan_cutoff = now_s - max(grace_seconds, ORPHAN_MIN_AGE_SECONDS)
             for entry in parts_dir.iterdir():
                 rel = f"{PARTS}/{entry.name}"
-                if rel in keep:
+                if rel in live_files:
                     continue
+                seq = wrote.get(rel)
+                if seq is not None:
+                    at = replaced_at.get(seq)
+                    if at is None or at > cutoff_us:
+                        continue  # live (committed after the snapshot), or read in flight
                 try:
                     st = entry.stat()
                 except FileNotFoundError:
                     continue
-                if rel not in referenced and st.st_mtime > orphan_cutoff:
+                if seq is None and st.st_mtime > orphan_cutoff:
                     continue  # a writer in flight may still commit it
                 if entry.is_dir():
                     size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
