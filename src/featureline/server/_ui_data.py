@@ -1,9 +1,11 @@
 """What the web UI's JSON API answers (issue 12), read through the FeatureStore façade.
 
 Every function is synchronous (the routes run it in the threadpool) and returns JSON-able values.
-The catalog search index is rebuilt when the registry version or the model versions change; a
-view's statistics (the offline engine's profile with percentiles, histograms and rows by event
-time, from the parts' Parquet footers and one scan) are cached per view version and live commit."""
+The catalog search index is rebuilt when the registry version or the model versions change; the
+registry's latest snapshot and its version log are re-read only when its head
+(`RegistryStore.head()`) moves; a view's statistics (the offline engine's profile with
+percentiles, histograms and rows by event time, from the parts' Parquet footers, one scan, and
+on large views a declared row-group sample) are cached per view version and live commit."""
 
 from __future__ import annotations
 
