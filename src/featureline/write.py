@@ -220,7 +220,8 @@ def write(
 
 def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None) -> IngestResult:
     """A large file in chunks: each chunk gated; the bad rows of all chunks quarantined in the one
-    commit (they are kept in memory until then)."""
+    commit (they are kept in memory until then). A unique key holds across the whole file
+    (`chunked.unique_across`: a first pass over its keys and event times only)."""
     import dataclasses
 
     from featureline.offline import chunked
@@ -228,18 +229,23 @@ def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None)
 
     bad: list[pa.Table] = []
     counts: dict[str, int] = {}
+    landed: list[int] = []  # rows landed per chunk, then -1 once the file is read whole
 
     def batches() -> Any:
         seen = 0
         for b in chunked.file_batches(path):
-            g = check_rows(target, view, b)
+            with across.checking():
+                g = check_rows(target, view, b, key)
             if g.bad is not None:  # positions in the file, not in the chunk
                 i = g.bad.schema.get_field_index("__row")
                 bad.append(g.bad.set_column(i, "__row", pc.add(g.bad.column(i), seen)))
             for k, n in g.violations.items():
                 counts[k] = counts.get(k, 0) + n
             seen += b.num_rows
+            landed.append(g.land.num_rows)
             yield g.land
+        across.finish()  # before the commit
+        landed.append(-1)
 
     def before_append() -> dict[str, str] | None:
         if bad:
@@ -249,14 +255,24 @@ def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None)
                 return hook()
         return None
 
-    result = chunked.ingest_chunks(
-        target.offline,
-        view,
-        batches(),
-        before_commit=before_append,
-        idempotency_key=key,
-        max_future_seconds=target.max_future_seconds,
-    )
+    with chunked.unique_across(target.offline, view, path) as across:
+        try:
+            result = chunked.ingest_chunks(
+                target.offline,
+                view,
+                batches(),
+                before_commit=before_append,
+                idempotency_key=key,
+                max_future_seconds=target.max_future_seconds,
+            )
+        except ValidationError:
+            if landed[-1:] != [-1] or any(n > 0 for n in landed) or not bad:
+                raise
+            # every row failed: as for one frame, no commit, the rows in quarantine
+            merged = Gated(
+                pa.table({}), pa.concat_tables(bad, promote_options="permissive"), counts
+            )
+            return _all_quarantined(target, view, merged, key)
     return dataclasses.replace(result, quarantined=sum(t.num_rows for t in bad), violations=counts)
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +45,11 @@ def file_rows(path: str) -> int | None:
         return None  # the normal reader reports it with a clear message
 
 
-def file_batches(path: str, rows: int | None = None) -> Iterator[pa.Table]:
-    """Chunks of about `rows` (default CHUNK_ROWS) rows, read sequentially: memory stays flat."""
+def file_batches(
+    path: str, rows: int | None = None, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """Chunks of about `rows` (default CHUNK_ROWS) rows, read sequentially: memory stays flat.
+    With `columns`, only those are read (those of them the file has)."""
     import pyarrow.parquet as pq
 
     rows = rows or CHUNK_ROWS
@@ -57,14 +61,61 @@ def file_batches(path: str, rows: int | None = None) -> Iterator[pa.Table]:
         if f.lower().endswith((".csv", ".csv.gz")):
             import pyarrow.csv as pacsv
 
-            with pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=64 << 20)) as reader:
+            convert = pacsv.ConvertOptions(include_columns=columns, include_missing_columns=False)
+            with pacsv.open_csv(
+                f, read_options=pacsv.ReadOptions(block_size=64 << 20), convert_options=convert
+            ) as reader:
                 for batch in reader:
                     yield pa.Table.from_batches([batch])
             continue
         pf = pq.ParquetFile(f, buffer_size=1 << 20, pre_buffer=False)
-        for batch in pf.iter_batches(batch_size=rows):
+        names = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=rows, columns=names):
             yield pa.Table.from_batches([batch])
             pool.release_unused()  # hand freed chunks back, so RSS tracks the chunk size
+
+
+class _NoKeys:
+    """A view without a unique check: nothing to track across chunks."""
+
+    def checking(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def finish(self) -> None:
+        pass
+
+
+@contextmanager
+def unique_across(store: OfflineStore, view: FeatureView, path: str) -> Iterator[Any]:
+    """The view's unique key over the whole file, not chunk by chunk (issue 11).
+
+    A first pass reads only the join keys and event time of every chunk into a `KeysAcross`
+    (DuckDB, in a directory next to the view's parts, grouping within MEMORY_LIMIT and
+    spilling beyond it). Yields it: gate each chunk of the second pass under `checking()`
+    (its unique mask is then "keys and event time occur more than once in the file", as for
+    the file ingested as one frame) and call `finish()` after the last chunk, before the
+    commit (it refuses a file that changed between the passes). Memory cost: see
+    `KeysAcross` (no row held in Python; per row, its keys and event time in DuckDB, on
+    disk). A view without a unique check gets a tracker that does nothing (no first pass)."""
+    from featureline.quality.constraints import KeysAcross
+
+    if not any(c.kind == "unique" for c in view.checks):
+        yield _NoKeys()
+        return
+    root = store.log(view.name, view.version).root / PARTS
+    directory = root / f".staging-keys-{uuid.uuid4().hex}"
+    directory.mkdir(parents=True)
+    keys = None
+    try:
+        keys = KeysAcross(view, str(directory), MEMORY_LIMIT, what=f"the file `{path}`")
+        for b in file_batches(path, columns=keys.columns):
+            keys.add(b)
+        keys.freeze()
+        yield keys
+    finally:
+        if keys is not None:
+            keys.close()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def ingest_chunks(
@@ -167,4 +218,11 @@ def _count_shadowed(path: Path) -> int:
     return int(len(col) - col.null_count)
 
 
-__all__ = ["CHUNK_ROWS", "LARGE_FILE_ROWS", "file_batches", "file_rows", "ingest_chunks"]
+__all__ = [
+    "CHUNK_ROWS",
+    "LARGE_FILE_ROWS",
+    "file_batches",
+    "file_rows",
+    "ingest_chunks",
+    "unique_across",
+]

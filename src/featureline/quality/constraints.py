@@ -1,5 +1,6 @@
 """Evaluate a view's constraints over a batch, vectorized (pyarrow.compute; DuckDB for SQL
-checks and the unique key), into one violation mask per constraint.
+checks and the unique key), into one violation mask per constraint. A batch ingested in chunks
+(a large file) has its unique key checked across all its chunks by a `KeysAcross`.
 
 A mask is True where a row violates the constraint; a null value passes every check but
 `not_null` (NaN is within no min/max bounds), and a SQL check is violated only where its
@@ -10,8 +11,10 @@ refuses such a batch as a whole.
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +24,7 @@ import pyarrow.compute as pc
 
 from featureline.definitions import Check, FeatureView
 
-__all__ = ["Violations", "evaluate"]
+__all__ = ["KeysAcross", "Violations", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,163 @@ def _unique_mask(view: FeatureView, table: pa.Table) -> np.ndarray | None:
     return out
 
 
+_ACROSS: contextvars.ContextVar[KeysAcross | None] = contextvars.ContextVar(
+    "featureline_unique_across", default=None
+)
+
+
+class KeysAcross:
+    """The unique key of `view` across all the chunks of one batch (a large file ingested in
+    chunks), with the rule of `_unique_mask`: every row whose keys and event time another row
+    of the *whole batch* shares fails, whichever chunk either is in.
+
+    Two passes. First `add` every chunk (its join keys and event time only), then `freeze`:
+    DuckDB groups the (keys, event time) pairs and keeps those seen more than once. Then,
+    while `checking()` is active, `evaluate` takes a chunk's unique mask from `mask` (a semi
+    join of the chunk's pairs with the duplicated ones) instead of from the chunk alone.
+
+    Memory cost: no row is held in Python. Per row of the batch, DuckDB stores one
+    (join keys..., event time) tuple in a database file under `directory`: 8 bytes per
+    integer key (a string key: its length plus about 16 bytes) + 8 bytes for the event time,
+    before DuckDB's compression (16 bytes a row for one integer key: 16M rows = 256 MB on
+    disk at most). In memory, DuckDB's buffers stay within `memory_limit` (the grouping
+    spills to `directory` beyond it); after `freeze` only the duplicated pairs are kept.
+    A chunk whose columns cannot be read as keys and a timestamp makes the batch unusable
+    here: `mask` then falls back to the chunk alone (the schema check refuses
+    such a batch anyway)."""
+
+    def __init__(
+        self, view: FeatureView, directory: str, memory_limit: str = "1GB", what: str = "The batch"
+    ) -> None:
+        import os
+
+        import duckdb
+
+        from featureline.offline.batch import timestamp_columns
+
+        self.view = view
+        self._what = what[:1].upper() + what[1:]
+        self._ts = timestamp_columns(view)[0]
+        self._by = ", ".join([*(f"k{i}" for i in range(len(view.join_keys))), "ts"])
+        self._con = duckdb.connect(
+            os.path.join(directory, "keys.duckdb"),
+            config={
+                "memory_limit": memory_limit,
+                "temp_directory": os.path.join(directory, "spill"),
+                "preserve_insertion_order": False,
+            },
+        )
+        self._rows = 0  # rows added (pass 1)
+        self._masked = 0  # rows masked (pass 2)
+        self._usable = True
+        self._frozen = False
+        self._any = False  # whether any pair is duplicated
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the first pass reads."""
+        return [*self.view.join_keys, self._ts]
+
+    def _pairs(self, table: pa.Table, pos: bool) -> pa.Table | None:
+        from featureline._frames import as_utc_timestamps
+
+        if not all(p in table.column_names for p in self.columns):
+            return None
+        try:
+            t = as_utc_timestamps(table.column(self._ts), self._ts, "batch")
+        except Exception:
+            return None  # the schema check refuses the batch
+        cols: dict[str, Any] = {f"k{i}": table.column(k) for i, k in enumerate(self.view.join_keys)}
+        cols["ts"] = t
+        if pos:
+            cols["pos"] = pa.array(np.arange(table.num_rows, dtype=np.int64))
+        return pa.table(cols)
+
+    def add(self, table: pa.Table) -> None:
+        """First pass: one chunk's join keys and event time (other columns are not read)."""
+        if not self._usable or table.num_rows == 0:
+            return
+        data = self._pairs(table, pos=False)
+        if data is None:
+            self._usable = False
+            return
+        # cost per row: its keys and event time (16 bytes for one Int64 key, before
+        # compression) in DuckDB's file; nothing in Python
+        self._con.register(ROWS_TABLE, data)
+        try:
+            if self._rows == 0:
+                self._con.execute(f"CREATE TABLE seen AS SELECT * FROM {ROWS_TABLE}").fetchall()
+            else:
+                self._con.execute(f"INSERT INTO seen SELECT * FROM {ROWS_TABLE}").fetchall()
+        except Exception:
+            self._usable = False  # e.g. key types differing between files of a glob
+        finally:
+            self._con.unregister(ROWS_TABLE)
+        self._rows += table.num_rows
+
+    def freeze(self) -> None:
+        """End of the first pass: keep only the pairs seen more than once (the same grouping as
+        `_unique_mask`, over the whole batch)."""
+        self._frozen = True
+        if not self._usable or self._rows == 0:
+            return
+        self._con.execute(
+            f"CREATE TABLE dups AS SELECT {self._by} FROM seen GROUP BY ALL HAVING count(*) > 1"
+        ).fetchall()
+        self._con.execute("DROP TABLE seen").fetchall()
+        ((n,),) = self._con.execute("SELECT count(*) FROM dups").fetchall()
+        self._any = bool(n)
+
+    def mask(self, table: pa.Table) -> np.ndarray | None:
+        """Second pass: rows of this chunk whose keys and event time occur more than once in the
+        whole batch (None when the chunk lacks the columns, as `_unique_mask`)."""
+        if not self._frozen or not self._usable:
+            return _unique_mask(self.view, table)
+        rows = table.num_rows
+        self._masked += rows
+        if not self._any:
+            data = self._pairs(table, pos=False)
+            return None if data is None else np.zeros(rows, dtype=bool)
+        data = self._pairs(table, pos=True)
+        if data is None:
+            return None
+        self._con.register(ROWS_TABLE, data)
+        try:
+            pos = self._con.execute(
+                f"SELECT pos FROM {ROWS_TABLE} SEMI JOIN dups USING ({self._by})"
+            ).fetchnumpy()["pos"]
+        finally:
+            self._con.unregister(ROWS_TABLE)
+        out = np.zeros(rows, dtype=bool)
+        out[np.asarray(pos, dtype=np.int64)] = True
+        return out
+
+    def finish(self) -> None:
+        """After the second pass, before the commit: a batch whose second pass saw another
+        number of rows than the first (a file changed in between) is refused, its verdicts
+        being untrustworthy."""
+        if self._usable and self._masked != self._rows:
+            from featureline.errors import ValidationError
+
+            raise ValidationError(
+                f"{self._what} changed while it was ingested into feature view `{self.view.name}` "
+                f"(read twice: {self._rows:,} then {self._masked:,} rows). Nothing was written. "
+                "Fix: ingest it again once it is complete and no longer written to."
+            )
+
+    @contextmanager
+    def checking(self) -> Iterator[None]:
+        """While active (this thread or task), `evaluate` over `view` uses `mask`."""
+        token = _ACROSS.set(self)
+        try:
+            yield
+        finally:
+            _ACROSS.reset(token)
+
+    def close(self) -> None:
+        self._con.close()
+
+
 def _stored_mask(
     view: FeatureView, table: pa.Table, stored: Callable[[pa.Table], np.ndarray]
 ) -> np.ndarray:
@@ -263,7 +423,12 @@ def evaluate(
             masks.append(_field_mask(c, col, rows))
     for c in view.checks:
         if c.kind == "unique":
-            m = _unique_mask(view, table)
+            across = _ACROSS.get()
+            m = (
+                across.mask(table)
+                if across is not None and across.view is view
+                else _unique_mask(view, table)
+            )
             if m is not None and c.value == "view" and stored is not None:
                 m = m | _stored_mask(view, table, stored)
             if m is not None:
