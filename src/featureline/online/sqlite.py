@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from featureline._sqlite import retry_busy, use_wal
-from featureline.online._checkpoint import INLINE_PAGES, Checkpointer
 from featureline.errors import StorageError
+from featureline.online._checkpoint import INLINE_PAGES, Checkpointer
 from featureline.online._store import (
     DUE_BYTES,
     ORDER_BYTES,
