@@ -18,8 +18,10 @@ the existing greatest-order write is the compare-and-swap (see the note in issue
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -261,35 +263,37 @@ class TileReader:
         body = memoryview(raw)[ORDER_BYTES:]
         if head:
             return self._from_head(body, now_us, starts_of, n_aggs)
-        n, m = (int(x) for x in np.frombuffer(body, "<u4", 2))
-        times = np.frombuffer(body, "<i8", n + m, 8)
+        n, m = _U32X2.unpack_from(body)
+        times = np.frombuffer(body, "<i8", n + m, 8).tolist()
         pos = 8 + 8 * (n + m)
-        sections = []  # per aggregation: (tile starts, offsets, where its blobs start)
+        sections: list[_Section] = []  # per aggregation: (tile starts, offsets at, blobs at)
         for _ in range(n_aggs):
-            offs = np.frombuffer(body, "<u4", n + m + 1, pos)
-            sections.append((times[:n], offs, pos + 4 * (n + m + 1)))
-            pos = sections[-1][2] + int(offs[-1])
-        return self._merge(body, now_us, starts_of, sections, times[n:].tolist())
+            base = pos + 4 * (n + m + 1)
+            sections.append((times[:n], pos, base))
+            pos = base + _U32.unpack_from(body, base - 4)[0]
+        return self._merge(body, now_us, starts_of, sections, times[n:])
 
     def _from_head(
         self, body: memoryview, now_us: int, starts_of: list[int], n_aggs: int
     ) -> list[Any] | None:
-        b = np.frombuffer(body, "<i8", 2 * n_aggs).tolist()
+        # struct and bisect, not NumPy: a read decodes ~20 small fields, and a NumPy call costs
+        # more than the work on each (this is the in-process read's hot path)
+        b = struct.unpack_from(f"<{2 * n_aggs}q", body)
         for (idx, _, _), lo in zip(self.items, starts_of, strict=True):
             if not b[2 * idx] <= lo <= b[2 * idx + 1]:
                 return None  # a window this head does not serve: read the tail
         pos = 16 * n_aggs
-        m = int(np.frombuffer(body, "<u4", 1, pos)[0])
-        ahead = np.frombuffer(body, "<i8", m, pos + 4).tolist()
+        (m,) = _U32.unpack_from(body, pos)
+        ahead = list(struct.unpack_from(f"<{m}q", body, pos + 4)) if m else []
         pos += 4 + 8 * m
-        sections = []
+        sections: list[_Section] = []
         for _ in range(n_aggs):
-            n = int(np.frombuffer(body, "<u4", 1, pos)[0])
-            starts = np.frombuffer(body, "<i8", n, pos + 4)
-            offs = np.frombuffer(body, "<u4", n + m + 1, pos + 4 + 8 * n)
-            base = pos + 4 + 8 * n + 4 * (n + m + 1)
-            sections.append((starts, offs, base))
-            pos = base + int(offs[-1])
+            (n,) = _U32.unpack_from(body, pos)
+            starts = struct.unpack_from(f"<{n}q", body, pos + 4)
+            offs_at = pos + 4 + 8 * n
+            base = offs_at + 4 * (n + m + 1)
+            sections.append((starts, offs_at, base))
+            pos = base + _U32.unpack_from(body, base - 4)[0]
         return self._merge(body, now_us, starts_of, sections, ahead)
 
     def _merge(
@@ -297,25 +301,30 @@ class TileReader:
         body: memoryview,
         now_us: int,
         starts_of: list[int],
-        sections: list[tuple[np.ndarray, np.ndarray, int]],
+        sections: list[_Section],
         ahead: list[int],
     ) -> list[Any]:
         out = []
         for (idx, _, k), lo in zip(self.items, starts_of, strict=True):
-            starts, offs, base = sections[idx]
+            starts, offs_at, base = sections[idx]
             n = len(starts)
             p = k.empty()
-            first = int(np.searchsorted(starts, lo, "left"))
+            first = bisect.bisect_left(starts, lo)
             if first < n:
-                a, z = int(offs[first]), int(offs[first + 1])
+                a, z = _U32X2.unpack_from(body, offs_at + 4 * first)
                 if z > a:
                     p = k.decode(bytes(body[base + a : base + z]))
             for j, t in enumerate(ahead):
                 if lo <= t <= now_us:
-                    a, z = int(offs[n + j]), int(offs[n + j + 1])
+                    a, z = _U32X2.unpack_from(body, offs_at + 4 * (n + j))
                     p = k.merge(p, k.decode(bytes(body[base + a : base + z])))
             out.append(k.finalize(p))
         return out
+
+
+_Section = tuple[Sequence[int], int, int]  # tile starts, where the offsets are, where blobs are
+_U32 = struct.Struct("<I")
+_U32X2 = struct.Struct("<II")
 
 
 __all__ = ["HEAD", "HEAD_SPAN_US", "TileReader", "refresh", "tile_dtype", "tiles_table"]
