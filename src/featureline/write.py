@@ -56,7 +56,11 @@ def check_principal(target: WriteTarget, principal: Any, action: str, view: Feat
 
 
 def check_rows(
-    target: WriteTarget, view: FeatureView, table: pa.Table, idempotency_key: str | None = None
+    target: WriteTarget,
+    view: FeatureView,
+    table: pa.Table,
+    idempotency_key: str | None = None,
+    across: Any = None,
 ) -> Gated:
     """Row checks before anything is written: the view's constraints under its ingestion gate
     (`featureline.quality`). Returns the rows to land and the rows to quarantine; a strict gate
@@ -75,7 +79,7 @@ def check_rows(
             def stored(pairs: pa.Table) -> Any:
                 return target.offline.holds(view, pairs)
 
-    return gate(view, table, stored)
+    return gate(view, table, stored, across)  # `across`: a chunk's unique key over its file
 
 
 def _quarantine_hook(
@@ -234,8 +238,7 @@ def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None)
     def batches() -> Any:
         seen = 0
         for b in chunked.file_batches(path):
-            with across.checking():
-                g = check_rows(target, view, b, key)
+            g = check_rows(target, view, b, key, across)
             if g.bad is not None:  # positions in the file, not in the chunk
                 i = g.bad.schema.get_field_index("__row")
                 bad.append(g.bad.set_column(i, "__row", pc.add(g.bad.column(i), seen)))
@@ -244,7 +247,8 @@ def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None)
             seen += b.num_rows
             landed.append(g.land.num_rows)
             yield g.land
-        across.finish()  # before the commit
+        if across is not None:
+            across.finish()  # before the commit
         landed.append(-1)
 
     def before_append() -> dict[str, str] | None:

@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from featureline.offline.batch import NEVER_VISIBLE, batch_stats, prepare_batch
 
 if TYPE_CHECKING:
     from featureline.offline.store import IngestResult, OfflineStore
+    from featureline.quality.constraints import KeysAcross
 
 LARGE_FILE_ROWS = (
     16_000_000  # files with more rows than this are ingested in chunks (bounded memory)
@@ -75,32 +76,22 @@ def file_batches(
             pool.release_unused()  # hand freed chunks back, so RSS tracks the chunk size
 
 
-class _NoKeys:
-    """A view without a unique check: nothing to track across chunks."""
-
-    def checking(self) -> AbstractContextManager[None]:
-        return nullcontext()
-
-    def finish(self) -> None:
-        pass
-
-
 @contextmanager
-def unique_across(store: OfflineStore, view: FeatureView, path: str) -> Iterator[Any]:
+def unique_across(store: OfflineStore, view: FeatureView, path: str) -> Iterator[KeysAcross | None]:
     """The view's unique key over the whole file, not chunk by chunk (issue 11).
 
     A first pass reads only the join keys and event time of every chunk into a `KeysAcross`
     (DuckDB, in a directory next to the view's parts, grouping within MEMORY_LIMIT and
-    spilling beyond it). Yields it: gate each chunk of the second pass under `checking()`
+    spilling beyond it). Yields it: gate each chunk of the second pass with it (`across=`)
     (its unique mask is then "keys and event time occur more than once in the file", as for
     the file ingested as one frame) and call `finish()` after the last chunk, before the
     commit (it refuses a file that changed between the passes). Memory cost: see
     `KeysAcross` (no row held in Python; per row, its keys and event time in DuckDB, on
-    disk). A view without a unique check gets a tracker that does nothing (no first pass)."""
+    disk). A view without a unique check gets None (no first pass)."""
     from featureline.quality.constraints import KeysAcross
 
     if not any(c.kind == "unique" for c in view.checks):
-        yield _NoKeys()
+        yield None
         return
     root = store.log(view.name, view.version).root / PARTS
     directory = root / f".staging-keys-{uuid.uuid4().hex}"

@@ -11,10 +11,8 @@ refuses such a batch as a whole.
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,20 +224,15 @@ def _unique_mask(view: FeatureView, table: pa.Table) -> np.ndarray | None:
     return out
 
 
-_ACROSS: contextvars.ContextVar[KeysAcross | None] = contextvars.ContextVar(
-    "featureline_unique_across", default=None
-)
-
-
 class KeysAcross:
     """The unique key of `view` across all the chunks of one batch (a large file ingested in
     chunks), with the rule of `_unique_mask`: every row whose keys and event time another row
     of the *whole batch* shares fails, whichever chunk either is in.
 
     Two passes. First `add` every chunk (its join keys and event time only), then `freeze`:
-    DuckDB groups the (keys, event time) pairs and keeps those seen more than once. Then,
-    while `checking()` is active, `evaluate` takes a chunk's unique mask from `mask` (a semi
-    join of the chunk's pairs with the duplicated ones) instead of from the chunk alone.
+    DuckDB groups the (keys, event time) pairs and keeps those seen more than once. Then
+    `evaluate(..., across=this)` takes a chunk's unique mask from `mask` (a semi join of the
+    chunk's pairs with the duplicated ones) instead of from the chunk alone.
 
     Memory cost: no row is held in Python. Per row of the batch, DuckDB stores one
     (join keys..., event time) tuple in a database file under `directory`: 8 bytes per
@@ -370,15 +363,6 @@ class KeysAcross:
                 "Fix: ingest it again once it is complete and no longer written to."
             )
 
-    @contextmanager
-    def checking(self) -> Iterator[None]:
-        """While active (this thread or task), `evaluate` over `view` uses `mask`."""
-        token = _ACROSS.set(self)
-        try:
-            yield
-        finally:
-            _ACROSS.reset(token)
-
     def close(self) -> None:
         self._con.close()
 
@@ -404,9 +388,11 @@ def evaluate(
     view: FeatureView,
     table: pa.Table,
     stored: Callable[[pa.Table], np.ndarray] | None = None,
+    across: KeysAcross | None = None,
 ) -> Violations:
     """The violation mask of every constraint of `view` over `table`. `stored(pairs)` says which
-    rows of a table of (join keys..., `ts`) the view already holds (`Check.unique("view")`)."""
+    rows of a table of (join keys..., `ts`) the view already holds (`Check.unique("view")`);
+    `across`, for a chunk of a larger batch, tells the unique key over the whole batch."""
     rows = table.num_rows
     names: list[str] = []
     masks: list[np.ndarray] = []
@@ -423,12 +409,7 @@ def evaluate(
             masks.append(_field_mask(c, col, rows))
     for c in view.checks:
         if c.kind == "unique":
-            across = _ACROSS.get()
-            m = (
-                across.mask(table)
-                if across is not None and across.view is view
-                else _unique_mask(view, table)
-            )
+            m = across.mask(table) if across is not None else _unique_mask(view, table)
             if m is not None and c.value == "view" and stored is not None:
                 m = m | _stored_mask(view, table, stored)
             if m is not None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from featureline.definitions import FeatureView
 from featureline.errors import ConstraintViolationError
-from featureline.quality.constraints import Violations, evaluate
+from featureline.quality.constraints import KeysAcross, Violations, evaluate
 
 __all__ = ["REASONS", "ROW", "Gated", "gate", "report"]
 
@@ -44,13 +44,17 @@ class Gated:
 
 
 def gate(
-    view: FeatureView, table: pa.Table, stored: Callable[[pa.Table], Any] | None = None
+    view: FeatureView,
+    table: pa.Table,
+    stored: Callable[[pa.Table], Any] | None = None,
+    across: KeysAcross | None = None,
 ) -> Gated:
-    """Apply `view`'s gate to `table` (module docstring); `stored` as for `evaluate`."""
+    """Apply `view`'s gate to `table` (module docstring); `stored` and `across` as for
+    `evaluate`."""
     mode = view.gate_mode
     if mode is None or table.num_rows == 0:
         return Gated(table, mode=mode)
-    v = evaluate(view, table, stored)
+    v = evaluate(view, table, stored, across)
     bad = v.any
     if not bad.any():
         return Gated(table, mode=mode)
