@@ -61,6 +61,7 @@ def check_rows(
     table: pa.Table,
     idempotency_key: str | None = None,
     across: Any = None,
+    refusal: Any = None,
 ) -> Gated:
     """Row checks before anything is written: the view's constraints under its ingestion gate
     (`featureline.quality`). Returns the rows to land and the rows to quarantine; a strict gate
@@ -79,7 +80,8 @@ def check_rows(
             def stored(pairs: pa.Table) -> Any:
                 return target.offline.holds(view, pairs)
 
-    return gate(view, table, stored, across)  # `across`: a chunk's unique key over its file
+    # a chunk of a larger batch: `across`, the unique key over it; `refusal`, a strict report
+    return gate(view, table, stored, across, refusal)
 
 
 def _quarantine_hook(
@@ -106,18 +108,25 @@ def _quarantine_hook(
 
 
 def _all_quarantined(
-    target: WriteTarget, view: FeatureView, gated: Gated, key: str | None
+    target: WriteTarget,
+    view: FeatureView,
+    gated: Gated,
+    key: str | None,
+    spool: Any = None,
 ) -> IngestResult:
-    """Every row failed: nothing lands, so no commit (commit 0); the rows are in quarantine.
+    """Every row failed: nothing lands, so no commit (commit 0); the rows are in quarantine
+    (those of `gated`, or of `spool`: a chunked file's, on disk).
 
     The schema check still runs on them: a batch the store could never take (a missing column,
-    a wrong type, naive times) is refused whole, as when some rows land."""
+    a wrong type, naive times) is refused whole, as when some rows land. (A spool's first rows
+    stand for all: the chunks of one file share its schema.)"""
     from featureline._time import from_us, now_us
     from featureline.offline.batch import prepare_batch
     from featureline.offline.store import IngestResult
     from featureline.quality import quarantine
 
-    bad = gated.bad if gated.bad is not None else gated.land
+    bad = spool.first() if spool is not None else gated.bad
+    bad = bad if bad is not None else gated.land
     rows = bad.drop_columns([c for c in bad.column_names if c.startswith("__")])
     prepare_batch(
         view,
@@ -126,7 +135,11 @@ def _all_quarantined(
         max_future_seconds=target.max_future_seconds,
     )
     at = now_us()
-    quarantine.store(target.offline.root, view, gated, None, quarantine.batch_name(key), at)
+    name = quarantine.batch_name(key)
+    if spool is not None:
+        n = spool.store(None, name, at)
+    else:
+        n = quarantine.store(target.offline.root, view, gated, None, name, at)
     return IngestResult(
         view.name,
         view.version,
@@ -134,7 +147,7 @@ def _all_quarantined(
         0,
         from_us(at),
         0,
-        quarantined=gated.quarantined,
+        quarantined=n,
         violations=gated.violations,
     )
 
@@ -223,61 +236,72 @@ def write(
 
 
 def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None) -> IngestResult:
-    """A large file in chunks: each chunk gated; the bad rows of all chunks quarantined in the one
-    commit (they are kept in memory until then). A unique key holds across the whole file
-    (`chunked.unique_across`: a first pass over its keys and event times only)."""
+    """A large file in chunks, in bounded memory: each chunk gated; the bad rows of all chunks
+    spooled to disk as they come (`quarantine.Spool`) and stored as one batch in the one commit.
+    A unique key holds across the whole file (`chunked.unique_across`: a first pass over its keys
+    and event times only). A strict gate reads the file to its end once a chunk fails (landing
+    nothing more) and refuses it with the report of the whole file (`quality.Refusal`)."""
     import dataclasses
 
+    from featureline._time import now_us
     from featureline.offline import chunked
-    from featureline.quality import Gated
+    from featureline.quality import Gated, Refusal, quarantine
 
-    bad: list[pa.Table] = []
+    spool = quarantine.Spool(target.offline.root, view)
+    refusal = Refusal(view) if view.gate_mode == "strict" else None
     counts: dict[str, int] = {}
     landed: list[int] = []  # rows landed per chunk, then -1 once the file is read whole
 
     def batches() -> Any:
         seen = 0
         for b in chunked.file_batches(path):
-            g = check_rows(target, view, b, key, across)
+            g = check_rows(target, view, b, key, across, refusal)
+            seen, rows = seen + b.num_rows, seen
+            if refusal is not None and refusal.violating:
+                continue  # refused: read on for the report, land nothing
             if g.bad is not None:  # positions in the file, not in the chunk
                 i = g.bad.schema.get_field_index("__row")
-                bad.append(g.bad.set_column(i, "__row", pc.add(g.bad.column(i), seen)))
+                spool.add(g.bad.set_column(i, "__row", pc.add(g.bad.column(i), rows)))
             for k, n in g.violations.items():
                 counts[k] = counts.get(k, 0) + n
-            seen += b.num_rows
             landed.append(g.land.num_rows)
             yield g.land
         if across is not None:
             across.finish()  # before the commit
+        refused = refusal.error() if refusal is not None else None
+        if refused is not None:
+            raise refused
         landed.append(-1)
 
     def before_append() -> dict[str, str] | None:
-        if bad:
-            merged = Gated(pa.table({}), pa.concat_tables(bad, promote_options="permissive"))
-            hook = _quarantine_hook(target, view, merged, key)
-            if hook is not None:
-                return hook()
-        return None
+        if not spool.rows:
+            return None
+        commits = target.offline.log(view.name, view.version).commits()
+        seq = commits[-1].seq + 1 if commits else 1
+        name = quarantine.batch_name(key)
+        spool.store(seq, name, now_us())
+        return {quarantine.COMMIT_META: name}
 
-    with chunked.unique_across(target.offline, view, path) as across:
-        try:
-            result = chunked.ingest_chunks(
-                target.offline,
-                view,
-                batches(),
-                before_commit=before_append,
-                idempotency_key=key,
-                max_future_seconds=target.max_future_seconds,
-            )
-        except ValidationError:
-            if landed[-1:] != [-1] or any(n > 0 for n in landed) or not bad:
-                raise
-            # every row failed: as for one frame, no commit, the rows in quarantine
-            merged = Gated(
-                pa.table({}), pa.concat_tables(bad, promote_options="permissive"), counts
-            )
-            return _all_quarantined(target, view, merged, key)
-    return dataclasses.replace(result, quarantined=sum(t.num_rows for t in bad), violations=counts)
+    try:
+        with chunked.unique_across(target.offline, view, path) as across:
+            try:
+                result = chunked.ingest_chunks(
+                    target.offline,
+                    view,
+                    batches(),
+                    before_commit=before_append,
+                    idempotency_key=key,
+                    max_future_seconds=target.max_future_seconds,
+                )
+            except ValidationError:
+                if landed[-1:] != [-1] or any(n > 0 for n in landed) or not spool.rows:
+                    raise
+                # every row failed: as for one frame, no commit, the rows in quarantine
+                gated = Gated(pa.table({}), None, counts)
+                return _all_quarantined(target, view, gated, key, spool)
+    finally:
+        spool.discard()
+    return dataclasses.replace(result, quarantined=spool.rows, violations=counts)
 
 
 def write_online_only(

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import featureline as fl
 from featureline.errors import ConstraintViolationError
 from featureline.offline import chunked
+from featureline.quality import quarantine
 from tests.helpers import TS, new_store, utc
 
 T0 = utc(2025, 1, 1)
@@ -109,6 +110,8 @@ def _assert_same(
 ) -> None:
     if gate == "strict" and isinstance(b, ConstraintViolationError):
         assert isinstance(a, ConstraintViolationError), a  # refused as the single frame is
+        assert a.report == b.report  # the whole file's report, not its first failing chunk's
+        assert str(a) == str(b)
         assert _landed(sa) == _landed(sb) and _held(sa) == _held(sb) == []
         return
     assert not isinstance(a, Exception) and not isinstance(b, Exception), (a, b)
@@ -158,6 +161,51 @@ def test_strict_refuses_a_file_with_duplicates_in_different_chunks(
     assert sa.offline.log("pay", 1).commits() == [] and _held(sa) == []
     assert _landed(sb) == _landed(sa) == [] and _held(sb) == []
     assert not list((sa.offline.log("pay", 1).root / "parts").iterdir())  # no part, no staging
+
+
+def test_strict_reports_every_chunk_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, sa, sb = _ingest_both(tmp_path, "strict", "batch", ROWS, 3, monkeypatch)
+    _assert_same(a, b, sa, sb, len(ROWS), "strict")
+    assert (a.report["rows"], a.report["violating_rows"]) == (10, 6)
+    got = {
+        c["constraint"]: (c["rows"], [s["row"] for s in c["samples"]])
+        for c in a.report["constraints"]
+    }
+    assert got == {"amount.min": (1, [5]), "unique": (5, [0, 2, 4])}
+    assert "6 of 10 row(s)" in str(a)
+
+
+def test_quarantined_rows_are_spooled_to_disk_chunk_by_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bad rows of a chunked file are on disk before the next chunk is read, not in memory
+    until the commit (memory is bounded by the chunk, whatever share of the file fails)."""
+    store = new_store(tmp_path, *_defs("quarantine", "batch"))
+    path = tmp_path / "big.parquet"
+    pq.write_table(_batch(ROWS), path)
+    seen: list[int] = []
+    read = chunked.file_batches
+    folder = quarantine.folder(store.offline.root, "pay")
+
+    def spy(p: str, **kw: Any) -> Any:
+        for b in read(p, **kw):
+            if kw:  # the first pass, over keys and event times only
+                yield b
+                continue
+            spools = list(folder.glob(".spool-*.tmp")) if folder.is_dir() else []
+            seen.append(len(spools))
+            yield b
+
+    monkeypatch.setattr(chunked, "LARGE_FILE_ROWS", 0)
+    monkeypatch.setattr(chunked, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(chunked, "file_batches", spy)
+    r = store.ingest("pay", str(path))
+    assert (r.rows, r.quarantined) == (4, 6)
+    assert seen[1:] == [1, 1, 1]  # the first chunk's bad rows were spooled before the second
+    assert [x["__row"] for x in _held(store)] == [0, 2, 4, 5, 7, 8]
+    assert not list(folder.glob(".*.tmp"))  # the spool is removed
 
 
 def test_warn_reports_duplicates_across_chunks_and_lands_all(

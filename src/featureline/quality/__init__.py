@@ -7,7 +7,7 @@ and replays the rows a `quarantine` gate kept out.
 
 from featureline.quality import quarantine
 from featureline.quality.constraints import Violations, evaluate
-from featureline.quality.gate import Gated, gate
+from featureline.quality.gate import Gated, Refusal, gate
 from featureline.quality.quarantine import ReplayResult
 
-__all__ = ["Gated", "ReplayResult", "Violations", "evaluate", "gate", "quarantine"]
+__all__ = ["Gated", "Refusal", "ReplayResult", "Violations", "evaluate", "gate", "quarantine"]

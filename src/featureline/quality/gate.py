@@ -22,7 +22,7 @@ from featureline.definitions import FeatureView
 from featureline.errors import ConstraintViolationError
 from featureline.quality.constraints import KeysAcross, Violations, evaluate
 
-__all__ = ["REASONS", "ROW", "Gated", "gate", "report"]
+__all__ = ["REASONS", "ROW", "Gated", "Refusal", "gate", "report"]
 
 REASONS = "__violations"  # list<string>: the constraints a quarantined row violates
 ROW = "__row"  # the row's position in its batch
@@ -48,14 +48,20 @@ def gate(
     table: pa.Table,
     stored: Callable[[pa.Table], Any] | None = None,
     across: KeysAcross | None = None,
+    refusal: Refusal | None = None,
 ) -> Gated:
     """Apply `view`'s gate to `table` (module docstring); `stored` and `across` as for
-    `evaluate`."""
+    `evaluate`. With `refusal` (`table` is one chunk of a larger batch), a strict gate adds the
+    chunk to it instead of raising, and lets every row through: the caller lands nothing once
+    `refusal` holds a violation, and raises `refusal.error()` after the last chunk."""
     mode = view.gate_mode
     if mode is None or table.num_rows == 0:
         return Gated(table, mode=mode)
     v = evaluate(view, table, stored, across)
     bad = v.any
+    if mode == "strict" and refusal is not None:
+        refusal.add(table, v, bad)
+        return Gated(table, mode=mode)
     if not bad.any():
         return Gated(table, mode=mode)
     counts = v.counts()
@@ -69,6 +75,47 @@ def gate(
     bad_rows = bad_rows.append_column(REASONS, v.reasons(bad))
     bad_rows = bad_rows.append_column(ROW, pa.array(np.flatnonzero(bad), pa.int64()))
     return Gated(table.filter(keep), bad_rows, counts, mode)
+
+
+class Refusal:
+    """A strict gate's report over all the chunks of one batch (a large file ingested in
+    chunks), equal to the report of the batch checked as one frame: the rows of every chunk,
+    each constraint's count over all of them, its first samples, row positions in the batch."""
+
+    def __init__(self, view: FeatureView) -> None:
+        self.view = view
+        self.rows = 0
+        self.violating = 0
+        self._order: list[str] = []
+        self._by: dict[str, dict[str, Any]] = {}
+
+    def add(self, table: pa.Table, v: Violations, bad: np.ndarray) -> None:
+        offset, self.rows = self.rows, self.rows + table.num_rows
+        self._order = self._order or list(v.names)
+        if not bad.any():
+            return
+        rep = report(self.view, table, v, bad)
+        self.violating += rep["violating_rows"]
+        for c in rep["constraints"]:
+            got = self._by.setdefault(c["constraint"], {**c, "rows": 0, "samples": []})
+            got["rows"] += c["rows"]
+            room = SAMPLES - len(got["samples"])
+            got["samples"] += [{**s, "row": s["row"] + offset} for s in c["samples"][:room]]
+
+    def error(self) -> ConstraintViolationError | None:
+        """The error to raise (None: no row violates a constraint)."""
+        if not self.violating:
+            return None
+        rank = {n: i for i, n in enumerate(self._order)}
+        rep: dict[str, Any] = {
+            "view": self.view.name,
+            "version": self.view.version,
+            "gate": self.view.gate_mode,
+            "rows": self.rows,
+            "violating_rows": self.violating,
+            "constraints": sorted(self._by.values(), key=lambda c: rank.get(c["constraint"], 0)),
+        }
+        return ConstraintViolationError(_message(self.view, rep), rep)
 
 
 def _jsonable(v: Any) -> Any:

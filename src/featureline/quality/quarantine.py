@@ -44,6 +44,7 @@ __all__ = [
     "ID",
     "META",
     "ReplayResult",
+    "Spool",
     "folder",
     "gc",
     "gc_in_background",
@@ -81,11 +82,8 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(path: Path, table: pa.Table) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
+def _publish(tmp: Path, path: Path) -> None:
+    """Make the written temporary file `tmp` the file `path`, durably (fsync, rename, fsync)."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -93,6 +91,14 @@ def _write_atomically(path: Path, table: pa.Table) -> None:
         os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _write_atomically(path: Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    _publish(tmp, path)
 
 
 @contextmanager
@@ -113,6 +119,33 @@ def batch_name(idempotency_key: str | None) -> str:
     return "k" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:31]
 
 
+def _with_meta(
+    bad: pa.Table | pa.RecordBatch, view: FeatureView, commit: int | None, batch: str, at_us: int
+) -> pa.Table:
+    """`bad` (the gate's bad rows: the batch's columns, REASONS and ROW) with the meta columns."""
+    n = bad.num_rows
+    rows = bad.column(ROW).to_numpy()
+    ids = pa.array([f"{batch}:{int(r)}" for r in rows], pa.string())
+    meta = {
+        ID: ids,
+        BATCH: pa.array([batch] * n, pa.string()),
+        COMMIT: pa.array([commit] * n, pa.int64()),
+        VERSION: pa.array([view.version] * n, pa.int64()),
+        AT: pa.array(np.full(n, at_us, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
+    }
+    table = bad if isinstance(bad, pa.Table) else pa.Table.from_batches([bad])
+    for k, v in meta.items():
+        table = table.append_column(k, v)
+    return table
+
+
+def _path(offline_root: Path, view: FeatureView, commit: int | None, batch: str) -> Path:
+    d = folder(offline_root, view.name)
+    d.mkdir(parents=True, exist_ok=True)
+    stem = batch if commit is None else f"{batch}.c{commit}.v{view.version}"
+    return d / f"{stem}.parquet"
+
+
 def store(
     offline_root: Path,
     view: FeatureView,
@@ -125,24 +158,86 @@ def store(
     bad = gated.bad
     if bad is None or bad.num_rows == 0:
         return 0
-    n = bad.num_rows
-    rows = bad.column(ROW).to_numpy()
-    ids = pa.array([f"{batch}:{int(r)}" for r in rows], pa.string())
-    meta = {
-        ID: ids,
-        BATCH: pa.array([batch] * n, pa.string()),
-        COMMIT: pa.array([commit] * n, pa.int64()),
-        VERSION: pa.array([view.version] * n, pa.int64()),
-        AT: pa.array(np.full(n, at_us, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
-    }
-    table = bad
-    for k, v in meta.items():
-        table = table.append_column(k, v)
-    d = folder(offline_root, view.name)
-    d.mkdir(parents=True, exist_ok=True)
-    stem = batch if commit is None else f"{batch}.c{commit}.v{view.version}"
-    _write_atomically(d / f"{stem}.parquet", table)
-    return n
+    table = _with_meta(bad, view, commit, batch, at_us)
+    _write_atomically(_path(offline_root, view, commit, batch), table)
+    return bad.num_rows
+
+
+SPOOL_BATCH_ROWS = 65_536  # rows per read of a spool when it is stored (bounds the memory)
+
+
+class Spool:
+    """The bad rows of a batch too large to hold (a file ingested in chunks), kept on disk as
+    they come: `add` appends one chunk's to a temporary Parquet file in the view's quarantine
+    folder, `store` writes them as the batch's quarantine file (read back `SPOOL_BATCH_ROWS`
+    at a time, the meta columns added; atomically), `discard` removes the spool. Memory: one
+    chunk's bad rows at a time. A spool left by a killed process is a temporary file that `gc`
+    removes once it is `ORPHAN_GRACE_SECONDS` old."""
+
+    def __init__(self, offline_root: Path, view: FeatureView) -> None:
+        self.offline_root = offline_root
+        self.view = view
+        d = folder(offline_root, view.name)
+        d.mkdir(parents=True, exist_ok=True)
+        self.path = d / f".spool-{uuid.uuid4().hex}.tmp"
+        self.rows = 0
+        self._writer: Any = None
+        self._schema: pa.Schema | None = None
+
+    def add(self, bad: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if bad.num_rows == 0:
+            return
+        if self._writer is None:
+            self._schema = bad.schema
+            self._writer = pq.ParquetWriter(self.path, bad.schema, compression="zstd")
+        elif bad.schema != self._schema:
+            bad = bad.cast(self._schema)
+        self._writer.write_table(bad)
+        self.rows += bad.num_rows
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def first(self) -> pa.Table | None:
+        """The first rows spooled (one read), e.g. to check the batch's schema."""
+        import pyarrow.parquet as pq
+
+        self._close()
+        if not self.rows:
+            return None
+        for b in pq.ParquetFile(self.path).iter_batches(batch_size=1024):
+            return pa.Table.from_batches([b])
+        return None
+
+    def store(self, commit: int | None, batch: str, at_us: int) -> int:
+        """Store the spooled rows as `store` stores a batch's; returns how many."""
+        import pyarrow.parquet as pq
+
+        self._close()
+        if not self.rows:
+            return 0
+        path = _path(self.offline_root, self.view, commit, batch)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        writer = None
+        try:
+            for b in pq.ParquetFile(self.path).iter_batches(batch_size=SPOOL_BATCH_ROWS):
+                t = _with_meta(b, self.view, commit, batch, at_us)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, t.schema, compression="zstd")
+                writer.write_table(t)
+        finally:
+            if writer is not None:
+                writer.close()
+        _publish(tmp, path)
+        return self.rows
+
+    def discard(self) -> None:
+        self._close()
+        self.path.unlink(missing_ok=True)
 
 
 COMMIT_META = "quarantine"
