@@ -250,3 +250,47 @@ def test_a_failed_reload_keeps_the_keys_it_had(
         time.sleep(NOTICE)
         a.alive(held)
         assert a.authenticate(token).name == "jane"
+
+
+def test_an_unknown_kid_reload_does_not_hold_up_tokens_signed_with_known_keys(
+    tmp_path: Path, ring: Ring, server: JwksServer
+) -> None:
+    """While a token with an unknown `kid` waits for the identity provider (a slow JWKS reload),
+    tokens signed with a key already held verify at once; the unknown kids that arrive meanwhile
+    share that one reload (the IdP is asked once), and a kid it rotated in is then trusted."""
+    verifier = fl.FeatureStore(_repo(tmp_path, server.url)).authorizer.jwt  # type: ignore[union-attr]
+    assert verifier is not None
+    assert verifier.verify(ring.token("old")).name == "jane"
+    assert server.hits == 1
+    server.doc, server.delay = ring.jwks("old", "new"), 1.5  # `new` rotated in; a slow IdP
+    results: dict[str, Any] = {}
+
+    def unknown(name: str, token: str) -> None:
+        try:
+            results[name] = verifier.verify(token).name
+        except UnauthenticatedError as e:
+            results[name] = e
+
+    threads = [threading.Thread(target=unknown, args=("new", ring.token("new")))]
+    threads[0].start()
+    time.sleep(0.2)  # its reload is under way
+    threads += [
+        threading.Thread(target=unknown, args=(f"forged{i}", _forged(ring))) for i in range(5)
+    ]
+    for t in threads[1:]:
+        t.start()
+    started = time.monotonic()
+    assert verifier.verify(ring.token("old", sub="bob")).name == "bob"  # not cached: verified
+    took = time.monotonic() - started
+    assert took < 0.5, f"a known kid waited {took:.2f} s for the unknown kid's JWKS reload"
+    for t in threads:
+        t.join(10)
+    assert results["new"] == "jane"  # rotated in: found by the reload
+    for i in range(5):
+        assert isinstance(results[f"forged{i}"], UnauthenticatedError)
+    assert server.hits == 2  # one reload for all the unknown kids
+    server.delay = 0.0
+    for _ in range(5):  # and a flood after it is still held to the rate
+        with pytest.raises(UnauthenticatedError, match="not in the configured JWKS"):
+            verifier.verify(_forged(ring))
+    assert server.hits == 2

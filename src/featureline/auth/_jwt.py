@@ -43,13 +43,15 @@ def _jwt() -> Any:
 # hold (at most once per UNKNOWN_KID_RELOAD_SECONDS), and, for a file, when its mtime changes
 # (statted at most every FILE_RECHECK_SECONDS). A URL's TTL reload runs on a background thread
 # while requests keep verifying with the keys held (stale-while-revalidate); an unknown `kid`
-# reloads in the request (bounded by the 5 s fetch timeout and the rate above). A reload drops
+# reloads in the request (bounded by the 5 s fetch timeout and the rate above), without the
+# lock: tokens signed with keys held verify meanwhile, other unknown kids wait for that reload. A reload drops
 # what was verified with a key no longer published: cached verifications, and principals held
 # since (`check`, from `alive`). A reload that fails keeps the keys held (the IdP down or a file
 # mid-rewrite locks nobody out).
 JWKS_TTL_SECONDS = 300.0
 UNKNOWN_KID_RELOAD_SECONDS = 10.0
 FILE_RECHECK_SECONDS = 0.1
+_FETCH_TIMEOUT = 5.0  # seconds a JWKS URL may take to answer
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class JwtVerifier:
         self._lock = threading.Lock()
         self._cache: dict[str, JwtPrincipal] = {}
         self._revalidating = False
+        self._unknown_reload: threading.Event | None = None  # set when that reload is done
 
     def _file_stat(self) -> tuple[int, int, int] | None:
         try:
@@ -97,7 +100,7 @@ class JwtVerifier:
         else:
             import urllib.request
 
-            with urllib.request.urlopen(self._url or "", timeout=5) as r:
+            with urllib.request.urlopen(self._url or "", timeout=_FETCH_TIMEOUT) as r:
                 doc = json.loads(r.read())
         return list(jwt.PyJWKSet.from_dict(doc).keys)
 
@@ -180,19 +183,56 @@ class JwtVerifier:
             raise _rotated_out(principal.signed_by[0])
 
     def _key(self, kid: str | None) -> Any:
-        with self._lock:
+        """The key `kid` names. A known one without a lock (`_install` replaces the dict whole),
+        so a reload for an unknown kid, which waits for the identity provider, holds up no
+        token signed with a key already held."""
+        if kid is not None and not isinstance(kid, str):
+            raise _rotated_out(kid)  # a header naming no key (a number, a list: not a kid)
+        key = _held(self._keys, kid)
+        if key is None:
             if not self._keys:
-                self._load()  # first use
-            elif kid not in self._keys and not (kid is None and len(self._keys) == 1):
+                with self._lock:
+                    if not self._keys:
+                        self._load()  # first use: nothing to verify with meanwhile
+            else:
+                self._reload_unknown()  # a key rotated in? (at a bounded rate)
+            key = _held(self._keys, kid)
+        if key is None:
+            raise _rotated_out(kid)
+        return key
+
+    def _reload_unknown(self) -> None:
+        """Reload the JWKS for a `kid` it does not hold, at most once per
+        UNKNOWN_KID_RELOAD_SECONDS: fetched without the lock; the unknown kids that arrive while
+        it runs wait for it (not for the lock) instead of asking the identity provider again."""
+        with self._lock:
+            running = self._unknown_reload
+            if running is None:
                 now = time.monotonic()
-                if now - self._unknown_at > UNKNOWN_KID_RELOAD_SECONDS:
-                    self._unknown_at = now
-                    self._load()  # a key rotated in (at a bounded rate)
-            if kid in self._keys:
-                return self._keys[kid]
-            if kid is None and len(self._keys) == 1:
-                return next(iter(self._keys.values()))
-        raise _rotated_out(kid)
+                if now - self._unknown_at <= UNKNOWN_KID_RELOAD_SECONDS:
+                    return  # reloaded a moment ago: the kid is not published
+                self._unknown_at = now
+                self._unknown_reload = mine = threading.Event()
+        if running is not None:
+            running.wait(_FETCH_TIMEOUT + 1.0)  # its keys, once it lands
+            return
+        try:
+            jwt = _jwt()
+            started = time.monotonic()
+            stat = self._file_stat()
+            try:
+                keys: list[Any] | None = self._fetch()
+            except (OSError, ValueError, jwt.exceptions.PyJWKSetError):
+                keys = None  # keep the keys held (the IdP down or a file mid-rewrite)
+            with self._lock:
+                if keys is None:
+                    self._loaded_at = time.monotonic()
+                elif self._loaded_at <= started:  # else a newer reload landed meanwhile
+                    self._install(keys, stat, time.monotonic())
+        finally:
+            with self._lock:
+                self._unknown_reload = None
+            mine.set()
 
     def verify(self, token: str) -> Principal:
         self._refresh()
@@ -246,6 +286,14 @@ class JwtVerifier:
                 self._cache = {}
             self._cache[token] = principal
         return principal
+
+
+def _held(keys: dict[str | None, Any], kid: str | None) -> Any:
+    """The key `kid` names among `keys` (no `kid`: the only key), else None."""
+    key = keys.get(kid)
+    if key is None and kid is None and len(keys) == 1:
+        return next(iter(keys.values()))
+    return key
 
 
 def _rotated_out(kid: str | None) -> UnauthenticatedError:
