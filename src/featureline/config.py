@@ -25,6 +25,10 @@ DEFAULT_MAX_FUTURE_SECONDS = 300.0  # how far past now an event time may be when
 _KNOWN |= {"server"}  # the feature server's settings: ServerSettings below
 _KNOWN |= {"streams"}  # brokers of `featureline stream`: BrokerSettings below
 _KNOWN |= {"auth"}  # principals, permissions, audit: AuthSettings below
+# `quarantine: {gc_interval_seconds: 3600}`: how often `featureline serve` and `featureline stream`
+# remove orphan quarantine files (`quality.quarantine.gc_in_background`; unset: its default, 1 h)
+_KNOWN |= {"quarantine"}
+_QUARANTINE_KEYS = {"gc_interval_seconds"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class RepoConfig:
     offline_engine: dict[str, Any] = field(default_factory=dict)  # `offline_store:` minus its path
     streams: dict[str, BrokerSettings] = field(default_factory=lambda: _stream_settings(None, []))
     auth: AuthSettings = field(default_factory=lambda: AuthSettings())
+    quarantine_gc_seconds: float | None = None  # None: quality.quarantine.GC_INTERVAL_SECONDS
 
     @classmethod
     def load(cls, repo_path: str | os.PathLike[str]) -> RepoConfig:
@@ -88,6 +93,7 @@ class RepoConfig:
         server = _server_settings(raw.get("server"), problems)
         streams = _stream_settings(raw.get("streams"), problems)
         auth = _auth_settings(raw.get("auth"), problems)
+        quarantine_gc = _quarantine_gc(raw.get("quarantine"), problems)
         offline = raw.get("offline_store") or {}
         if not isinstance(offline, dict):
             problems.append(
@@ -128,7 +134,31 @@ class RepoConfig:
             offline_engine={k: v for k, v in offline.items() if k != "path"},
             streams=streams,
             auth=auth,
+            quarantine_gc_seconds=quarantine_gc,
         )
+
+
+def _quarantine_gc(raw: Any, problems: list[str]) -> float | None:
+    """`quarantine.gc_interval_seconds`: a positive number of seconds, or None when unset."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(
+            "`quarantine` must be a mapping, e.g. `quarantine: {gc_interval_seconds: 3600}`."
+        )
+        return None
+    problems += [
+        f"unknown setting `quarantine.{k}`.{did_you_mean(str(k), _QUARANTINE_KEYS)} "
+        f"Valid: {', '.join(sorted(_QUARANTINE_KEYS))}."
+        for k in raw
+        if k not in _QUARANTINE_KEYS
+    ]
+    if raw.get("gc_interval_seconds") is None:
+        return None
+    value: float | None = _number(
+        raw["gc_interval_seconds"], "quarantine.gc_interval_seconds", problems
+    )
+    return value
 
 
 # -- server: settings of `featureline serve` (and of the read-plan cache every store keeps) --------

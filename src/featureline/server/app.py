@@ -115,8 +115,9 @@ def create_app(
             log.warning("Serving a repo that is not ready yet: %s", e)
         # a server stays up: merging the small commits of pushes runs off the request path
         fs.offline.housekeep_in_background()
-        # and removes orphan quarantine files (interrupted writes) now and every hour
-        gc = quarantine.gc_in_background(fs.offline.root)
+        # and removes orphan quarantine files (interrupted writes) now and every hour (or every
+        # `quarantine.gc_interval_seconds`)
+        gc = quarantine.gc_in_background(fs.offline.root, fs.config.quarantine_gc_seconds)
         try:
             yield
         finally:

@@ -251,7 +251,9 @@ class StreamWorker:
         store.offline.housekeep_in_background()
         from featureline.quality import quarantine
 
-        self._gc = quarantine.gc_in_background(store.offline.root)
+        self._gc = quarantine.gc_in_background(
+            store.offline.root, store.config.quarantine_gc_seconds
+        )
 
     def _views(self, names: Sequence[str] | None) -> list[FeatureView]:
         all_views = self.store.list_feature_views()
