@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from featureline._time import from_us, to_us
 from featureline.definitions import FeatureView
@@ -19,7 +21,7 @@ from featureline.offline import _merge_policy
 from featureline.offline._housekeeper import Housekeeper
 from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
 from featureline.offline._pit import JoinSpec, PartRef
-from featureline.offline.batch import batch_stats, prepare_batch
+from featureline.offline.batch import EVENT_TS, SHADOWED_UNTIL, batch_stats, prepare_batch
 from featureline.offline.engines._base import OfflineEngine
 from featureline.offline.engines.duckdb import DuckDBEngine
 
@@ -81,6 +83,77 @@ def _first_ingested(c: Commit) -> int:
     )
 
 
+LOOKUP_FREE_ROWS = 1_000_000  # an ingest looks its pairs up among this many stored rows at any size
+LOOKUP_PER_ROW = 4  # and among this many per row of the batch (else: no `supersedes` figure)
+SUPERSEDES = "supersedes"  # commit-log meta: rows a commit made superseded (see superseded_rows)
+
+
+def _stored_pairs(
+    engine: OfflineEngine, pairs: pa.Table, parts: list[PartRef], keys: list[str], lo: int, hi: int
+) -> pa.Table | None:
+    """The distinct (keys, event time as µs `__us`) of `pairs` (keys, `__event_ts`) that some row
+    of `parts` holds (event times in [lo, hi] µs); None for an engine other than DuckDB."""
+    if not isinstance(engine, DuckDBEngine):
+        return None
+    from featureline._sql import lit, q
+
+    names = [*(q(k) for k in keys), "__us"]
+    if not parts or not pairs.num_rows:
+        return _no_pairs(keys)
+    cols = ", ".join([*(q(k) for k in keys), EVENT_TS])
+    src = "read_parquet([" + ", ".join(lit(p.path) for p in parts) + "], union_by_name = true)"
+    con = engine.connection()
+    try:
+        con.register("__pairs", pairs)
+        # the batch's pairs are the hash table; stored rows probe it, the few found are
+        # kept once per pair (a pair may be stored several times)
+        return con.sql(
+            f"SELECT DISTINCT {', '.join(names[:-1])}, epoch_us({EVENT_TS}) AS __us FROM (SELECT "
+            f"{cols} FROM {src} WHERE {EVENT_TS} BETWEEN make_timestamptz({int(lo)}::BIGINT) AND "
+            f"make_timestamptz({int(hi)}::BIGINT)) SEMI JOIN __pairs USING ({cols})"
+        ).to_arrow_table()
+    finally:
+        con.unregister("__pairs")
+        con.close()
+
+
+def _no_pairs(keys: list[str]) -> pa.Table:
+    return pa.table({n: pa.array([], pa.int64()) for n in [*keys, "__us"]})
+
+
+def _union_rows(a: pa.Table, b: pa.Table) -> int:
+    """Rows of `a` and `b` (distinct each, same columns) counted once."""
+    if not b.num_rows:
+        return a.num_rows
+    both = pa.concat_tables([a, b.cast(a.schema)])
+    return both.group_by(both.column_names).aggregate([]).num_rows
+
+
+def _refs(log: ViewLog, c: Commit) -> list[PartRef]:
+    """The parts of commit `c` as the engine reads them."""
+    return [
+        PartRef(str(log.root / p.file), c.ingested_at_us, p.compacted, c.seq, _columns(c))
+        for p in c.parts
+    ]
+
+
+def _marked_rows(path: Path) -> int:
+    """The rows of a part whose `__shadowed_until` is set (they lose a tie), from its footer."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(path)
+    names = [md.schema.column(j).name for j in range(md.num_columns)]
+    j = names.index(SHADOWED_UNTIL)
+    nulls = 0
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(j).statistics
+        if st is None or not st.has_null_count:
+            col = pq.read_table(path, columns=[SHADOWED_UNTIL]).column(0)
+            return int(len(col) - col.null_count)
+        nulls += st.null_count
+    return int(md.num_rows - nulls)
+
+
 def _min_opt(values: Any) -> int | None:
     vs = [v for v in values if v is not None]
     return min(vs) if vs else None
@@ -125,6 +198,8 @@ class OfflineStore:
         self._logs: dict[tuple[str, int], ViewLog] = {}
         self._housekeeper: Housekeeper | None = None
         self._merge_engine: OfflineEngine | None = None  # the housekeeper's
+        # (view, version): (live commits, their superseded rows) last counted (superseded_rows)
+        self._superseded: dict[tuple[str, int], tuple[frozenset[tuple[int, int]], int]] = {}
 
     # -- storage -----------------------------------------------------------------------------
     def log(self, view: str, version: int) -> ViewLog:
@@ -134,8 +209,8 @@ class OfflineStore:
         return self._logs[key]
 
     def key_types(self, view: str, version: int) -> dict[str, str]:
-        commits = self.log(view, version).commits()
-        return dict(commits[0].meta.get("key_types", {})) if commits else {}
+        first = self.log(view, version).first()
+        return dict(first.meta.get("key_types", {})) if first else {}
 
     def ingest(
         self,
@@ -205,8 +280,18 @@ class OfflineStore:
             "batch_id": batch_id,
             **stats,
         }
+
+        # the lookup of the batch's pairs among the stored rows, before the writer lock; under
+        # it, only the commits landed since are looked at
+        early = self._pairs_stored(view, log, stored, log.live_commits(), None)
+
+        def before_append() -> Any:
+            extra = before_commit() if before_commit is not None else None
+            figures = self._supersedes_figure(view, log, stored, early)
+            return {**figures, **extra} if isinstance(extra, dict) else figures
+
         c = log.commit(
-            write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key
+            write_parts, meta=meta, before_append=before_append, idempotency_key=idempotency_key
         )
         replayed = c.meta.get("batch_id") != batch_id
         if housekeeping and not replayed:
@@ -215,6 +300,140 @@ class OfflineStore:
         return IngestResult(
             view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed
         ), stored
+
+    def _pairs_stored(
+        self,
+        view: FeatureView,
+        log: ViewLog,
+        stored: pa.Table,
+        live: list[Commit],
+        only: set[int] | None,
+    ) -> tuple[frozenset[int], pa.Table] | None:
+        """(the `live` commits' seqs, the distinct (keys, event time) of the batch `stored` that
+        their rows hold — of the commits `only`, when given); None when not looked up: a small
+        batch (a push) onto more stored rows of its event times than an ingest looks up
+        (`LOOKUP_FREE_ROWS`, `LOOKUP_PER_ROW`), another engine, or a failure."""
+        try:
+            mm = pc.min_max(stored.column(EVENT_TS))
+            lo, hi = mm["min"].value, mm["max"].value
+            near = [
+                c
+                for c in live
+                if (only is None or c.seq in only)
+                and not (
+                    c.meta.get("min_event_us") is not None
+                    and c.meta.get("max_event_us") is not None
+                    and (int(c.meta["max_event_us"]) < lo or int(c.meta["min_event_us"]) > hi)
+                )
+            ]
+            if sum(c.rows for c in near) > max(LOOKUP_FREE_ROWS, LOOKUP_PER_ROW * stored.num_rows):
+                return None
+            if not near:  # no live row shares an event time with the batch
+                return frozenset(c.seq for c in live), _no_pairs(view.join_keys)
+            pairs = stored.select([*view.join_keys, EVENT_TS, SHADOWED_UNTIL])
+            pairs = pairs.filter(pc.is_null(pairs.column(SHADOWED_UNTIL))).select(
+                [*view.join_keys, EVENT_TS]
+            )
+            parts = [r for c in near for r in _refs(log, c)]
+            found = _stored_pairs(self.engine, pairs, parts, view.join_keys, lo, hi)
+            return None if found is None else (frozenset(c.seq for c in live), found)
+        except Exception as e:  # a figure the stats can do without: never fail the write
+            _log.warning("superseded-rows lookup of %s failed: %s", view.name, e)
+            return None
+
+    def _supersedes_figure(
+        self,
+        view: FeatureView,
+        log: ViewLog,
+        stored: pa.Table,
+        early: tuple[frozenset[int], pa.Table] | None,
+    ) -> dict[str, int]:
+        """`{SUPERSEDES: n}`: the rows this batch makes superseded when it lands on the live
+        commits — its own in-batch ties plus one per (keys, event time) of the batch that a
+        live row holds already —, so that the live rows' superseded count is the sum over the
+        live commits (`superseded_rows`), without a scan; {} (the stats scan instead) when it
+        was not looked up. Called under the writer lock (the live commits cannot change), with
+        `early`, the lookup made before it: only commits landed since are looked at now (a
+        merge of earlier commits moved rows already looked at)."""
+        if early is None:
+            return {}
+        own = int(stored.num_rows - stored.column(SHADOWED_UNTIL).null_count)  # in-batch ties
+        seen, found = early
+        live = log.live_commits()
+        new = [c for c in live if c.seq not in seen]
+        since = {c.seq for c in new if not c.replaces}  # a merge of seen commits: rows seen
+        if any(set(c.replaces) - seen for c in new):
+            since, found = set(), None  # a merge of a commit landed meanwhile: look at all
+        if since or found is None:
+            more = self._pairs_stored(view, log, stored, live, since or None)
+            if more is None:
+                return {}
+            found = more[1] if found is None else found
+            if since:
+                return {SUPERSEDES: own + _union_rows(found, more[1])}
+        return {SUPERSEDES: own + found.num_rows}
+
+    def superseded_rows(self, view: FeatureView, parts: list[PartRef] | None = None) -> int | None:
+        """The live rows of a view version that lose to another row with the same keys and event
+        time (rows - distinct (keys, event time)), from the figures recorded in the commit log
+        (`SUPERSEDES`); None when a live commit has none (written before they were recorded, or
+        by another writer): then only a scan tells. With `parts` (read before), None too unless
+        they are the live commits' parts (a commit landed in between)."""
+        commits = self.commits(view.name, view.version)
+        if parts is not None and {p.commit for p in parts} != {c.seq for c in commits if c.parts}:
+            return None
+        key = (view.name, view.version)
+        figures = [int(c.meta[SUPERSEDES]) for c in commits if c.meta.get(SUPERSEDES) is not None]
+        if len(figures) == len(commits):
+            total = sum(figures)
+            self._superseded[key] = (frozenset((c.seq, c.ingested_at_us) for c in commits), total)
+            return total
+        # commits without a figure appended since a count this process knows: each one's pairs
+        # looked up among the rows before it (a push's few rows; a scan of every row otherwise)
+        known = self._superseded.get(key)
+        if known is None or not isinstance(self.engine, DuckDBEngine):
+            return None
+        stamps, total = known  # (seq, ingested time): a log made again has other times
+        seqs = {seq for seq, _ in stamps}
+        if not stamps or not stamps <= {(c.seq, c.ingested_at_us) for c in commits}:
+            return None
+        newer = [c for c in commits if c.seq not in seqs]
+        if any(c.replaces or c.seq < max(seqs) for c in newer):
+            return None  # a merge (or a commit from before) among them: a scan tells
+        import pyarrow.parquet as pq
+
+        log = self.log(view.name, view.version)
+        before = [r for c in commits if c.seq in seqs for r in _refs(log, c)]
+        for c in newer:
+            n = c.meta.get(SUPERSEDES)
+            if n is None and c.parts:
+                mine = [str(log.root / p.file) for p in c.parts]
+                batch = pa.concat_tables(
+                    [
+                        pq.read_table(f, columns=[*view.join_keys, EVENT_TS, SHADOWED_UNTIL])
+                        for f in mine
+                    ]
+                )
+                marks = batch.column(SHADOWED_UNTIL)
+                lo, hi = pc.min_max(batch.column(EVENT_TS)).values()
+                pairs = batch.filter(pc.is_null(marks)).select([*view.join_keys, EVENT_TS])
+                found = _stored_pairs(
+                    self.engine, pairs, before, view.join_keys, lo.value, hi.value
+                )
+                if found is None:
+                    return None
+                n = int(batch.num_rows - marks.null_count) + found.num_rows
+            total += int(n or 0)
+            before += _refs(log, c)
+        self._superseded[key] = (frozenset((c.seq, c.ingested_at_us) for c in commits), total)
+        return total
+
+    def note_superseded(self, view: FeatureView, parts: list[PartRef], rows: int) -> None:
+        """Remember that the rows of `parts` (all of some live commits') hold `rows` superseded
+        rows (a scan's count), so that `superseded_rows` after commits without a figure looks up
+        only theirs."""
+        stamps = frozenset((p.commit, p.ingested_at_us) for p in parts)
+        self._superseded[(view.name, view.version)] = (stamps, int(rows))
 
     def after_commit(self, view: FeatureView) -> None:
         """Housekeeping after a commit: merge many small commits. Never fails the write.
@@ -316,6 +535,13 @@ class OfflineStore:
             "min_event_us": _min_opt(c.meta.get("min_event_us") for c in live),
             "max_event_us": _max_opt(c.meta.get("max_event_us") for c in live),
         }
+        # the merged rows are the replaced commits' rows, all kept: so are their superseded ones
+        figures = [int(c.meta[SUPERSEDES]) for c in live if c.meta.get(SUPERSEDES) is not None]
+        if len(figures) == len(live):
+            meta[SUPERSEDES] = sum(figures)
+        elif max_rows is None:  # every live row merged: its rows that lose a tie are marked
+            with contextlib.suppress(Exception):  # without the figure, the stats scan
+                meta[SUPERSEDES] = _marked_rows(path)
         try:
             return log.replace([part], [c.seq for c in live], meta)
         except CommitConflict:
@@ -378,11 +604,7 @@ class OfflineStore:
 
     def parts(self, view: str, version: int, as_of_us: int | None = None) -> list[PartRef]:
         log = self.log(view, version)
-        return [
-            PartRef(str(log.root / p.file), c.ingested_at_us, p.compacted, c.seq, _columns(c))
-            for c in log.live_commits(as_of_us)
-            for p in c.parts
-        ]
+        return [r for c in log.live_commits(as_of_us) for r in _refs(log, c)]
 
     def commits(self, view: str, version: int, as_of_us: int | None = None) -> list[Commit]:
         return self.log(view, version).live_commits(as_of_us)
@@ -425,7 +647,14 @@ class OfflineStore:
 
     def profile(self, view: FeatureView) -> dict[str, Any]:
         """Row counts, time range and per-feature statistics over all stored rows."""
-        out = self.engine.profile(view, self.parts(view.name, view.version))
+        parts = self.parts(view.name, view.version)
+        if isinstance(self.engine, DuckDBEngine):
+            known = self.superseded_rows(view, parts)
+            out = self.engine.profile(view, parts, superseded_rows=known)
+            if known is None and parts:  # the scan's count: a start for the next commits'
+                self.note_superseded(view, parts, out["superseded_rows"])
+        else:
+            out = self.engine.profile(view, parts)
         return {
             "rows": 0,
             "commits": len(self.commits(view.name, view.version)),

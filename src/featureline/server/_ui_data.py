@@ -5,7 +5,9 @@ The catalog search index is rebuilt when the registry version or the model versi
 registry's latest snapshot and its version log are re-read only when its head
 (`RegistryStore.head()`) moves; a view's statistics (the offline engine's profile with
 percentiles, histograms and rows by event time, from the parts' Parquet footers, one scan, and
-on large views a declared row-group sample) are cached per view version and live commit."""
+on large views a declared row-group sample; the superseded rows from the figures each commit
+records in the view's log, a scan only for commits without them) are cached per view version and
+live commit."""
 
 from __future__ import annotations
 
@@ -301,16 +303,17 @@ class UiData:
         offline = self.store.offline
         engine = offline.engine
         if isinstance(engine, DuckDBEngine):  # the caller's describe grant is checked before
+            parts = offline.parts(fv.name, fv.version)
+            # from the commit log's figures (no keys' scan), else None: a scan
+            known = offline.superseded_rows(fv, parts)
             info = {
                 "commits": len(offline.commits(fv.name, fv.version)),
                 **engine.profile(
-                    fv,
-                    offline.parts(fv.name, fv.version),
-                    bins=BINS,
-                    quantiles=QUANTILES,
-                    by_time=True,
+                    fv, parts, bins=BINS, quantiles=QUANTILES, by_time=True, superseded_rows=known
                 ),
             }
+            if known is None and parts:  # the scan's count: the next commits look up theirs
+                offline.note_superseded(fv, parts, info["superseded_rows"])
         else:  # another engine: describe's statistics, without histograms and percentiles
             info = self.store.describe(fv)
         return {

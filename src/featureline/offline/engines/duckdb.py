@@ -219,6 +219,7 @@ class DuckDBEngine:
         bins: int = 0,
         quantiles: Sequence[float] = (),
         by_time: bool = False,
+        superseded_rows: int | None = None,
     ) -> dict[str, Any]:
         """Row count, event-time range, superseded rows (exact) and per-feature statistics: null
         rate, min/max, mean (exact) and a distinct count (a HyperLogLog estimate). With `bins`,
@@ -238,7 +239,9 @@ class DuckDBEngine:
         timestamp features come from the statistics in the parts' Parquet footers (no scan); the
         rest from one scan of the features computing every aggregate at once, the histograms
         (above), and, unless the footers tell them, the superseded rows from one scan of the keys
-        and event times; these run at once (DuckDB's threads on each)."""
+        and event times; these run at once (DuckDB's threads on each). `superseded_rows`, when
+        the caller knows it (the commit log's figures: `OfflineStore.superseded_rows`), is taken
+        as it is: no keys' scan either."""
         out: dict[str, Any] = {"rows": 0, "features": {}}
         if not parts:
             return out
@@ -254,6 +257,8 @@ class DuckDBEngine:
         # event times overlap, the marked rows are all the superseded ones — no scan needed
         marks = facts[SHADOWED_UNTIL]
         superseded = n - marks.nulls if marks.known and _disjoint(per_commit) else None
+        if superseded_rows is not None:
+            superseded = int(superseded_rows)
         numeric = {f.name for f in feats if f.dtype.name in _NUMERIC}
         sampled = n > PROFILE_EXACT_ROWS and bool(numeric) and bool(bins or quantiles)
         con = self.connection()
