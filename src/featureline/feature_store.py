@@ -632,12 +632,13 @@ class FeatureStore:
         )
         return [self.offline.vacuum(v, grace) for v in views]
 
-    def freshness(self) -> dict[str, dict[str, Any]]:
+    def freshness(self, view: FeatureView | str | None = None) -> dict[str, dict[str, Any]]:
         """Per view: stored rows, newest event, last ingestion, staleness (now - newest event
         stored), and online: the freshness objective, event-to-servable latency (a histogram of
         every online write, with p50/p99), the newest servable event, its staleness and whether
         the objective holds (`ok`; None without an objective or without online data); and the
-        rows its constraints hold in quarantine (`quarantined`)."""
+        rows its constraints hold in quarantine (`quarantined`). With `view` (a name, `name@v2`
+        or a FeatureView): that view's alone, keyed by its name (the others are not read)."""
         import time
 
         from featureline.freshness import log_dir, summary, view_key
@@ -648,7 +649,11 @@ class FeatureStore:
         now = time.time_ns() // 1000
         folder = log_dir(self.offline.root)
         held = quarantine.count(self.offline.root)
-        for v in self.list_feature_views():
+        if view is None:
+            views = self.list_feature_views()
+        else:
+            views = [view if isinstance(view, FeatureView) else self._view(view)]
+        for v in views:
             commits = self.offline.commits(v.name, v.version)
             last_ev = max((c.meta.get("max_event_us") or 0 for c in commits), default=0) or None
             online = summary(folder, view_key(v.name, v.version), now)

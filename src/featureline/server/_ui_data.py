@@ -234,7 +234,7 @@ class UiData:
                 preview = rows.result()
         else:
             stats = self._stats_for(fv)
-        fresh = self.store.freshness().get(name) or {}
+        fresh = self.store.freshness(fv).get(name) or {}  # this view's alone
         latency = fresh.get("latency") or {}
         return {
             "name": name,
