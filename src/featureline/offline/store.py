@@ -283,7 +283,8 @@ class OfflineStore:
 
         # the lookup of the batch's pairs among the stored rows, before the writer lock; under
         # it, only the commits landed since are looked at
-        early = self._pairs_stored(view, log, stored, log.live_commits(), None)
+        replay = idempotency_key is not None and log.find_key(idempotency_key) is not None
+        early = None if replay else self._pairs_stored(view, log, stored, log.live_commits(), None)
 
         def before_append() -> Any:
             extra = before_commit() if before_commit is not None else None
