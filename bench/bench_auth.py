@@ -11,7 +11,7 @@ default) and one with `auth.enabled` and a `readers` permission, read with an AP
   of auth without the noise of sockets and client processes);
 - over HTTP: `featureline serve` on each repo, 8 keep-alive clients posting /features/online
   (with `Authorization: Bearer` on the auth repo), off / on alternated; bar: <= 5% fewer
-  requests/s.
+  requests/s (and the server process's CPU time per request, from /proc, beside it).
 
 `--baseline DIR` compares with another checkout (DIR/src; e.g. `git worktree add DIR HEAD~3` or
 `git archive HEAD~3 src | tar -x -C DIR`) in the same run: its servers (off and on) alternate
@@ -233,10 +233,20 @@ def _start(repo: Path, src: Path) -> tuple[Any, str]:
         bench_http.ROOT = saved
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def over_http(
     off: Path, on: Path, token: str, rounds: int, seconds: float, trees: dict[str, Path]
-) -> dict[str, dict[str, list[float]]]:
-    """requests/s of each (tree, off / on) server, per round; the order alternates by round."""
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
+    """requests/s of each (tree, off / on) server, per round, and the server's CPU us per request
+    (what a loaded shared machine's descheduling does not inflate); the order alternates by round."""
     body = json.dumps(bench_http.DEFAULT_BODY).encode()
     procs: dict[tuple[str, str], tuple[Any, str]] = {}
     try:
@@ -244,15 +254,18 @@ def over_http(
             procs[tree, "off"] = _start(off, src)
             procs[tree, "on"] = _start(on, src)
         per: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
+        cpu: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
         for (_, mode), (_, base) in procs.items():  # warm up
             asyncio.run(_load(base, body, token if mode == "on" else None, 1.0))
         order = list(procs.items())
         for _ in range(rounds):
-            for (tree, mode), (_, base) in order:
-                rps, _ = asyncio.run(_load(base, body, token if mode == "on" else None, seconds))
+            for (tree, mode), (proc, base) in order:
+                c0 = _cpu_seconds(proc.pid)
+                rps, n = asyncio.run(_load(base, body, token if mode == "on" else None, seconds))
                 per[tree][mode].append(rps)
+                cpu[tree][mode].append((_cpu_seconds(proc.pid) - c0) / max(n, 1) * 1e6)
             order.reverse()  # off-on, on-off, ...: drifting load on a shared machine evens out
-        return per
+        return per, cpu
     finally:
         for proc, _ in procs.values():
             proc.terminate()
@@ -318,7 +331,7 @@ def main() -> None:
             added = [b - a for a, b in zip(x, y, strict=True)]
             print(f"  {tree:<10} auth off {_fig(x, 1)}   on {_fig(y, 1)}   added {_fig(added, 1)}")
         if not args.skip_http:
-            per = over_http(off, on, token, args.rounds, args.seconds, trees)
+            per, cpu = over_http(off, on, token, args.rounds, args.seconds, trees)
             print(
                 f"HTTP POST /features/online, 8 keep-alive clients, 1 worker, req/s "
                 f"({args.rounds} rounds x {args.seconds:g} s, median [min-max]):"
@@ -327,6 +340,14 @@ def main() -> None:
                 x, y = per[tree]["off"], per[tree]["on"]
                 print(
                     f"  {tree:<10} auth off {_fig(x, 0)}   on {_fig(y, 0)}   change {_fig(_change(per[tree]), 1)}%  (bar: >= -5%)"
+                )
+            print(
+                "  the server's CPU us per request (same runs; load on the machine inflates it less):"
+            )
+            for tree in trees:
+                x, y = cpu[tree]["off"], cpu[tree]["on"]
+                print(
+                    f"  {tree:<10} auth off {_fig(x, 1)}   on {_fig(y, 1)}   change {_fig(_change(cpu[tree]), 1)}%"
                 )
 
 

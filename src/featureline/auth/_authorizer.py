@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from featureline.definitions import FeatureService, FeatureView
 
 T = TypeVar("T")
+# the hot paths' names, bound once (a module global lookup, not an attribute lookup)
+_monotonic, _time = time.monotonic, time.time
+_RECHECK, _TTL = _tokens.RECHECK_SECONDS, _tokens.CACHE_TTL_SECONDS
+_READS_PER_CALLER = 256  # a caller's copies of its allowed read decisions (then cleared)
 
 __all__ = ["DATA_ROUTES", "ROUTES", "Authorizer", "Caller", "http_authenticator", "route_resource"]
 
@@ -122,13 +126,16 @@ def _features(view: FeatureView, names: Iterable[str]) -> tuple[str, ...]:
 class Caller:
     """A principal bound to the authorizer: what the read and write paths are handed."""
 
-    __slots__ = ("authorizer", "principal")
+    __slots__ = ("_reads", "authorizer", "principal")
     # the HTTP dispatcher sets it to the request's caller while the handler runs (`active`)
     context: ClassVar[ContextVar[Any]] = CURRENT
 
     def __init__(self, principal: Principal, authorizer: Authorizer) -> None:
         self.principal = principal
         self.authorizer = authorizer
+        # the reads this caller was allowed: cache key -> (action, catalog version, feature
+        # service name, decision); a copy of the authorizer's decisions (a lookup by one key)
+        self._reads: dict[Any, tuple[str, Any, str | None, Decision]] = {}
 
     @property
     def name(self) -> str:
@@ -151,12 +158,38 @@ class Caller:
         a, p = self.authorizer, self.principal
         if cache_key is not None and current is not None:  # the hot path: a decision held
             name = None if service is None else service.name
-            d = a._decisions.get((p.key, action, current, cache_key, name))
+            held = self._reads.get(cache_key)
+            d: Decision | None
+            if held is not None and held[1] == current and held[0] == action and held[2] == name:
+                d = held[3]  # allowed, under this catalog
+            else:
+                d = a._decisions.get((p.key, action, current, cache_key, name))
+                if d is not None and d.allowed:
+                    reads = self._reads
+                    if len(reads) >= _READS_PER_CALLER:
+                        reads.clear()
+                    reads[cache_key] = (action, current, name, d)
             if d is not None and d.allowed:
-                a.alive(p)
+                # `a.alive(p)`, its token hit inlined (see `Authorizer.alive`)
+                token = p.token_id
+                tokens = a.tokens
+                live = None if token is None else tokens._live.get(token)
+                if live is None:
+                    a.alive(p)
+                else:
+                    now = _monotonic()
+                    if (
+                        now - tokens._checked >= _RECHECK
+                        or now - live[1] >= _TTL
+                        or (live[0] is not None and live[0] <= _time())
+                    ):
+                        a.alive(p)
                 audit = a.audit
-                if audit is not None and audit.sample_read():
-                    a._audit_read(p, action, views, service, d)
+                if audit is not None:  # `audit.sample_read()`, its common case inlined
+                    if audit._skip > 1:
+                        audit._skip -= 1
+                    elif audit.sample_read():
+                        a._audit_read(p, action, views, service, d)
                 return
         a.check_read(p, action, views, features, cache_key, current, service)
 
@@ -264,12 +297,8 @@ class Authorizer:
         else:  # `tokens.expiry(token)`, its hit inlined (the hot path: twice a request)
             tokens = self.tokens
             held = tokens._live.get(token)
-            now = time.monotonic()
-            if (
-                held is not None
-                and now - tokens._checked < _tokens.RECHECK_SECONDS
-                and now - held[1] < _tokens.CACHE_TTL_SECONDS
-            ):
+            now = _monotonic()
+            if held is not None and now - tokens._checked < _RECHECK and now - held[1] < _TTL:
                 expires_at = held[0]
             else:
                 expires_at = tokens.expiry(token)
@@ -569,6 +598,18 @@ def _denied(d: Decision) -> str:
 _MISSING = ("", "", "")
 
 
+class _Held:
+    """A credential verified by the HTTP hook: its caller, and the routes it was granted, each
+    with the catalog the grant was decided under (a grant holds while that catalog is current)."""
+
+    __slots__ = ("caller", "granted", "principal")
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.principal = caller.principal
+        self.granted: dict[str, Any] = {}
+
+
 def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
     """The dispatcher's `authenticate(call, route)` hook with auth enabled: the request's caller.
 
@@ -579,25 +620,41 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
     The callers of the last CACHE_SIZE credentials are kept by the exact `Authorization` value
     (a credential verified once is not hashed, parsed or looked up again); each use still checks
     that it has neither expired nor been revoked (`Authorizer.alive`), so a revoke through this
-    process is refused from the next request on, one elsewhere within RECHECK_SECONDS."""
+    process is refused from the next request on, one elsewhere within RECHECK_SECONDS. The route
+    check a credential passed is kept with it, for as long as the catalog it was decided under is
+    the current one (the permissions' version: a changed permission is decided anew as soon as
+    the store sees the new catalog); a route whose resource is a path parameter is decided on
+    each request (from the decision cache), and a denial always is (and audited)."""
     public = frozenset(authorizer.settings.public_paths)
     anonymous = Caller(ANONYMOUS, authorizer)
-    callers: dict[bytes, Caller] = {}  # by the raw Authorization value
+    callers: dict[bytes, _Held] = {}  # by the raw Authorization value
     lock = threading.Lock()
     alive, check, check_any = authorizer.alive, authorizer._check, authorizer._any
+    tokens, catalog = authorizer.tokens, authorizer._catalog
+    # routes whose check does not depend on the request (not on a path parameter): kept per caller
+    fixed = frozenset(r for r, need in ROUTES.items() if need is None or "{" not in need[2])
 
-    def verified(header: bytes | None) -> Caller:
+    def verified(header: bytes | None) -> _Held:
         credential = None
         if header is not None:
             scheme, _, value = header.decode("latin-1").strip().partition(" ")
             if scheme.lower() != "bearer":
                 raise UnauthenticatedError("The Authorization header must be `Bearer <token>`.")
             credential = value
-        caller = Caller(authorizer.authenticate(credential), authorizer)
+        held = _Held(Caller(authorizer.authenticate(credential), authorizer))
         if header is not None:
             with lock:
-                _bounded(callers, header, caller)
-        return caller
+                _bounded(callers, header, held)
+        return held
+
+    def refuse(header: bytes, principal: Principal) -> None:
+        """`alive(principal)`; a credential that no longer is is forgotten (401)."""
+        try:
+            alive(principal)
+        except UnauthenticatedError:
+            with lock:
+                callers.pop(header, None)
+            raise
 
     def authenticate(call: Any, route: str) -> Caller:
         if route in public:
@@ -607,16 +664,26 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
             if key == b"authorization":
                 header = value if type(value) is bytes else bytes(value)
                 break
-        if header is not None and (caller := callers.get(header)) is not None:
-            try:
-                alive(caller.principal)  # expired or revoked since it was cached: 401
-            except UnauthenticatedError:
-                with lock:
-                    callers.pop(header, None)
-                raise
-        else:
-            caller = verified(header)
-        principal = caller.principal
+        if header is None or (held := callers.get(header)) is None:
+            held = verified(header)
+        else:  # expired or revoked since it was cached: 401 (`alive`, its token hit inlined)
+            principal = held.principal
+            token = principal.token_id
+            live = None if token is None else tokens._live.get(token)
+            if live is None:
+                refuse(header, principal)
+            else:
+                now = _monotonic()
+                if (
+                    now - tokens._checked >= _RECHECK
+                    or now - live[1] >= _TTL
+                    or (live[0] is not None and live[0] <= _time())
+                ):
+                    refuse(header, principal)
+        cat = catalog()
+        if cat is not None and held.granted.get(route) is cat:
+            return held.caller  # granted under the current catalog
+        principal = held.principal
         need = ROUTES.get(route, _MISSING)
         if need is _MISSING:
             raise PermissionDeniedError(
@@ -628,6 +695,8 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
             check(principal, action, kind, name, {}, False)
         else:  # the paths check the views the body names; first, any grant at all
             check_any(principal, DATA_ROUTES[route], DATA_KINDS[route])
-        return caller
+        if cat is not None and route in fixed:
+            held.granted[route] = cat
+        return held.caller
 
     return authenticate
