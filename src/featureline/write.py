@@ -99,8 +99,8 @@ def _quarantine_hook(
     name = quarantine.batch_name(key)
 
     def before_append() -> dict[str, str]:
-        commits = target.offline.log(view.name, view.version).commits()
-        seq = commits[-1].seq + 1 if commits else 1
+        last = target.offline.log(view.name, view.version).last()
+        seq = last.seq + 1 if last else 1
         quarantine.store(target.offline.root, view, gated, seq, name, now_us())
         return {quarantine.COMMIT_META: name}
 
@@ -276,8 +276,8 @@ def _chunked(target: WriteTarget, view: FeatureView, path: str, key: str | None)
     def before_append() -> dict[str, str] | None:
         if not spool.rows:
             return None
-        commits = target.offline.log(view.name, view.version).commits()
-        seq = commits[-1].seq + 1 if commits else 1
+        last = target.offline.log(view.name, view.version).last()
+        seq = last.seq + 1 if last else 1
         name = quarantine.batch_name(key)
         spool.store(seq, name, now_us())
         return {quarantine.COMMIT_META: name}

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from featureline.offline import _log
 from featureline.offline._log import Part, ViewLog
 
 # an op: (0, key or None) appends a commit; (1, how many) merges that many live commits
@@ -24,35 +25,110 @@ _ops = st.lists(
 )
 
 
-def _reference(log_path: Path) -> tuple[list[int], dict[str, int]]:
-    fresh = ViewLog(log_path)  # parses the whole file at once
-    commits = fresh.commits()
+def _reference(log_path: Path) -> tuple[list[int], dict[str, int], dict[int, str]]:
+    fresh = ViewLog(log_path)
+    commits = fresh.commits()  # a full read of the file
     replaced = {s for c in commits for s in c.replaces}
-    keys: dict[str, int] = {}
+    newest: dict[str, int] = {}  # the newest KEYS_KEPT keys, each naming its first commit
     for c in commits:
         k = c.meta.get("idempotency_key")
-        if k is not None:
-            keys.setdefault(k, c.seq)
-    return [c.seq for c in commits if c.seq not in replaced], keys
+        if k is not None and k not in newest:
+            newest[k] = c.seq
+            if len(newest) > _log.KEYS_KEPT:
+                del newest[next(iter(newest))]
+    held = {c.seq: c.meta["quarantine"] for c in commits if "quarantine" in c.meta}
+    return [c.seq for c in commits if c.seq not in replaced], newest, held
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_ops)
-def test_incremental_reads_equal_a_fresh_parse(tmp_path_factory: object, ops: list) -> None:
+def test_incremental_reads_equal_a_fresh_parse(
+    tmp_path_factory: object, monkeypatch: pytest.MonkeyPatch, ops: list
+) -> None:
+    monkeypatch.setattr(_log, "KEYS_KEPT", 2)  # the newest two keys are remembered
     root = tmp_path_factory.mktemp("log")  # type: ignore[attr-defined]
     log = ViewLog(root)
-    for op, arg in ops:
+    for i, (op, arg) in enumerate(ops):
         if op == 0:
-            log.commit(lambda: [Part("parts/x.parquet", 1)], meta={}, idempotency_key=arg)
+            meta = {"quarantine": f"q{i}"} if i % 3 == 0 else {}
+            log.commit(lambda i=i: [Part(f"parts/x{i}.parquet", 1)], meta=meta, idempotency_key=arg)
         else:
             live = log.live_commits()
             if len(live) >= arg:
-                log.replace([Part("parts/m.parquet", arg)], [c.seq for c in live[:arg]], {})
-        want_live, want_keys = _reference(root)
+                log.replace([Part(f"parts/m{i}.parquet", arg)], [c.seq for c in live[:arg]], {})
+        want_live, want_keys, want_held = _reference(root)
         assert [c.seq for c in log.live_commits()] == want_live
-        for k, seq in want_keys.items():
-            found = log.find_key(k)
-            assert found is not None and found.seq == seq
+        for k in "abc":
+            for reader in (log, ViewLog(root)):  # incremental, and a fresh parse
+                found = reader.find_key(k)
+                assert (found.seq if found is not None else None) == want_keys.get(k)
+        for c in ViewLog(root).commits():
+            assert log.quarantine_batch(c.seq) == want_held.get(c.seq)
+        every = ViewLog(root).commits()
+        assert log.first() == (every[0] if every else None)
+        assert log.last() == (every[-1] if every else None)
+
+
+def test_a_long_lived_writer_holds_a_bounded_part_of_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the parsed log held every commit it ever had (a stream worker appends ~50 a
+    second: ~2 KB of memory each, forever). Now: the live ones, the newest keys (without their
+    parts once replaced) and the recently replaced commits' files."""
+    import gc
+
+    monkeypatch.setattr(_log, "KEYS_KEPT", 10, raising=False)
+    monkeypatch.setattr(_log, "KEEP_REPLACED_SECONDS", 0.0, raising=False)
+    gc.collect()
+    before = sum(isinstance(o, _log.Commit) for o in gc.get_objects())
+    log = ViewLog(tmp_path)
+    for i in range(400):
+        log.commit(lambda i=i: [Part(f"parts/p{i}.parquet", 1)], meta={}, idempotency_key=f"k{i}")
+        live = log.live_commits()
+        if len(live) >= 8:
+            log.replace([Part(f"parts/m{i}.parquet", 8)], [c.seq for c in live], {})
+    log.live_commits()
+    gc.collect()
+    held = sum(isinstance(o, _log.Commit) for o in gc.get_objects()) - before
+    assert held < 40, held  # (was: every one of the ~460 commits)
+    assert log.find_key("k399") is not None and log.find_key("k0") is None
+    _, wrote, replaced_at = log.file_fates()
+    assert len(wrote) < 20 and len(replaced_at) < 20  # (was: one per commit)
+
+
+def test_vacuum_removes_a_part_replaced_long_ago_and_keeps_a_recent_one(tmp_path: Path) -> None:
+    """A part file whose replacement the log no longer remembers (replaced more than
+    KEEP_REPLACED_SECONDS ago) is an old unreferenced file to vacuum: removed. One replaced
+    within the grace stays for readers in flight."""
+    import os
+    import time
+    from datetime import timedelta
+
+    from tests.helpers import driver_defs, new_store, rows, utc
+
+    store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
+    view = store.get_feature_view("driver_stats")
+    for i in range(3):
+        store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [float(i)]))
+    log = store.offline.log("driver_stats", 1)
+    old = [log.root / p.file for c in log.live_commits() for p in c.parts]
+    store.offline.compact(view)
+    assert all(f.exists() for f in old)
+    assert store.offline.vacuum(view).files_removed == 0  # replaced just now: kept (grace)
+    long_ago = time.time() - 3 * _log.KEEP_REPLACED_SECONDS
+    for f in old:
+        os.utime(f, (long_ago, long_ago))
+    log._cache = None  # as a process that starts now would parse it ...
+    import featureline.offline._log as mod
+
+    mod_keep = mod.KEEP_REPLACED_SECONDS
+    try:
+        mod.KEEP_REPLACED_SECONDS = 0.0  # ... had the replacement been long ago
+        assert store.offline.vacuum(view, grace_seconds=0).files_removed == len(old)
+    finally:
+        mod.KEEP_REPLACED_SECONDS = mod_keep
+    assert not any(f.exists() for f in old)
+    assert [r["driver_id"] for r in store.offline.latest_rows(view).to_pylist()] != []
 
 
 def test_vacuum_neither_takes_the_writer_lock_nor_walks_the_log(

@@ -116,20 +116,21 @@ def test_the_log_is_parsed_incrementally_and_agrees_with_a_fresh_parse(
     writer, reader = ViewLog(tmp_path / "v1"), ViewLog(tmp_path / "v1")
     for i in range(50):
         _commit(writer, i, key=f"k{i}" if i % 2 else None)
-    assert len(reader.commits()) == 50
+    assert len(reader.commits()) == len(reader.live_commits()) == 50
     parsed = []
     real = _log.Commit.from_json
     monkeypatch.setattr(_log.Commit, "from_json", lambda line: parsed.append(1) or real(line))
     _commit(writer, 50, key="k50")
     parsed.clear()  # (the writer read the line before its own)
-    assert [c.meta["n"] for c in reader.commits()] == list(range(51))
+    assert [c.meta["n"] for c in reader.live_commits()] == list(range(51))
     assert len(parsed) == 1  # the new line only (a full parse read all 51)
+    assert reader.first().meta["n"] == 0 and reader.last().meta["n"] == 50
     assert reader.find_key("k50") is not None and reader.find_key("k7").meta["n"] == 7
     assert reader.find_key("k8") is None
     # a torn tail (a writer killed mid-line) is not read; the next commit cuts it and appends
     with open(writer.log_path, "a", encoding="utf-8") as fh:
         fh.write('{"seq": 99, "ingested_at_us"')
-    assert len(reader.commits()) == 51
+    assert len(reader.commits()) == len(reader.live_commits()) == 51
     _commit(writer, 51)
     fresh = ViewLog(tmp_path / "v1").commits()
     assert [c.seq for c in reader.commits()] == [c.seq for c in fresh] == list(range(1, 53))

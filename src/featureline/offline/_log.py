@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,49 +108,112 @@ class TableLog(Protocol):
         ...
 
 
+KEYS_KEPT = 50_000
+"""Idempotency keys a view version's log remembers (the newest): a write retried with its key
+within the next 50,000 commits is that commit again. (A stream worker makes ~50 commits a
+second, so ~17 minutes; a batch redelivered later than that is committed once more, and the tie
+rule keeps each of its rows once, so no value changes.) Bounds the memory of a long-lived
+writer, which before held every commit the log ever had."""
+
+KEEP_REPLACED_SECONDS = 7200.0
+"""How long after a commit was replaced the log keeps its part files and replacement time in
+memory (for vacuum, whose grace for readers in flight is at most this; `VACUUM_GRACE_SECONDS`
+is an hour). A file replaced earlier is, to vacuum, an unreferenced file at least that old."""
+
+_SLIM_DROPS = ("key_types", "columns", "batch_id")  # what a replaced commit's key entry drops
+
+
+def _slim(c: Commit) -> Commit:
+    """What `find_key` needs of a replaced commit (its parts may be vacuumed): no parts."""
+    meta = {k: v for k, v in c.meta.items() if k not in _SLIM_DROPS}
+    return Commit(c.seq, c.ingested_at_us, [], c.rows, meta)
+
+
 @dataclass(frozen=True)
 class _Parsed:
     """What a read of the log found: its stat key and first bytes (to tell a grown log from a
-    new one), the bytes read, the commits, the idempotency keys and the live commits."""
+    new one), the bytes read, and what is derived from the lines, in bounded memory: the first
+    and last commits, the live ones, the newest `KEYS_KEPT` idempotency keys, the part files
+    and replacement times of commits replaced in the last `KEEP_REPLACED_SECONDS`, and the
+    quarantine batch each commit that stored one names. Not every commit: a stream appends
+    ~50 a second, forever."""
 
     stat: tuple[int, int, int]
     head: bytes
     read: int
-    commits: list[Commit]
-    keys: dict[str, Commit]  # only grows while the file does: added to in place
+    first: Commit | None
+    last: Commit | None
+    keys: OrderedDict[str, Commit]  # the newest KEYS_KEPT; added to in place, like the below
     live: tuple[Commit, ...]
-    files: dict[str, int]  # part file -> the commit that wrote it (in place, like keys)
-    replaced_at: dict[int, int]  # seq -> when the commit replacing it landed (in place)
+    files: dict[str, int]  # part file -> the commit that wrote it (live or recently replaced)
+    replaced_at: dict[int, int]  # seq -> when the commit replacing it landed (recently)
+    quarantine: dict[int, str]  # seq -> the quarantine batch its commit stored
+    expiry: deque[tuple[int, int, tuple[str, ...]]]  # (replaced at, seq, files), oldest first
 
     def extended(
         self, new: list[Commit], stat: tuple[int, int, int], head: bytes, read: int
     ) -> _Parsed:
-        """This, with the commits `new` appended. The commit list is copied (a reader on
-        another thread may hold it; a copy of pointers costs little), the keys are added to in
-        place (a key found early names a commit the file holds), and live commits are updated
-        by the new ones alone (a merge replaces only live commits: `commit` checks it)."""
+        """This, with the commits `new` appended. What a reader on another thread may hold is
+        not changed where it matters: the live commits are a new tuple; the maps are added to
+        in place (a key found early names a commit the file holds) and pruned by age or count.
+        Live commits are updated by the new ones alone (a merge replaces only live commits:
+        `commit` checks it)."""
         grown = bool(self.read)
-        keys = self.keys if grown else {}
+        keys = self.keys if grown else OrderedDict()
         files = self.files if grown else {}
         replaced_at = self.replaced_at if grown else {}
+        quarantine = self.quarantine if grown else {}
+        expiry = self.expiry if grown else deque()
         live = list(self.live)
         for c in new:
             k = c.meta.get("idempotency_key")
-            if k is not None:
-                keys.setdefault(k, c)
+            if k is not None and k not in keys:
+                keys[k] = c
+                if len(keys) > KEYS_KEPT:
+                    keys.popitem(last=False)
+            q = c.meta.get("quarantine")
+            if q is not None:
+                quarantine[c.seq] = q
             for p in c.parts:
                 files.setdefault(p.file, c.seq)
             if c.replaces:
                 gone = set(c.replaces)
+                for x in live:
+                    if x.seq not in gone:
+                        continue
+                    replaced_at.setdefault(x.seq, c.ingested_at_us)
+                    expiry.append((c.ingested_at_us, x.seq, tuple(p.file for p in x.parts)))
+                    xk = x.meta.get("idempotency_key")
+                    if xk is not None and keys.get(xk) is x:
+                        keys[xk] = _slim(x)  # its parts and schema facts are not needed now
                 live = [x for x in live if x.seq not in gone]
-                for r in c.replaces:
-                    replaced_at.setdefault(r, c.ingested_at_us)
             live.append(c)
-        commits = self.commits + new if new else self.commits
-        return _Parsed(stat, head[:read], read, commits, keys, tuple(live), files, replaced_at)
+        if new:
+            cutoff = new[-1].ingested_at_us - int(KEEP_REPLACED_SECONDS * 1_000_000)
+            while expiry and expiry[0][0] < cutoff:
+                _, seq, gone_files = expiry.popleft()
+                replaced_at.pop(seq, None)
+                for f in gone_files:
+                    if files.get(f) == seq:
+                        del files[f]
+        first = self.first if grown and self.first is not None else (new[0] if new else None)
+        last = new[-1] if new else self.last
+        return _Parsed(
+            stat,
+            head[:read],
+            read,
+            first,
+            last,
+            keys,
+            tuple(live),
+            files,
+            replaced_at,
+            quarantine,
+            expiry,
+        )
 
 
-_EMPTY = _Parsed((0, 0, 0), b"", 0, [], {}, (), {}, {})
+_EMPTY = _Parsed((0, 0, 0), b"", 0, None, None, OrderedDict(), (), {}, {}, {}, deque())
 
 
 class ViewLog:
@@ -190,13 +254,28 @@ class ViewLog:
         self._cache = parsed
         return parsed
 
-    def _read(self) -> tuple[list[Commit], dict[str, Commit]]:
-        p = self._parsed()
-        return p.commits, p.keys
-
     def commits(self) -> list[Commit]:
-        """All committed batches, oldest first (a torn last line is ignored)."""
-        return self._parsed().commits
+        """Every commit in the log, oldest first (a torn last line is ignored): a full read of
+        the file, for inspection and tests (`live_commits`, `first`, `last` and `find_key` are
+        what reads and writes use: they cost the same whatever the length of the log)."""
+        try:
+            data = self.log_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        return [Commit.from_json(x) for x in data[:end].decode("utf-8").split("\n") if x.strip()]
+
+    def first(self) -> Commit | None:
+        """The first commit (its meta holds the key types every later batch must match)."""
+        return self._parsed().first
+
+    def last(self) -> Commit | None:
+        """The newest commit."""
+        return self._parsed().last
+
+    def quarantine_batch(self, seq: int) -> str | None:
+        """The quarantine batch commit `seq` stored with it, if any."""
+        return self._parsed().quarantine.get(seq)
 
     def live_commits(self, as_of_us: int | None = None) -> list[Commit]:
         """The commits a reader at system time `as_of_us` (now when None) must read.
@@ -217,8 +296,9 @@ class ViewLog:
         return {f.file for c in p.live for f in c.parts}, p.files, p.replaced_at
 
     def find_key(self, key: str) -> Commit | None:
-        """The commit written with idempotency key `key`, if any (replaced ones included)."""
-        return self._read()[1].get(key)
+        """The commit written with idempotency key `key`, if any, among the newest `KEYS_KEPT`
+        (replaced ones included, without their parts)."""
+        return self._parsed().keys.get(key)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -271,7 +351,7 @@ class ViewLog:
                 earlier = self.find_key(idempotency_key)
                 if earlier is not None:
                     return earlier
-            prev = self.commits()
+            prev = self.last()
             parts = write_parts()
             if replaces:
                 live = {c.seq for c in self.live_commits()}
@@ -282,8 +362,8 @@ class ViewLog:
                     raise CommitConflict(f"commits {stale} of {self.root} were replaced meanwhile")
             if idempotency_key is not None:
                 meta = {**(meta or {}), "idempotency_key": idempotency_key}
-            last_us = prev[-1].ingested_at_us if prev else 0
-            seq = prev[-1].seq + 1 if prev else 1
+            last_us = prev.ingested_at_us if prev else 0
+            seq = prev.seq + 1 if prev else 1
             c = Commit(
                 seq,
                 max(now_us(), last_us + 1),
@@ -296,7 +376,7 @@ class ViewLog:
                 extra = before_append()
                 if isinstance(extra, dict) and extra:
                     c = with_fields(c, meta={**c.meta, **extra})
-            created = not prev and not self.log_path.exists()
+            created = prev is None and not self.log_path.exists()
             with open(self.log_path, "a", encoding="utf-8") as fh:
                 fh.write(c.to_json() + "\n")
                 fh.flush()

@@ -263,11 +263,7 @@ def _confirmed(offline_root: Path, view: str, f: Path) -> bool:
         if len(_LOGS) >= 64:
             _LOGS.clear()
         store = _LOGS[offline_root] = OfflineStore(offline_root)  # its engine is never opened
-    commits = store.log(view, version).commits()
-    c = commits[seq - 1] if 0 < seq <= len(commits) else None
-    if c is None or c.seq != seq:
-        c = next((x for x in commits if x.seq == seq), None)
-    return c is not None and c.meta.get(COMMIT_META) == parts[0]
+    return store.log(view, version).quarantine_batch(seq) == parts[0]
 
 
 def _files(offline_root: Path, view: str) -> list[Path]:
