@@ -58,7 +58,11 @@ good_event = st.fixed_dictionaries(
             st.sampled_from([0, 1, 2]),
         ),
         "amount": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
-        "tag": st.one_of(st.none(), st.text(max_size=8)),
+        # (a batch holding the text NaN or Infinity anywhere takes the per-message path: the
+        # fast path cannot tell such a string from a non-finite number Arrow's reader takes)
+        "tag": st.one_of(
+            st.none(), st.text(max_size=8).filter(lambda t: "NaN" not in t and "Inf" not in t)
+        ),
         "flag": st.one_of(st.none(), st.booleans()),
         "seen": st.one_of(st.none(), st.just("2026-01-02T03:04:05.000006+01:00")),
     }
