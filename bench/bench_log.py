@@ -8,6 +8,11 @@ first written as JSON lines (commits with idempotency keys, every 8 replaced by 
 worker's log looks), then each round appends one commit through `ViewLog.commit` (fsync
 included) and makes the reads of a push: `live_commits()` and `find_key()`. Prints the median
 and p99 per round. Compare two checkouts with PYTHONPATH. Not a test: prints figures only.
+
+With `--checkpoint`, the commit that brings the log to `CHECKPOINT_LINES` (set to its length)
+is timed apart, and the file's size and a new process's first read (start-up) are printed
+before and after that rewrite (every replaced commit is within the 2 h vacuum window, so the
+header holds all their files: the worst case).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import featureline
+from featureline.offline import _log
 from featureline.offline._log import LOG, Commit, Part, ViewLog
 
 
@@ -53,14 +59,35 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lengths", default="1000,10000,30000")
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--checkpoint", action="store_true")
     args = ap.parse_args()
     print(f"featureline from {Path(featureline.__file__).parent}")
     for n in (int(x) for x in args.lengths.split(",")):
         tmp = Path(tempfile.mkdtemp(prefix="fl-log-"))
         try:
             _prefix(tmp, n)
+            t = time.perf_counter()
             log = ViewLog(tmp)
             log.live_commits()  # the first read parses the whole file (a worker's start-up)
+            first = time.perf_counter() - t
+            size = (tmp / LOG).stat().st_size
+            print(
+                f"log of {n:>6,} commits: {size / 2**20:.1f} MiB, first read {first * 1e3:.0f} ms"
+            )
+            if args.checkpoint and hasattr(_log, "CHECKPOINT_LINES"):
+                _log.CHECKPOINT_LINES = n
+                t = time.perf_counter()
+                log.commit(lambda: [Part("p/new", 400)], meta={}, idempotency_key="ckpt")
+                took_ms = (time.perf_counter() - t) * 1e3
+                t = time.perf_counter()
+                ViewLog(tmp).live_commits()
+                again = (time.perf_counter() - t) * 1e3
+                size = (tmp / LOG).stat().st_size
+                print(
+                    f"  the commit that checkpoints it: {took_ms:.0f} ms; then {size / 2**20:.1f}"
+                    f" MiB, first read {again:.0f} ms"
+                )
+                _log.CHECKPOINT_LINES = 10**12
             took = []
             for r in range(args.rounds):
                 t = time.perf_counter()

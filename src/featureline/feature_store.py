@@ -626,7 +626,7 @@ class FeatureStore:
         grace = VACUUM_GRACE_SECONDS if grace_seconds is None else grace_seconds
         if grace < 0:
             raise ValidationError(f"grace_seconds `{grace}` is negative. Fix: pass seconds >= 0.")
-        from featureline.offline._log import KEEP_REPLACED_SECONDS
+        from featureline.offline.store import KEEP_REPLACED_SECONDS
 
         if grace > KEEP_REPLACED_SECONDS:  # the log forgets replacements older than that
             raise ValidationError(

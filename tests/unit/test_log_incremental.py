@@ -25,48 +25,87 @@ _ops = st.lists(
 )
 
 
-def _reference(log_path: Path) -> tuple[list[int], dict[str, int], dict[int, str]]:
-    fresh = ViewLog(log_path)
-    commits = fresh.commits()  # a full read of the file
-    replaced = {s for c in commits for s in c.replaces}
+def _reference(
+    history: list[_log.Commit],
+) -> tuple[list[int], dict[str, int], dict[int, str]]:
+    """Live commits, the newest KEYS_KEPT keys and quarantine batches, from every commit made."""
+    replaced = {s for c in history for s in c.replaces}
     newest: dict[str, int] = {}  # the newest KEYS_KEPT keys, each naming its first commit
-    for c in commits:
+    for c in history:
         k = c.meta.get("idempotency_key")
         if k is not None and k not in newest:
             newest[k] = c.seq
             if len(newest) > _log.KEYS_KEPT:
                 del newest[next(iter(newest))]
-    held = {c.seq: c.meta["quarantine"] for c in commits if "quarantine" in c.meta}
-    return [c.seq for c in commits if c.seq not in replaced], newest, held
+    held = {c.seq: c.meta["quarantine"] for c in history if "quarantine" in c.meta}
+    return [c.seq for c in history if c.seq not in replaced], newest, held
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(_ops)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_ops, st.sampled_from([3, 5, 10**9]), st.sampled_from([7200.0, 0.0]))
 def test_incremental_reads_equal_a_fresh_parse(
-    tmp_path_factory: object, monkeypatch: pytest.MonkeyPatch, ops: list
+    tmp_path_factory: object,
+    monkeypatch: pytest.MonkeyPatch,
+    ops: list,
+    checkpoint_lines: int,
+    keep_replaced: float,
 ) -> None:
+    """Whether the log was rewritten by checkpoints (every 3 or 5 lines, or never) or not, a
+    writer reading it incrementally, a reader that cached it before each rewrite and a fresh
+    parse all agree with a reference built from every commit ever made."""
     monkeypatch.setattr(_log, "KEYS_KEPT", 2)  # the newest two keys are remembered
+    monkeypatch.setattr(_log, "CHECKPOINT_LINES", checkpoint_lines)
+    monkeypatch.setattr(_log, "KEEP_REPLACED_SECONDS", keep_replaced)
     root = tmp_path_factory.mktemp("log")  # type: ignore[attr-defined]
-    log = ViewLog(root)
+    log, follower = ViewLog(root), ViewLog(root)
+    history: list[_log.Commit] = []
     for i, (op, arg) in enumerate(ops):
         if op == 0:
             meta = {"quarantine": f"q{i}"} if i % 3 == 0 else {}
-            log.commit(lambda i=i: [Part(f"parts/x{i}.parquet", 1)], meta=meta, idempotency_key=arg)
+            c = log.commit(
+                lambda i=i: [Part(f"parts/x{i}.parquet", 1)], meta=meta, idempotency_key=arg
+            )
         else:
             live = log.live_commits()
-            if len(live) >= arg:
-                log.replace([Part(f"parts/m{i}.parquet", arg)], [c.seq for c in live[:arg]], {})
-        want_live, want_keys, want_held = _reference(root)
-        assert [c.seq for c in log.live_commits()] == want_live
-        for k in "abc":
-            for reader in (log, ViewLog(root)):  # incremental, and a fresh parse
+            if len(live) < arg:
+                continue
+            c = log.replace([Part(f"parts/m{i}.parquet", arg)], [c.seq for c in live[:arg]], {})
+        if not history or c.seq > history[-1].seq:
+            history.append(c)
+        want_live, want_keys, want_held = _reference(history)
+        fresh = ViewLog(root)
+        for reader in (log, follower, fresh):
+            assert [c.seq for c in reader.live_commits()] == want_live
+            for k in "abc":
                 found = reader.find_key(k)
                 assert (found.seq if found is not None else None) == want_keys.get(k)
-        for c in ViewLog(root).commits():
-            assert log.quarantine_batch(c.seq) == want_held.get(c.seq)
-        every = ViewLog(root).commits()
-        assert log.first() == (every[0] if every else None)
-        assert log.last() == (every[-1] if every else None)
+            for c in history:
+                assert reader.quarantine_batch(c.seq) == want_held.get(c.seq)
+            assert reader.first() == history[0]
+            assert reader.last() == history[-1]
+            assert reader.file_fates() == log.file_fates()
+    if checkpoint_lines < 10**9 and len(history) > checkpoint_lines * 2:
+        assert len(ViewLog(root).commits()) < len(history)  # it was rewritten
+
+
+def test_a_checkpoint_bounds_the_file_and_keeps_every_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the log only grew (a stream's ~50 lines a second, forever), and every new process
+    read all of it. Now a commit that brings it to CHECKPOINT_LINES rewrites it."""
+    monkeypatch.setattr(_log, "CHECKPOINT_LINES", 100, raising=False)
+    log = ViewLog(tmp_path)
+    for i in range(1000):
+        log.commit(lambda i=i: [Part(f"parts/p{i}.parquet", 1)], meta={}, idempotency_key=f"k{i}")
+        live = log.live_commits()
+        if len(live) >= 8:
+            log.replace([Part(f"parts/m{i}.parquet", 8)], [c.seq for c in live], {})
+    lines = log.log_path.read_text().count("\n")
+    assert lines <= 101, lines  # (was: 1,142)
+    fresh = ViewLog(tmp_path)
+    assert fresh.find_key("k0") is not None and fresh.find_key("k999") is not None
+    assert [c.seq for c in fresh.live_commits()] == [c.seq for c in log.live_commits()]
+    assert fresh.last().seq == 1142 and fresh.first().seq == 1
 
 
 def test_a_long_lived_writer_holds_a_bounded_part_of_the_log(

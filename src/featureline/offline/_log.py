@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import uuid
 from collections import OrderedDict, deque
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 from featureline._time import now_us
 from featureline.errors import CommitConflict
 
+_logger = logging.getLogger("featureline.offline")
 LOG = "_log.jsonl"
 LOCK = "_lock"
 _HEAD = 96  # bytes of the log's first line that identify it
@@ -52,22 +54,25 @@ class Commit:
     meta: dict[str, Any] = field(default_factory=dict)
     replaces: list[int] = field(default_factory=list)  # commits a compaction supersedes
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ingested_at_us": self.ingested_at_us,
+            "parts": [p.__dict__ for p in self.parts],
+            "rows": self.rows,
+            "meta": self.meta,
+            "replaces": self.replaces,
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "seq": self.seq,
-                "ingested_at_us": self.ingested_at_us,
-                "parts": [p.__dict__ for p in self.parts],
-                "rows": self.rows,
-                "meta": self.meta,
-                "replaces": self.replaces,
-            },
-            separators=(",", ":"),
-        )
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> Commit:
-        d = json.loads(line)
+        return cls.from_dict(json.loads(line))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Commit:
         return cls(
             d["seq"],
             d["ingested_at_us"],
@@ -120,6 +125,13 @@ KEEP_REPLACED_SECONDS = 7200.0
 memory (for vacuum, whose grace for readers in flight is at most this; `VACUUM_GRACE_SECONDS`
 is an hour). A file replaced earlier is, to vacuum, an unreferenced file at least that old."""
 
+CHECKPOINT_LINES = 50_000
+"""A log with this many lines (and at least twice as many as live commits) is rewritten by the
+commit that reaches it (`ViewLog._checkpoint`): its size, and the time a new process takes to
+read it, stay bounded (a stream appends ~50 lines a second, ~25 MB per 50,000; bench_log.py
+--checkpoint measures the rewrite and the first read before and after)."""
+_CHECKPOINT = '{"checkpoint"'  # how a checkpoint's header line starts
+
 _SLIM_DROPS = ("key_types", "columns", "batch_id")  # what a replaced commit's key entry drops
 
 
@@ -143,15 +155,21 @@ class _Parsed:
     read: int
     first: Commit | None
     last: Commit | None
-    keys: OrderedDict[str, Commit]  # the newest KEYS_KEPT; added to in place, like the below
+    keys: OrderedDict[str, Commit | _Pending]  # the newest KEYS_KEPT; added to in place
     live: tuple[Commit, ...]
     files: dict[str, int]  # part file -> the commit that wrote it (live or recently replaced)
     replaced_at: dict[int, int]  # seq -> when the commit replacing it landed (recently)
     quarantine: dict[int, str]  # seq -> the quarantine batch its commit stored
     expiry: deque[tuple[int, int, tuple[str, ...]]]  # (replaced at, seq, files), oldest first
+    lines: int = 0  # commit lines in the file (a checkpoint rewrites it: `ViewLog.checkpoint`)
 
     def extended(
-        self, new: list[Commit], stat: tuple[int, int, int], head: bytes, read: int
+        self,
+        new: list[Commit],
+        stat: tuple[int, int, int],
+        head: bytes,
+        read: int,
+        header: dict[str, Any] | None = None,
     ) -> _Parsed:
         """This, with the commits `new` appended. What a reader on another thread may hold is
         not changed where it matters: the live commits are a new tuple; the maps are added to
@@ -164,30 +182,42 @@ class _Parsed:
         replaced_at = self.replaced_at if grown else {}
         quarantine = self.quarantine if grown else {}
         expiry = self.expiry if grown else deque()
-        live = list(self.live)
+        live = {c.seq: c for c in self.live}  # in commit order; a merge pops what it replaces
+        first = self.first if grown else None
+        if header is not None:  # a checkpointed file: what it keeps of the commits it dropped
+            first = Commit.from_dict(header["first"]) if header.get("first") else None
+            for k, slim in header["keys"]:
+                keys[k] = Commit.from_dict(slim) if isinstance(slim, dict) else _Pending(slim)
+            for seq, at, gone_files in header["replaced"]:
+                replaced_at[seq] = at
+                expiry.append((at, seq, tuple(gone_files)))
+                for f in gone_files:
+                    files[f] = seq
+            quarantine.update({int(q): b for q, b in header["quarantine"].items()})
         for c in new:
             k = c.meta.get("idempotency_key")
-            if k is not None and k not in keys:
-                keys[k] = c
-                if len(keys) > KEYS_KEPT:
-                    keys.popitem(last=False)
+            if k is not None:
+                held = keys.get(k)
+                if held is None:
+                    keys[k] = c
+                    if len(keys) > KEYS_KEPT:
+                        keys.popitem(last=False)
+                elif isinstance(held, _Pending) and held.seq == c.seq:
+                    keys[k] = c  # the live commit a checkpoint's header named, in its place
             q = c.meta.get("quarantine")
             if q is not None:
                 quarantine[c.seq] = q
             for p in c.parts:
                 files.setdefault(p.file, c.seq)
-            if c.replaces:
-                gone = set(c.replaces)
-                for x in live:
-                    if x.seq not in gone:
-                        continue
+            for r in c.replaces:
+                x = live.pop(r, None)
+                if x is not None:
                     replaced_at.setdefault(x.seq, c.ingested_at_us)
                     expiry.append((c.ingested_at_us, x.seq, tuple(p.file for p in x.parts)))
                     xk = x.meta.get("idempotency_key")
                     if xk is not None and keys.get(xk) is x:
                         keys[xk] = _slim(x)  # its parts and schema facts are not needed now
-                live = [x for x in live if x.seq not in gone]
-            live.append(c)
+            live[c.seq] = c
         if new:
             cutoff = new[-1].ingested_at_us - int(KEEP_REPLACED_SECONDS * 1_000_000)
             while expiry and expiry[0][0] < cutoff:
@@ -196,7 +226,7 @@ class _Parsed:
                 for f in gone_files:
                     if files.get(f) == seq:
                         del files[f]
-        first = self.first if grown and self.first is not None else (new[0] if new else None)
+        first = first if first is not None else (new[0] if new else None)
         last = new[-1] if new else self.last
         return _Parsed(
             stat,
@@ -205,12 +235,21 @@ class _Parsed:
             first,
             last,
             keys,
-            tuple(live),
+            tuple(live.values()),
             files,
             replaced_at,
             quarantine,
             expiry,
+            (self.lines if grown else 0) + len(new),
         )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A key a checkpoint's header names for a live commit, whose own line follows."""
+
+    seq: int
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 _EMPTY = _Parsed((0, 0, 0), b"", 0, None, None, OrderedDict(), (), {}, {}, {}, deque())
@@ -248,9 +287,13 @@ class ViewLog:
             fh.seek(cache.read if grown and cache is not None else 0)
             data = fh.read()
         end = data.rfind(b"\n") + 1  # the text after the last newline is torn or being written
-        new = [Commit.from_json(x) for x in data[:end].decode("utf-8").split("\n") if x.strip()]
+        lines = [x for x in data[:end].decode("utf-8").split("\n") if x.strip()]
+        header = None
+        if not grown and lines and lines[0].startswith(_CHECKPOINT):
+            header = json.loads(lines.pop(0))
+        new = [Commit.from_json(x) for x in lines]
         base = cache if grown and cache is not None else _EMPTY
-        parsed = base.extended(new, key, head, base.read + end)
+        parsed = base.extended(new, key, head, base.read + end, header)
         self._cache = parsed
         return parsed
 
@@ -263,7 +306,8 @@ class ViewLog:
         except FileNotFoundError:
             return []
         end = data.rfind(b"\n") + 1
-        return [Commit.from_json(x) for x in data[:end].decode("utf-8").split("\n") if x.strip()]
+        lines = data[:end].decode("utf-8").split("\n")
+        return [Commit.from_json(x) for x in lines if x.strip() and not x.startswith(_CHECKPOINT)]
 
     def first(self) -> Commit | None:
         """The first commit (its meta holds the key types every later batch must match)."""
@@ -298,7 +342,8 @@ class ViewLog:
     def find_key(self, key: str) -> Commit | None:
         """The commit written with idempotency key `key`, if any, among the newest `KEYS_KEPT`
         (replaced ones included, without their parts)."""
-        return self._parsed().keys.get(key)
+        c = self._parsed().keys.get(key)
+        return c if isinstance(c, Commit) else None
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -383,7 +428,48 @@ class ViewLog:
                 os.fsync(fh.fileno())
             if created:  # a new name in the folder (an append to the log is not one)
                 _fsync_dir(self.root)
+            try:  # after the commit point: a failed rewrite leaves the log as it was, and says so
+                read = self._parsed()
+                if read.lines >= CHECKPOINT_LINES and read.lines >= 2 * len(read.live):
+                    self._checkpoint(read)
+            except Exception as e:
+                _logger.warning(
+                    "checkpoint of %s failed (retried by the next commit): %s", self.log_path, e
+                )
             return c
+
+    def _checkpoint(self, p: _Parsed) -> None:
+        """Rewrite the log (under the writer lock) as one header line, holding what must outlive
+        the commits it drops, then the live commits' lines: the first commit (its key types),
+        the newest idempotency keys (slim; a live commit's named by its seq, whose line
+        follows), the part files and replacement times of the recently replaced commits (for
+        vacuum) and every commit's quarantine batch. A fresh parse of it gives what an
+        incremental one had (`tests/unit/test_log_incremental.py`). Written to a temporary
+        file, fsynced, renamed over the log: a reader has the old file or the new one; its
+        cache is keyed by the file's inode and first bytes (the header's id), so it re-reads."""
+        live = {c.seq for c in p.live}
+        keys: list[list[Any]] = []
+        for k, c in p.keys.items():
+            if isinstance(c, _Pending) or c.seq in live:
+                keys.append([k, c.seq])
+            else:
+                keys.append([k, _slim(c).to_dict()])
+        header = {
+            "checkpoint": uuid.uuid4().hex,  # first: the bytes that tell this file from others
+            "at_us": now_us(),
+            "first": p.first.to_dict() if p.first is not None else None,
+            "keys": keys,
+            "replaced": [[seq, at, list(fs)] for at, seq, fs in p.expiry],
+            "quarantine": {str(q): b for q, b in p.quarantine.items()},
+        }
+        body = "".join(c.to_json() + "\n" for c in p.live)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(header, separators=(",", ":")) + "\n" + body)
+
+        write_atomically(self.log_path, write)
+        self._cache = None
 
     def replace(self, parts: list[Part], replaces: list[int], meta: dict[str, Any]) -> Commit:
         """Commit `parts` in place of the commits `replaces`, if all are still live (compaction)."""

@@ -19,7 +19,17 @@ from featureline._time import from_us, to_us
 from featureline.definitions import FeatureView
 from featureline.offline import _merge_policy
 from featureline.offline._housekeeper import Housekeeper
-from featureline.offline._log import PARTS, Commit, CommitConflict, Part, ViewLog, write_atomically
+from featureline.offline._log import (
+    KEEP_REPLACED_SECONDS as KEEP_REPLACED_SECONDS,  # re-exported: the vacuum bound
+)
+from featureline.offline._log import (
+    PARTS,
+    Commit,
+    CommitConflict,
+    Part,
+    ViewLog,
+    write_atomically,
+)
 from featureline.offline._pit import JoinSpec, PartRef
 from featureline.offline.batch import EVENT_TS, SHADOWED_UNTIL, batch_stats, prepare_batch
 from featureline.offline.engines._base import OfflineEngine
