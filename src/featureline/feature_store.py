@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+_monotonic = time.monotonic  # the hot paths' clock, bound once
 
 
 def _as_of_us(as_of: datetime | str | None) -> int | None:
@@ -100,6 +102,9 @@ class FeatureStore:
         return self._auth
 
     def _permissions_catalog(self) -> Catalog | None:
+        held = self._cat  # `_current()`'s common case inlined (the HTTP hook asks per request)
+        if held is not None and _monotonic() - held[0] <= self.catalog_refresh_seconds:
+            return held[1]
         try:
             return self._current()
         except NotFoundError:  # nothing applied yet: no permissions
@@ -464,9 +469,7 @@ class FeatureStore:
     # -- online ----------------------------------------------------------------------------------
     def _current(self) -> Catalog:
         """The latest catalog, re-checked at most every `catalog_refresh_seconds` (hot paths)."""
-        import time
-
-        now = time.monotonic()
+        now = _monotonic()
         if self._cat is None or now - self._cat[0] > self.catalog_refresh_seconds:
             head = self.registry.head()
             if self._cat is None or head is None or head[0] != self._cat[1].version:
@@ -551,6 +554,28 @@ class FeatureStore:
             entity_rows,
             full_feature_names,
             self._caller(),
+        )
+
+    def _read_online(
+        self, features: Any, entity_rows: Any, full_feature_names: bool, caller: Any
+    ) -> OnlineResponse:
+        """`get_online_features` for the feature server: `caller` is the one the request's HTTP
+        hook returned (and checked alive), or None with auth off (then the store's own, as
+        `get_online_features`, which finds the request's caller in its context variable)."""
+        if caller is None:
+            caller = self._caller()
+            live = False
+        else:
+            live = True
+        return _online_features(
+            self._read_source(),
+            self._current(),
+            self._hot,
+            features,
+            entity_rows,
+            full_feature_names,
+            caller,
+            live,
         )
 
     def push(

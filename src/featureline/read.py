@@ -179,8 +179,11 @@ def online_features(
     entity_rows: Any,
     full_feature_names: bool,
     principal: Any = None,
+    live: bool = False,
 ) -> OnlineResponse:
-    """Feature vectors from the online store; `plans` caches prepared read plans by feature list."""
+    """Feature vectors from the online store; `plans` caches prepared read plans by feature list.
+    `live`: the request's HTTP hook checked `principal`'s credential alive just now (see
+    `featureline.auth.Caller.check_read`)."""
     if isinstance(features, FeatureService):
         hkey: tuple[Any, ...] = (
             "service",
@@ -195,17 +198,14 @@ def online_features(
         plan = _online_plan(src, cat, features, full_feature_names)
         if plan[3]:
             plans[hkey] = plan  # key types are known once data exists: then the plan is final
-    read_plan, od, hidden_plan, _ = plan
+    read_plan, od, hidden_plan, _, held = plan
     if principal is not None:  # decided once per (principal, plan, permissions): a dict lookup
-        check_principal(
-            principal,
-            "read_online",
-            read_plan.views if hidden_plan is None else (*read_plan.views, *hidden_plan.views),
-            lambda: _plan_features(read_plan, hidden_plan),
-            hkey,
-            cat.version,  # the façade's current catalog: also the permissions' version
-            _service(cat, features),
-        )
+        # what the check needs of this plan (views, pii pairs, the service named), made once per
+        # plan and catalog (the service a name means is the catalog's)
+        check = held[0]
+        if check is None or check.catalog is not cat:
+            check = held[0] = ReadCheck(cat, features, read_plan, hidden_plan, hkey)
+        principal.check_plan(check, live)
     online = src.online()
     now_us = time.time_ns() // 1000
     resp = read_with_plan(online, read_plan, entity_rows, now_us)
@@ -227,9 +227,34 @@ def online_features(
     return resp
 
 
+class ReadCheck:
+    """The arguments of the principal check of one online read plan under catalog `catalog`:
+    made once per plan and catalog; a caller keeps the decisions it was allowed by it (by
+    identity: a new catalog or plan is a new ReadCheck, decided anew)."""
+
+    __slots__ = ("action", "cache_key", "catalog", "features", "service", "version", "views")
+
+    def __init__(
+        self, cat: Catalog, features: Any, read_plan: Any, hidden_plan: Any, cache_key: Any
+    ) -> None:
+        self.action = "read_online"
+        self.catalog = cat
+        self.version = cat.version  # the façade's current catalog: also the permissions' version
+        self.cache_key = cache_key
+        self.views: Sequence[FeatureView] = (
+            read_plan.views if hidden_plan is None else (*read_plan.views, *hidden_plan.views)
+        )
+        self.features: Callable[[], list[tuple[FeatureView, list[str]]]] = lambda: _plan_features(
+            read_plan, hidden_plan
+        )
+        self.service = _service(cat, features)
+
+
 def _online_plan(
     src: ReadSource, cat: Catalog, features: Any, full_feature_names: bool
-) -> tuple[Any, list[Any], Any, bool]:
+) -> tuple[Any, list[Any], Any, bool, list[Any]]:
+    """(read plan, on-demand views, their inputs' plan, final, [its principal check's arguments,
+    made on the first checked read])."""
     from featureline._ondemand import hidden_inputs, split
     from featureline.online import make_plan
 
@@ -248,6 +273,7 @@ def _online_plan(
         od,
         make_plan(hidden, key_types, True) if od else None,
         final,
+        [None],
     )
 
 

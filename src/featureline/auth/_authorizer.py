@@ -126,7 +126,7 @@ def _features(view: FeatureView, names: Iterable[str]) -> tuple[str, ...]:
 class Caller:
     """A principal bound to the authorizer: what the read and write paths are handed."""
 
-    __slots__ = ("_reads", "authorizer", "principal")
+    __slots__ = ("_plans", "_reads", "authorizer", "principal")
     # the HTTP dispatcher sets it to the request's caller while the handler runs (`active`)
     context: ClassVar[ContextVar[Any]] = CURRENT
 
@@ -136,6 +136,8 @@ class Caller:
         # the reads this caller was allowed: cache key -> (action, catalog version, feature
         # service name, decision); a copy of the authorizer's decisions (a lookup by one key)
         self._reads: dict[Any, tuple[str, Any, str | None, Decision]] = {}
+        # the same, by the read plan's check (`featureline.read.ReadCheck`, by identity)
+        self._plans: dict[Any, Decision] = {}
 
     @property
     def name(self) -> str:
@@ -152,17 +154,27 @@ class Caller:
         cache_key: Any = None,
         current: Any = None,
         service: FeatureService | None = None,
-    ) -> None:
+        live: bool = False,
+    ) -> Decision:
         """`service`: the feature service the read names, if any (a grant of `action` on it
-        covers the views it reads; see `Authorizer.check_read`)."""
+        covers the views it reads; see `Authorizer.check_read`). `live`: this caller is the one
+        the HTTP hook (`http_authenticator`) returned for the request being served, which
+        checked its credential neither revoked nor expired (`Authorizer.alive`) as the request
+        came in: not checked for revocation again within the request (a revoke is refused from
+        the next request on), only for expiry (refused the moment it expires)."""
         a, p = self.authorizer, self.principal
         if cache_key is not None and current is not None:  # the hot path: a decision held
-            name = None if service is None else service.name
             held = self._reads.get(cache_key)
             d: Decision | None
-            if held is not None and held[1] == current and held[0] == action and held[2] == name:
+            if (
+                held is not None
+                and held[1] == current
+                and held[0] == action
+                and held[2] == (None if service is None else service.name)
+            ):
                 d = held[3]  # allowed, under this catalog
             else:
+                name = None if service is None else service.name
                 d = a._decisions.get((p.key, action, current, cache_key, name))
                 if d is not None and d.allowed:
                     reads = self._reads
@@ -170,28 +182,81 @@ class Caller:
                         reads.clear()
                     reads[cache_key] = (action, current, name, d)
             if d is not None and d.allowed:
-                # `a.alive(p)`, its token hit inlined (see `Authorizer.alive`)
-                token = p.token_id
-                tokens = a.tokens
-                live = None if token is None else tokens._live.get(token)
-                if live is None:
-                    a.alive(p)
-                else:
-                    now = _monotonic()
-                    if (
-                        now - tokens._checked >= _RECHECK
-                        or now - live[1] >= _TTL
-                        or (live[0] is not None and live[0] <= _time())
-                    ):
+                if live:  # checked alive by this request's hook: its expiry only
+                    expires_at = p.expires_at
+                    if expires_at is not None and expires_at <= _time():
                         a.alive(p)
+                else:  # `a.alive(p)`, its token hit inlined (see `Authorizer.alive`)
+                    token = p.token_id
+                    tokens = a.tokens
+                    live_hit = None if token is None else tokens._live.get(token)
+                    if live_hit is None:
+                        a.alive(p)
+                    else:
+                        now = _monotonic()
+                        if (
+                            now - tokens._checked >= _RECHECK
+                            or now - live_hit[1] >= _TTL
+                            or (live_hit[0] is not None and live_hit[0] <= _time())
+                        ):
+                            a.alive(p)
                 audit = a.audit
                 if audit is not None:  # `audit.sample_read()`, its common case inlined
                     if audit._skip > 1:
                         audit._skip -= 1
                     elif audit.sample_read():
                         a._audit_read(p, action, views, service, d)
-                return
-        a.check_read(p, action, views, features, cache_key, current, service)
+                return d
+        return a.check_read(p, action, views, features, cache_key, current, service)
+
+    def check_plan(self, check: Any, live: bool = False) -> None:
+        """`check_read` of an online read plan's check (`featureline.read.ReadCheck`: its action,
+        views, pii pairs, cache key, catalog version and service), its allowed decision kept by
+        the check itself (one lookup by identity); `live` as for `check_read`."""
+        d = self._plans.get(check)
+        if d is None:  # decided (or found) under this catalog; a denial raises, and is not kept
+            d = self.check_read(
+                check.action,
+                check.views,
+                check.features,
+                check.cache_key,
+                check.version,
+                check.service,
+                live,
+            )
+            plans = self._plans
+            # bounded, and none kept from an older catalog (it would keep that catalog alive)
+            if len(plans) >= _READS_PER_CALLER or (
+                plans and next(iter(plans)).catalog is not check.catalog
+            ):
+                plans.clear()
+            plans[check] = d
+            return
+        a, p = self.authorizer, self.principal
+        if live:  # checked alive by this request's hook: its expiry only
+            expires_at = p.expires_at
+            if expires_at is not None and expires_at <= _time():
+                a.alive(p)
+        else:  # `a.alive(p)`, its token hit inlined (see `Authorizer.alive`)
+            token = p.token_id
+            tokens = a.tokens
+            live_hit = None if token is None else tokens._live.get(token)
+            if live_hit is None:
+                a.alive(p)
+            else:
+                now = _monotonic()
+                if (
+                    now - tokens._checked >= _RECHECK
+                    or now - live_hit[1] >= _TTL
+                    or (live_hit[0] is not None and live_hit[0] <= _time())
+                ):
+                    a.alive(p)
+        audit = a.audit
+        if audit is not None:  # `audit.sample_read()`, its common case inlined
+            if audit._skip > 1:
+                audit._skip -= 1
+            elif audit.sample_read():
+                a._audit_read(p, check.action, check.views, check.service, d)
 
     def check_write(self, action: str, view: FeatureView) -> None:
         a = self.authorizer
@@ -294,7 +359,7 @@ class Authorizer:
         token = principal.token_id
         if token is None:
             expires_at = principal.expires_at
-        else:  # `tokens.expiry(token)`, its hit inlined (the hot path: twice a request)
+        else:  # `tokens.expiry(token)`, its hit inlined (the hot path: once a request)
             tokens = self.tokens
             held = tokens._live.get(token)
             now = _monotonic()
@@ -398,7 +463,7 @@ class Authorizer:
         cache_key: Any,
         current: Any = None,
         service: FeatureService | None = None,
-    ) -> None:
+    ) -> Decision:
         """Every view read (and its pii fields read) must be granted — or, for a read of feature
         service `service`, the service itself (`feature_service:NAME`: its grant covers the views
         the service reads, pii fields only with pii=True); cached per (principal, plan).
@@ -426,6 +491,7 @@ class Authorizer:
             self._audit_read(principal, action, views, service, d)
         if not d.allowed:
             raise PermissionDeniedError(_denied(d))
+        return d
 
     def _audit_read(
         self,
@@ -620,7 +686,9 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
     The callers of the last CACHE_SIZE credentials are kept by the exact `Authorization` value
     (a credential verified once is not hashed, parsed or looked up again); each use still checks
     that it has neither expired nor been revoked (`Authorizer.alive`), so a revoke through this
-    process is refused from the next request on, one elsewhere within RECHECK_SECONDS. The route
+    process is refused from the next request on, one elsewhere within RECHECK_SECONDS (the store's
+    read check of the same request, handed this caller with `live`, checks its expiry only: a
+    request let in completes; an expiry is refused the moment it passes). The route
     check a credential passed is kept with it, for as long as the catalog it was decided under is
     the current one (the permissions' version: a changed permission is decided anew as soon as
     the store sees the new catalog); a route whose resource is a path parameter is decided on

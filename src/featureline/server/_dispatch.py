@@ -137,11 +137,15 @@ Handler = Callable[[Call], Awaitable[Any]]
 @dataclass(frozen=True, slots=True)
 class Route:
     """`method path` served by `handler`; `path` may hold `{name}` segments (one path segment each)
-    and is the `route` label of the metrics."""
+    and is the `route` label of the metrics. `passes_caller`: the handler hands `call.principal`
+    to every store path it calls itself (e.g. `FeatureStore._read_online`), so the dispatcher
+    does not make it the context's current caller (a context variable set and reset per
+    request); a handler calling any path that looks the caller up must leave it False."""
 
     path: str
     method: str
     handler: Handler
+    passes_caller: bool = False
 
 
 def anonymous(call: Call, route: str) -> Any:
@@ -243,7 +247,7 @@ class Dispatcher:
                 call = Call(scope, receive, params, self.max_body_bytes, self.deadlines)
                 # once per request: the permissions work's one home
                 principal = call.principal = self.authenticate(call, route.path)
-                if principal is None:
+                if principal is None or route.passes_caller:
                     result = await route.handler(call)
                 else:  # the store's paths check the request's caller: it is current meanwhile
                     current = principal.context  # a ContextVar (no `with` object per request)

@@ -33,7 +33,8 @@ def routes(ctx: ServerContext) -> list[Route]:
         features = features_arg(body, what)
         entities = entities_arg(body, max_entities, what)
         full = get_bool(body, "full_feature_names", False)
-        resp = store.get_online_features(features, entities, full_feature_names=full)
+        # the request's caller, handed over (the route `passes_caller`: no other store path here)
+        resp = store._read_online(features, entities, full, call.principal)
         data = resp.to_dict()
         return {
             "features": {name: data[name] for name in resp.feature_names},
@@ -67,7 +68,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         return online_response(resp, versions)
 
     return [
-        Route("/features/online", "POST", online),
+        Route("/features/online", "POST", online, passes_caller=True),
         Route("/get-online-features", "POST", feast_errors(READ_FIELDS)(feast_online)),
     ]
 
