@@ -323,29 +323,39 @@ class RedisOnlineStore:
     # ---- OnlineStore ------------------------------------------------------------------------
 
     def write(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
-        hkey = self._key(table)
-        ks, vs = check_batch(table, keys, values)
-        if not ks:
-            return 0
-        ks, vs = greatest_per_key(ks, vs)
-        script, skeys, name = self._script, [hkey, self._tables_key], table.encode()
-        # Keep each EVALSHA well under Redis's limits on one request (`client-query-buffer-limit`).
-        row_bytes = (sum(map(len, ks)) + sum(map(len, vs))) / len(ks)
-        step = max(1, min(self.chunk_rows, int(_CHUNK_BYTES / row_bytes)))
+        return self.write_tables([(table, keys, values)])
 
-        def args(start: int) -> list[bytes]:
-            part = ks[start : start + step]
-            out = [name] * (2 * len(part) + 1)
-            out[1::2] = part
-            out[2::2] = vs[start : start + step]
-            return out
+    def write_tables(self, parts: Sequence[tuple[str, Sequence[bytes], Sequence[bytes]]]) -> int:
+        """`write` to several tables at once: one MULTI/EXEC (all of it is visible, or none)."""
+        calls: list[tuple[list[bytes], list[bytes]]] = []
+        for table, keys, values in parts:
+            hkey = self._key(table)
+            ks, vs = check_batch(table, keys, values)
+            if not ks:
+                continue
+            ks, vs = greatest_per_key(ks, vs)
+            skeys, name = [hkey, self._tables_key], table.encode()
+            # Keep each EVALSHA well under Redis's limits on one request
+            # (`client-query-buffer-limit`).
+            row_bytes = (sum(map(len, ks)) + sum(map(len, vs))) / len(ks)
+            step = max(1, min(self.chunk_rows, int(_CHUNK_BYTES / row_bytes)))
+            for start in range(0, len(ks), step):
+                part = ks[start : start + step]
+                args = [name] * (2 * len(part) + 1)
+                args[1::2] = part
+                args[2::2] = vs[start : start + step]
+                calls.append((skeys, args))
+        if not calls:
+            return 0
+        script = self._script
 
         def apply() -> int:
-            if len(ks) <= step:  # one script call: atomic by itself
-                return int(script(keys=skeys, args=args(0), client=self._writer))
+            if len(calls) == 1:  # one script call: atomic by itself
+                skeys, args = calls[0]
+                return int(script(keys=skeys, args=args, client=self._writer))
             pipe = self._writer.pipeline(transaction=True)  # loads the script if missing
-            for start in range(0, len(ks), step):
-                script(keys=skeys, args=args(start), client=pipe)
+            for skeys, args in calls:
+                script(keys=skeys, args=args, client=pipe)
             return sum(int(n) for n in pipe.execute())
 
         def apply_reloading() -> int:

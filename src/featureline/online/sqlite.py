@@ -309,6 +309,28 @@ class SqliteOnlineStore:
 
         return self._write_txn(apply)
 
+    def write_tables(self, parts: Sequence[tuple[str, Sequence[bytes], Sequence[bytes]]]) -> int:
+        """`write` to several tables in one transaction (all of it is visible, or none)."""
+        batches = []
+        for table, keys, values in parts:
+            sql = self._statements(table)
+            ks, vs = check_batch(table, keys, values)
+            if ks:
+                batches.append((sql, *sorted_greatest_per_key(ks, vs)))
+        if not batches:
+            return 0
+
+        def apply(db: sqlite3.Connection) -> int:
+            changed = 0
+            for sql, ks, vs in batches:
+                for create in sql.create:
+                    db.execute(create)
+                rows = zip(map(bytearray, ks), map(bytearray, vs), strict=True)
+                changed += db.executemany(sql.upsert, rows).rowcount
+            return changed
+
+        return self._write_txn(apply)
+
     def stage(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
         sql = self._statements(table)
         ks, vs = check_batch(table, keys, values)

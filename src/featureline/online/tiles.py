@@ -9,6 +9,11 @@ and one per tile of arrived events; the blob of tile `i` is the partial over til
 suffix), so a read decodes one partial per aggregation whatever the window, plus one per event
 dated ahead that has come due (each counts exactly from its event time on).
 
+Reads use a key's small head row (`heads_table`, its own table; layout in `_head`): per
+aggregation, the value of each suffix a window starting within HEAD_SPAN_US of the refresh can
+begin at, already finalized (one scalar decoded per aggregation), or partials when events are
+dated ahead. Only a read past a head's span (a key not refreshed for that long) takes the tail.
+
 Tiles are recomputed from the offline store for the keys a write touched (and for every key by
 `materialize`): the kernel is exact and order-independent, so recomputing is idempotent, a
 replay or a retry never counts an event twice, and a greater ORDER (a newer snapshot) always
@@ -39,6 +44,7 @@ from featureline.aggregation.windows import (
     window_start,
 )
 from featureline.definitions import Aggregation, FeatureView
+from featureline.errors import ValidationError
 from featureline.online._codec import encode_keys, table_name
 from featureline.online._store import ORDER_BYTES, OnlineStore
 
@@ -131,34 +137,58 @@ def refresh(
             blobs.append(row)
         starts = [t[0] for t in tiles]
         values.append(order + _pack(starts, [e[0] for e in ahead], blobs))
-        heads_out.append(order + _head(view, now, starts, [e[0] for e in ahead], blobs))
+        heads_out.append(order + _head(view, kernels, now, starts, [e[0] for e in ahead], blobs))
     if keys is not None:  # keys without events left: their tiles are empty now
         asked = encode_keys(keys, jk, key_types)
         have = set(out_keys)
         none: list[list[bytes]] = [[] for _ in view.aggregations]
         empty = order + _pack([], [], none)
-        empty_head = order + _head(view, now, [], [], none)
+        empty_head = order + _head(view, kernels, now, [], [], none)
         extra = [k for k in dict.fromkeys(asked) if k not in have]
         out_keys += extra
         values += [empty] * len(extra)
         heads_out += [empty_head] * len(extra)
     if out_keys:  # tails and heads in one write: one snapshot, atomically
-        online.write(tiles_table(view), out_keys + [k + HEAD for k in out_keys], values + heads_out)
+        write_tables = getattr(online, "write_tables", None)
+        parts = [(tiles_table(view), out_keys, values), (heads_table(view), out_keys, heads_out)]
+        if write_tables is not None:
+            write_tables(parts)
+        else:  # a store without multi-table writes: tails first, so a head is never newer
+            for table, ks, vs in parts:
+                online.write(table, ks, vs)
     return len(out_keys)
 
 
+def heads_table(view: FeatureView) -> str:
+    """The online table of a view version's head rows (apart from the tails: SQLite looks a
+    key up ~4x faster in a table of small rows than among the ~100 KB tails)."""
+    return tiles_table(view) + "_h"
+
+
 HEAD = b"\xffhead"
-"""Suffix of a key's head row (encoded keys end in 0x01, so it never collides)."""
+"""Suffix of a key's head row in the tiles table, as written by Featureline before head rows
+had their own table (such rows are no longer read)."""
 HEAD_SPAN_US = 3_600_000_000
 """A head holds the suffixes reads need for this long after the tiles were computed."""
 
 
 def _head(
-    view: FeatureView, now_us: int, starts: list[int], ahead: list[int], blobs: list[list[bytes]]
+    view: FeatureView,
+    kernels: Sequence[Any],
+    now_us: int,
+    starts: list[int],
+    ahead: list[int],
+    blobs: list[list[bytes]],
 ) -> bytes:
     """The small row reads use: per aggregation, the suffixes of the tiles a window starting
-    within HEAD_SPAN_US of now can begin at (and the next tile), plus the events dated ahead;
-    first, per aggregation, the window starts it serves (from, until): others need the tail."""
+    within HEAD_SPAN_US of now can begin at (and the next tile), plus the events dated ahead.
+
+    Layout: per aggregation the window starts it serves (from, until: others need the tail),
+    `u32 m` and the `m` event times dated ahead, per aggregation the offset of its section;
+    then the sections: `u8 kind, u32 n`, the `n` tile starts, `n + m' + 1` u32 offsets and the
+    blobs. Kind FINAL (only when no event is dated ahead, m' = 0): each blob is the *finalized*
+    value of the suffix (`_put_final`), so a read decodes one scalar; kind PARTIAL (m' = m):
+    kernel partials of the suffixes, then of each event dated ahead, merged at read time."""
     n = len(starts)
     spans = []
     for a in view.aggregations:
@@ -170,19 +200,79 @@ def _head(
         first = int(np.searchsorted(starts, lo, "left"))
         last = min(n, int(np.searchsorted(starts, until, "right")) + 1)
         spans.append((first, last, lo, until))
-    bounds = np.array([b for _, _, lo, until in spans for b in (lo, until)], dtype="<i8")
-    parts = [bounds.tobytes(), np.array([len(ahead)], "<u4").tobytes()]
-    parts.append(np.array(ahead, dtype="<i8").tobytes())
-    for (first, last, _, _), row in zip(spans, blobs, strict=True):  # each its own tiles
-        kept = row[first:last] + row[n:]  # then the events dated ahead
-        parts.append(np.array([last - first], "<u4").tobytes())
-        parts.append(np.array(starts[first:last], dtype="<i8").tobytes())
-        offs = np.zeros(len(kept) + 1, dtype="<u4")
-        if kept:
-            offs[1:] = np.cumsum([len(x) for x in kept])
-        parts.append(offs.tobytes())
-        parts.extend(kept)
-    return b"".join(parts)
+    bounds = struct.pack(
+        f"<{2 * len(spans)}q", *(b for _, _, lo, until in spans for b in (lo, until))
+    )
+    parts = [bounds, struct.pack(f"<I{len(ahead)}q", len(ahead), *ahead)]
+    sections: list[bytes] = []
+    for (first, last, _, _), row, k in zip(spans, blobs, kernels, strict=True):  # each its own
+        kind, kept = _PARTIAL, row[first:last] + row[n:]  # then the events dated ahead
+        if not ahead:
+            try:
+                kept = [_put_final(k.finalize(k.decode(x) if x else k.empty())) for x in kept]
+                kind = _FINAL
+            except (ValueError, ValidationError):  # not a plain scalar, or finalize refuses
+                pass  # (an Int64 sum out of range): the read finalizes, and raises, as before
+        offs = [0]
+        for x in kept:
+            offs.append(offs[-1] + len(x))
+        sections.append(
+            struct.pack(
+                f"<BI{last - first}q{len(offs)}I", kind, last - first, *starts[first:last], *offs
+            )
+            + b"".join(kept)
+        )
+    at = len(parts[0]) + len(parts[1]) + 4 * len(sections)
+    table = []
+    for sec in sections:
+        table.append(at)
+        at += len(sec)
+    parts.append(struct.pack(f"<{len(table)}I", *table))
+    return b"".join(parts + sections)
+
+
+_PARTIAL, _FINAL = 0, 1
+_F_INT, _F_FLOAT, _F_FALSE, _F_TRUE, _F_STR = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+
+
+def _put_final(v: Any) -> bytes:
+    """A finalized value as bytes (None: empty); ValueError for any other type (or an int
+    beyond Int64): such an aggregation keeps partials in the head."""
+    if v is None:
+        return b""
+    t = type(v)
+    if t is bool:
+        return _F_TRUE if v else _F_FALSE
+    if t is int:
+        try:
+            return _F_INT + _I64.pack(v)
+        except struct.error:
+            raise ValueError("int beyond Int64") from None
+    if t is float:
+        return _F_FLOAT + _F64.pack(v)
+    if t is str:
+        return _F_STR + v.encode()
+    raise ValueError(f"no final encoding for {t.__name__}")
+
+
+def _get_final(body: memoryview, a: int, z: int) -> Any:
+    """The inverse of `_put_final` for the blob at body[a:z]."""
+    if z == a:
+        return None
+    tag = body[a]
+    if tag == 1:
+        return _I64.unpack_from(body, a + 1)[0]
+    if tag == 2:
+        return _F64.unpack_from(body, a + 1)[0]
+    if tag == 3 or tag == 4:
+        return tag == 4
+    if tag == 5:
+        return str(body[a + 1 : z], "utf-8")
+    raise ValidationError(
+        f"A head row holds a finalized value of unknown kind {tag}. Fix: materialize again."
+    )
 
 
 def _is_ahead(entry: tuple[int, int, int], ev: np.ndarray, now_us: int) -> bool:
@@ -223,6 +313,13 @@ class TileReader:
         for n in names:
             a = view.aggregations[index[n]]
             self.items.append((index[n], a, kernel(a.function, column_type(view, a), a.params)))
+        self.heads = heads_table(view)
+        self.n_aggs = len(view.aggregations)
+        self.idx = [i for i, _, _ in self.items]
+        self.windows = [a.window_us for _, a, _ in self.items]
+        self.empties = [k.finalize(k.empty()) for _, _, k in self.items]
+        self._bounds = struct.Struct(f"<{2 * self.n_aggs}q")
+        self._table = struct.Struct(f"<{self.n_aggs}I")
 
     def read(
         self, online: OnlineStore, enc_keys: list[bytes], now_us: int
@@ -230,16 +327,21 @@ class TileReader:
         """Per requested aggregation, the value of every key; and whether each key was found.
 
         Reads each key's head row; only a key whose tiles were computed longer ago than a head
-        covers (or written before heads existed) is read again, from its tail row."""
+        covers (or written before heads had their own table) is read again, from its tail row."""
         tile = self.view.tile_us
-        starts_of = [window_start(now_us, a.window_us, tile) for _, a, _ in self.items]
-        n_aggs = len(self.view.aggregations)
-        heads = online.read(self.table, [k + HEAD for k in enc_keys], now_us)
+        starts_of = [window_start(now_us, w, tile) for w in self.windows]
+        n_aggs = self.n_aggs
+        heads = online.read(self.heads, enc_keys, now_us)
+        if len(heads) == 1:  # one key (the usual online read): no per-row lists
+            raw = heads[0]
+            got = None if raw is None else self._from_head(raw, now_us, starts_of, n_aggs)
+            if got is not None:
+                return [[v] for v in got], [True]
         out: list[list[Any]] = [[] for _ in self.items]
         found: list[bool] = []
         again: list[int] = []
         for r, raw in enumerate(heads):
-            got = None if raw is None else self._values(raw, now_us, starts_of, n_aggs, True)
+            got = None if raw is None else self._from_head(raw, now_us, starts_of, n_aggs)
             if got is None:
                 again.append(r)
                 got = [None] * len(self.items)
@@ -250,19 +352,17 @@ class TileReader:
             tails = online.read(self.table, [enc_keys[r] for r in again], now_us)
             empty = [k.finalize(k.empty()) for _, _, k in self.items]
             for r, raw in zip(again, tails, strict=True):
-                got = empty if raw is None else self._values(raw, now_us, starts_of, n_aggs, False)
+                got = empty if raw is None else self._values(raw, now_us, starts_of, n_aggs)
                 found[r] = raw is not None
                 for col, v in zip(out, got or empty, strict=True):
                     col[r] = v
         return out, found
 
     def _values(
-        self, raw: bytes, now_us: int, starts_of: list[int], n_aggs: int, head: bool
+        self, raw: bytes, now_us: int, starts_of: list[int], n_aggs: int
     ) -> list[Any] | None:
-        """The requested aggregations from one row; None when a head does not reach a window."""
+        """The requested aggregations from one tail row."""
         body = memoryview(raw)[ORDER_BYTES:]
-        if head:
-            return self._from_head(body, now_us, starts_of, n_aggs)
         n, m = _U32X2.unpack_from(body)
         times = np.frombuffer(body, "<i8", n + m, 8).tolist()
         pos = 8 + 8 * (n + m)
@@ -274,27 +374,42 @@ class TileReader:
         return self._merge(body, now_us, starts_of, sections, times[n:])
 
     def _from_head(
-        self, body: memoryview, now_us: int, starts_of: list[int], n_aggs: int
+        self, raw: bytes, now_us: int, starts_of: list[int], n_aggs: int
     ) -> list[Any] | None:
-        # struct and bisect, not NumPy: a read decodes ~20 small fields, and a NumPy call costs
-        # more than the work on each (this is the in-process read's hot path)
-        b = struct.unpack_from(f"<{2 * n_aggs}q", body)
-        for (idx, _, _), lo in zip(self.items, starts_of, strict=True):
+        """The requested aggregations from one head row; None when it does not reach a window.
+
+        struct and bisect, not NumPy: a read decodes ~20 small fields, and a NumPy call costs
+        more than the work on each (this is the in-process read's hot path)."""
+        body = memoryview(raw)[ORDER_BYTES:]
+        b = self._bounds.unpack_from(body)
+        for idx, lo in zip(self.idx, starts_of, strict=True):
             if not b[2 * idx] <= lo <= b[2 * idx + 1]:
                 return None  # a window this head does not serve: read the tail
         pos = 16 * n_aggs
         (m,) = _U32.unpack_from(body, pos)
-        ahead = list(struct.unpack_from(f"<{m}q", body, pos + 4)) if m else []
         pos += 4 + 8 * m
-        sections: list[_Section] = []
-        for _ in range(n_aggs):
-            (n,) = _U32.unpack_from(body, pos)
-            starts = struct.unpack_from(f"<{n}q", body, pos + 4)
-            offs_at = pos + 4 + 8 * n
+        table = self._table.unpack_from(body, pos)
+        out: list[Any] = []
+        ahead: list[int] | None = None
+        for (idx, _, k), lo, empty in zip(self.items, starts_of, self.empties, strict=True):
+            at = table[idx]
+            kind, n = _KIND_N.unpack_from(body, at)
+            starts = struct.unpack_from(f"<{n}q", body, at + 5)
+            offs_at = at + 5 + 8 * n
+            first = bisect.bisect_left(starts, lo)
+            if kind == _FINAL:
+                if first >= n:
+                    out.append(empty)
+                    continue
+                base = offs_at + 4 * (n + 1)
+                a, z = _U32X2.unpack_from(body, offs_at + 4 * first)
+                out.append(_get_final(body, base + a, base + z))
+                continue
+            if ahead is None:
+                ahead = list(struct.unpack_from(f"<{m}q", body, 16 * n_aggs + 4)) if m else []
             base = offs_at + 4 * (n + m + 1)
-            sections.append((starts, offs_at, base))
-            pos = base + _U32.unpack_from(body, base - 4)[0]
-        return self._merge(body, now_us, starts_of, sections, ahead)
+            out.append(self._merge_one(k, body, now_us, lo, starts, offs_at, base, ahead))
+        return out
 
     def _merge(
         self,
@@ -307,24 +422,48 @@ class TileReader:
         out = []
         for (idx, _, k), lo in zip(self.items, starts_of, strict=True):
             starts, offs_at, base = sections[idx]
-            n = len(starts)
-            p = k.empty()
-            first = bisect.bisect_left(starts, lo)
-            if first < n:
-                a, z = _U32X2.unpack_from(body, offs_at + 4 * first)
-                if z > a:
-                    p = k.decode(bytes(body[base + a : base + z]))
-            for j, t in enumerate(ahead):
-                if lo <= t <= now_us:
-                    a, z = _U32X2.unpack_from(body, offs_at + 4 * (n + j))
-                    p = k.merge(p, k.decode(bytes(body[base + a : base + z])))
-            out.append(k.finalize(p))
+            out.append(self._merge_one(k, body, now_us, lo, starts, offs_at, base, ahead))
         return out
+
+    @staticmethod
+    def _merge_one(
+        k: Any,
+        body: memoryview,
+        now_us: int,
+        lo: int,
+        starts: Sequence[int],
+        offs_at: int,
+        base: int,
+        ahead: list[int],
+    ) -> Any:
+        """One aggregation from partials: the suffix from window start `lo`, and each event
+        dated ahead that has come due inside the window."""
+        n = len(starts)
+        p = k.empty()
+        first = bisect.bisect_left(starts, lo)
+        if first < n:
+            a, z = _U32X2.unpack_from(body, offs_at + 4 * first)
+            if z > a:
+                p = k.decode(bytes(body[base + a : base + z]))
+        for j, t in enumerate(ahead):
+            if lo <= t <= now_us:
+                a, z = _U32X2.unpack_from(body, offs_at + 4 * (n + j))
+                p = k.merge(p, k.decode(bytes(body[base + a : base + z])))
+        return k.finalize(p)
 
 
 _Section = tuple[Sequence[int], int, int]  # tile starts, where the offsets are, where blobs are
 _U32 = struct.Struct("<I")
 _U32X2 = struct.Struct("<II")
+_KIND_N = struct.Struct("<BI")
 
 
-__all__ = ["HEAD", "HEAD_SPAN_US", "TileReader", "refresh", "tile_dtype", "tiles_table"]
+__all__ = [
+    "HEAD",
+    "HEAD_SPAN_US",
+    "TileReader",
+    "heads_table",
+    "refresh",
+    "tile_dtype",
+    "tiles_table",
+]
