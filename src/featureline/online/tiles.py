@@ -27,6 +27,7 @@ import bisect
 import hashlib
 import json
 import struct
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -314,6 +315,7 @@ class TileReader:
             a = view.aggregations[index[n]]
             self.items.append((index[n], a, kernel(a.function, column_type(view, a), a.params)))
         self.heads = heads_table(view)
+        self.tile = view.tile_us
         self.n_aggs = len(view.aggregations)
         self.idx = [i for i, _, _ in self.items]
         self.windows = [a.window_us for _, a, _ in self.items]
@@ -328,7 +330,7 @@ class TileReader:
 
         Reads each key's head row; only a key whose tiles were computed longer ago than a head
         covers (or written before heads had their own table) is read again, from its tail row."""
-        tile = self.view.tile_us
+        tile = self.tile
         starts_of = [window_start(now_us, w, tile) for w in self.windows]
         n_aggs = self.n_aggs
         heads = online.read(self.heads, enc_keys, now_us)
@@ -394,7 +396,11 @@ class TileReader:
         for (idx, _, k), lo, empty in zip(self.items, starts_of, self.empties, strict=True):
             at = table[idx]
             kind, n = _KIND_N.unpack_from(body, at)
-            starts = struct.unpack_from(f"<{n}q", body, at + 5)
+            starts: Sequence[int] = (
+                body[at + 5 : at + 5 + 8 * n].cast("q")  # bisect reads ~6 of the n starts
+                if _LITTLE
+                else struct.unpack_from(f"<{n}q", body, at + 5)
+            )
             offs_at = at + 5 + 8 * n
             first = bisect.bisect_left(starts, lo)
             if kind == _FINAL:
@@ -456,6 +462,7 @@ _Section = tuple[Sequence[int], int, int]  # tile starts, where the offsets are,
 _U32 = struct.Struct("<I")
 _U32X2 = struct.Struct("<II")
 _KIND_N = struct.Struct("<BI")
+_LITTLE = sys.byteorder == "little"  # a native int64 view of the (little-endian) starts
 
 
 __all__ = [
