@@ -66,23 +66,53 @@ def _order(snapshot_us: int, now_us: int) -> bytes:
     return part[0] + part[1] + bytes(ORDER_BYTES - 16)
 
 
-def _entries(ev: np.ndarray, now_us: int, cut: int, tile_us: int) -> list[tuple[int, int, int]]:
-    """(start, i, j) per entry over one key's events `ev` (sorted): prefix, tiles, ahead."""
-    out: list[tuple[int, int, int]] = []
+_MUTATING = frozenset({"approx_count_distinct", "approx_percentile"})
+"""Kernels whose partials `add` updates in place (a suffix's partial cannot be kept)."""
+
+
+def _values(col: pa.ChunkedArray, ctype: str) -> Any:
+    """An aggregation's column as `add` takes it, sliced per tile: a NumPy array when the
+    kernel reads the same numbers from it (Int64/Float64 without nulls: slicing NumPy costs far
+    less than slicing Arrow and converting each slice), else one Arrow array."""
+    arr = col.combine_chunks()
+    if arr.null_count == 0 and (
+        (ctype == "Float64" and pa.types.is_float64(arr.type))
+        or (ctype == "Int64" and pa.types.is_int64(arr.type))
+    ):
+        return arr.to_numpy(zero_copy_only=False)
+    return arr
+
+
+def _segments(
+    ev: np.ndarray, bounds: np.ndarray, now_us: int, cut: int, tile_us: int
+) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """The entries of every key at once (events `ev` sorted by key, then time; key `g` holds
+    ev[bounds[g]:bounds[g+1]]): per entry its first and end event and start (WHOLE_HISTORY for
+    the prefix: arrived events older than `cut`; the tile start for arrived events; the event
+    time for each event dated ahead, one entry each); per key its first entry (and one past
+    the last key's), and where its entries dated ahead begin."""
     n = len(ev)
-    arrived = int(np.searchsorted(ev, now_us, "right"))
-    old = int(np.searchsorted(ev[:arrived], cut, "left"))
-    if old:
-        out.append((WHOLE_HISTORY, 0, old))
-    if arrived > old:
-        starts = tile_start(ev[old:arrived], tile_us)
-        edges = np.flatnonzero(np.diff(starts)) + 1
-        lo = 0
-        for hi in [*edges.tolist(), len(starts)]:
-            out.append((int(starts[lo]), old + lo, old + hi))
-            lo = hi
-    out += [(int(ev[i]), i, i + 1) for i in range(arrived, n)]
-    return out
+    n_keys = len(bounds) - 1
+    if n == 0:
+        return [], [], [], [0] * (n_keys + 1), [0] * n_keys
+    g = np.repeat(np.arange(n_keys), np.diff(bounds))
+    ahead = ev > now_us
+    old = (ev < cut) & ~ahead
+    label = np.where(old, WHOLE_HISTORY, np.where(ahead, ev, tile_start(ev, tile_us)))
+    brk = np.ones(n, dtype=bool)
+    brk[1:] = (g[1:] != g[:-1]) | (label[1:] != label[:-1]) | ahead[1:]
+    lo = np.flatnonzero(brk)
+    hi = np.append(lo[1:], n)
+    seg_g = g[lo]
+    first = np.searchsorted(seg_g, np.arange(n_keys + 1), "left")
+    tiled = np.bincount(seg_g[~ahead[lo]], minlength=n_keys)
+    return (
+        lo.tolist(),
+        hi.tolist(),
+        label[lo].tolist(),
+        first.tolist(),
+        (first[:-1] + tiled).tolist(),
+    )
 
 
 def refresh(
@@ -109,36 +139,41 @@ def refresh(
     heads = events.select(jk).take(pa.array(bounds[:-1])) if events.num_rows else None
     ev = events.column("__event_us").to_numpy() if events.num_rows else np.zeros(0, np.int64)
     kernels = [kernel(a.function, column_type(view, a), a.params) for a in view.aggregations]
-    columns = [events.column(a.column).combine_chunks() for a in view.aggregations]
+    columns = [_values(events.column(a.column), column_type(view, a)) for a in view.aggregations]
+    keep = [a.function not in _MUTATING for a in view.aggregations]  # partials a head can keep
     orders = np.zeros((len(ev), 4), dtype=np.int64)
     orders[:, 0] = ev
     order = _order(snapshot, now)
     out_keys: list[bytes] = encode_keys(heads, jk, key_types) if heads is not None else []
     values: list[bytes] = []
     heads_out: list[bytes] = []
+    lo_l, hi_l, start_l, key_first, key_tiles = _segments(ev, bounds, now, cut, view.tile_us)
+    finite = [a.window_us is not None for a in view.aggregations]
     for g in range(len(bounds) - 1):
-        a0, b0 = int(bounds[g]), int(bounds[g + 1])
-        entries = _entries(ev[a0:b0], now, cut, view.tile_us)
-        tiles = [e for e in entries if not _is_ahead(e, ev[a0:b0], now)]
-        ahead = [e for e in entries if _is_ahead(e, ev[a0:b0], now)]
+        s0, s1, st = key_first[g], key_first[g + 1], key_tiles[g]  # tiles s0..st, ahead st..s1
         blobs: list[list[bytes]] = []
-        for agg, k, col in zip(view.aggregations, kernels, columns, strict=True):
-            row: list[bytes] = [b""] * len(tiles)
+        partials: list[list[Any] | None] = []
+        for fin, k, col, kp in zip(finite, kernels, columns, keep, strict=True):
+            row: list[bytes] = [b""] * (st - s0)
+            kept: list[Any] = [None] * (st - s0)
             acc = k.empty()
-            for pos in range(len(tiles) - 1, -1, -1):  # suffixes, newest tile first
-                start, i, j = tiles[pos]
-                if start == WHOLE_HISTORY and agg.window_us is not None:
+            for pos in range(st - 1, s0 - 1, -1):  # suffixes, newest tile first
+                if fin and start_l[pos] == WHOLE_HISTORY:
                     continue  # finite windows never reach the prefix
-                acc = k.add(acc, col.slice(a0 + i, j - i), orders[a0 + i : a0 + j])
-                row[pos] = k.encode(acc)
+                i, j = lo_l[pos], hi_l[pos]
+                acc = k.add(acc, col[i:j], orders[i:j])
+                row[pos - s0] = k.encode(acc)
+                kept[pos - s0] = acc
             row += [
-                k.encode(k.add(k.empty(), col.slice(a0 + i, j - i), orders[a0 + i : a0 + j]))
-                for _, i, j in ahead
+                k.encode(k.add(k.empty(), col[lo_l[p] : hi_l[p]], orders[lo_l[p] : hi_l[p]]))
+                for p in range(st, s1)
             ]
             blobs.append(row)
-        starts = [t[0] for t in tiles]
-        values.append(order + _pack(starts, [e[0] for e in ahead], blobs))
-        heads_out.append(order + _head(view, kernels, now, starts, [e[0] for e in ahead], blobs))
+            partials.append(kept if kp else None)
+        starts = start_l[s0:st]
+        ahead = start_l[st:s1]
+        values.append(order + _pack(starts, ahead, blobs))
+        heads_out.append(order + _head(view, kernels, now, starts, ahead, blobs, partials))
     if keys is not None:  # keys without events left: their tiles are empty now
         asked = encode_keys(keys, jk, key_types)
         have = set(out_keys)
@@ -180,9 +215,12 @@ def _head(
     starts: list[int],
     ahead: list[int],
     blobs: list[list[bytes]],
+    partials: Sequence[list[Any] | None] | None = None,
 ) -> bytes:
     """The small row reads use: per aggregation, the suffixes of the tiles a window starting
     within HEAD_SPAN_US of now can begin at (and the next tile), plus the events dated ahead.
+    `partials` (per aggregation, None or the partial of each tile's suffix, None for an empty
+    blob) spares decoding the blobs just encoded (`decode(encode(p))` finalizes as `p` does).
 
     Layout: per aggregation the window starts it serves (from, until: others need the tail),
     `u32 m` and the `m` event times dated ahead, per aggregation the offset of its section;
@@ -198,19 +236,24 @@ def _head(
             continue
         lo = window_start(now_us, a.window_us, view.tile_us)
         until = lo + HEAD_SPAN_US
-        first = int(np.searchsorted(starts, lo, "left"))
-        last = min(n, int(np.searchsorted(starts, until, "right")) + 1)
+        first = bisect.bisect_left(starts, lo)  # starts: sorted, a list (no NumPy per key)
+        last = min(n, bisect.bisect_right(starts, until) + 1)
         spans.append((first, last, lo, until))
     bounds = struct.pack(
         f"<{2 * len(spans)}q", *(b for _, _, lo, until in spans for b in (lo, until))
     )
     parts = [bounds, struct.pack(f"<I{len(ahead)}q", len(ahead), *ahead)]
     sections: list[bytes] = []
-    for (first, last, _, _), row, k in zip(spans, blobs, kernels, strict=True):  # each its own
+    parts_of = partials if partials is not None else [None] * len(blobs)
+    for (first, last, _, _), row, k, ps in zip(spans, blobs, kernels, parts_of, strict=True):
         kind, kept = _PARTIAL, row[first:last] + row[n:]  # then the events dated ahead
         if not ahead:
             try:
-                kept = [_put_final(k.finalize(k.decode(x) if x else k.empty())) for x in kept]
+                if ps is None:
+                    got = [k.decode(x) if x else k.empty() for x in kept]
+                else:
+                    got = [k.empty() if p is None else p for p in ps[first:last]]
+                kept = [_put_final(k.finalize(p)) for p in got]
                 kind = _FINAL
             except (ValueError, ValidationError):  # not a plain scalar, or finalize refuses
                 pass  # (an Int64 sum out of range): the read finalizes, and raises, as before
@@ -276,20 +319,15 @@ def _get_final(body: memoryview, a: int, z: int) -> Any:
     )
 
 
-def _is_ahead(entry: tuple[int, int, int], ev: np.ndarray, now_us: int) -> bool:
-    start, i, _ = entry
-    return start != WHOLE_HISTORY and int(ev[i]) > now_us
-
-
 def _pack(starts: list[int], ahead: list[int], blobs: list[list[bytes]]) -> bytes:
-    head = np.array([len(starts), len(ahead)], dtype="<u4").tobytes()
-    times = np.array(starts + ahead, dtype="<i8").tobytes()
-    parts = [head, times]
+    parts = [
+        struct.pack(f"<II{len(starts) + len(ahead)}q", len(starts), len(ahead), *starts, *ahead)
+    ]
     for row in blobs:
-        offs = np.zeros(len(row) + 1, dtype="<u4")
-        if row:
-            offs[1:] = np.cumsum([len(b) for b in row])
-        parts.append(offs.tobytes())
+        offs = [0]
+        for x in row:
+            offs.append(offs[-1] + len(x))
+        parts.append(struct.pack(f"<{len(offs)}I", *offs))
         parts.extend(row)
     return b"".join(parts)
 
