@@ -646,13 +646,25 @@ class OfflineStore:
     ) -> tuple[pa.Table, int | None]:
         """The view's events (tie winners) from `start_us` on, for `keys` (None: all), visible
         at `as_of_us`; and the ingested time of the newest commit they include (a snapshot)."""
-        commits = self.commits(view.name, view.version, as_of_us)
+        log = self.log(view.name, view.version)
+        commits = log.live_commits(as_of_us)
         snapshot = max((c.ingested_at_us for c in commits), default=None)
+        # only commits with an event from start_us on: the rows of one (keys, event time) tie
+        # share its event time, so a commit all older than the window neither holds a row of
+        # it nor shadows one; and each part is filtered before the tie winners are chosen
+        near = [
+            c
+            for c in commits
+            if start_us is None
+            or c.meta.get("max_event_us") is None
+            or int(c.meta["max_event_us"]) >= start_us
+        ]
         spec = JoinSpec(
-            self.parts(view.name, view.version, as_of_us),
+            [r for c in near for r in _refs(log, c)],
             view.join_keys,
             [(f.name, f.name) for f in view.features],
             as_of_us=as_of_us,
+            min_event_us=start_us,
         )
         return self.engine.window_events(spec, keys, start_us), snapshot
 
