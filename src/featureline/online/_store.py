@@ -71,6 +71,12 @@ class OnlineStore(Protocol):
         """Upsert where the greatest 32-byte order wins; atomic; returns the keys changed."""
         ...
 
+    def write_tables(self, parts: Sequence[tuple[str, Sequence[bytes], Sequence[bytes]]]) -> int:
+        """`write` each (table, keys, values) of `parts` as one operation: a reader sees every
+        table's rows or none of them; a bad batch anywhere writes nothing; returns the keys
+        changed in all."""
+        ...
+
     def stage(self, table: str, keys: Sequence[bytes], values: Sequence[bytes]) -> int:
         """Keep values whose event time is ahead until they are due; atomic; returns how many
         (key, order) pairs were new."""

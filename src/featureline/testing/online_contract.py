@@ -430,6 +430,89 @@ class OnlineStoreContract:
         with pytest.raises(ValidationError):
             store.set_meta("n", 5)  # type: ignore[arg-type]
 
+    # ---- several tables in one write --------------------------------------------------------
+
+    def test_write_tables_writes_each_table_with_the_greatest_order(
+        self, store: OnlineStore
+    ) -> None:
+        other = TABLE + "_h"
+        store.write(TABLE, [b"a"], [value(5, b"old")])
+        n = store.write_tables(
+            [
+                (TABLE, [b"a", b"b", b"b"], [value(4), value(1), value(2, b"b2")]),
+                (other, [b"a"], [value(7, b"h")]),
+            ]
+        )
+        assert n == 2  # b in TABLE and a in `other`; a in TABLE keeps its greater order
+        assert store.read(TABLE, [b"a", b"b"]) == [value(5, b"old"), value(2, b"b2")]
+        assert store.read(other, [b"a", b"b"]) == [value(7, b"h"), None]
+        assert set(store.tables()) >= {TABLE, other}
+        assert store.write_tables([]) == 0
+        assert store.write_tables([(TABLE, [], [])]) == 0
+        # a replay changes nothing
+        assert store.write_tables([(other, [b"a"], [value(7, b"h")])]) == 0
+
+    def test_write_tables_refuses_a_bad_batch_and_writes_nothing(self, store: OnlineStore) -> None:
+        with pytest.raises(ValidationError):
+            store.write_tables([(TABLE, [b"a"], [value(1)]), (TABLE + "_h", [b"a"], [b"short"])])
+        with pytest.raises(ValidationError):
+            store.write_tables([(TABLE, [b"a"], [value(1)]), ("bad name!", [b"a"], [value(1)])])
+        assert store.read(TABLE, [b"a"]) == [None]
+        assert store.count(TABLE) == 0
+
+    def test_write_tables_is_atomic_for_concurrent_readers(self, store: OnlineStore) -> None:
+        """Each write puts order n at every key of both tables: a read after another (any
+        tables, any keys) never sees an older order than the first did, as it would in the
+        middle of a write visible in part (one table before the other, or some chunks of it)."""
+        heads = TABLE + "_h"
+        keys = [b"key-%d" % i for i in range(300)]
+        big = b"x" * 4000  # large enough that a backend chunking its writes uses several calls
+        pair, ends = (TABLE, heads), (keys[0], keys[-1])
+        errors: list[str] = []
+        stop = threading.Event()
+        reads = [0]
+
+        def writer() -> None:
+            try:
+                for n in range(1, 10**9):
+                    if stop.is_set():
+                        return
+                    store.write_tables(
+                        [
+                            (TABLE, keys, [value(n, big) for _ in keys]),
+                            (heads, keys, [value(n) for _ in keys]),
+                        ]
+                    )
+            except Exception as e:
+                errors.append(f"writer: {type(e).__name__}: {e}")
+
+        def reader(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                while not stop.is_set():
+                    (t1, k1), (t2, k2) = [(rng.choice(pair), rng.choice(ends)) for _ in "ab"]
+                    v1 = store.read(t1, [k1])[0]
+                    v2 = store.read(t2, [k2])[0]
+                    n1 = -1 if v1 is None else int.from_bytes(v1[:ORDER_BYTES], "big")
+                    n2 = -1 if v2 is None else int.from_bytes(v2[:ORDER_BYTES], "big")
+                    if n2 < n1:
+                        errors.append(f"{t1} {k1!r} at order {n1}, then {t2} {k2!r} at {n2}")
+                    reads[0] += 1
+            except Exception as e:
+                errors.append(f"reader: {type(e).__name__}: {e}")
+
+        threads = [threading.Thread(target=writer)]
+        threads += [threading.Thread(target=reader, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in threads)
+        assert errors[:5] == []
+        assert reads[0] > 10
+
     # ---- concurrency and durability ---------------------------------------------------------
 
     def test_concurrent_readers_never_see_torn_or_older_values(self, store: OnlineStore) -> None:
