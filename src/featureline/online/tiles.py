@@ -83,6 +83,25 @@ def _values(col: pa.ChunkedArray, ctype: str) -> Any:
     return arr
 
 
+def _valid_per_entry(col: pa.ChunkedArray, lo: list[int]) -> list[int]:
+    """The non-null values of each entry (entry `e` holds the events lo[e]..lo[e + 1] - 1):
+    what `kernel("count", ...).add` adds for it."""
+    if not lo:
+        return []
+    valid = np.ones(len(col), dtype=np.int64)
+    if col.null_count:
+        valid = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=np.int64)
+    return [int(x) for x in np.add.reduceat(valid, np.asarray(lo, dtype=np.int64))]
+
+
+def _memo(cache: dict[int, bytes], k: Any, p: int) -> bytes:
+    """`k.encode(p)` of a count partial, encoded once per refresh per value."""
+    got = cache.get(p)
+    if got is None:
+        got = cache[p] = k.encode(p)
+    return got
+
+
 def _segments(
     ev: np.ndarray, bounds: np.ndarray, now_us: int, cut: int, tile_us: int
 ) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
@@ -149,13 +168,33 @@ def refresh(
     heads_out: list[bytes] = []
     lo_l, hi_l, start_l, key_first, key_tiles = _segments(ev, bounds, now, cut, view.tile_us)
     finite = [a.window_us is not None for a in view.aggregations]
+    served = _served(view, now)
+    counts = [
+        _valid_per_entry(events.column(a.column), lo_l) if a.function == "count" else None
+        for a in view.aggregations
+    ]
+    enc_counts: list[dict[int, bytes]] = [{} for _ in view.aggregations]  # a tag per column type
     for g in range(len(bounds) - 1):
         s0, s1, st = key_first[g], key_first[g + 1], key_tiles[g]  # tiles s0..st, ahead st..s1
         blobs: list[list[bytes]] = []
         partials: list[list[Any] | None] = []
-        for fin, k, col, kp in zip(finite, kernels, columns, keep, strict=True):
+        for fin, k, col, kp, cnt, enc_count in zip(
+            finite, kernels, columns, keep, counts, enc_counts, strict=True
+        ):
             row: list[bytes] = [b""] * (st - s0)
             kept: list[Any] = [None] * (st - s0)
+            if cnt is not None:  # count: the non-null values of each entry, counted at once
+                c = 0
+                for pos in range(st - 1, s0 - 1, -1):
+                    if fin and start_l[pos] == WHOLE_HISTORY:
+                        continue
+                    c += cnt[pos]
+                    row[pos - s0] = _memo(enc_count, k, c)
+                    kept[pos - s0] = c
+                row += [_memo(enc_count, k, cnt[p]) for p in range(st, s1)]
+                blobs.append(row)
+                partials.append(kept)
+                continue
             acc = k.empty()
             for pos in range(st - 1, s0 - 1, -1):  # suffixes, newest tile first
                 if fin and start_l[pos] == WHOLE_HISTORY:
@@ -173,7 +212,7 @@ def refresh(
         starts = start_l[s0:st]
         ahead = start_l[st:s1]
         values.append(order + _pack(starts, ahead, blobs))
-        heads_out.append(order + _head(view, kernels, now, starts, ahead, blobs, partials))
+        heads_out.append(order + _head(view, kernels, now, starts, ahead, blobs, partials, served))
     if keys is not None:  # keys without events left: their tiles are empty now
         asked = encode_keys(keys, jk, key_types)
         have = set(out_keys)
@@ -208,6 +247,16 @@ HEAD_SPAN_US = 3_600_000_000
 """A head holds the suffixes reads need for this long after the tiles were computed."""
 
 
+def _served(view: FeatureView, now_us: int) -> list[tuple[int, int] | None]:
+    """Per aggregation, the window starts a head serves (None: a lifetime aggregation)."""
+    out: list[tuple[int, int] | None] = []
+    for a in view.aggregations:
+        w = a.window_us
+        lo = None if w is None else window_start(now_us, w, view.tile_us)
+        out.append(None if lo is None else (lo, lo + HEAD_SPAN_US))
+    return out
+
+
 def _head(
     view: FeatureView,
     kernels: Sequence[Any],
@@ -216,11 +265,13 @@ def _head(
     ahead: list[int],
     blobs: list[list[bytes]],
     partials: Sequence[list[Any] | None] | None = None,
+    served_by: list[tuple[int, int] | None] | None = None,
 ) -> bytes:
     """The small row reads use: per aggregation, the suffixes of the tiles a window starting
     within HEAD_SPAN_US of now can begin at (and the next tile), plus the events dated ahead.
     `partials` (per aggregation, None or the partial of each tile's suffix, None for an empty
-    blob) spares decoding the blobs just encoded (`decode(encode(p))` finalizes as `p` does).
+    blob) spares decoding the blobs just encoded (`decode(encode(p))` finalizes as `p` does);
+    `served_by` is `_served(view, now_us)`, the same for every key.
 
     Layout: per aggregation the window starts it serves (from, until: others need the tail),
     `u32 m` and the `m` event times dated ahead, per aggregation the offset of its section;
@@ -230,12 +281,11 @@ def _head(
     kernel partials of the suffixes, then of each event dated ahead, merged at read time."""
     n = len(starts)
     spans = []
-    for a in view.aggregations:
-        if a.window_us is None:
+    for served in _served(view, now_us) if served_by is None else served_by:
+        if served is None:
             spans.append((0, min(n, 1), -(2**63), 2**63 - 1))  # lifetime: the first suffix
             continue
-        lo = window_start(now_us, a.window_us, view.tile_us)
-        until = lo + HEAD_SPAN_US
+        lo, until = served
         first = bisect.bisect_left(starts, lo)  # starts: sorted, a list (no NumPy per key)
         last = min(n, bisect.bisect_right(starts, until) + 1)
         spans.append((first, last, lo, until))
