@@ -489,10 +489,17 @@ class _FloatMoments(_Base):
 
     def encode(self, p: FloatMoments) -> bytes:
         out = self._header()
-        for c in (p.n, p.neg_zero, p.nan, p.pos_inf, p.neg_inf):
-            _put_uint(out, c)
+        counts = (p.n, p.neg_zero, p.nan, p.pos_inf, p.neg_inf)
+        if max(counts) < 0x80:  # each count one varint byte (the usual tile): the same bytes
+            out += bytes(counts)
+        else:
+            for c in counts:
+                _put_uint(out, c)
         _put_int(out, p.s1)
-        _put_int(out, p.s2)
+        if p.s2:
+            _put_int(out, p.s2)
+        else:
+            out.append(0)  # _put_int of 0
         return bytes(out)
 
     def _decode(self, r: _Reader) -> FloatMoments:
