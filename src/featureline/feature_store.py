@@ -681,11 +681,12 @@ class FeatureStore:
         out: dict[str, dict[str, Any]] = {}
         now = time.time_ns() // 1000
         folder = log_dir(self.offline.root)
-        held = quarantine.count(self.offline.root)
         if view is None:
             views = self.list_feature_views()
-        else:
+            held = quarantine.count(self.offline.root)
+        else:  # that view's quarantine alone (not every view's file footers)
             views = [view if isinstance(view, FeatureView) else self._view(view)]
+            held = quarantine.count(self.offline.root, views[0].name)
         for v in views:
             commits = self.offline.commits(v.name, v.version)
             last_ev = max((c.meta.get("max_event_us") or 0 for c in commits), default=0) or None

@@ -51,3 +51,31 @@ def test_the_view_page_reads_its_view_alone(tmp_path: Path) -> None:
             page = UiData(store).view("a")
         assert asked == ["a"]
         assert page["freshness"]["last_event"] == utc(2025, 1, 1)
+
+
+def test_one_views_quarantine_count_reads_its_files_alone(tmp_path: Path) -> None:
+    from featureline.quality import quarantine
+    from tests.unit.test_quality import _batch, _view
+
+    card, pay = _view()
+    _, refunds = _view(name="refunds")
+    with new_store(tmp_path, card, pay, refunds) as store:
+        t = _batch([1, 2, 3], [utc(2025, 1, 1)] * 3, [5.0, -1.0, 20000.0], ["ams", "xyz", "ber"])
+        store.ingest("payments", t)
+        store.ingest("refunds", _batch([4], [utc(2025, 1, 2)], [-2.0], ["ams"]))
+        root = store.offline.root
+        every = quarantine.count(root)
+        assert every == {"payments": 2, "refunds": 1}
+        opened: list[str] = []
+        real = quarantine._files
+
+        def files(offline_root: Path, view: str) -> list[Path]:
+            opened.append(view)
+            return real(offline_root, view)
+
+        with mock.patch.object(quarantine, "_files", side_effect=files):
+            assert quarantine.count(root, "refunds") == {"refunds": 1}
+            assert store.freshness("payments")["payments"]["quarantined"] == 2
+        assert opened == ["refunds", "payments"]
+        assert quarantine.count(root, "nope") == {}
+        assert store.freshness()["refunds"]["quarantined"] == 1

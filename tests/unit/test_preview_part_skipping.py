@@ -1,6 +1,7 @@
-"""The preview leaves out parts whose newest event time (Parquet footer) is below its bound; a
-late commit may still hold older event times and corrections of the newest rows (same key and
-event time, later ingest), which must win (DESIGN §3, bitemporal rows)."""
+"""The preview reads keys and features only from the parts that hold its rows (by row position,
+after ranking every part's event times); a late commit may still hold older event times and
+corrections of the newest rows (same key and event time, later ingest), which must win
+(DESIGN §3, bitemporal rows)."""
 
 from __future__ import annotations
 
@@ -34,15 +35,14 @@ def test_preview_skips_old_parts_and_keeps_late_corrections(tmp_path: object) ->
         key=lambda r: (r["event_timestamp"], r["driver_id"]),
         reverse=True,
     )
-    seen: list[tuple[int, list[str]]] = []  # the bound and parts of each bounded query
-    real = engine._latest  # type: ignore[attr-defined]
+    seen: list[list[str]] = []  # the parts each read by row position touches
+    real = engine._read_by_row  # type: ignore[attr-defined]
 
-    def spy(s: JoinSpec, limit: int | None) -> object:
-        if s.min_event_us is not None:
-            seen.append((s.min_event_us, [p.path for p in s.parts]))
-        return real(s, limit)
+    def spy(s: JoinSpec, part: object, row: object, *a: object, **k: object) -> object:
+        seen.append([s.parts[int(i)].path for i in part])  # type: ignore[attr-defined]
+        return real(s, part, row, *a, **k)
 
-    engine._latest = spy  # type: ignore[attr-defined]
+    engine._read_by_row = spy  # type: ignore[attr-defined]
     old = duckdb.PREVIEW_OVERSCAN
     duckdb.PREVIEW_OVERSCAN = 1
     try:
@@ -55,11 +55,8 @@ def test_preview_skips_old_parts_and_keeps_late_corrections(tmp_path: object) ->
         assert top[0]["rate"] == 9.0  # the late correction wins
     finally:
         duckdb.PREVIEW_OVERSCAN = old
-        engine._latest = real  # type: ignore[attr-defined]
+        engine._read_by_row = real  # type: ignore[attr-defined]
     parts = store.offline.parts(view.name, view.version)
     first = min(parts, key=lambda p: p.commit).path
-    from featureline._time import to_us
-
-    above = [paths for bound, paths in seen if bound > to_us(hours(2)[0])]
-    assert above and all(first not in paths for paths in above)  # the old part was left out
+    assert seen and all(first not in paths for paths in seen)  # the old part was left out
     store.close()

@@ -372,15 +372,20 @@ def summary(offline_root: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def count(offline_root: Path) -> dict[str, int]:
-    """Quarantined rows per view, from the file footers only (cheap: for /metrics)."""
+def count(offline_root: Path, view: str | None = None) -> dict[str, int]:
+    """Quarantined rows per view, from the file footers only (cheap: for /metrics). With `view`:
+    that view's alone (the other views' files are not read; {} when it has no quarantine)."""
     import pyarrow.parquet as pq
 
     r = root(offline_root)
     if not r.is_dir():
         return {}
+    if view is None:
+        dirs = sorted(p for p in r.iterdir() if p.is_dir())
+    else:
+        dirs = [d for d in [folder(offline_root, view)] if d.is_dir()]
     out: dict[str, int] = {}
-    for d in sorted(p for p in r.iterdir() if p.is_dir()):
+    for d in dirs:
         n = 0
         for f in _files(offline_root, d.name):
             try:
