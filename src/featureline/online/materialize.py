@@ -6,12 +6,14 @@ rows are picked up) converge to the same state as a full one.
 
 A row whose event time is still ahead is staged, not written: the online store serves it from
 its event time on and keeps serving the value it replaces until then (online = offline at
-now, DESIGN §3). Each write first promotes the staged values that have come due.
+now, DESIGN §3). A materialization first promotes the staged values that have come due; a push
+does so at most once a second (`PROMOTE_EVERY_SECONDS`).
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,24 @@ from featureline.online.tiles import refresh
 
 CHUNK_ROWS = 100_000
 WATERMARK = "watermark:{table}"
+PROMOTE_EVERY_SECONDS = 1.0
+"""A push promotes due staged values at most this often per online store and table: `promote`
+is housekeeping (a read returns the due staged values whether it has run or not: the
+`OnlineStore` contract), and on Redis each call is a round trip on every push of a stream."""
+_promoted: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+
+
+def _promote_now_and_then(online: OnlineStore, table: str, now: int) -> None:
+    """`online.promote(table, now)` unless this process did so for it under a second ago."""
+    try:
+        seen = _promoted.setdefault(online, {})
+    except TypeError:  # a store that takes no weak reference: promote every time
+        online.promote(table, now)
+        return
+    t = time.monotonic()
+    if t - seen.get(table, -PROMOTE_EVERY_SECONDS) >= PROMOTE_EVERY_SECONDS:
+        online.promote(table, now)
+        seen[table] = t
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,7 @@ def apply_batch(
     codec = ViewCodec.for_view(view)
     table = table_name(view)
     now = clock_us()
-    online.promote(table, now)
+    _promote_now_and_then(online, table, now)
     for t in offline.engine.batch_winners(view, stored, ingested_at_us, CHUNK_ROWS, now):
         keys = encode_keys(t, view.join_keys, key_types)
         _put(online, table, t, keys, now, codec, _log(offline, view))
