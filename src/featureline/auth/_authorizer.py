@@ -123,6 +123,39 @@ def _features(view: FeatureView, names: Iterable[str]) -> tuple[str, ...]:
     return tuple(n for n in names if n in tagged)
 
 
+def _allowed_read(
+    a: Any, p: Any, live: bool, action: str, views: Any, service: Any, d: Any
+) -> None:
+    """What an allowed read still checks: the principal alive (`a.alive(p)`, its token hit
+    inlined, see `Authorizer.alive`; with `live`, checked alive by this request's hook, only
+    its expiry) and the sampled audit of the read (`audit.sample_read()`, its common case
+    inlined). Raises as `a.alive` does."""
+    if live:
+        expires_at = p.expires_at
+        if expires_at is not None and expires_at <= _time():
+            a.alive(p)
+    else:
+        token = p.token_id
+        tokens = a.tokens
+        live_hit = None if token is None else tokens._live.get(token)
+        if live_hit is None:
+            a.alive(p)
+        else:
+            now = _monotonic()
+            if (
+                now - tokens._checked >= _RECHECK
+                or now - live_hit[1] >= _TTL
+                or (live_hit[0] is not None and live_hit[0] <= _time())
+            ):
+                a.alive(p)
+    audit = a.audit
+    if audit is not None:
+        if audit._skip > 1:
+            audit._skip -= 1
+        elif audit.sample_read():
+            a._audit_read(p, action, views, service, d)
+
+
 class Caller:
     """A principal bound to the authorizer: what the read and write paths are handed."""
 
@@ -182,30 +215,7 @@ class Caller:
                         reads.clear()
                     reads[cache_key] = (action, current, name, d)
             if d is not None and d.allowed:
-                if live:  # checked alive by this request's hook: its expiry only
-                    expires_at = p.expires_at
-                    if expires_at is not None and expires_at <= _time():
-                        a.alive(p)
-                else:  # `a.alive(p)`, its token hit inlined (see `Authorizer.alive`)
-                    token = p.token_id
-                    tokens = a.tokens
-                    live_hit = None if token is None else tokens._live.get(token)
-                    if live_hit is None:
-                        a.alive(p)
-                    else:
-                        now = _monotonic()
-                        if (
-                            now - tokens._checked >= _RECHECK
-                            or now - live_hit[1] >= _TTL
-                            or (live_hit[0] is not None and live_hit[0] <= _time())
-                        ):
-                            a.alive(p)
-                audit = a.audit
-                if audit is not None:  # `audit.sample_read()`, its common case inlined
-                    if audit._skip > 1:
-                        audit._skip -= 1
-                    elif audit.sample_read():
-                        a._audit_read(p, action, views, service, d)
+                _allowed_read(a, p, live, action, views, service, d)
                 return d
         return a.check_read(p, action, views, features, cache_key, current, service)
 
@@ -232,31 +242,9 @@ class Caller:
                 plans.clear()
             plans[check] = d
             return
-        a, p = self.authorizer, self.principal
-        if live:  # checked alive by this request's hook: its expiry only
-            expires_at = p.expires_at
-            if expires_at is not None and expires_at <= _time():
-                a.alive(p)
-        else:  # `a.alive(p)`, its token hit inlined (see `Authorizer.alive`)
-            token = p.token_id
-            tokens = a.tokens
-            live_hit = None if token is None else tokens._live.get(token)
-            if live_hit is None:
-                a.alive(p)
-            else:
-                now = _monotonic()
-                if (
-                    now - tokens._checked >= _RECHECK
-                    or now - live_hit[1] >= _TTL
-                    or (live_hit[0] is not None and live_hit[0] <= _time())
-                ):
-                    a.alive(p)
-        audit = a.audit
-        if audit is not None:  # `audit.sample_read()`, its common case inlined
-            if audit._skip > 1:
-                audit._skip -= 1
-            elif audit.sample_read():
-                a._audit_read(p, check.action, check.views, check.service, d)
+        _allowed_read(
+            self.authorizer, self.principal, live, check.action, check.views, check.service, d
+        )
 
     def check_write(self, action: str, view: FeatureView) -> None:
         a = self.authorizer
