@@ -34,6 +34,71 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _smaps() -> str:
+    """Anonymous and file-backed RSS (MB) from /proc/self/smaps_rollup."""
+    got: dict[str, float] = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("Anonymous", "Rss"):
+                got[name] = int(rest.split()[0]) / 1024
+    return f"anon {got.get('Anonymous', 0):6.1f}"
+
+
+def _duckdb_mb(store: object) -> float:
+    """MB the merge engine's DuckDB holds (duckdb_memory()), 0 before its first merge."""
+    engine = getattr(getattr(store, "offline", None), "_merge_engine", None)
+    if engine is None or not hasattr(engine, "connection"):
+        return 0.0
+    con = engine.connection()
+    try:
+        (got,) = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+        return (got or 0) / 2**20
+    except Exception:
+        return -1.0
+    finally:
+        con.close()
+
+
+def _trace_merges(t0: list[float]) -> None:
+    """Print each automatic merge of 100,000 rows or more (start, end, rows, seconds), and
+    count the merges and vacuums of each interval with their time (`--trace`)."""
+    from featureline.offline import store as offline_store
+
+    compact = offline_store.OfflineStore.compact
+
+    def traced(self, view, max_rows=None, wait=True, engine=None):  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        got = compact(self, view, max_rows, wait, engine)
+        if got is not None:
+            rows = got.rows
+            _MERGES[0] += 1
+            _MERGES[1] += time.monotonic() - start
+        if got is not None and rows >= 100_000:
+            print(
+                f"    merge t={start - t0[0]:6.1f}..{time.monotonic() - t0[0]:6.1f} s "
+                f"{rows:,} rows ({time.monotonic() - start:.2f} s) rss {_rss_mb():.1f} MB",
+                flush=True,
+            )
+        return got
+
+    offline_store.OfflineStore.compact = traced  # type: ignore[method-assign]
+    vacuum = offline_store.OfflineStore.vacuum
+
+    def timed_vacuum(self, view, *a, **k):  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        try:
+            return vacuum(self, view, *a, **k)
+        finally:
+            _MERGES[2] += 1
+            _MERGES[3] += time.monotonic() - start
+
+    offline_store.OfflineStore.vacuum = timed_vacuum  # type: ignore[method-assign]
+
+
+_MERGES = [0, 0.0, 0, 0.0]  # merges, their seconds, vacuums, their seconds (of an interval)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=16_000)
@@ -42,7 +107,13 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--online", default="sqlite")
+    ap.add_argument(
+        "--trace", action="store_true", help="print big merges; anon RSS, merge and vacuum time"
+    )
     args = ap.parse_args()
+    clock = [time.monotonic()]
+    if args.trace:
+        _trace_merges(clock)
     stream = f"bench:soak:{uuid.uuid4().hex[:8]}"
     store = bench_stream._repo(args.online, stream, False)
     broker = open_broker(
@@ -65,9 +136,17 @@ def main() -> None:
         lag = broker.lag().total or 0
         row = (time.monotonic() - t0, _rss_mb(), lag, q.get(0.99, 0.0) * 1e3, stats.written)
         samples.append(row)
+        extra = ""
+        if args.trace:
+            m, ms, v, vs = _MERGES
+            _MERGES[:] = [0, 0.0, 0, 0.0]
+            extra = (
+                f"  {_smaps()}  merges {m} ({ms:.1f} s) vacuums {v} ({vs:.2f} s)"
+                f"  duckdb {_duckdb_mb(store):.1f} MB"
+            )
         print(
             f"  t={row[0]:6.0f} s  rss {row[1]:7.1f} MB  lag {row[2]:7,}  "
-            f"p99 {row[3]:8.1f} ms  written {row[4]:,}",
+            f"p99 {row[3]:8.1f} ms  written {row[4]:,}{extra}",
             flush=True,
         )
 
@@ -75,7 +154,7 @@ def main() -> None:
     try:
         pub.start()
         ready.wait(30)
-        t0 = time.monotonic()
+        t0 = clock[0] = time.monotonic()
         worker.run(max_seconds=args.seconds + 2, progress=sample, progress_every=args.every)
         pub.join()
         worker.run(once=True)
