@@ -546,15 +546,7 @@ class FeatureStore:
         self, features: Any, entity_rows: Any, full_feature_names: bool = False
     ) -> OnlineResponse:
         """Feature vectors for `entity_rows` from the online store, with per-feature statuses."""
-        return _online_features(
-            self._read_source(),
-            self._current(),
-            self._hot,
-            features,
-            entity_rows,
-            full_feature_names,
-            self._caller(),
-        )
+        return self._read_online(features, entity_rows, full_feature_names, None)
 
     def _read_online(
         self, features: Any, entity_rows: Any, full_feature_names: bool, caller: Any
