@@ -78,6 +78,24 @@ def _converges(
         store.drop_table(table)
 
 
+def _race(
+    writer: Any, reader: Any, readers: int, stop: Any, errors: list[str], reads: list[int]
+) -> None:
+    """Run `writer` and `readers` readers (each given its index) for 1.5 s, then stop them; no
+    error, and the readers read more than 10 times."""
+    threads = [threading.Thread(target=writer)]
+    threads += [threading.Thread(target=reader, args=(i,)) for i in range(readers)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert errors[:5] == []
+    assert reads[0] > 10
+
+
 class OnlineStoreContract:
     """Base class of online store backend tests. Override the `store` fixture."""
 
@@ -501,17 +519,7 @@ class OnlineStoreContract:
             except Exception as e:
                 errors.append(f"reader: {type(e).__name__}: {e}")
 
-        threads = [threading.Thread(target=writer)]
-        threads += [threading.Thread(target=reader, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        time.sleep(1.5)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        assert not any(t.is_alive() for t in threads)
-        assert errors[:5] == []
-        assert reads[0] > 10
+        _race(writer, reader, 3, stop, errors, reads)
 
     # ---- concurrency and durability ---------------------------------------------------------
 
@@ -551,17 +559,7 @@ class OnlineStoreContract:
             except Exception as e:
                 errors.append(f"reader: {type(e).__name__}: {e}")
 
-        threads = [threading.Thread(target=writer)]
-        threads += [threading.Thread(target=reader, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(1.5)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
-        assert not any(t.is_alive() for t in threads)
-        assert errors[:5] == []
-        assert reads[0] > 10
+        _race(writer, reader, 4, stop, errors, reads)
         assert store.read(TABLE, keys[:1])[0] is not None
 
     def test_data_survives_close_and_reopen(self, store: OnlineStore) -> None:
