@@ -11,6 +11,9 @@ the greatest-order rule to many fields at once; a large write is cut into chunks
 Redis serves no other client while a transaction runs, so callers should write in batches of
 about 10,000-100,000 rows to keep read latency low.
 
+The first call of a store upgrades the namespace's layout once: the head rows that versions
+before heads had their own table wrote into tiles tables are deleted (`_drop_old_heads`).
+
 Connections are made lazily and remade after Redis restarts; the script is loaded again when
 Redis has lost it (NOSCRIPT). Timeouts are short so a dead Redis fails fast: reads and
 `health()` give up after `timeout` seconds, writes after `write_timeout`.
@@ -196,6 +199,21 @@ end
 return {#ks, due_n}
 """
 )
+# KEYS: a tiles table's hash. ARGV: an HSCAN cursor, the end of old head fields, a count.
+# Returns {the next cursor, the fields deleted}: one step of the scan, atomic.
+_DROP_OLD_HEADS_LUA = """
+local e = ARGV[2]
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'MATCH', '*' .. e, 'COUNT', ARGV[3])
+local old = {}
+for i = 1, #r[2], 2 do
+  local f = r[2][i]
+  if string.sub(f, -#e) == e then old[#old + 1] = f end
+end
+for i = 1, #old, 1000 do redis.call('HDEL', KEYS[1], unpack(old, i, math.min(i + 999, #old))) end
+return {r[1], #old}
+"""
+_HEADS_APART = "layout:heads_apart"
+"""Meta set once the head rows of tiles written before heads had their own table are gone."""
 _MAX_CHUNK = 7000  # HMGET's arguments go through Lua's C stack (8,000 slots)
 _CHUNK_BYTES = 32 << 20
 _READ_CHUNK = 5_000  # the read script unpacks the keys as arguments, like HMGET in _WRITE_LUA
@@ -239,6 +257,8 @@ class RedisOnlineStore:
         self._read_script = self._client.register_script(_READ_LUA)
         self._stage_script = self._writer.register_script(_STAGE_LUA)
         self._promote_script = self._writer.register_script(_PROMOTE_LUA)
+        self._drop_script = self._writer.register_script(_DROP_OLD_HEADS_LUA)
+        self._upgraded = False
         kwargs = self._client.connection_pool.connection_kwargs
         self.address = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
 
@@ -302,6 +322,8 @@ class RedisOnlineStore:
             )
         r = self._redis
         try:
+            if not self._upgraded:
+                self._drop_old_heads()
             return fn()
         except (r.ConnectionError, r.TimeoutError) as e:
             raise self._unreachable(e) from e
@@ -311,6 +333,31 @@ class RedisOnlineStore:
                 f"{e}. Fix: check the server's log, memory (`maxmemory`) and that no other "
                 "program writes the namespace's keys."
             ) from e
+
+    def _drop_old_heads(self) -> None:
+        """Delete, once per namespace, the head rows that versions before heads had their own
+        table wrote into tiles tables (`tiles.OLD_HEAD_END`; never read since). Cheap once
+        done: one round trip on a store's first call. Each scan step is one script (HSCAN and
+        HDEL, atomic); the deletion is idempotent, so processes starting at once may each run
+        it, and reads never look at these rows; the marker is set when a pass has finished."""
+        from featureline.online.tiles import OLD_HEAD_END, is_tiles_table
+
+        pipe = self._writer.pipeline(transaction=False)
+        pipe.hexists(self._meta_key, _HEADS_APART)
+        pipe.smembers(self._tables_key)
+        done, names = pipe.execute()
+        tiles = [] if done else [n.decode() for n in names if is_tiles_table(n.decode())]
+        for table in tiles:
+            cursor: bytes | int = 0
+            while True:
+                cursor, _ = self._drop_script(
+                    keys=[self._key(table)], args=[cursor, OLD_HEAD_END, 1000]
+                )
+                if int(cursor) == 0:
+                    break
+        if tiles:
+            self._writer.hset(self._meta_key, _HEADS_APART, "1")
+        self._upgraded = True
 
     def _key(self, table: str, kind: str = "") -> bytes:
         """The Redis key of a table's hash (`kind` ""), staged hash ("@s:") or sorted set ("@z:")."""

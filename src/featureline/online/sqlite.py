@@ -15,6 +15,10 @@ per thread: in WAL mode readers in any thread or process never block the writer 
 other, and always see whole committed transactions. Several keys are read with one query that
 joins a `VALUES` list to the primary key; its text depends only on a size bucket, so the
 prepared statements stay cached.
+
+Opening a file upgrades its layout: each table gains its staged twin, and the head rows that
+versions before heads had their own table wrote into tiles tables are deleted, once
+(`_drop_old_heads`).
 """
 
 from __future__ import annotations
@@ -153,6 +157,37 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
+_HEADS_APART = "layout:heads_apart"
+"""Meta set once the head rows of tiles written before heads had their own table are gone."""
+
+
+def _drop_old_heads(db: sqlite3.Connection, tables: list[str]) -> None:
+    """Delete, once per file, the head rows that versions before heads had their own table
+    wrote into tiles tables (`tiles.OLD_HEAD_END`; never read since). Cheap once done: one
+    lookup of a meta row, made only when the file has tiles tables. The marker is checked again
+    and set in the IMMEDIATE transaction that deletes, so processes opening the file at once
+    run it once; the deletion is idempotent, and reads never look at these rows."""
+    from featureline.online.tiles import OLD_HEAD_END, is_tiles_table
+
+    tiles = [t for t in tables if is_tiles_table(t)]
+    done = f"SELECT 1 FROM {_META} WHERE name = ?"
+    if not tiles or db.execute(done, (_HEADS_APART,)).fetchone() is not None:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute(done, (_HEADS_APART,)).fetchone() is None:
+            for t in tiles:
+                db.execute(
+                    f"DELETE FROM {_sql_name(t)} WHERE substr(key, -{len(OLD_HEAD_END)}) = ?",
+                    (bytearray(OLD_HEAD_END),),
+                )
+            db.execute(f"INSERT INTO {_META} (name, value) VALUES (?, '1')", (_HEADS_APART,))
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
 class SqliteOnlineStore:
     """Online values in a SQLite file. `path` may be relative to the working directory.
 
@@ -231,10 +266,15 @@ class SqliteOnlineStore:
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {_META} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 't:*'"
-            ).fetchall():  # a file from before staged values: give each table its staged twin
-                db.execute(_Sql(_table_name(name)).create[1])
+            names = [
+                _table_name(name)
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 't:*'"
+                ).fetchall()
+            ]
+            for table in names:  # a file from before staged values: give each table its twin
+                db.execute(_Sql(table).create[1])
+            _drop_old_heads(db, names)
         except BaseException:
             db.close()
             raise

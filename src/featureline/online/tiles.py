@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import re
 import struct
 import sys
 import time
@@ -242,9 +243,18 @@ def heads_table(view: FeatureView) -> str:
 
 HEAD = b"\xffhead"
 """Suffix of a key's head row in the tiles table, as written by Featureline before head rows
-had their own table (such rows are no longer read)."""
+had their own table. Such rows are never read: each online store deletes them once, when it
+opens on tiles tables written before (the rows of a tiles table whose key ends in OLD_HEAD_END)."""
+OLD_HEAD_END = b"\x01" + HEAD
+"""How the key of such a row ends (an encoded key ends in 0x01, so no key of a tail does)."""
+_TILES_NAME = re.compile(r".+__v[0-9]+__[0-9a-f]{8}_a[0-9a-f]{8}", re.ASCII)
 HEAD_SPAN_US = 3_600_000_000
 """A head holds the suffixes reads need for this long after the tiles were computed."""
+
+
+def is_tiles_table(table: str) -> bool:
+    """Whether `table` is named as `tiles_table` names one (not a view's table, not heads)."""
+    return _TILES_NAME.fullmatch(table) is not None
 
 
 def _served(view: FeatureView, now_us: int) -> list[tuple[int, int] | None]:
@@ -556,8 +566,10 @@ _LITTLE = sys.byteorder == "little"  # a native int64 view of the (little-endian
 __all__ = [
     "HEAD",
     "HEAD_SPAN_US",
+    "OLD_HEAD_END",
     "TileReader",
     "heads_table",
+    "is_tiles_table",
     "refresh",
     "tile_dtype",
     "tiles_table",
