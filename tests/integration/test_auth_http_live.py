@@ -39,13 +39,15 @@ readers = Permission("readers", actions=["read_online"], resources="feature_view
 """
 
 
-def _repo(tmp_path: Path, permissions: str) -> Path:
+def _repo(tmp_path: Path, permissions: str, auth: str = "\nauth:\n  enabled: true\n") -> Path:
+    """The drivers repo with `permissions` applied, data ingested and materialized, and `auth`
+    (the `auth:` section of featureline.yaml)."""
     root = tmp_path / "drivers"
     fl.init_repo(root, project="drivers")
     with (root / "definitions.py").open("a") as f:
         f.write(permissions)
     with (root / "featureline.yaml").open("a") as f:
-        f.write("\nauth:\n  enabled: true\n")
+        f.write(auth)
     with fl.FeatureStore(root, principal=ADMIN) as admin:
         admin.apply(message="permissions")
         admin.ingest("driver_stats")

@@ -294,3 +294,25 @@ def test_an_unknown_kid_reload_does_not_hold_up_tokens_signed_with_known_keys(
         with pytest.raises(UnauthenticatedError, match="not in the configured JWKS"):
             verifier.verify(_forged(ring))
     assert server.hits == 2
+
+
+def test_an_unknown_kid_without_waiting_hands_back_the_reload_to_await(
+    tmp_path: Path, ring: Ring, server: JwksServer
+) -> None:
+    """`verify(..., wait=False)` (the HTTP hook, on the event loop) does not wait for a slow
+    identity provider: it raises JwksReloadPending at once (a 401 asking for a retry, if nobody
+    awaits it); awaited, the reload lands and the rotated-in key verifies."""
+    import asyncio
+
+    verifier = fl.FeatureStore(_repo(tmp_path, server.url)).authorizer.jwt  # type: ignore[union-attr]
+    assert verifier is not None
+    verifier.verify(ring.token("old"))
+    server.doc, server.delay = ring.jwks("old", "new"), 1.0
+    started = time.monotonic()
+    with pytest.raises(_jwt.JwksReloadPending, match="retry") as pending:
+        verifier.verify(ring.token("new"), wait=False)
+    assert time.monotonic() - started < 0.5
+    assert verifier.verify(ring.token("old", sub="bob"), wait=False).name == "bob"  # meanwhile
+    asyncio.run(pending.value.wait())
+    assert verifier.verify(ring.token("new"), wait=False).name == "jane"
+    assert server.hits == 2

@@ -21,7 +21,7 @@ from featureline.auth._authorizer import (
     http_authenticator,
     route_resource,
 )
-from featureline.auth._jwt import JwtPrincipal, JwtVerifier
+from featureline.auth._jwt import JwksReloadPending, JwtPrincipal, JwtVerifier
 from featureline.auth._policy import Decision, decide
 from featureline.auth._principal import ANONYMOUS, Principal
 from featureline.auth._tokens import (
@@ -41,6 +41,7 @@ __all__ = [
     "Authorizer",
     "Caller",
     "Decision",
+    "JwksReloadPending",
     "JwtPrincipal",
     "JwtVerifier",
     "PostgresTokenStore",

@@ -322,8 +322,10 @@ class Authorizer:
         self.default: Caller = Caller(ANONYMOUS, self)
 
     # -- credentials ---------------------------------------------------------------------------
-    def authenticate(self, credential: str | None) -> Principal:
-        """The principal of a bearer credential (an API token or an OIDC JWT); 401 otherwise."""
+    def authenticate(self, credential: str | None, wait: bool = True) -> Principal:
+        """The principal of a bearer credential (an API token or an OIDC JWT); 401 otherwise.
+        `wait=False` (the HTTP hook, on the event loop): a JWT whose key needs a JWKS reload
+        raises `JwksReloadPending` (to await) instead of waiting for the identity provider."""
         if credential is None or not credential.strip():
             raise UnauthenticatedError(
                 "This needs a credential. Fix: send `Authorization: Bearer <token>` (an API token from "
@@ -337,7 +339,7 @@ class Authorizer:
                 raise UnauthenticatedError(
                     "A JWT was sent but this server verifies no JWTs (no `auth.oidc` in featureline.yaml)."
                 )
-            return self.jwt.verify(token)
+            return self.jwt.verify(token, wait)
         raise UnauthenticatedError("The bearer credential is neither an API token nor a JWT.")
 
     def alive(self, principal: Principal) -> None:
@@ -697,7 +699,9 @@ def http_authenticator(authorizer: Authorizer) -> Callable[[Any, str], Caller]:
             if scheme.lower() != "bearer":
                 raise UnauthenticatedError("The Authorization header must be `Bearer <token>`.")
             credential = value
-        held = _Held(Caller(authorizer.authenticate(credential), authorizer))
+        # never waits for the identity provider here, on the event loop: a JWT whose key needs
+        # a JWKS reload raises JwksReloadPending, which the dispatcher awaits, then asks again
+        held = _Held(Caller(authorizer.authenticate(credential, wait=False), authorizer))
         if header is not None:
             with lock:
                 _bounded(callers, header, held)

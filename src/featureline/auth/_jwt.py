@@ -8,10 +8,13 @@ list, or a space-separated string). Needs the `auth` extra (PyJWT with cryptogra
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from featureline.auth._principal import Principal
 from featureline.config import OidcSettings
 from featureline.errors import ConfigError, MissingExtraError, UnauthenticatedError
 
-__all__ = ["JwtPrincipal", "JwtVerifier", "looks_like_jwt"]
+__all__ = ["JwksReloadPending", "JwtPrincipal", "JwtVerifier", "looks_like_jwt"]
 
 log = logging.getLogger("featureline.auth")
 
@@ -42,9 +45,13 @@ def _jwt() -> Any:
 # The JWKS is reloaded at least every JWKS_TTL_SECONDS, when a token names a `kid` it does not
 # hold (at most once per UNKNOWN_KID_RELOAD_SECONDS), and, for a file, when its mtime changes
 # (statted at most every FILE_RECHECK_SECONDS). A URL's TTL reload runs on a background thread
-# while requests keep verifying with the keys held (stale-while-revalidate); an unknown `kid`
-# reloads in the request (bounded by the 5 s fetch timeout and the rate above), without the
-# lock: tokens signed with keys held verify meanwhile, other unknown kids wait for that reload. A reload drops
+# while requests keep verifying with the keys held (stale-while-revalidate). An unknown `kid` (and
+# a URL's first load) reloads on a background thread too, without the lock: tokens signed with
+# keys held verify meanwhile; the unknown kids that arrive while it runs share it. A caller that
+# may block (the SDK) waits for it (at most the 5 s fetch timeout, plus 1 s); the HTTP hook, on
+# the event loop, must not: there `verify(..., wait=False)` raises JwksReloadPending, and the
+# dispatcher awaits the reload without blocking the loop, then authenticates the request again
+# (401 "retry" if the identity provider is slower than that). A reload drops
 # what was verified with a key no longer published: cached verifications, and principals held
 # since (`check`, from `alive`). A reload that fails keeps the keys held (the IdP down or a file
 # mid-rewrite locks nobody out).
@@ -52,6 +59,27 @@ JWKS_TTL_SECONDS = 300.0
 UNKNOWN_KID_RELOAD_SECONDS = 10.0
 FILE_RECHECK_SECONDS = 0.1
 _FETCH_TIMEOUT = 5.0  # seconds a JWKS URL may take to answer
+
+
+class JwksReloadPending(UnauthenticatedError):
+    """The token names a key the verifier does not hold, and a JWKS reload for it is under way
+    (`JwtVerifier.verify(token, wait=False)`): `await pending.wait()` (off the loop's back), then
+    verify again. Left unawaited it is a 401 asking the client to retry."""
+
+    def __init__(self, kid: str | None, reload: Future[None]) -> None:
+        super().__init__(
+            f"The bearer JWT is signed with key `{kid}`, which this server does not hold yet: it is "
+            "reloading the JWKS from the identity provider. Fix: retry in a few seconds."
+        )
+        self.reload = reload
+
+    async def wait(self) -> None:
+        """Until the reload has landed (or failed: then its error, e.g. a JWKS that cannot be
+        loaded at all), at most the fetch timeout plus 1 s; the event loop keeps serving."""
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.reload), _FETCH_TIMEOUT + 1.0)
+        except TimeoutError:
+            return  # still loading: authenticating again answers this 401 (retry)
 
 
 @dataclass(frozen=True)
@@ -83,7 +111,7 @@ class JwtVerifier:
         self._lock = threading.Lock()
         self._cache: dict[str, JwtPrincipal] = {}
         self._revalidating = False
-        self._unknown_reload: threading.Event | None = None  # set when that reload is done
+        self._reloading: Future[None] | None = None  # the unknown-kid reload under way
 
     def _file_stat(self) -> tuple[int, int, int] | None:
         try:
@@ -124,10 +152,7 @@ class JwtVerifier:
             if self._keys:  # keep what was held; tried again after the TTL or the next change
                 self._loaded_at = now
                 return
-            raise ConfigError(
-                f"Cannot load the JWKS `{self.settings.jwks}` (auth.oidc.jwks): {e}. "
-                "Fix: point it at the identity provider's JSON Web Key Set (a file or an https URL)."
-            ) from e
+            raise _unloadable(self.settings.jwks, e) from e
         self._install(keys, stat, now)
 
     def _revalidate(self) -> None:
@@ -150,13 +175,17 @@ class JwtVerifier:
         finally:
             self._revalidating = False
 
-    def _refresh(self) -> None:
+    def _refresh(self, wait: bool = True) -> None:
         """Reload the JWKS if its TTL has passed or its file changed (cheap when neither). A URL
         JWKS with keys held is reloaded on a background thread (stale-while-revalidate): the
-        request that notices the TTL does not wait for the identity provider."""
+        request that notices the TTL does not wait for the identity provider. A URL JWKS with no
+        keys held yet is loaded on a background thread as well (`_reload`; `wait` as there)."""
         now = time.monotonic()
         if now - self._loaded_at > JWKS_TTL_SECONDS:
-            if self._url is not None and self._keys:
+            if self._url is not None and not self._keys:
+                self._reload(None, wait)
+                return
+            if self._url is not None:
                 with self._lock:
                     if self._revalidating or time.monotonic() - self._loaded_at <= JWKS_TTL_SECONDS:
                         return
@@ -178,64 +207,95 @@ class JwtVerifier:
         """401 if `principal` was proven by a JWT signed with a key no longer in the JWKS."""
         if not isinstance(principal, JwtPrincipal):
             return
-        self._refresh()
+        with contextlib.suppress(JwksReloadPending):  # no keys held (a first load): refused below
+            self._refresh(wait=False)
         if principal.signed_by not in self._trusted:
             raise _rotated_out(principal.signed_by[0])
 
-    def _key(self, kid: str | None) -> Any:
+    def _key(self, kid: str | None, wait: bool) -> Any:
         """The key `kid` names. A known one without a lock (`_install` replaces the dict whole),
         so a reload for an unknown kid, which waits for the identity provider, holds up no
-        token signed with a key already held."""
+        token signed with a key already held (`wait` as for `_reload`)."""
         if kid is not None and not isinstance(kid, str):
             raise _rotated_out(kid)  # a header naming no key (a number, a list: not a kid)
         key = _held(self._keys, kid)
         if key is None:
-            if not self._keys:
+            if not self._keys and self._path is not None:
                 with self._lock:
                     if not self._keys:
-                        self._load()  # first use: nothing to verify with meanwhile
-            else:
-                self._reload_unknown()  # a key rotated in? (at a bounded rate)
+                        self._load()  # a file's first use: nothing to verify with meanwhile
+            else:  # a key rotated in? (at a bounded rate once keys are held)
+                self._reload(kid, wait)
             key = _held(self._keys, kid)
         if key is None:
             raise _rotated_out(kid)
         return key
 
-    def _reload_unknown(self) -> None:
-        """Reload the JWKS for a `kid` it does not hold, at most once per
-        UNKNOWN_KID_RELOAD_SECONDS: fetched without the lock; the unknown kids that arrive while
-        it runs wait for it (not for the lock) instead of asking the identity provider again."""
+    def _reload(self, kid: str | None, wait: bool) -> None:
+        """Reload the JWKS on a background thread for a `kid` it does not hold (or a URL's first
+        load), at most once per UNKNOWN_KID_RELOAD_SECONDS while keys are held; the unknown kids
+        that arrive while it runs share it instead of asking the identity provider again. With
+        `wait`, until it lands (at most the fetch timeout plus 1 s; a JWKS that cannot be loaded
+        at all raises its ConfigError); else JwksReloadPending, for the caller to await."""
         with self._lock:
-            running = self._unknown_reload
+            running = self._reloading
             if running is None:
-                now = time.monotonic()
-                if now - self._unknown_at <= UNKNOWN_KID_RELOAD_SECONDS:
-                    return  # reloaded a moment ago: the kid is not published
-                self._unknown_at = now
-                self._unknown_reload = mine = threading.Event()
-        if running is not None:
-            running.wait(_FETCH_TIMEOUT + 1.0)  # its keys, once it lands
-            return
+                if self._keys:
+                    now = time.monotonic()
+                    if now - self._unknown_at <= UNKNOWN_KID_RELOAD_SECONDS:
+                        return  # reloaded a moment ago: the kid is not published
+                    self._unknown_at = now
+                self._reloading = running = Future()
+                running.set_running_or_notify_cancel()  # no waiter can cancel it
+                threading.Thread(
+                    target=self._reload_in_background,
+                    args=(running,),
+                    name="featureline-jwks-reload",
+                    daemon=True,
+                ).start()
+        if not wait:
+            raise JwksReloadPending(kid, running)
+        try:
+            running.result(_FETCH_TIMEOUT + 1.0)  # its keys, once it lands
+        except TimeoutError:
+            return  # the identity provider is slower than that: refused with the keys held
+
+    def _reload_in_background(self, done: Future[None]) -> None:
+        """The body of `_reload`: fetched without the lock, installed under it unless a newer
+        reload landed meanwhile; a failure keeps the keys held (the IdP down or a file
+        mid-rewrite), or, with none held, is the reload's ConfigError."""
+        error: BaseException | None = None
         try:
             jwt = _jwt()
             started = time.monotonic()
             stat = self._file_stat()
+            failure: Exception | None = None
             try:
-                keys: list[Any] | None = self._fetch()
-            except (OSError, ValueError, jwt.exceptions.PyJWKSetError):
-                keys = None  # keep the keys held (the IdP down or a file mid-rewrite)
+                keys = self._fetch()
+            except (OSError, ValueError, jwt.exceptions.PyJWKSetError) as e:
+                failure = e
             with self._lock:
-                if keys is None:
+                if failure is not None:
+                    if not self._keys:
+                        raise _unloadable(self.settings.jwks, failure) from failure
                     self._loaded_at = time.monotonic()
                 elif self._loaded_at <= started:  # else a newer reload landed meanwhile
                     self._install(keys, stat, time.monotonic())
+        except BaseException as e:  # handed to the waiters (nobody else would see it)
+            error = e
         finally:
             with self._lock:
-                self._unknown_reload = None
-            mine.set()
+                self._reloading = None
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
 
-    def verify(self, token: str) -> Principal:
-        self._refresh()
+    def verify(self, token: str, wait: bool = True) -> Principal:
+        """The principal `token` proves; 401 otherwise. `wait=False` (the HTTP hook, on the event
+        loop): a token whose key needs a JWKS reload raises JwksReloadPending instead of waiting
+        for the identity provider."""
+        self._refresh(wait)
         hit = self._cache.get(token)
         if (
             hit is not None
@@ -248,7 +308,7 @@ class JwtVerifier:
         s = self.settings
         try:
             header = jwt.get_unverified_header(token)
-            key = self._key(header.get("kid"))
+            key = self._key(header.get("kid"), wait)
             claims = jwt.decode(
                 token,
                 key.key,
@@ -294,6 +354,13 @@ def _held(keys: dict[str | None, Any], kid: str | None) -> Any:
     if key is None and kid is None and len(keys) == 1:
         return next(iter(keys.values()))
     return key
+
+
+def _unloadable(jwks: str, e: BaseException) -> ConfigError:
+    return ConfigError(
+        f"Cannot load the JWKS `{jwks}` (auth.oidc.jwks): {e}. "
+        "Fix: point it at the identity provider's JSON Web Key Set (a file or an https URL)."
+    )
 
 
 def _rotated_out(kid: str | None) -> UnauthenticatedError:

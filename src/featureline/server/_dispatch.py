@@ -4,7 +4,9 @@ In order: Host allow-list (421; DNS rebinding, see `_hosts`) → route (404 with
 or a redirect to the path with/without its trailing slash) → `authenticate(call, route)` (the
 principal: None with auth off; with `auth.enabled`, `featureline.auth.http_authenticator`: 401
 without a valid credential, 403 for a route whose resource is not granted, and the caller the
-read and write paths then check, set in its `context` variable while the handler runs) → the route's handler → errors mapped to JSON
+read and write paths then check, set in its `context` variable while the handler runs; a bearer JWT
+whose key needs a JWKS reload is not waited for on the event loop: the hook raises
+`JwksReloadPending`, the request awaits that reload, and is authenticated again) → the route's handler → errors mapped to JSON
 (a FeaturelineError with its `http_status`; anything else a logged 500 with a generic message) →
 the response → metrics (by route template, method and status).
 
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from featureline.auth import JwksReloadPending
 from featureline.errors import FeaturelineError, MethodNotAllowed, NotFoundError, did_you_mean
 from featureline.server._body import (
     CLOSE_STATUSES,
@@ -246,7 +249,11 @@ class Dispatcher:
                 label = route.path
                 call = Call(scope, receive, params, self.max_body_bytes, self.deadlines)
                 # once per request: the permissions work's one home
-                principal = call.principal = self.authenticate(call, route.path)
+                try:
+                    principal = call.principal = self.authenticate(call, route.path)
+                except JwksReloadPending as pending:  # the hook would wait for the IdP: not here
+                    await pending.wait()  # the loop serves other requests meanwhile
+                    principal = call.principal = self.authenticate(call, route.path)
                 if principal is None or route.passes_caller:
                     result = await route.handler(call)
                 else:  # the store's paths check the request's caller: it is current meanwhile
