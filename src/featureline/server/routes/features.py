@@ -45,9 +45,9 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     async def feast_online(call: Call) -> dict[str, Any]:
         body = feast_body(await call.json(), "POST /get-online-features")
-        return with_typo_hints(body, READ_FIELDS, lambda: feast_read(body))
+        return with_typo_hints(body, READ_FIELDS, lambda: feast_read(body, call.principal))
 
-    def feast_read(body: dict[str, Any]) -> dict[str, Any]:
+    def feast_read(body: dict[str, Any], caller: Any) -> dict[str, Any]:
         """Unknown fields are ignored, as by Feast; `include_feature_view_version_metadata` adds
         the views read and their versions (Feast's `feature_view_metadata`)."""
         what = "POST /get-online-features"
@@ -60,7 +60,9 @@ def routes(ctx: ServerContext) -> list[Route]:
             entities = _with_request_context(entities, context, what)
         full = get_bool(body, "full_feature_names", False)
         with_versions = get_bool(body, "include_feature_view_version_metadata", False)
-        resp = store.get_online_features(features, entities, full_feature_names=full)
+        # the request's caller, handed over (the route `passes_caller`: the catalog lookup below
+        # checks no caller)
+        resp = store._read_online(features, entities, full, caller)
         versions = None
         if with_versions:  # Feast's feature_view_metadata: each view read, once, with its version
             read = store.catalog().resolve(features)
@@ -69,7 +71,12 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     return [
         Route("/features/online", "POST", online, passes_caller=True),
-        Route("/get-online-features", "POST", feast_errors(READ_FIELDS)(feast_online)),
+        Route(
+            "/get-online-features",
+            "POST",
+            feast_errors(READ_FIELDS)(feast_online),
+            passes_caller=True,
+        ),
     ]
 
 
