@@ -643,14 +643,6 @@ class FeatureStore:
         grace = VACUUM_GRACE_SECONDS if grace_seconds is None else grace_seconds
         if grace < 0:
             raise ValidationError(f"grace_seconds `{grace}` is negative. Fix: pass seconds >= 0.")
-        from featureline.offline.store import KEEP_REPLACED_SECONDS
-
-        if grace > KEEP_REPLACED_SECONDS:  # the log forgets replacements older than that
-            raise ValidationError(
-                f"grace_seconds `{grace:g}` is longer than the {KEEP_REPLACED_SECONDS:g} s for "
-                "which a view log remembers when a commit was replaced. Fix: pass seconds <= "
-                f"{KEEP_REPLACED_SECONDS:g}."
-            )
         cat = self.catalog()
         views = (
             [self._view(view)] if view is not None else [v for vs in cat.views.values() for v in vs]

@@ -200,3 +200,54 @@ def test_vacuum_neither_takes_the_writer_lock_nor_walks_the_log(
     assert int(store.describe("driver_stats")["rows"]) == offline_store.COMPACT_AFTER * 2
     assert len(log.live_commits()) <= 2
     store.close()
+
+
+def test_a_part_replaced_long_after_it_was_written_keeps_its_grace_once_the_log_forgets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the log held every replacement of the last 2 h in memory (a stream's merges
+    replace ~100 commits a second), and a replacement it had forgotten left vacuum only the
+    file's write time. A part written 2 h ago and replaced now was then removed at once,
+    under a reader that listed it a moment ago. Now the replacement stamps the file's time."""
+    import os
+    import time
+    from datetime import timedelta
+
+    from tests.helpers import driver_defs, new_store, rows, utc
+
+    monkeypatch.setattr(_log, "KEEP_REPLACED_SECONDS", 0.0)  # the log forgets at once
+    store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
+    view = store.get_feature_view("driver_stats")
+    for i in range(3):
+        store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [float(i)]))
+    log = store.offline.log("driver_stats", 1)
+    old = [log.root / p.file for c in log.live_commits() for p in c.parts]
+    written = time.time() - 7200
+    for f in old:
+        os.utime(f, (written, written))
+    store.offline.compact(view)
+    time.sleep(0.01)
+    store.ingest("driver_stats", rows([3], [utc(2025, 1, 1)], [3.0]))  # a commit after it ...
+    log._cache = None  # ... and a process that starts now: the replacement is forgotten
+    assert not log.file_fates()[2]
+    assert store.offline.vacuum(view, grace_seconds=3600).files_removed == 0
+    assert all(f.exists() for f in old)
+    replaced = time.time() - 3700  # an hour and more after the replacement ...
+    for f in old:
+        os.utime(f, (replaced, replaced))
+    assert store.offline.vacuum(view, grace_seconds=3600).files_removed == len(old)  # ... gone
+    assert sorted(r["driver_id"] for r in store.offline.latest_rows(view).to_pylist()) == [0, 1, 2, 3]
+
+
+def test_a_vacuum_grace_longer_than_the_log_remembers_is_honoured(tmp_path: Path) -> None:
+    """A grace of 3 h was refused (the log forgot replacements after 2 h); now it is kept."""
+    from datetime import timedelta
+
+    from tests.helpers import driver_defs, new_store, rows, utc
+
+    store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
+    for i in range(3):
+        store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [float(i)]))
+    store.compact("driver_stats")
+    (result,) = store.vacuum("driver_stats", grace_seconds=3 * 3600)
+    assert result.files_removed == 0

@@ -22,9 +22,6 @@ from featureline.definitions import FeatureView
 from featureline.offline import _merge_policy
 from featureline.offline._housekeeper import Housekeeper
 from featureline.offline._log import (
-    KEEP_REPLACED_SECONDS as KEEP_REPLACED_SECONDS,  # re-exported: the vacuum bound
-)
-from featureline.offline._log import (
     PARTS,
     Commit,
     CommitConflict,
@@ -583,7 +580,9 @@ class OfflineStore:
         exact without it, because the compacted part that replaced it keeps each row's
         ingested time. Files no commit references (left by killed writers or by a compaction
         that lost its compare-and-swap) are removed once older than `grace_seconds`, and never
-        younger than `ORPHAN_MIN_AGE_SECONDS` (a writer may be about to commit them).
+        younger than `ORPHAN_MIN_AGE_SECONDS` (a writer may be about to commit them). So is a
+        part whose replacement the log no longer holds in memory (`KEEP_REPLACED_SECONDS`):
+        the replacement set its modification time, so the grace counts from it all the same.
         """
         import shutil
         import time
