@@ -166,6 +166,30 @@ class UnauthenticatedError(FeaturelineError):
     http_status = 401
 
 
+class JwksReloadPending(UnauthenticatedError):
+    """The token names a key the verifier does not hold, and a JWKS reload for it is under way
+    (`JwtVerifier.verify(token, wait=False)`): `await pending.wait()` (off the loop's back), then
+    verify again. Left unawaited it is a 401 asking the client to retry."""
+
+    def __init__(self, kid: str | None, reload: Any, wait_seconds: float) -> None:
+        super().__init__(
+            f"The bearer JWT is signed with key `{kid}`, which this server does not hold yet: it is "
+            "reloading the JWKS from the identity provider. Fix: retry in a few seconds."
+        )
+        self.reload = reload  # a concurrent.futures.Future of the reload
+        self.wait_seconds = wait_seconds
+
+    async def wait(self) -> None:
+        """Until the reload has landed (or failed: then its error, e.g. a JWKS that cannot be
+        loaded at all), at most `wait_seconds`; the event loop keeps serving."""
+        import asyncio
+
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.reload), self.wait_seconds)
+        except TimeoutError:
+            return  # still loading: authenticating again answers this 401 (retry)
+
+
 class PermissionDeniedError(FeaturelineError):
     """The principal is known but not granted this action on this resource."""
 
@@ -324,6 +348,7 @@ __all__ = [
     "ConstraintViolationError",
     "DefinitionError",
     "FeaturelineError",
+    "JwksReloadPending",
     "MethodNotAllowed",
     "MisdirectedRequest",
     "MissingExtraError",

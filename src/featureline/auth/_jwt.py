@@ -8,7 +8,6 @@ list, or a space-separated string). Needs the `auth` extra (PyJWT with cryptogra
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -21,7 +20,12 @@ from typing import Any
 
 from featureline.auth._principal import Principal
 from featureline.config import OidcSettings
-from featureline.errors import ConfigError, MissingExtraError, UnauthenticatedError
+from featureline.errors import (
+    ConfigError,
+    JwksReloadPending,
+    MissingExtraError,
+    UnauthenticatedError,
+)
 
 __all__ = ["JwksReloadPending", "JwtPrincipal", "JwtVerifier", "looks_like_jwt"]
 
@@ -59,27 +63,6 @@ JWKS_TTL_SECONDS = 300.0
 UNKNOWN_KID_RELOAD_SECONDS = 10.0
 FILE_RECHECK_SECONDS = 0.1
 _FETCH_TIMEOUT = 5.0  # seconds a JWKS URL may take to answer
-
-
-class JwksReloadPending(UnauthenticatedError):
-    """The token names a key the verifier does not hold, and a JWKS reload for it is under way
-    (`JwtVerifier.verify(token, wait=False)`): `await pending.wait()` (off the loop's back), then
-    verify again. Left unawaited it is a 401 asking the client to retry."""
-
-    def __init__(self, kid: str | None, reload: Future[None]) -> None:
-        super().__init__(
-            f"The bearer JWT is signed with key `{kid}`, which this server does not hold yet: it is "
-            "reloading the JWKS from the identity provider. Fix: retry in a few seconds."
-        )
-        self.reload = reload
-
-    async def wait(self) -> None:
-        """Until the reload has landed (or failed: then its error, e.g. a JWKS that cannot be
-        loaded at all), at most the fetch timeout plus 1 s; the event loop keeps serving."""
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(self.reload), _FETCH_TIMEOUT + 1.0)
-        except TimeoutError:
-            return  # still loading: authenticating again answers this 401 (retry)
 
 
 @dataclass(frozen=True)
@@ -254,7 +237,7 @@ class JwtVerifier:
                     daemon=True,
                 ).start()
         if not wait:
-            raise JwksReloadPending(kid, running)
+            raise JwksReloadPending(kid, running, _FETCH_TIMEOUT + 1.0)
         try:
             running.result(_FETCH_TIMEOUT + 1.0)  # its keys, once it lands
         except TimeoutError:
