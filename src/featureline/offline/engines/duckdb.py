@@ -87,7 +87,12 @@ class DuckDBEngine(_Preview, _Profile):
 
         with self._lock:
             if self._con is None:
-                cfg: dict[str, str | bool | int | float | list[str]] = {}
+                # its external file cache keeps an entry (~1 KB of RSS) for every file ever
+                # read, deleted ones included: a stream writes ~16 part files a second, so a
+                # long-lived process grew by it without bound; local files have the page cache
+                cfg: dict[str, str | bool | int | float | list[str]] = {
+                    "enable_external_file_cache": False
+                }
                 if self._threads:
                     cfg["threads"] = self._threads
                 if self._memory_limit:
