@@ -96,6 +96,15 @@ def _trace_merges(t0: list[float]) -> None:
     offline_store.OfflineStore.vacuum = timed_vacuum  # type: ignore[method-assign]
 
 
+def _print_growth(first: object, last: object) -> None:
+    """The source lines whose traced Python allocations grew most between two snapshots."""
+    diff = last.compare_to(first, "lineno")  # type: ignore[attr-defined]
+    grown = sum(d.size_diff for d in diff)
+    print(f"python allocations grew {grown / 2**20:+.1f} MB since the first sample; top lines:")
+    for d in diff[:15]:
+        print(f"  {d.size_diff / 2**20:+7.2f} MB {d.count_diff:+8,} blocks  {d.traceback}")
+
+
 _MERGES = [0, 0.0, 0, 0.0]  # merges, their seconds, vacuums, their seconds (of an interval)
 
 
@@ -109,6 +118,12 @@ def main() -> None:
     ap.add_argument("--online", default="sqlite")
     ap.add_argument(
         "--trace", action="store_true", help="print big merges; anon RSS, merge and vacuum time"
+    )
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="at the end, the 15 source lines whose Python allocations grew most since the first"
+        " sample, and the traced total (slows the worker: compare RSS growth, not rates)",
     )
     args = ap.parse_args()
     clock = [time.monotonic()]
@@ -126,23 +141,38 @@ def main() -> None:
         target=bench_stream._publisher,
         args=(stream, args.rate, args.seconds, args.keys, ready),
     )
-    samples: list[tuple[float, float, int, float, int]] = []
+    samples: list[tuple[float, float, int, float, int, float]] = []
     t0 = time.monotonic()
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start(1)
+    snaps: list[object] = []
 
     def sample(all_stats: list) -> None:  # type: ignore[type-arg]  # on the worker's thread
         (stats,) = all_stats
         q = stats.latency_quantiles((0.99,)) or {}
         stats.reset_latency()
         lag = broker.lag().total or 0
-        row = (time.monotonic() - t0, _rss_mb(), lag, q.get(0.99, 0.0) * 1e3, stats.written)
+        merging = _duckdb_mb(store)  # the merge in flight's DuckDB memory: a transient
+        row = (
+            time.monotonic() - t0,
+            _rss_mb(),
+            lag,
+            q.get(0.99, 0.0) * 1e3,
+            stats.written,
+            merging,
+        )
         samples.append(row)
+        if args.tracemalloc and not snaps:
+            snaps.append(tracemalloc.take_snapshot())
         extra = ""
         if args.trace:
             m, ms, v, vs = _MERGES
             _MERGES[:] = [0, 0.0, 0, 0.0]
             extra = (
                 f"  {_smaps()}  merges {m} ({ms:.1f} s) vacuums {v} ({vs:.2f} s)"
-                f"  duckdb {_duckdb_mb(store):.1f} MB"
+                f"  duckdb {merging:.1f} MB"
             )
         print(
             f"  t={row[0]:6.0f} s  rss {row[1]:7.1f} MB  lag {row[2]:7,}  "
@@ -162,15 +192,19 @@ def main() -> None:
         first, last = samples[:per_min], samples[-per_min:]
         (stats,) = worker.stats
 
-        def avg(rows: list[tuple[float, float, int, float, int]], i: int) -> float:
+        def avg(rows: list[tuple[float, float, int, float, int, float]], i: int) -> float:
             return sum(r[i] for r in rows) / len(rows)
 
         print(
-            f"first minute: rss {avg(first, 1):.1f} MB, lag {avg(first, 2):,.0f}; "
-            f"last minute: rss {avg(last, 1):.1f} MB, lag {avg(last, 2):,.0f}; "
+            f"first minute: rss {avg(first, 1):.1f} MB (without the merge engine's "
+            f"{avg(first, 5):.1f}: {avg(first, 1) - avg(first, 5):.1f}), lag {avg(first, 2):,.0f}; "
+            f"last minute: rss {avg(last, 1):.1f} MB (without the merge engine's "
+            f"{avg(last, 5):.1f}: {avg(last, 1) - avg(last, 5):.1f}), lag {avg(last, 2):,.0f}; "
             f"max lag {max(r[2] for r in samples):,}; worst interval p99 "
             f"{max(r[3] for r in samples):.1f} ms; {stats.written:,} events written"
         )
+        if args.tracemalloc and snaps:
+            _print_growth(snaps[0], tracemalloc.take_snapshot())
     finally:
         worker.close()
         broker.close()
