@@ -30,6 +30,7 @@ from featureline.offline._log import (
     write_atomically,
 )
 from featureline.offline._pit import JoinSpec, PartRef
+from featureline.offline._trickle import trickle
 from featureline.offline.batch import EVENT_TS, SHADOWED_UNTIL, batch_stats, prepare_batch
 from featureline.offline.engines._base import OfflineEngine
 from featureline.offline.engines.duckdb import DuckDBEngine
@@ -185,6 +186,7 @@ ORPHAN_MIN_AGE_SECONDS = (
 COMPACT_AFTER = 8  # fan-in: commits of one size tier that trigger a merge of that tier
 COMPACT_ROWS = 1_000_000  # a commit up to this size takes part in automatic merges
 MERGE_MAX_ROWS = 8_000_000  # rows one automatic merge writes at most
+TRICKLE_ROWS = 200_000  # a merge of this many rows flushes its file as it writes it (_trickle)
 _MERGE_ROUNDS = 8  # merges one housekeeping run makes at most (a merge can fill the next tier)
 # an automatic merge vacuums the view at most this often: vacuum lists every file of the parts
 # folder, which keeps every part of the last VACUUM_GRACE_SECONDS (a stream writes ~16 a second),
@@ -546,8 +548,15 @@ class OfflineStore:
         # the merge runs outside the log lock (writers go on); the commit re-checks `live`
         log.root.joinpath(PARTS).mkdir(parents=True, exist_ok=True)
         rel, path = log.new_part_path()
-        write_atomically(path, lambda tmp: engine.merge_parts(view, parts, tmp))
-        part = Part(rel, sum(c.rows for c in live), compacted=True)
+        rows = sum(c.rows for c in live)
+
+        def write(tmp: Path) -> None:
+            # a big merge's write-back must not stall the writers' fsyncs meanwhile (_trickle)
+            with trickle(tmp) if rows >= TRICKLE_ROWS else contextlib.nullcontext():
+                engine.merge_parts(view, parts, tmp)
+
+        write_atomically(path, write)
+        part = Part(rel, rows, compacted=True)
         first = min(_first_ingested(c) for c in live)
         meta = {
             "key_types": self.key_types(view.name, view.version),
