@@ -6,6 +6,7 @@ the one part. The write path (`featureline.write`) takes this road for files of 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import uuid
@@ -23,8 +24,13 @@ from featureline.offline._pit import CREATED_TS, EVENT_TS, SEQ, SHADOWED_UNTIL, 
 from featureline.offline.batch import NEVER_VISIBLE, batch_stats, prepare_batch
 
 if TYPE_CHECKING:
+    import duckdb
+
+    from featureline.offline._log import Commit, ViewLog
     from featureline.offline.store import IngestResult, OfflineStore
     from featureline.quality.constraints import KeysAcross
+
+_log = logging.getLogger("featureline.offline")
 
 LARGE_FILE_ROWS = (
     16_000_000  # files with more rows than this are ingested in chunks (bounded memory)
@@ -126,6 +132,7 @@ def ingest_chunks(
     log = store.log(view.name, view.version)
     staging = log.root / PARTS / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
+    figure: _Supersedes | None = None
     try:
         key_types = store.key_types(view.name, view.version)
         rows, lo, hi = 0, None, None
@@ -158,6 +165,8 @@ def ingest_chunks(
             f"FROM read_parquet({lit(str(staging / '*.parquet'))})"
         )
 
+        written: list[Path] = []
+
         def write_parts() -> list[Part]:
             rel, path = log.new_part_path()
             con = duckdb.connect(
@@ -174,6 +183,7 @@ def ingest_chunks(
                 write_atomically(path, copy)
             finally:
                 con.close()
+            written.append(path)
             return [Part(rel, rows)]
 
         batch_id = uuid.uuid4().hex
@@ -185,14 +195,28 @@ def ingest_chunks(
             "streamed": True,  # the commit-log key keeps its name: existing logs hold it
             "batch_id": batch_id,
         }
+        # the batch's pairs looked up among the stored rows before the writer lock; under it,
+        # only among the commits landed since (as `OfflineStore.ingest_stored` does)
+        figure = _Supersedes(view, log, staging, rows, int(lo or 0), int(hi or 0))
+        if idempotency_key is None or log.find_key(idempotency_key) is None:
+            figure.early()
+
+        def before_append() -> Any:
+            extra = before_commit() if before_commit is not None else None
+            figures = figure.under_lock(written[-1])
+            return {**figures, **extra} if isinstance(extra, dict) else figures
+
         c = log.commit(
-            write_parts, meta=meta, before_append=before_commit, idempotency_key=idempotency_key
+            write_parts, meta=meta, before_append=before_append, idempotency_key=idempotency_key
         )
     finally:
+        if figure is not None:
+            figure.close()  # before its spill folder goes
         shutil.rmtree(staging, ignore_errors=True)
     replayed = c.meta.get("batch_id") != batch_id
     try:  # after the commit point nothing may fail the write
-        shadowed = _count_shadowed(log.root / c.parts[0].file)
+        own = None if replayed else figure.own
+        shadowed = own if own is not None else _count_shadowed(log.root / c.parts[0].file)
     except Exception:
         shadowed = 0
     if not replayed:
@@ -200,6 +224,153 @@ def ingest_chunks(
     return IngestResult(
         view.name, view.version, c.rows, c.seq, us_to_dt(c.ingested_at_us), shadowed, replayed
     )
+
+
+class _Supersedes:
+    """The `supersedes` figure of a chunked ingest (`store.SUPERSEDES`: the rows it makes
+    superseded when it lands, as `OfflineStore._supersedes_figure` records for a batch in
+    memory), computed by DuckDB in bounded memory: the batch's own ties (rows - distinct
+    (keys, event time) of the staged files: the rows the part written marks as losing a tie,
+    from its footer, rather than a second grouping of every row) plus the distinct staged
+    pairs a live row holds already. Those are kept in a table (`__found`) of a connection
+    within MEMORY_LIMIT that spills to the staging folder, never in Python.
+
+    `early` looks the pairs up among the live commits whose event times overlap the batch's,
+    before the writer lock; `under_lock`, under it, among the commits landed since (a merge of
+    commits looked at already moved rows seen; one that replaced a commit landed meanwhile
+    makes it look at every live commit again). No figure ({}; the statistics scan instead)
+    when the stored rows to look at exceed max(LOOKUP_FREE_ROWS, LOOKUP_PER_ROW x rows), or
+    when a lookup fails: logged, never failing the write. `close` before the staging folder
+    is removed."""
+
+    def __init__(
+        self, view: FeatureView, log: ViewLog, staging: Path, rows: int, lo: int, hi: int
+    ) -> None:
+        self.view, self.log, self.rows, self.lo, self.hi = view, log, rows, lo, hi
+        self.staging = staging
+        self.cols = ", ".join([*(q(k) for k in view.join_keys), EVENT_TS])
+        self.staged = f"read_parquet({lit(str(staging / '*.parquet'))})"
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.own: int | None = None  # the batch's own ties, once counted
+        self.seen: frozenset[int] | None = None  # live commits looked at; None: no figure
+
+    def early(self) -> None:
+        """The staged pairs the live commits hold (before the writer lock)."""
+        import duckdb
+
+        try:
+            self.con = duckdb.connect(
+                config={
+                    "memory_limit": MEMORY_LIMIT,
+                    "temp_directory": str(self.staging / "spill-pairs"),
+                }
+            )
+            self.con.execute("SET enable_progress_bar = false")
+            self.con.execute(
+                f"CREATE TABLE __found AS SELECT {self.cols} FROM {self.staged} LIMIT 0"
+            )
+            live = self.log.live_commits()
+            if self._look_up(live, None):
+                self.seen = frozenset(c.seq for c in live)
+        except Exception as e:
+            self._failed(e)
+
+    def under_lock(self, part: Path) -> dict[str, int]:
+        """`{SUPERSEDES: n}` with the commits landed since `early` looked at, or {}; `part`:
+        the file written (its marks are the batch's own ties)."""
+        from featureline.offline.store import SUPERSEDES
+
+        if self.seen is None or self.con is None:
+            return {}
+        try:
+            live = self.log.live_commits()
+            new = [c for c in live if c.seq not in self.seen]
+            if any(set(c.replaces) - self.seen for c in new):  # a merge of an unseen commit
+                self.con.execute("DELETE FROM __found")
+                ok = self._look_up(live, None)
+            else:  # a merge of seen commits holds rows seen
+                since = {c.seq for c in new if not c.replaces}
+                ok = not since or self._look_up(live, since)
+            if not ok:
+                return {}
+            self.own = self._marked(part)
+            return {SUPERSEDES: self.own + self._one("SELECT count(*) FROM __found")}
+        except Exception as e:
+            self._failed(e)
+            return {}
+
+    def _look_up(self, live: list[Commit], only: set[int] | None) -> bool:
+        """Add to `__found` the distinct staged pairs that the rows of the `live` commits (those
+        in `only`, when given) overlapping the batch's event times hold; False when those hold
+        more rows than an ingest looks up among."""
+        from featureline.offline import store
+
+        near = [
+            c
+            for c in live
+            if (only is None or c.seq in only)
+            and c.parts
+            and not (
+                c.meta.get("min_event_us") is not None
+                and c.meta.get("max_event_us") is not None
+                and (int(c.meta["max_event_us"]) < self.lo or int(c.meta["min_event_us"]) > self.hi)
+            )
+        ]
+        if sum(c.rows for c in near) > max(
+            store.LOOKUP_FREE_ROWS, store.LOOKUP_PER_ROW * self.rows
+        ):
+            return False
+        if not near:
+            return True
+        files = ", ".join(lit(str(self.log.root / p.file)) for c in near for p in c.parts)
+        stored = (
+            f"SELECT {self.cols} FROM read_parquet([{files}], union_by_name = true) WHERE "
+            f"{EVENT_TS} BETWEEN make_timestamptz({self.lo}::BIGINT) AND "
+            f"make_timestamptz({self.hi}::BIGINT)"
+        )
+        self._db().execute(
+            f"INSERT INTO __found SELECT {self.cols} FROM {self.staged} SEMI JOIN ({stored}) "
+            f"USING ({self.cols}) EXCEPT SELECT {self.cols} FROM __found"
+        )
+        return True
+
+    def _marked(self, part: Path) -> int:
+        """The rows of `part` whose `__shadowed_until` is set, from its footer's null counts
+        (the column is counted when a row group has none)."""
+        meta = f"parquet_metadata({lit(str(part))}) WHERE path_in_schema = {lit(SHADOWED_UNTIL)}"
+        row = (
+            self._db()
+            .execute(
+                f"SELECT sum(row_group_num_rows - stats_null_count), count(*) - count(stats_null_count) FROM {meta}"
+            )
+            .fetchone()
+        )
+        if row is not None and row[0] is not None and not row[1]:
+            return int(row[0])
+        return self._one(f"SELECT count({SHADOWED_UNTIL}) FROM read_parquet({lit(str(part))})")
+
+    def _one(self, sql: str) -> int:
+        row = self._db().execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            raise RuntimeError("the lookup's connection is closed")
+        return self.con
+
+    def _failed(self, e: Exception) -> None:
+        _log.warning(
+            "superseded-rows lookup of %s failed (the write goes on, with no figure): %s",
+            self.view.name,
+            e,
+        )
+        self.seen = None
+        self.close()
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
 
 
 def _count_shadowed(path: Path) -> int:
