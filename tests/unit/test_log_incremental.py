@@ -236,7 +236,12 @@ def test_a_part_replaced_long_after_it_was_written_keeps_its_grace_once_the_log_
     for f in old:
         os.utime(f, (replaced, replaced))
     assert store.offline.vacuum(view, grace_seconds=3600).files_removed == len(old)  # ... gone
-    assert sorted(r["driver_id"] for r in store.offline.latest_rows(view).to_pylist()) == [0, 1, 2, 3]
+    assert sorted(r["driver_id"] for r in store.offline.latest_rows(view).to_pylist()) == [
+        0,
+        1,
+        2,
+        3,
+    ]
 
 
 def test_a_vacuum_grace_longer_than_the_log_remembers_is_honoured(tmp_path: Path) -> None:
