@@ -7,6 +7,7 @@ grew with the length of the log, which a stream worker appends to ~50 times a se
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -135,12 +136,8 @@ def test_a_long_lived_writer_holds_a_bounded_part_of_the_log(
     assert len(wrote) < 20 and len(replaced_at) < 20  # (was: one per commit)
 
 
-def test_vacuum_removes_a_part_replaced_long_ago_and_keeps_a_recent_one(tmp_path: Path) -> None:
-    """A part file whose replacement the log no longer remembers (replaced more than
-    KEEP_REPLACED_SECONDS ago) is an old unreferenced file to vacuum: removed. One replaced
-    within the grace stays for readers in flight."""
-    import os
-    import time
+def _three_parts(tmp_path: Path) -> tuple[Any, Any, ViewLog, list[Path]]:
+    """A store whose `driver_stats` holds 3 one-row commits: (store, view, log, their files)."""
     from datetime import timedelta
 
     from tests.helpers import driver_defs, new_store, rows, utc
@@ -150,7 +147,17 @@ def test_vacuum_removes_a_part_replaced_long_ago_and_keeps_a_recent_one(tmp_path
     for i in range(3):
         store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [float(i)]))
     log = store.offline.log("driver_stats", 1)
-    old = [log.root / p.file for c in log.live_commits() for p in c.parts]
+    return store, view, log, [log.root / p.file for c in log.live_commits() for p in c.parts]
+
+
+def test_vacuum_removes_a_part_replaced_long_ago_and_keeps_a_recent_one(tmp_path: Path) -> None:
+    """A part file whose replacement the log no longer remembers (replaced more than
+    KEEP_REPLACED_SECONDS ago) is an old unreferenced file to vacuum: removed. One replaced
+    within the grace stays for readers in flight."""
+    import os
+    import time
+
+    store, view, log, old = _three_parts(tmp_path)
     store.offline.compact(view)
     assert all(f.exists() for f in old)
     assert store.offline.vacuum(view).files_removed == 0  # replaced just now: kept (grace)
@@ -211,17 +218,11 @@ def test_a_part_replaced_long_after_it_was_written_keeps_its_grace_once_the_log_
     under a reader that listed it a moment ago. Now the replacement stamps the file's time."""
     import os
     import time
-    from datetime import timedelta
 
-    from tests.helpers import driver_defs, new_store, rows, utc
+    from tests.helpers import rows, utc
 
     monkeypatch.setattr(_log, "KEEP_REPLACED_SECONDS", 0.0)  # the log forgets at once
-    store = new_store(tmp_path, *driver_defs(ttl=timedelta(days=1)))
-    view = store.get_feature_view("driver_stats")
-    for i in range(3):
-        store.ingest("driver_stats", rows([i], [utc(2025, 1, 1)], [float(i)]))
-    log = store.offline.log("driver_stats", 1)
-    old = [log.root / p.file for c in log.live_commits() for p in c.parts]
+    store, view, log, old = _three_parts(tmp_path)
     written = time.time() - 7200
     for f in old:
         os.utime(f, (written, written))
