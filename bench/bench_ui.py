@@ -3,6 +3,9 @@ target <= 100 ms server time per search.
 
     PYTHONPATH=src python bench/bench_ui.py [--small]
     PYTHONPATH=src python bench/bench_ui.py --stats [ROWS] [--reuse]  # a view's statistics page, 10M rows
+    PYTHONPATH=src python bench/bench_ui.py --stats-append [ROWS] [--reuse] [--base-src DIR]
+        # the page after one new 400-row commit (incremental statistics), and with --base-src
+        # the same with another checkout's featureline (its src folder), in the same run
     PYTHONPATH=src python bench/bench_ui.py --runs [N]       # comparison of 1,000 runs
 
 Applies a generated repo under bench/.data/ui (no rows: search reads the registry only), then times
@@ -263,6 +266,105 @@ def _stats_child(mode: str, root: Path) -> dict[str, float]:
     return out
 
 
+APPENDS = 5  # 400-row commits in the append case, one page after each
+
+
+def _append_child(root: Path) -> dict[str, Any]:
+    """In a fresh process, on a copy of the repo: the view page (UiData.view: statistics,
+    preview, freshness) first, then — after the mergeable state is built, when this featureline
+    keeps one — after each of `APPENDS` new 400-row commits (random accounts and event times
+    over the stored range, some of them overwriting stored pairs' event times)."""
+    import tempfile
+
+    import numpy as np
+    import pyarrow as pa
+
+    from featureline.server._ui_data import UiData
+
+    out: dict[str, Any] = {"featureline": fl.__file__}
+    with tempfile.TemporaryDirectory(prefix="fl_bench_append_") as tmp:
+        copy = Path(tmp) / "repo"
+        shutil.copytree(root, copy)
+        with fl.FeatureStore(copy) as store:
+            fv = store.check_read("balances", "describe")
+            ui = UiData(store)
+            t = time.perf_counter()
+            first = ui.view("balances")
+            out["first_ms"] = (time.perf_counter() - t) * 1000
+            wait = getattr(ui, "wait_stats_states", None)
+            t = time.perf_counter()
+            if wait is not None:  # the state of 10M rows: built on a background thread
+                wait()
+            out["state_wait_ms"] = (time.perf_counter() - t) * 1000
+            rng = np.random.default_rng(11)
+            start = np.datetime64("2025-01-01T00:00:00", "us")
+            took, rows = [], int(first["rows"])
+            for _ in range(APPENDS):
+                n = 400
+                store.ingest(
+                    "balances",
+                    pa.table(
+                        {
+                            "account_id": rng.integers(0, 100_000, n),
+                            "event_timestamp": pa.array(
+                                start + rng.integers(0, 90 * 86_400, n).astype("timedelta64[s]"),
+                                pa.timestamp("us", "UTC"),
+                            ),
+                            "balance": rng.normal(1000, 300, n),
+                            "score": rng.random(n),
+                            "txns": rng.integers(0, 50, n),
+                        }
+                    ),
+                )
+                rows += n
+                t = time.perf_counter()
+                page = ui.view("balances")
+                took.append((time.perf_counter() - t) * 1000)
+                assert page["rows"] == rows, (page["rows"], rows)
+            out["after_ms"] = took
+            out["approximate"] = page["approximate"]
+            del fv
+    return out
+
+
+def run_stats_append(rows: int, reuse: bool, base_src: str | None) -> dict[str, Any]:
+    """The view page after one new 400-row commit on `rows` stored rows, each featureline (this
+    one, and with `base_src` the one in that src folder) in a fresh process on a copy of the
+    same generated repo."""
+    import os
+    import subprocess
+
+    root, ingest_s = _stats_repo(rows, reuse)
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    out: dict[str, Any] = {}
+    for label, src in (("old", base_src), ("new", here)):
+        if src is None:
+            continue
+        env = {**os.environ, "PYTHONPATH": src}
+        proc = subprocess.run(
+            [sys.executable, __file__, "--append-child", str(root)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert str(got["featureline"]).startswith(src), (label, got["featureline"], src)
+        out[label] = got
+    print(f"view page after one new 400-row commit on {rows:,} rows (ingest {ingest_s:.1f} s):")
+    for label, got in out.items():
+        after = got["after_ms"]
+        print(
+            f"  {label} ({got['featureline']}): first page {got['first_ms']:.0f} ms, state "
+            f"wait {got['state_wait_ms']:.0f} ms; after each of {len(after)} commits: median "
+            f"{statistics.median(after):.0f} ms (min {min(after):.0f}, max {max(after):.0f}; "
+            f"{', '.join(f'{x:.0f}' for x in after)})"
+        )
+        for what, how in dict(got.get("approximate") or {}).items():
+            print(f"    approximate {what}: {how}")
+    return out
+
+
 def run_stats(rows: int, reuse: bool = False) -> dict[str, float]:
     """A view's statistics page (GET /ui/api/views/{name}) on `rows` stored rows: the first
     request, a cached one, the first one after a new commit (recomputed), and the statistics and
@@ -379,6 +481,15 @@ if __name__ == "__main__":
     if "--runs" in sys.argv:
         i = sys.argv.index("--runs")
         run_runs(int(sys.argv[i + 1]) if len(sys.argv) > i + 1 else 1000)
+        sys.exit(0)
+    if "--append-child" in sys.argv:
+        print(json.dumps(_append_child(Path(sys.argv[sys.argv.index("--append-child") + 1]))))
+        sys.exit(0)
+    if "--stats-append" in sys.argv:
+        i = sys.argv.index("--stats-append")
+        given = len(sys.argv) > i + 1 and sys.argv[i + 1].isdigit()
+        base = sys.argv[sys.argv.index("--base-src") + 1] if "--base-src" in sys.argv else None
+        run_stats_append(int(sys.argv[i + 1]) if given else 10_000_000, "--reuse" in sys.argv, base)
         sys.exit(0)
     if "--stats-child" in sys.argv:
         i = sys.argv.index("--stats-child")

@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from featureline._sql import EVENT_TS, SHADOWED_UNTIL, lit, q
+from featureline._sql import EVENT_TS, INGESTED_AT, SHADOWED_UNTIL, lit, q
 from featureline.definitions import FeatureView
+from featureline.offline import _profile_merge as pm
 from featureline.offline._pit import PartRef
 from featureline.offline.engines._duckdb_facts import (
     _disjoint,
@@ -206,6 +207,194 @@ class _Profile:
             out["approximate"] = approx
         return out
 
+    def profile_state(
+        self,
+        view: FeatureView,
+        parts: list[PartRef],
+        bins: int,
+        edges: dict[str, tuple[float, float, float]] | None = None,
+        newer_than_us: int | None = None,
+    ) -> pm.ProfileState:
+        """The mergeable statistics of the rows of `parts` (`_profile_merge.ProfileState`), from
+        five scans of them: counts, min/max and sums; rows per hour of event time; the HLL
+        registers of every feature; the `bins`-bin histograms of the numeric features (in
+        `edges` where given, so that they add to a state's; else over their own range); and the
+        KLL sketches of the numeric features (read in batches: no column held whole). With
+        `newer_than_us` (compacted parts only), only the rows ingested after it."""
+        import datasketches as ds
+
+        if not parts:
+            return pm.ProfileState(0)
+        src = "read_parquet([" + ", ".join(lit(p.path) for p in parts) + "], union_by_name = true)"
+        where = "TRUE" if newer_than_us is None else f"{INGESTED_AT} > {int(newer_than_us)}"
+        present = set().union(*(p.columns or [f.name for f in view.features] for p in parts))
+        feats = [f for f in view.features if f.name in present]
+        numeric = [f for f in feats if f.dtype.name in _NUMERIC]
+        col = {f.name: _typed(f.name, f.dtype.name) for f in feats}
+        exprs = ["count(*)", f"epoch_us(min({EVENT_TS}))", f"epoch_us(max({EVENT_TS}))"]
+        for f in feats:
+            c = col[f.name]
+            exprs.append(f"count({c})")
+            ordered = not f.dtype.is_array and f.dtype.name != "Bytes"
+            exprs += [f"min({c})", f"max({c})"] if ordered else ["NULL", "NULL"]
+            exprs.append(
+                "NULL"
+                if f.dtype.name not in _NUMERIC
+                else f"sum({c})"
+                if f.dtype.name == "Int64"
+                else f"fsum({c})"
+            )
+        con = self.connection()
+        try:
+            top = con.execute(f"SELECT {', '.join(exprs)} FROM {src} WHERE {where}").fetchall()[0]
+            rows = int(top[0])
+            if not rows:
+                return pm.ProfileState(0)
+            hours = {
+                int(h): int(n)
+                for h, n in con.execute(
+                    f"SELECT epoch_us({EVENT_TS}) // {_HOUR_US} * {_HOUR_US} AS h, count(*) "
+                    f"FROM {src} WHERE {where} GROUP BY h"
+                ).fetchall()
+            }
+            hlls = self._hll(con, src, where, [col[f.name] for f in feats], rows)
+            stats = {f.name: top[3 + 4 * i : 7 + 4 * i] for i, f in enumerate(feats)}
+            own = {f.name: pm.bin_edges(stats[f.name][1], stats[f.name][2], bins) for f in numeric}
+            at = {n: e for n, e in {**own, **(edges or {})}.items() if e is not None and bins}
+            at = {n: e for n, e in at.items() if n in own}
+            nonnull = {n: int(stats[n][0]) for n in at}
+            counted = self._bins(con, src, where, col, at, bins, nonnull)
+            sketches = {f.name: ds.kll_doubles_sketch(pm.KLL_K) for f in numeric}
+            if numeric:
+                sel = ", ".join(f"{col[f.name]}::DOUBLE AS {q(f.name)}" for f in numeric)
+                reader = con.sql(f"SELECT {sel} FROM {src} WHERE {where}")
+                for batch in reader.to_arrow_reader(_PAIRS_BATCH):
+                    for j, f in enumerate(numeric):
+                        a = batch.column(j)
+                        x = _numpy(a.drop_null() if a.null_count else a)
+                        x = x[~np.isnan(x)]
+                        if x.size:
+                            sketches[f.name].update(np.ascontiguousarray(x, np.float64))
+        finally:
+            con.close()
+        out: dict[str, pm.FeatureState] = {}
+        for i, f in enumerate(feats):
+            count, lo, hi, total = stats[f.name]
+            kll = sketches.get(f.name)
+            out[f.name] = pm.FeatureState(
+                str(f.dtype),
+                int(count),
+                lo,
+                hi,
+                None if total is None else int(total) if f.dtype.name == "Int64" else total,
+                hlls[i],
+                None if kll is None else bytes(kll.serialize()),
+                at.get(f.name),
+                None if f.name not in counted else tuple(counted[f.name]),
+            )
+        return pm.ProfileState(rows, top[1], top[2], hours, out)
+
+    @staticmethod
+    def _hll(con: Any, src: str, where: str, columns: list[str], rows: int) -> list[bytes]:
+        """The serialized DataSketches HLL sketch of each of `columns`: its exact coupons when at
+        most `SET_MAX`, else its registers. Up to `COUPON_ROWS` rows one GROUP BY of the
+        coupons of every column (registers derived from them); above, one of the registers
+        (4,096 groups a column), then one of the coupons of each column with few registers."""
+        if not columns:
+            return []
+        exprs = [pm.hll_sql(c) for c in columns]
+        regs = [np.zeros(1 << pm.HLL_LG_K, np.uint8) for _ in columns]
+        coupons: list[list[tuple[int, int]] | None] = [None] * len(columns)
+        few = list(range(len(columns)))
+        if rows > pm.COUPON_ROWS:
+            sql = " UNION ALL ".join(
+                f"SELECT {i} AS i, {slot} AS s, max({rank}) FROM {src} "
+                f"WHERE {where} AND {c} IS NOT NULL GROUP BY s"
+                for i, (c, (slot, _, rank)) in enumerate(zip(columns, exprs, strict=True))
+            )
+            for i, slot, v in con.execute(sql).fetchall():
+                regs[i][slot] = v
+            few = [i for i, r in enumerate(regs) if 0 < np.count_nonzero(r) <= pm.SET_MAX]
+        if few:
+            sql = " UNION ALL ".join(
+                f"(SELECT {i} AS i, {exprs[i][1]} AS a, max({exprs[i][2]}) FROM {src} WHERE "
+                f"{where} AND {columns[i]} IS NOT NULL GROUP BY a"
+                + ("" if rows <= pm.COUPON_ROWS else f" LIMIT {pm.SET_MAX + 1}")
+                + ")"
+                for i in few
+            )
+            found: dict[int, list[tuple[int, int]]] = {i: [] for i in few}
+            for i, a, v in con.execute(sql).fetchall():
+                found[i].append((int(a), int(v)))
+            for i, got in found.items():
+                if rows <= pm.COUPON_ROWS:  # the registers: each coupon's, the greatest value
+                    slot = np.array([a for a, _ in got], np.int64) & ((1 << pm.HLL_LG_K) - 1)
+                    np.maximum.at(regs[i], slot, np.array([v for _, v in got], np.uint8))
+                coupons[i] = got
+        return [
+            pm.hll_set_image([a | (v << 26) for a, v in c])
+            if c is not None and len(c) <= pm.SET_MAX
+            else pm.hll_image(r)
+            for r, c in zip(regs, coupons, strict=True)
+        ]
+
+    def profile_bins(
+        self, view: FeatureView, parts: list[PartRef], edges: dict[str, tuple[float, float, float]]
+    ) -> dict[str, list[int]]:
+        """The histograms of numeric features over every row of `parts`, in the bins `edges`
+        ({feature: (lo, hi, width)}; `len` bins: one when hi = lo) — a state's, recounted when
+        new rows fell outside its bins."""
+        if not parts or not edges:
+            return {}
+        src = "read_parquet([" + ", ".join(lit(p.path) for p in parts) + "], union_by_name = true)"
+        types = {f.name: f.dtype.name for f in view.features}
+        col = {n: _typed(n, types[n]) for n in edges}
+        con = self.connection()
+        try:
+            nonnull = dict(
+                zip(
+                    edges,
+                    con.execute(
+                        f"SELECT {', '.join(f'count({col[n]})' for n in edges)} FROM {src}"
+                    ).fetchall()[0],
+                    strict=True,
+                )
+            )
+            bins = {n: round((e[1] - e[0]) / e[2]) if e[1] > e[0] else 1 for n, e in edges.items()}
+            out: dict[str, list[int]] = {}
+            for n, e in edges.items():
+                out |= self._bins(con, src, "TRUE", col, {n: e}, bins[n], nonnull)
+            return out
+        finally:
+            con.close()
+
+    @staticmethod
+    def _bins(
+        con: Any,
+        src: str,
+        where: str,
+        col: dict[str, str],
+        edges: dict[str, tuple[float, float, float]],
+        bins: int,
+        nonnull: dict[str, int],
+    ) -> dict[str, list[int]]:
+        """{feature: `bins` counts in its `edges`} (a single bin of all its values when hi = lo)."""
+        out = {n: [int(nonnull[n])] for n, e in edges.items() if e[1] <= e[0]}
+        spread = [(n, e) for n, e in edges.items() if e[1] > e[0]]
+        if not spread:
+            return out
+        sql = " UNION ALL ".join(
+            f"SELECT {i} AS i, floor(({col[n]}::DOUBLE - {e[0]!r}) / {e[2]!r}) AS b, count(*) "
+            f"FROM {src} WHERE {where} AND {col[n]} IS NOT NULL GROUP BY b"
+            for i, (n, e) in enumerate(spread)
+        )
+        found: list[dict[float, int]] = [{} for _ in spread]
+        for i, b, count in con.execute(sql).fetchall():
+            found[i][b] = int(count)
+        for (n, _), got in zip(spread, found, strict=True):
+            out[n] = _bin_counts(got, bins)
+        return out
+
     def _pairs_scan(
         self, src: str, keys: list[str], buckets: tuple[str, int, int] | None, rows: int
     ) -> tuple[int, dict[int, int]]:
@@ -232,6 +421,12 @@ class _Profile:
             if b is not None:
                 out[names[i]][b] = int(count)
         return out
+
+
+def _typed(name: str, dtype: str) -> str:
+    """The column as the view's type (parts written with another physical type hash alike)."""
+    cast = {"Int64": "::BIGINT", "Float64": "::DOUBLE"}.get(dtype, "")
+    return f"{q(name)}{cast}"
 
 
 def _numpy(array: Any) -> Any:
