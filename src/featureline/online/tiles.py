@@ -31,11 +31,13 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from featureline.aggregation import _bulk
 from featureline.aggregation.kernel import kernel
 from featureline.aggregation.offline import EventSource, column_type, group_bounds
 from featureline.aggregation.windows import (
@@ -105,7 +107,7 @@ def _memo(cache: dict[int, bytes], k: Any, p: int) -> bytes:
 
 def _segments(
     ev: np.ndarray, bounds: np.ndarray, now_us: int, cut: int, tile_us: int
-) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The entries of every key at once (events `ev` sorted by key, then time; key `g` holds
     ev[bounds[g]:bounds[g+1]]): per entry its first and end event and start (WHOLE_HISTORY for
     the prefix: arrived events older than `cut`; the tile start for arrived events; the event
@@ -114,7 +116,8 @@ def _segments(
     n = len(ev)
     n_keys = len(bounds) - 1
     if n == 0:
-        return [], [], [], [0] * (n_keys + 1), [0] * n_keys
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, none, np.zeros(n_keys + 1, np.int64), np.zeros(n_keys, np.int64)
     g = np.repeat(np.arange(n_keys), np.diff(bounds))
     ahead = ev > now_us
     old = (ev < cut) & ~ahead
@@ -126,13 +129,53 @@ def _segments(
     seg_g = g[lo]
     first = np.searchsorted(seg_g, np.arange(n_keys + 1), "left")
     tiled = np.bincount(seg_g[~ahead[lo]], minlength=n_keys)
-    return (
-        lo.tolist(),
-        hi.tolist(),
-        label[lo].tolist(),
-        first.tolist(),
-        (first[:-1] + tiled).tolist(),
-    )
+    return lo, hi, label[lo], first, first[:-1] + tiled
+
+
+BULK = True
+"""Compute the tile suffixes of the kernels `_bulk` supports for every key at once (False:
+per key, the reference path tests/unit/test_tiles_bulk.py compares with)."""
+
+
+class _BulkRows:
+    """One aggregation's tile suffixes of every key of a refresh, computed at once by `_bulk`:
+    `key` gives a key's row of blobs and `_put_final` bytes, or None (per key then)."""
+
+    def __init__(self, k: Any, col: np.ndarray, fin: bool, seg: tuple[np.ndarray, ...]) -> None:
+        lo, hi, start, key_first, key_tiles = seg
+        s0 = key_first[:-1]
+        skip = np.zeros(len(s0), dtype=bool)
+        if fin and len(lo):  # a finite window never reaches the prefix (always a key's first)
+            has = key_tiles > s0
+            skip[has] = start[s0[has]] == WHOLE_HISTORY
+        first = s0 + skip
+        sizes = np.maximum(key_tiles - first, 0)
+        has_run = sizes > 0
+        self.first = first.tolist()
+        self.off = (np.cumsum(sizes) - sizes).tolist()
+        self.run = np.where(has_run, np.cumsum(has_run) - 1, -1).tolist()
+        pos = np.repeat(first - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        run_lo = lo[first[has_run]] if len(lo) else lo
+        run_hi = hi[key_tiles[has_run] - 1] if len(lo) else hi
+        run_of = np.repeat(np.arange(int(has_run.sum())), sizes[has_run])
+        self.ok, self.blobs, values = _bulk.float_suffixes(
+            k, col, run_lo, run_hi, lo[pos] if len(lo) else lo, run_of
+        )
+        self.finals = [
+            _F_FLOAT + _F64.pack(v) if type(v) is float else _put_final(v) for v in values
+        ]
+
+    def key(self, g: int, s0: int, st: int, none: bytes) -> tuple[list[bytes], list[bytes]] | None:
+        r = self.run[g]
+        if r >= 0 and not self.ok[r]:
+            return None
+        first, off = self.first[g], self.off[g]
+        lead = first - s0
+        cnt = st - first
+        if cnt <= 0:
+            return [b""] * (st - s0), [none] * (st - s0)
+        row = [b""] * lead + self.blobs[off : off + cnt]
+        return row, [none] * lead + self.finals[off : off + cnt]
 
 
 def refresh(
@@ -167,34 +210,62 @@ def refresh(
     out_keys: list[bytes] = encode_keys(heads, jk, key_types) if heads is not None else []
     values: list[bytes] = []
     heads_out: list[bytes] = []
-    lo_l, hi_l, start_l, key_first, key_tiles = _segments(ev, bounds, now, cut, view.tile_us)
+    seg = _segments(ev, bounds, now, cut, view.tile_us)
+    lo_l, hi_l, start_l, key_first, key_tiles = (a.tolist() for a in seg)
     finite = [a.window_us is not None for a in view.aggregations]
     served = _served(view, now)
     counts = [
         _valid_per_entry(events.column(a.column), lo_l) if a.function == "count" else None
         for a in view.aggregations
     ]
+    bulk = [
+        _BulkRows(k, col, fin, seg) if BULK and _bulk.supports(k, col) else None
+        for k, col, fin in zip(kernels, columns, finite, strict=True)
+    ]
+    no_value = [
+        b"" if b is None else _put_final(k.finalize(k.empty()))
+        for k, b in zip(kernels, bulk, strict=True)
+    ]
     enc_counts: list[dict[int, bytes]] = [{} for _ in view.aggregations]  # a tag per column type
+    final_counts: dict[int, bytes] = {}  # `_put_final` of a count, once per refresh per value
     for g in range(len(bounds) - 1):
         s0, s1, st = key_first[g], key_first[g + 1], key_tiles[g]  # tiles s0..st, ahead st..s1
         blobs: list[list[bytes]] = []
         partials: list[list[Any] | None] = []
-        for fin, k, col, kp, cnt, enc_count in zip(
-            finite, kernels, columns, keep, counts, enc_counts, strict=True
+        finals: list[list[bytes] | None] = []
+        for fin, k, col, kp, cnt, enc_count, bk, no_val in zip(
+            finite, kernels, columns, keep, counts, enc_counts, bulk, no_value, strict=True
         ):
-            row: list[bytes] = [b""] * (st - s0)
+            got = None if bk is None else bk.key(g, s0, st, no_val)
+            if got is not None:  # computed for every key at once: the events dated ahead here
+                row, fins = got
+                row += [
+                    k.encode(k.add(k.empty(), col[lo_l[p] : hi_l[p]], orders[lo_l[p] : hi_l[p]]))
+                    for p in range(st, s1)
+                ]
+                blobs.append(row)
+                partials.append(None)
+                finals.append(fins)
+                continue
+            finals.append(None)
+            row = [b""] * (st - s0)
             kept: list[Any] = [None] * (st - s0)
             if cnt is not None:  # count: the non-null values of each entry, counted at once
                 c = 0
+                fins = [_FINAL_ZERO] * (st - s0)
                 for pos in range(st - 1, s0 - 1, -1):
                     if fin and start_l[pos] == WHOLE_HISTORY:
                         continue
                     c += cnt[pos]
                     row[pos - s0] = _memo(enc_count, k, c)
-                    kept[pos - s0] = c
+                    got_f = final_counts.get(c)
+                    if got_f is None:
+                        got_f = final_counts[c] = _put_final(c)
+                    fins[pos - s0] = got_f
                 row += [_memo(enc_count, k, cnt[p]) for p in range(st, s1)]
                 blobs.append(row)
-                partials.append(kept)
+                partials.append(None)
+                finals[-1] = fins  # a count's value is its partial
                 continue
             acc = k.empty()
             for pos in range(st - 1, s0 - 1, -1):  # suffixes, newest tile first
@@ -213,7 +284,9 @@ def refresh(
         starts = start_l[s0:st]
         ahead = start_l[st:s1]
         values.append(order + _pack(starts, ahead, blobs))
-        heads_out.append(order + _head(view, kernels, now, starts, ahead, blobs, partials, served))
+        heads_out.append(
+            order + _head(view, kernels, now, starts, ahead, blobs, partials, served, finals)
+        )
     if keys is not None:  # keys without events left: their tiles are empty now
         asked = encode_keys(keys, jk, key_types)
         have = set(out_keys)
@@ -276,12 +349,14 @@ def _head(
     blobs: list[list[bytes]],
     partials: Sequence[list[Any] | None] | None = None,
     served_by: list[tuple[int, int] | None] | None = None,
+    finals: Sequence[list[bytes] | None] | None = None,
 ) -> bytes:
     """The small row reads use: per aggregation, the suffixes of the tiles a window starting
     within HEAD_SPAN_US of now can begin at (and the next tile), plus the events dated ahead.
     `partials` (per aggregation, None or the partial of each tile's suffix, None for an empty
     blob) spares decoding the blobs just encoded (`decode(encode(p))` finalizes as `p` does);
-    `served_by` is `_served(view, now_us)`, the same for every key.
+    `served_by` is `_served(view, now_us)`, the same for every key; `finals` (per aggregation,
+    None or `_put_final` of each tile suffix's finalized value) spares finalizing them here.
 
     Layout: per aggregation the window starts it serves (from, until: others need the tail),
     `u32 m` and the `m` event times dated ahead, per aggregation the offset of its section;
@@ -305,9 +380,15 @@ def _head(
     parts = [bounds, struct.pack(f"<I{len(ahead)}q", len(ahead), *ahead)]
     sections: list[bytes] = []
     parts_of = partials if partials is not None else [None] * len(blobs)
-    for (first, last, _, _), row, k, ps in zip(spans, blobs, kernels, parts_of, strict=True):
-        kind, kept = _PARTIAL, row[first:last] + row[n:]  # then the events dated ahead
-        if not ahead:
+    finals_of = finals if finals is not None else [None] * len(blobs)
+    for (first, last, _, _), row, k, ps, fs in zip(
+        spans, blobs, kernels, parts_of, finals_of, strict=True
+    ):
+        if not ahead and fs is not None:
+            kind, kept = _FINAL, fs[first:last]
+        else:
+            kind, kept = _PARTIAL, row[first:last] + row[n:]  # then the events dated ahead
+        if not ahead and fs is None:
             try:
                 if ps is None:
                     got = [k.decode(x) if x else k.empty() for x in kept]
@@ -317,9 +398,7 @@ def _head(
                 kind = _FINAL
             except (ValueError, ValidationError):  # not a plain scalar, or finalize refuses
                 pass  # (an Int64 sum out of range): the read finalizes, and raises, as before
-        offs = [0]
-        for x in kept:
-            offs.append(offs[-1] + len(x))
+        offs = [0, *accumulate(map(len, kept))]
         sections.append(
             struct.pack(
                 f"<BI{last - first}q{len(offs)}I", kind, last - first, *starts[first:last], *offs
@@ -339,6 +418,7 @@ _PARTIAL, _FINAL = 0, 1
 _F_INT, _F_FLOAT, _F_FALSE, _F_TRUE, _F_STR = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
+_FINAL_ZERO = _F_INT + _I64.pack(0)  # `_put_final` of a count of nothing
 
 
 def _put_final(v: Any) -> bytes:
@@ -384,9 +464,7 @@ def _pack(starts: list[int], ahead: list[int], blobs: list[list[bytes]]) -> byte
         struct.pack(f"<II{len(starts) + len(ahead)}q", len(starts), len(ahead), *starts, *ahead)
     ]
     for row in blobs:
-        offs = [0]
-        for x in row:
-            offs.append(offs[-1] + len(x))
+        offs = [0, *accumulate(map(len, row))]
         parts.append(struct.pack(f"<{len(offs)}I", *offs))
         parts.extend(row)
     return b"".join(parts)
