@@ -298,30 +298,63 @@ def _append_child(root: Path) -> dict[str, Any]:
             out["state_wait_ms"] = (time.perf_counter() - t) * 1000
             rng = np.random.default_rng(11)
             start = np.datetime64("2025-01-01T00:00:00", "us")
-            took, rows = [], int(first["rows"])
-            for _ in range(APPENDS):
-                n = 400
-                store.ingest(
-                    "balances",
-                    pa.table(
-                        {
-                            "account_id": rng.integers(0, 100_000, n),
-                            "event_timestamp": pa.array(
-                                start + rng.integers(0, 90 * 86_400, n).astype("timedelta64[s]"),
-                                pa.timestamp("us", "UTC"),
-                            ),
-                            "balance": rng.normal(1000, 300, n),
-                            "score": rng.random(n),
-                            "txns": rng.integers(0, 50, n),
-                        }
-                    ),
-                )
-                rows += n
-                t = time.perf_counter()
-                page = ui.view("balances")
-                took.append((time.perf_counter() - t) * 1000)
-                assert page["rows"] == rows, (page["rows"], rows)
-            out["after_ms"] = took
+            after = start + np.timedelta64(91 * 86_400, "s")  # past every stored event time
+            spent = {"stats": 0.0, "superseded": 0.0}
+            offline = store.offline
+
+            def timed(what: str, fn: Any) -> Any:
+                def call(*a: Any, **k: Any) -> Any:
+                    t = time.perf_counter()
+                    try:
+                        return fn(*a, **k)
+                    finally:
+                        spent[what] += (time.perf_counter() - t) * 1000
+
+                return call
+
+            ui._stats_for = timed("stats", ui._stats_for)  # type: ignore[method-assign]
+            offline.superseded_rows = timed("superseded", offline.superseded_rows)  # type: ignore[method-assign]
+            rows = int(first["rows"])
+            # `spread`: event times over the stored range (a batch's pairs could overwrite any
+            # stored row: the superseded-rows lookup reads every part); `stream`: newer than
+            # every stored row, a second apart per commit (as a stream appends)
+            for case in ("spread", "stream"):
+                took, stats_ms, lookup_ms, kinds = [], [], [], []
+                for j in range(APPENDS):
+                    n = 400
+                    if case == "spread":
+                        secs = rng.integers(0, 90 * 86_400, n).astype("timedelta64[s]")
+                        times = start + secs
+                    else:
+                        times = (
+                            after + np.timedelta64(j, "s") + np.arange(n).astype("timedelta64[ms]")
+                        )
+                    store.ingest(
+                        "balances",
+                        pa.table(
+                            {
+                                "account_id": rng.integers(0, 100_000, n),
+                                "event_timestamp": pa.array(times, pa.timestamp("us", "UTC")),
+                                "balance": rng.normal(1000, 300, n),
+                                "score": rng.random(n),
+                                "txns": rng.integers(0, 50, n),
+                            }
+                        ),
+                    )
+                    rows += n
+                    spent.update(stats=0.0, superseded=0.0)
+                    t = time.perf_counter()
+                    page = ui.view("balances")
+                    took.append((time.perf_counter() - t) * 1000)
+                    stats_ms.append(spent["stats"])
+                    lookup_ms.append(spent["superseded"])
+                    # merged: this featureline's incremental statistics; else computed in full
+                    kinds.append(float(str(page["approximate"]["distinct"]).startswith("DataS")))
+                    assert page["rows"] == rows, (page["rows"], rows)
+                out[case] = {"page_ms": took, "stats_ms": stats_ms, "superseded_ms": lookup_ms}
+                out[case]["merged"] = kinds
+            if wait is not None:  # a state still being built (after a full computation)
+                wait()
             out["approximate"] = page["approximate"]
             del fv
     return out
@@ -353,13 +386,20 @@ def run_stats_append(rows: int, reuse: bool, base_src: str | None) -> dict[str, 
         out[label] = got
     print(f"view page after one new 400-row commit on {rows:,} rows (ingest {ingest_s:.1f} s):")
     for label, got in out.items():
-        after = got["after_ms"]
         print(
-            f"  {label} ({got['featureline']}): first page {got['first_ms']:.0f} ms, state "
-            f"wait {got['state_wait_ms']:.0f} ms; after each of {len(after)} commits: median "
-            f"{statistics.median(after):.0f} ms (min {min(after):.0f}, max {max(after):.0f}; "
-            f"{', '.join(f'{x:.0f}' for x in after)})"
+            f"  {label} ({got['featureline']}): first page {got['first_ms']:.0f} ms, then "
+            f"{got['state_wait_ms']:.0f} ms waiting for the mergeable state"
         )
+        for case in ("spread", "stream"):
+            c = got[case]
+            med = {k: statistics.median(v) for k, v in c.items() if k != "merged"}
+            print(
+                f"    {case}: page after each of {len(c['page_ms'])} commits median "
+                f"{med['page_ms']:.0f} ms ({', '.join(f'{x:.0f}' for x in c['page_ms'])}); "
+                f"its statistics {med['stats_ms']:.0f} ms, of which the superseded-rows "
+                f"lookup (OfflineStore.superseded_rows) {med['superseded_ms']:.0f} ms; pages "
+                f"merged incrementally: {int(sum(c['merged']))} of {len(c['merged'])}"
+            )
         for what, how in dict(got.get("approximate") or {}).items():
             print(f"    approximate {what}: {how}")
     return out

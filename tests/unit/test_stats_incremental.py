@@ -108,6 +108,15 @@ def _exact_equal(inc: dict[str, Any], full: dict[str, Any]) -> None:
         assert g.get("histogram") == f.get("histogram"), name  # exact bins on both sides
 
 
+def _figures(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
+    """Whether ingests record their superseded-rows figure (else the readers look them up: a
+    push onto a large view)."""
+    import featureline.offline.store as store_mod
+
+    monkeypatch.setattr(store_mod, "LOOKUP_FREE_ROWS", 1_000_000 if on else -1)
+    monkeypatch.setattr(store_mod, "LOOKUP_PER_ROW", 4 if on else 0)
+
+
 _OPS = st.lists(
     st.one_of(
         st.tuples(
@@ -132,13 +141,14 @@ _OPS = st.lists(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(ops=_OPS, seed=st.integers(0, 2**16))
+@given(ops=_OPS, seed=st.integers(0, 2**16), figures=st.booleans())
 def test_incremental_profile_equals_the_full_computation(
-    ops: list[tuple[Any, ...]], seed: int, monkeypatch: pytest.MonkeyPatch
+    ops: list[tuple[Any, ...]], seed: int, figures: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import featureline.offline.store as store_mod
 
     monkeypatch.setattr(store_mod, "COMPACT_AFTER", 3)  # automatic merges now and then
+    _figures(monkeypatch, figures)
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         account, view = _view()
@@ -176,15 +186,19 @@ def test_incremental_profile_equals_the_full_computation(
             store.close()
 
 
-@pytest.mark.parametrize("coupons", [True, False])  # small HLL sketches from coupons, registers
+@pytest.mark.parametrize(
+    ("coupons", "figures"),  # small HLL sketches from coupons or registers; figures recorded
+    [(True, True), (False, True), (True, False)],
+)
 def test_appends_merges_and_compactions_are_merged_not_recomputed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, coupons: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, coupons: bool, figures: bool
 ) -> None:
     import featureline.offline.store as store_mod
     from featureline.offline import _profile_merge as pm
 
     if not coupons:
         monkeypatch.setattr(pm, "COUPON_ROWS", 0)
+    _figures(monkeypatch, figures)
     monkeypatch.setattr(store_mod, "COMPACT_AFTER", 100)  # merges only when asked
     account, view = _view()
     store = new_store(tmp_path, account, view)

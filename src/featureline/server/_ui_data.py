@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from featureline._sql import INGESTED_AT
 from featureline.errors import NotFoundError, PermissionDeniedError, ValidationError, did_you_mean
 
 if TYPE_CHECKING:
@@ -72,10 +73,11 @@ class _Kept:
 
     commits: dict[int, tuple[int, int]]  # seq: (ingested time µs, rows)
     state: ProfileState
+    superseded: int | None = None  # their superseded rows, when known
 
     @classmethod
-    def of(cls, commits: list[Commit], state: ProfileState) -> _Kept:
-        return cls({c.seq: (c.ingested_at_us, c.rows) for c in commits}, state)
+    def of(cls, commits: list[Commit], state: ProfileState, superseded: int | None = None) -> _Kept:
+        return cls({c.seq: (c.ingested_at_us, c.rows) for c in commits}, state, superseded)
 
     @property
     def last_seq(self) -> int:
@@ -433,8 +435,11 @@ class UiData:
             if live is None:
                 return
             commits, parts = live
-            state = self.store.offline.engine.profile_state(fv, parts, BINS)  # type: ignore[attr-defined]
-            self._put_state(key, _Kept.of(commits, state))
+            offline = self.store.offline
+            state = offline.engine.profile_state(fv, parts, BINS)  # type: ignore[attr-defined]
+            # the count the full computation noted (None: the next pages look it up)
+            superseded = offline.superseded_rows(fv, parts)
+            self._put_state(key, _Kept.of(commits, state, superseded))
         except Exception as e:  # the next pages compute in full
             _log.warning("statistics state of %s v%d failed: %s", fv.name, fv.version, e)
 
@@ -457,8 +462,11 @@ class UiData:
     def _incremental(self, fv: FeatureView, key: tuple[Any, ...]) -> dict[str, Any] | None:
         """The statistics from the kept state and the rows committed since, or None when they
         cannot be merged: no state kept (or another log's: other ingested times), a kept commit
-        gone other than into a merge of kept and new commits, a row count that does not add up,
-        or superseded rows the commit log does not tell."""
+        gone other than into a merge of kept and new commits, or a row count that does not add
+        up. The superseded rows: the commit log's figures (`OfflineStore.superseded_rows`), else
+        (new commits without one, merged meanwhile) the kept count plus the new rows less their
+        pairs no kept row holds (`new_pairs`: the kept rows probed over the new event times),
+        noted for the store's next lookups."""
         from featureline.offline import _profile_merge as pm
 
         with self._lock:
@@ -472,14 +480,28 @@ class UiData:
             return None
         plain, merged = delta
         offline = self.store.offline
+
+        def parts_of(seqs: set[int]) -> list[PartRef]:
+            return [p for p in parts if p.commit in seqs]
+
         engine: Any = offline.engine
         superseded = offline.superseded_rows(fv, parts)
-        if superseded is None:
-            return None
+        if superseded is None:  # new commits without a figure, merged: the new rows' pairs
+            if kept.superseded is None:
+                return None
+            last = kept.last_us
+            fresh = [(parts_of(plain), "TRUE"), (parts_of(merged), f"{INGESTED_AT} > {last}")]
+            stored = [
+                ([p for p in parts if p.commit not in plain | merged], "TRUE"),
+                (parts_of(merged), f"{INGESTED_AT} <= {last}"),
+            ]
+            n, distinct = engine.new_pairs(fv, stored, fresh)
+            superseded = kept.superseded + n - distinct
+            offline.note_superseded(fv, parts, superseded)  # later commits look up theirs alone
         edges = {n: f.edges for n, f in kept.state.features.items() if f.edges is not None}
         state, rebin = kept.state, set()
         for refs, newer in ((plain, None), (merged, kept.last_us)):
-            chosen = [p for p in parts if p.commit in refs]
+            chosen = parts_of(refs)
             if chosen:
                 got = engine.profile_state(fv, chosen, BINS, edges, newer)
                 state, more = pm.merge(state, got)
@@ -492,7 +514,7 @@ class UiData:
             ok = {n: e for n, e in want.items() if e is not None}
             counts = engine.profile_bins(fv, parts, ok)
             state = pm.with_bins(state, {n: (ok[n], c) for n, c in counts.items()})
-        self._put_state(key, _Kept.of(commits, state))
+        self._put_state(key, _Kept.of(commits, state, superseded))
         prof = pm.finalize(state, superseded, QUANTILES)
         return _stats_body({"commits": len(commits), **prof})
 

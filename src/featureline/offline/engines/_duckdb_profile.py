@@ -338,6 +338,49 @@ class _Profile:
             for r, c in zip(regs, coupons, strict=True)
         ]
 
+    def new_pairs(
+        self,
+        view: FeatureView,
+        old: list[tuple[list[PartRef], str]],
+        new: list[tuple[list[PartRef], str]],
+    ) -> tuple[int, int]:
+        """(rows, distinct (keys, event time) pairs no old row holds) of the new rows: the rows
+        of each (parts, SQL condition) of `new`, the old ones those of `old` (probed only over
+        the new rows' event times) — so that the superseded rows grow by rows - pairs."""
+        pair = ", ".join([*(q(k) for k in view.join_keys), EVENT_TS])
+
+        def rows_of(groups: list[tuple[list[PartRef], str]], extra: str) -> str:
+            return " UNION ALL ".join(
+                f"SELECT {pair} FROM read_parquet([{', '.join(lit(p.path) for p in refs)}], "
+                f"union_by_name = true) WHERE {cond}{extra}"
+                for refs, cond in groups
+                if refs
+            )
+
+        fresh = rows_of(new, "")
+        if not fresh:
+            return 0, 0
+        con = self.connection()
+        try:
+            n, lo, hi = con.execute(
+                f"SELECT count(*), epoch_us(min({EVENT_TS})), epoch_us(max({EVENT_TS})) "
+                f"FROM ({fresh})"
+            ).fetchall()[0]
+            if not n:
+                return 0, 0
+            within = (
+                f" AND {EVENT_TS} BETWEEN make_timestamptz({int(lo)}::BIGINT) AND "
+                f"make_timestamptz({int(hi)}::BIGINT)"
+            )
+            stored = rows_of(old, within)
+            probe = f"ANTI JOIN ({stored}) USING ({pair})" if stored else ""
+            (found,) = con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT {pair} FROM ({fresh})) {probe}"
+            ).fetchall()[0]
+            return int(n), int(found)
+        finally:
+            con.close()
+
     def profile_bins(
         self, view: FeatureView, parts: list[PartRef], edges: dict[str, tuple[float, float, float]]
     ) -> dict[str, list[int]]:
