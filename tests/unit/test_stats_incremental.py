@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 import featureline as fl
 from featureline.offline._log import Commit
-from featureline.server._ui_data import QUANTILES, UiData
+from featureline.server._ui_data import UiData
+from featureline.server._ui_stats import QUANTILES
 
 # the incremental statistics' names are imported where used: the test of the parts read runs,
 # and fails, on the code before them too
@@ -205,8 +206,8 @@ def test_appends_merges_and_compactions_are_merged_not_recomputed(
     fv = store.get_feature_view("acct")
     ui = UiData(store)
     full: list[int] = []
-    real = ui._compute_stats
-    monkeypatch.setattr(ui, "_compute_stats", lambda v: full.append(1) or real(v))
+    real = ui.stats._compute_stats
+    monkeypatch.setattr(ui.stats, "_compute_stats", lambda v: full.append(1) or real(v))
     rng = np.random.default_rng(8)
     tables: list[pa.Table] = []
 
@@ -294,7 +295,7 @@ def _c(seq: int, at: int, rows: int, replaces: list[int] | None = None) -> Commi
 
 def test_what_merges_and_what_falls_back() -> None:
     from featureline.offline import _profile_merge as pm
-    from featureline.server._ui_data import _Kept
+    from featureline.server._ui_stats import _Kept
 
     kept = _Kept.of([_c(1, 10, 5), _c(2, 20, 5)], pm.ProfileState(10))
     assert kept.delta([_c(1, 10, 5), _c(2, 20, 5), _c(3, 30, 4)]) == ({3}, set())
@@ -314,19 +315,19 @@ def test_a_different_definition_or_version_never_reuses_the_state(tmp_path: Path
     fv = store.get_feature_view("acct")
     ui = UiData(store)
     ui._stats_for(fv)
-    from featureline.server._ui_data import _stats_key
+    from featureline.server._ui_stats import _stats_key
 
     other = fl.FeatureView(
         "acct",
         entities=[account],
         schema=[fl.Field("account_id", fl.Int64), fl.Field("amount", fl.Int64)],
     )
-    assert _stats_key(other) != _stats_key(fv) and _stats_key(fv) in ui._states
+    assert _stats_key(other) != _stats_key(fv) and _stats_key(fv) in ui.stats._states
     store.close()
 
 
 def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import featureline.server._ui_data as ui_mod
+    import featureline.server._ui_stats as ui_mod
 
     monkeypatch.setattr(ui_mod, "STATS_ENTRIES", 2)
     account = fl.Entity("account", ["account_id"])
@@ -352,7 +353,7 @@ def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             ),
         )
         ui._stats_for(store.get_feature_view(v.name))
-    assert len(ui._stats) == len(ui._states) == 2 and len(ui._stats_gates) <= 2
+    assert len(ui.stats._stats) == len(ui.stats._states) == 2 and len(ui.stats._stats_gates) <= 2
     store.close()
 
 

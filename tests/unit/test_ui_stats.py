@@ -20,7 +20,8 @@ import pytest
 import featureline as fl
 from featureline.offline._pit import PartRef
 from featureline.offline.engines.duckdb import DuckDBEngine
-from featureline.server._ui_data import BINS, QUANTILES, UiData
+from featureline.server._ui_data import UiData
+from featureline.server._ui_stats import BINS, QUANTILES
 from tests.helpers import TS, new_store
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
