@@ -77,7 +77,7 @@ def _batch(
 def _truth_check(stats: dict[str, Any], table: pa.Table) -> None:
     """The sketch figures against the rows: distinct counts within the HLL's error, percentiles
     whose rank is within the KLL's."""
-    from featureline.offline import _profile_merge as pm
+    from featureline.offline import profile_merge as pm
 
     eps = pm._kll_error()
     for name in ["amount", "count", "tag", "flag", "seen_at", "constant"]:
@@ -195,7 +195,7 @@ def test_appends_merges_and_compactions_are_merged_not_recomputed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, coupons: bool, figures: bool
 ) -> None:
     import featureline.offline.store as store_mod
-    from featureline.offline import _profile_merge as pm
+    from featureline.offline import profile_merge as pm
 
     if not coupons:
         monkeypatch.setattr(pm, "COUPON_ROWS", 0)
@@ -294,7 +294,7 @@ def _c(seq: int, at: int, rows: int, replaces: list[int] | None = None) -> Commi
 
 
 def test_what_merges_and_what_falls_back() -> None:
-    from featureline.offline import _profile_merge as pm
+    from featureline.offline import profile_merge as pm
     from featureline.server._ui_stats import _Kept
 
     kept = _Kept.of([_c(1, 10, 5), _c(2, 20, 5)], pm.ProfileState(10))
@@ -360,7 +360,7 @@ def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_hll_image_is_a_datasketches_sketch() -> None:
     import datasketches as ds
 
-    from featureline.offline import _profile_merge as pm
+    from featureline.offline import profile_merge as pm
 
     real = ds.hll_sketch(pm.HLL_LG_K, ds.tgt_hll_type.HLL_8)
     for i in range(50_000):

@@ -1,4 +1,4 @@
-"""Online tiles computed for every key at once (`featureline.aggregation._bulk`) are the per-key
+"""Online tiles computed for every key at once (`featureline.aggregation.bulk`) are the per-key
 path's, byte for byte: for generated events -- floats with NaN, +-inf, -0.0, subnormals, values
 far apart in magnitude (runs the bulk path must hand back), events dated ahead, events older
 than every finite window (the prefix a lifetime aggregation keeps) -- `refresh` writes the
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import featureline as fl
-from featureline.aggregation import _bulk
+from featureline.aggregation import bulk as bulk_kernel
 from featureline.aggregation.kernel import kernel
 from featureline.online import tiles
 from tests.unit.test_aggregation_tiles_head import _same, _Source
@@ -58,7 +58,7 @@ def test_float_suffixes_equal_the_kernel(
             starts.append(s)
             run_of.append(i)
     x = np.array(xs, dtype=np.float64)
-    ok, blobs, finals = _bulk.float_suffixes(
+    ok, blobs, finals = bulk_kernel.float_suffixes(
         k, x, np.array(run_lo), np.array(run_hi), np.array(starts), np.array(run_of)
     )
     assert len(ok) == len(runs)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from featureline.aggregation import _bulk
+from featureline.aggregation import bulk as bulk_kernel
 from featureline.aggregation.kernel import kernel
 from featureline.aggregation.offline import EventSource, column_type, group_bounds
 from featureline.aggregation.windows import (
@@ -133,12 +133,12 @@ def _segments(
 
 
 BULK = True
-"""Compute the tile suffixes of the kernels `_bulk` supports for every key at once (False:
+"""Compute the tile suffixes of the kernels `bulk` supports for every key at once (False:
 per key, the reference path tests/unit/test_tiles_bulk.py compares with)."""
 
 
 class _BulkRows:
-    """One aggregation's tile suffixes of every key of a refresh, computed at once by `_bulk`:
+    """One aggregation's tile suffixes of every key of a refresh, computed at once by `bulk`:
     `key` gives a key's row of blobs and `_put_final` bytes, or None (per key then)."""
 
     def __init__(self, k: Any, col: np.ndarray, fin: bool, seg: tuple[np.ndarray, ...]) -> None:
@@ -158,7 +158,7 @@ class _BulkRows:
         run_lo = lo[first[has_run]] if len(lo) else lo
         run_hi = hi[key_tiles[has_run] - 1] if len(lo) else hi
         run_of = np.repeat(np.arange(int(has_run.sum())), sizes[has_run])
-        self.ok, self.blobs, values = _bulk.float_suffixes(
+        self.ok, self.blobs, values = bulk_kernel.float_suffixes(
             k, col, run_lo, run_hi, lo[pos] if len(lo) else lo, run_of
         )
         self.finals = [
@@ -219,7 +219,7 @@ def refresh(
         for a in view.aggregations
     ]
     bulk = [
-        _BulkRows(k, col, fin, seg) if BULK and _bulk.supports(k, col) else None
+        _BulkRows(k, col, fin, seg) if BULK and bulk_kernel.supports(k, col) else None
         for k, col, fin in zip(kernels, columns, finite, strict=True)
     ]
     no_value = [

@@ -5,7 +5,7 @@ The profile (percentiles, histograms and rows by event time, from the parts' Par
 scan, and on large views a declared row-group sample; the superseded rows from the figures each
 commit records in the view's log, a scan only for commits without them) is cached per view
 version and live commit. After a computation the view's mergeable statistics
-(`_profile_merge.ProfileState`: counts, sums, min/max, rows per hour, HLL and KLL sketches,
+(`profile_merge.ProfileState`: counts, sums, min/max, rows per hour, HLL and KLL sketches,
 histograms) are kept too (built at once up to `STATE_SYNC_ROWS` rows, else on a background
 thread); when the next commits only appended rows (merges of kept or new commits move rows, they
 add none), the page profiles the new rows alone and merges them in (`_incremental`), else it
@@ -25,9 +25,8 @@ from featureline._sql import INGESTED_AT
 if TYPE_CHECKING:
     from featureline.definitions import FeatureView
     from featureline.feature_store import FeatureStore
-    from featureline.offline._log import Commit
-    from featureline.offline._pit import PartRef
-    from featureline.offline._profile_merge import ProfileState
+    from featureline.offline.profile_merge import ProfileState
+    from featureline.offline.store import Commit, PartRef
 
 BINS = 20
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
@@ -227,7 +226,7 @@ class ViewStats:
         (new commits without one, merged meanwhile) the kept count plus the new rows less their
         pairs no kept row holds (`new_pairs`: the kept rows probed over the new event times),
         noted for the store's next lookups."""
-        from featureline.offline import _profile_merge as pm
+        from featureline.offline import profile_merge as pm
 
         with self._lock:
             kept = self._states.get(key)

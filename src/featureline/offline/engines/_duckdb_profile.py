@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from featureline._sql import EVENT_TS, INGESTED_AT, SHADOWED_UNTIL, lit, q
 from featureline.definitions import FeatureView
-from featureline.offline import _profile_merge as pm
+from featureline.offline import profile_merge as pm
 from featureline.offline._pit import PartRef
 from featureline.offline.engines._duckdb_facts import (
     _disjoint,
@@ -215,7 +215,7 @@ class _Profile:
         edges: dict[str, tuple[float, float, float]] | None = None,
         newer_than_us: int | None = None,
     ) -> pm.ProfileState:
-        """The mergeable statistics of the rows of `parts` (`_profile_merge.ProfileState`), from
+        """The mergeable statistics of the rows of `parts` (`profile_merge.ProfileState`), from
         five scans of them: counts, min/max and sums; rows per hour of event time; the HLL
         registers of every feature; the `bins`-bin histograms of the numeric features (in
         `edges` where given, so that they add to a state's; else over their own range); and the
