@@ -278,7 +278,7 @@ class _Supersedes:
     def under_lock(self, part: Path) -> dict[str, int]:
         """`{SUPERSEDES: n}` with the commits landed since `early` looked at, or {}; `part`:
         the file written (its marks are the batch's own ties)."""
-        from featureline.offline.store import SUPERSEDES
+        from featureline.offline.store import SUPERSEDES, _marked_rows
 
         if self.seen is None or self.con is None:
             return {}
@@ -293,7 +293,7 @@ class _Supersedes:
                 ok = not since or self._look_up(live, since)
             if not ok:
                 return {}
-            self.own = self._marked(part)
+            self.own = _marked_rows(part)
             return {SUPERSEDES: self.own + self._one("SELECT count(*) FROM __found")}
         except Exception as e:
             self._failed(e)
@@ -305,20 +305,8 @@ class _Supersedes:
         more rows than an ingest looks up among."""
         from featureline.offline import store
 
-        near = [
-            c
-            for c in live
-            if (only is None or c.seq in only)
-            and c.parts
-            and not (
-                c.meta.get("min_event_us") is not None
-                and c.meta.get("max_event_us") is not None
-                and (int(c.meta["max_event_us"]) < self.lo or int(c.meta["min_event_us"]) > self.hi)
-            )
-        ]
-        if sum(c.rows for c in near) > max(
-            store.LOOKUP_FREE_ROWS, store.LOOKUP_PER_ROW * self.rows
-        ):
+        near = [c for c in store.near_commits(live, self.lo, self.hi, only) if c.parts]
+        if not store.within_lookup(near, self.rows):
             return False
         if not near:
             return True
@@ -333,21 +321,6 @@ class _Supersedes:
             f"USING ({self.cols}) EXCEPT SELECT {self.cols} FROM __found"
         )
         return True
-
-    def _marked(self, part: Path) -> int:
-        """The rows of `part` whose `__shadowed_until` is set, from its footer's null counts
-        (the column is counted when a row group has none)."""
-        meta = f"parquet_metadata({lit(str(part))}) WHERE path_in_schema = {lit(SHADOWED_UNTIL)}"
-        row = (
-            self._db()
-            .execute(
-                f"SELECT sum(row_group_num_rows - stats_null_count), count(*) - count(stats_null_count) FROM {meta}"
-            )
-            .fetchone()
-        )
-        if row is not None and row[0] is not None and not row[1]:
-            return int(row[0])
-        return self._one(f"SELECT count({SHADOWED_UNTIL}) FROM read_parquet({lit(str(part))})")
 
     def _one(self, sql: str) -> int:
         row = self._db().execute(sql).fetchone()

@@ -98,6 +98,28 @@ LOOKUP_PER_ROW = 4  # and among this many per row of the batch (else: no `supers
 SUPERSEDES = "supersedes"  # commit-log meta: rows a commit made superseded (see superseded_rows)
 
 
+def near_commits(
+    live: list[Commit], lo: int, hi: int, only: set[int] | None = None
+) -> list[Commit]:
+    """The commits of `live` (of `only`, when given) whose rows may have event times in
+    [lo, hi] µs (a commit without its event range may)."""
+    return [
+        c
+        for c in live
+        if (only is None or c.seq in only)
+        and not (
+            c.meta.get("min_event_us") is not None
+            and c.meta.get("max_event_us") is not None
+            and (int(c.meta["max_event_us"]) < lo or int(c.meta["min_event_us"]) > hi)
+        )
+    ]
+
+
+def within_lookup(near: list[Commit], rows: int) -> bool:
+    """Whether an ingest of `rows` rows looks its pairs up among the rows of `near`."""
+    return sum(c.rows for c in near) <= max(LOOKUP_FREE_ROWS, LOOKUP_PER_ROW * rows)
+
+
 def _stored_pairs(
     engine: OfflineEngine, pairs: pa.Table, parts: list[PartRef], keys: list[str], lo: int, hi: int
 ) -> pa.Table | None:
@@ -335,17 +357,8 @@ class OfflineStore:
         try:
             mm = pc.min_max(stored.column(EVENT_TS))
             lo, hi = mm["min"].value, mm["max"].value
-            near = [
-                c
-                for c in live
-                if (only is None or c.seq in only)
-                and not (
-                    c.meta.get("min_event_us") is not None
-                    and c.meta.get("max_event_us") is not None
-                    and (int(c.meta["max_event_us"]) < lo or int(c.meta["min_event_us"]) > hi)
-                )
-            ]
-            if sum(c.rows for c in near) > max(LOOKUP_FREE_ROWS, LOOKUP_PER_ROW * stored.num_rows):
+            near = near_commits(live, lo, hi, only)
+            if not within_lookup(near, stored.num_rows):
                 return None
             if not near:  # no live row shares an event time with the batch
                 return frozenset(c.seq for c in live), _no_pairs(view.join_keys)
