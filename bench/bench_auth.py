@@ -13,12 +13,18 @@ default) and one with `auth.enabled` and a `readers` permission, read with an AP
   (with `Authorization: Bearer` on the auth repo), off / on alternated; bar: <= 5% fewer
   requests/s (and the server process's CPU time per request, from /proc, beside it).
 
+`--pin` runs the servers on CPU 0 and the clients (this process) on CPU 1, so that the two do
+not take turns on one core. Each HTTP change is also given as the median of the round-by-round
+changes with a bootstrap 95% interval over the rounds, and beside it the bound the server's own
+cost puts on it: the CPU us auth adds per request through the ASGI app (no socket) over the
+server's CPU us per HTTP request (a server bound by its CPU loses at most that share).
+
 `--baseline DIR` compares with another checkout (DIR/src; e.g. `git worktree add DIR HEAD~3` or
 `git archive HEAD~3 src | tar -x -C DIR`) in the same run: its servers (off and on) alternate
 with this tree's on the same repos, and the in-process and ASGI figures of both trees are taken
 in child processes, alternately. Each figure: the median of the rounds [min-max].
 
-    PYTHONPATH=src python bench/bench_auth.py [--seconds 5] [--rounds 3] [--baseline DIR]
+    PYTHONPATH=src python bench/bench_auth.py [--seconds 5] [--rounds 3] [--pin] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -223,14 +230,26 @@ async def _load(base: str, body: bytes, token: str | None, seconds: float) -> tu
     return len(lat) / (time.perf_counter() - start), len(lat)
 
 
-def _start(repo: Path, src: Path) -> tuple[Any, str]:
-    """`featureline serve` on `repo`, running the tree `src` (bench_http's server, its ROOT moved)."""
+def _start(repo: Path, src: Path, cpu: int | None = None) -> tuple[Any, str]:
+    """`featureline serve` on `repo`, running the tree `src` (bench_http's server, its ROOT
+    moved), on CPU `cpu` alone when given."""
     saved = bench_http.ROOT
     bench_http.ROOT = src.parent
     try:
-        return bench_http.start_server(repo, 1)
+        proc, base = bench_http.start_server(repo, 1)
     finally:
         bench_http.ROOT = saved
+    if cpu is not None:
+        os.sched_setaffinity(proc.pid, {cpu})
+    return proc, base
+
+
+def _bootstrap(changes: list[float], draws: int = 4000) -> tuple[float, float, float]:
+    """The median of `changes` and a bootstrap 95% interval of it (resampled rounds, fixed seed)."""
+    rng = random.Random(7)
+    n = len(changes)
+    meds = sorted(statistics.median(rng.choices(changes, k=n)) for _ in range(draws))
+    return statistics.median(changes), meds[int(0.025 * draws)], meds[int(0.975 * draws) - 1]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -243,16 +262,25 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def over_http(
-    off: Path, on: Path, token: str, rounds: int, seconds: float, trees: dict[str, Path]
+    off: Path,
+    on: Path,
+    token: str,
+    rounds: int,
+    seconds: float,
+    trees: dict[str, Path],
+    pin: bool = False,
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     """requests/s of each (tree, off / on) server, per round, and the server's CPU us per request
     (what a loaded shared machine's descheduling does not inflate); the order alternates by round."""
     body = json.dumps(bench_http.DEFAULT_BODY).encode()
     procs: dict[tuple[str, str], tuple[Any, str]] = {}
     try:
+        server_cpu = 0 if pin else None
+        if pin:  # the clients (this process) on the other core
+            os.sched_setaffinity(0, {1})
         for tree, src in trees.items():
-            procs[tree, "off"] = _start(off, src)
-            procs[tree, "on"] = _start(on, src)
+            procs[tree, "off"] = _start(off, src, server_cpu)
+            procs[tree, "on"] = _start(on, src, server_cpu)
         per: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
         cpu: dict[str, dict[str, list[float]]] = {t: {"off": [], "on": []} for t in trees}
         for (_, mode), (_, base) in procs.items():  # warm up
@@ -286,6 +314,7 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=10000, help="in-process reads per round")
     ap.add_argument("--calls", type=int, default=5000, help="ASGI requests per round")
     ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--pin", action="store_true", help="servers on CPU 0, clients on CPU 1")
     ap.add_argument("--baseline", type=Path, help="another checkout: compare its src/ in the run")
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -331,7 +360,7 @@ def main() -> None:
             added = [b - a for a, b in zip(x, y, strict=True)]
             print(f"  {tree:<10} auth off {_fig(x, 1)}   on {_fig(y, 1)}   added {_fig(added, 1)}")
         if not args.skip_http:
-            per, cpu = over_http(off, on, token, args.rounds, args.seconds, trees)
+            per, cpu = over_http(off, on, token, args.rounds, args.seconds, trees, args.pin)
             print(
                 f"HTTP POST /features/online, 8 keep-alive clients, 1 worker, req/s "
                 f"({args.rounds} rounds x {args.seconds:g} s, median [min-max]):"
@@ -348,6 +377,17 @@ def main() -> None:
                 x, y = cpu[tree]["off"], cpu[tree]["on"]
                 print(
                     f"  {tree:<10} auth off {_fig(x, 1)}   on {_fig(y, 1)}   change {_fig(_change(cpu[tree]), 1)}%"
+                )
+            print("  req/s change: median of the rounds' changes [bootstrap 95% interval]; bound:")
+            for tree in trees:
+                med, lo, hi = _bootstrap(_change(per[tree]))
+                added = statistics.median(
+                    b - a for a, b in zip(viasgi[tree]["off"], viasgi[tree]["on"], strict=True)
+                )
+                bound = -100 * added / statistics.median(cpu[tree]["off"] + cpu[tree]["on"])
+                print(
+                    f"  {tree:<10} {med:+.1f}% [{lo:+.1f}, {hi:+.1f}]; added ASGI CPU {added:.1f} us "
+                    f"per request / the server's CPU per HTTP request = {bound:+.1f}%  (bar: >= -5%)"
                 )
 
 
