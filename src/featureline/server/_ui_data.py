@@ -260,6 +260,10 @@ class UiData:
         """Wait for the mergeable states being built on the background thread (benchmarks)."""
         self.stats.wait_stats_states()
 
+    def close(self) -> None:
+        """Stop the statistics' background thread (`ViewStats.close`; the server's shutdown)."""
+        self.stats.close()
+
     def _preview(self, fv: FeatureView) -> list[dict[str, Any]]:
         """The newest 10 stored rows (`preview`), cached per view version until its next commit;
         the caller's read_offline grant is checked before."""

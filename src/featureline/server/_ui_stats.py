@@ -7,7 +7,8 @@ commit records in the view's log, a scan only for commits without them) is cache
 version and live commit. After a computation the view's mergeable statistics
 (`profile_merge.ProfileState`: counts, sums, min/max, rows per hour, HLL and KLL sketches,
 histograms) are kept too (built at once up to `STATE_SYNC_ROWS` rows, else on a background
-thread); when the next commits only appended rows (merges of kept or new commits move rows, they
+thread, which `ViewStats.close` stops: the server's shutdown, before it closes the store); when
+the next commits only appended rows (merges of kept or new commits move rows, they
 add none), the page profiles the new rows alone and merges them in (`_incremental`), else it
 computes everything again."""
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ BINS = 20
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
 STATS_ENTRIES = 32  # view versions whose statistics (and mergeable state) stay cached, LRU
 STATE_SYNC_ROWS = 1_000_000  # up to this many rows the mergeable state is built at once
+CLOSE_WAIT_SECONDS = 10.0  # `ViewStats.close` waits this long for a build to stop
 _log = logging.getLogger(__name__)
 
 
@@ -127,6 +129,7 @@ class ViewStats:
         self._states: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()  # mergeable, LRU
         self._state_jobs: dict[tuple[Any, ...], Future[None]] = {}
         self._state_pool: ThreadPoolExecutor | None = None
+        self._closed = threading.Event()  # set by `close`: no build starts, a running one stops
 
     def stats_for(self, fv: FeatureView) -> dict[str, Any]:
         """Row counts, per-feature statistics with percentiles and a histogram per numeric feature,
@@ -175,12 +178,14 @@ class ViewStats:
         in full, as before)."""
         from featureline.offline.engines.duckdb import DuckDBEngine
 
-        if not isinstance(self.store.offline.engine, DuckDBEngine):
+        if not isinstance(self.store.offline.engine, DuckDBEngine) or self._closed.is_set():
             return
         if rows <= STATE_SYNC_ROWS:
             self._build_state(fv, key)
             return
         with self._lock:
+            if self._closed.is_set():  # checked again under the lock `close` takes
+                return
             job = self._state_jobs.get(key)
             if job is not None and not job.done():
                 return
@@ -189,18 +194,25 @@ class ViewStats:
             self._state_jobs[key] = self._state_pool.submit(self._build_state, fv, key)
 
     def _build_state(self, fv: FeatureView, key: tuple[Any, ...]) -> None:
+        """Build and keep the state; after `close` it stops at its next scan, quietly."""
         try:
             live = self._live(fv)
             if live is None:
                 return
             commits, parts = live
             offline = self.store.offline
-            state = offline.engine.profile_state(fv, parts, BINS)  # type: ignore[attr-defined]
+            engine: Any = offline.engine
+            state = engine.profile_state(fv, parts, BINS, stop=self._closed)
+            if self._closed.is_set():
+                raise CancelledError
             # the count the full computation noted (None: the next pages look it up)
             superseded = offline.superseded_rows(fv, parts)
             self._put_state(key, _Kept.of(commits, state, superseded))
         except Exception as e:  # the next pages compute in full
-            _log.warning("statistics state of %s v%d failed: %s", fv.name, fv.version, e)
+            if self._closed.is_set():  # stopped by the shutdown (or failed on its closed store)
+                _log.debug("statistics state of %s v%d stopped: %r", fv.name, fv.version, e)
+            else:
+                _log.warning("statistics state of %s v%d failed: %s", fv.name, fv.version, e)
 
     def _put_state(self, key: tuple[Any, ...], kept: _Kept) -> None:
         with self._lock:
@@ -215,8 +227,28 @@ class ViewStats:
         """Wait for the mergeable states being built on the background thread (benchmarks)."""
         with self._lock:
             jobs = list(self._state_jobs.values())
-        for job in jobs:
-            job.result()
+        wait(jobs)
+
+    def close(self, timeout: float = CLOSE_WAIT_SECONDS) -> None:
+        """Stop the background builds (the server's shutdown, before the store is closed): no
+        build starts from now on, the queued ones are cancelled, and a running one stops at its
+        next scan (`profile_state`'s `stop`); waits up to `timeout` seconds for it and for the
+        thread to end. The statistics pages still answer (computed in full). Idempotent."""
+        with self._lock:
+            self._closed.set()
+            pool, self._state_pool = self._state_pool, None
+            jobs = list(self._state_jobs.values())
+        if pool is None:
+            return
+        pool.shutdown(wait=False, cancel_futures=True)
+        _, running = wait(jobs, timeout)
+        if running:  # the thread ends once its scan does; its failure is not warned of
+            _log.warning(
+                "a view's statistics state was still being built %.0f s after the shutdown",
+                timeout,
+            )
+            return
+        pool.shutdown(wait=True)  # its thread is idle: it ends at once
 
     def _incremental(self, fv: FeatureView, key: tuple[Any, ...]) -> dict[str, Any] | None:
         """The statistics from the kept state and the rows committed since, or None when they

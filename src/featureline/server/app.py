@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from featureline.errors import FeaturelineError, ValidationError
@@ -122,6 +123,13 @@ def create_app(
             yield
         finally:
             gc.set()
+            # what the routes started (the UI statistics' thread), stopped before the store
+            # closes under it; each may wait a bounded time, off the event loop
+            for close in ctx.closers:
+                try:
+                    await run_in_threadpool(close)
+                except Exception as e:  # the shutdown goes on
+                    log.warning("Stopping %r at shutdown failed: %s", close, e)
             if owns:
                 fs.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -214,14 +214,21 @@ class _Profile:
         bins: int,
         edges: dict[str, tuple[float, float, float]] | None = None,
         newer_than_us: int | None = None,
+        stop: Any = None,
     ) -> pm.ProfileState:
         """The mergeable statistics of the rows of `parts` (`profile_merge.ProfileState`), from
         five scans of them: counts, min/max and sums; rows per hour of event time; the HLL
         registers of every feature; the `bins`-bin histograms of the numeric features (in
         `edges` where given, so that they add to a state's; else over their own range); and the
         KLL sketches of the numeric features (read in batches: no column held whole). With
-        `newer_than_us` (compacted parts only), only the rows ingested after it."""
+        `newer_than_us` (compacted parts only), only the rows ingested after it. With `stop`
+        (a `threading.Event`), it raises `CancelledError` before its next scan (and its next
+        batch of the sketches' read) once `stop` is set: a server shutting down."""
         import datasketches as ds
+
+        def check() -> None:
+            if stop is not None and stop.is_set():
+                raise CancelledError("the statistics state's build was stopped")
 
         if not parts:
             return pm.ProfileState(0)
@@ -244,12 +251,14 @@ class _Profile:
                 if f.dtype.name == "Int64"
                 else f"fsum({c})"
             )
+        check()
         con = self.connection()
         try:
             top = con.execute(f"SELECT {', '.join(exprs)} FROM {src} WHERE {where}").fetchall()[0]
             rows = int(top[0])
             if not rows:
                 return pm.ProfileState(0)
+            check()
             hours = {
                 int(h): int(n)
                 for h, n in con.execute(
@@ -257,18 +266,21 @@ class _Profile:
                     f"FROM {src} WHERE {where} GROUP BY h"
                 ).fetchall()
             }
+            check()
             hlls = self._hll(con, src, where, [col[f.name] for f in feats], rows)
             stats = {f.name: top[3 + 4 * i : 7 + 4 * i] for i, f in enumerate(feats)}
             own = {f.name: pm.bin_edges(stats[f.name][1], stats[f.name][2], bins) for f in numeric}
             at = {n: e for n, e in {**own, **(edges or {})}.items() if e is not None and bins}
             at = {n: e for n, e in at.items() if n in own}
             nonnull = {n: int(stats[n][0]) for n in at}
+            check()
             counted = self._bins(con, src, where, col, at, bins, nonnull)
             sketches = {f.name: ds.kll_doubles_sketch(pm.KLL_K) for f in numeric}
             if numeric:
                 sel = ", ".join(f"{col[f.name]}::DOUBLE AS {q(f.name)}" for f in numeric)
                 reader = con.sql(f"SELECT {sel} FROM {src} WHERE {where}")
                 for batch in reader.to_arrow_reader(_PAIRS_BATCH):
+                    check()
                     for j, f in enumerate(numeric):
                         a = batch.column(j)
                         x = _numpy(a.drop_null() if a.null_count else a)

@@ -68,6 +68,7 @@ def _positive(raw: str | None, what: str, default: int, top: int) -> int:
 
 def routes(ctx: ServerContext) -> list[Route]:
     data = UiData(ctx.store)
+    ctx.closers.append(data.close)  # the statistics' background thread stops with the server
     pages = UiPages(ctx.store)
     assets = {path: (_asset(name), ctype) for path, (name, ctype) in ASSETS.items()}
 
