@@ -410,7 +410,12 @@ class OfflineStore:
         time (rows - distinct (keys, event time)), from the figures recorded in the commit log
         (`SUPERSEDES`); None when a live commit has none (written before they were recorded, or
         by another writer): then only a scan tells. With `parts` (read before), None too unless
-        they are the live commits' parts (a commit landed in between)."""
+        they are the live commits' parts (a commit landed in between).
+
+        Unless this process counted them before (a page's scan, `note_superseded`, or a call
+        here): then the commits since without a figure have their pairs looked up among the
+        counted rows (a push's few rows), and a merge of counted commits alone carries their
+        count over (no lookup: its rows are theirs); a merge holding rows not counted yet, None."""
         commits = self.commits(view.name, view.version)
         if parts is not None and {p.commit for p in parts} != {c.seq for c in commits if c.parts}:
             return None
@@ -426,12 +431,27 @@ class OfflineStore:
         if known is None or not isinstance(self.engine, DuckDBEngine):
             return None
         stamps, total = known  # (seq, ingested time): a log made again has other times
-        seqs = {seq for seq, _ in stamps}
-        if not stamps or not stamps <= {(c.seq, c.ingested_at_us) for c in commits}:
+        counted = dict(stamps)
+        if not counted or any(
+            c.seq in counted and counted[c.seq] != c.ingested_at_us for c in commits
+        ):
             return None
+        last = max(counted)
+        # a merge of counted commits alone holds their rows and no other: a merge keeps every
+        # row (tie losers too, each with its own times) and only moves them, so the rows and
+        # their distinct (keys, event time) pairs, hence the count, stay what they were
+        carried = {
+            c.seq
+            for c in commits
+            if c.seq > last and c.replaces and set(c.replaces) <= counted.keys()
+        }
+        gone = {seq for seq in counted if seq not in {c.seq for c in commits}}
+        if gone != {s for c in commits if c.seq in carried for s in c.replaces}:
+            return None  # a counted commit went elsewhere (a merge with uncounted rows too)
+        seqs = counted.keys() | carried
         newer = [c for c in commits if c.seq not in seqs]
-        if any(c.replaces or c.seq < max(seqs) for c in newer):
-            return None  # a merge (or a commit from before) among them: a scan tells
+        if any(c.replaces or c.seq < last for c in newer):
+            return None  # a merge of uncounted rows (or a commit from before) among them
         import pyarrow.parquet as pq
 
         log = self.log(view.name, view.version)
