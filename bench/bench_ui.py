@@ -214,13 +214,19 @@ def _stats_child(mode: str, root: Path) -> dict[str, float]:
     if isinstance(engine, DuckDBEngine):
         engine.connection().close()  # the DuckDB database, before the baseline
     out: dict[str, float] = {"base_rss_mb": _reset_peak_mb()}
+    uis: list[UiData] = []  # closed before the store (their state threads stop)
+
+    def fresh() -> UiData:
+        uis.append(UiData(store))
+        return uis[-1]
+
     w, c = time.perf_counter(), time.process_time()
     if mode == "page":
         path = "/ui/api/views/balances"
         body = asyncio.run(_call(app, path, ""))
         out["rows"] = body["rows"]
     elif mode == "stats":
-        body = UiData(store)._stats_for(fv)
+        body = fresh()._stats_for(fv)
         out["rows"] = body["rows"]
         out["approximate"] = body["approximate"]  # type: ignore[assignment]  # what is an estimate
     else:
@@ -232,7 +238,7 @@ def _stats_child(mode: str, root: Path) -> dict[str, float]:
         again = []
         for _ in range(2):
             t = time.perf_counter()
-            UiData(store)._stats_for(fv)
+            fresh()._stats_for(fv)
             again.append((time.perf_counter() - t) * 1000)
         out["again_ms"] = min(again)
     if mode == "page":
@@ -262,6 +268,10 @@ def _stats_child(mode: str, root: Path) -> dict[str, float]:
         after = asyncio.run(_call(app, path, ""))
         out["new_commit_ms"] = (time.perf_counter() - t) * 1000
         assert after["rows"] == out["rows"] + 1
+    for ui in uis:
+        ui.close()
+    for close in app.service.closers:  # what the app's shutdown runs (no lifespan here)
+        close()
     store.close()
     return out
 
@@ -356,6 +366,7 @@ def _append_child(root: Path) -> dict[str, Any]:
             if wait is not None:  # a state still being built (after a full computation)
                 wait()
             out["approximate"] = page["approximate"]
+            ui.close()  # its state thread stops before the store closes
             del fv
     return out
 
