@@ -123,6 +123,37 @@ def _cleanup(stream: str) -> None:
     r.close()
 
 
+class _GcPauses:
+    """The cyclic collector's pauses (seconds) per generation, while installed (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._t = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._t)
+
+    def __enter__(self) -> _GcPauses:
+        import gc
+
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import gc
+
+        gc.callbacks.remove(self)
+
+    def line(self) -> str:
+        return ", ".join(
+            f"gen{g} {len(p)} ({sum(p) * 1e3:.0f} ms, max {max(p, default=0) * 1e3:.1f} ms)"
+            for g, p in self.pauses.items()
+        )
+
+
 def run(online: str, args: argparse.Namespace) -> None:
     stream = f"bench:stream:{uuid.uuid4().hex[:8]}"
     store = _repo(online, stream, args.aggregations)
@@ -152,8 +183,9 @@ def run(online: str, args: argparse.Namespace) -> None:
         ready.wait(30)
         before = stats.written
         t = time.perf_counter()
-        worker.run(max_seconds=args.seconds + 0.5)
-        worker.run(once=True)
+        with _GcPauses() as gcp:
+            worker.run(max_seconds=args.seconds + 0.5)
+            worker.run(once=True)
         p.join()
         took = time.perf_counter() - t
         n = stats.written - before
@@ -165,6 +197,7 @@ def run(online: str, args: argparse.Namespace) -> None:
             f"p90 {q.get(0.9, 0) * 1e3:.1f} ms, p99 {q.get(0.99, 0) * 1e3:.1f} ms, "
             f"p99.9 {q.get(0.999, 0) * 1e3:.1f} ms ({stats.batches} batches in all)"
         )
+        print(f"  collector pauses in the latency run: {gcp.line()}")
         print(
             "  time per phase, both runs: "
             + ", ".join(f"{k} {v:.2f} s" for k, v in stats.seconds.items())
