@@ -153,6 +153,7 @@ class _Batch:
     good: list[Message]
     table: pa.Table | None
     pushed: bool = False
+    servable_us: int | None = None  # when its push returned (Unix microseconds): readable online
 
 
 class _Lane:
@@ -411,17 +412,20 @@ class StreamWorker:
                 gone = {m.id for m, _ in refused}
                 b.good = [m for m in b.good if m.id not in gone]
             b.pushed = True
+            b.servable_us = time.time_ns() // 1000
         broker.ack(b.good)
         spent["ack"] += time.perf_counter() - t
         written = len(b.good)
         lane.stats.written += written
         lane.stats.batches += 1
-        now_us = time.time_ns() // 1000
+        # publish -> servable: the events were readable online once the push returned, before
+        # the acknowledgement (which only tells the broker not to deliver them again)
+        servable_us = b.servable_us if b.servable_us is not None else time.time_ns() // 1000
         published = np.array(
             [m.published_us for m in b.good if m.published_us is not None], dtype=np.int64
         )
         if len(published):
-            lane.stats.observe_latency((now_us - published) / 1e6)
+            lane.stats.observe_latency((servable_us - published) / 1e6)
         lane.batch = None
         _freeze_startup_objects()  # again once the batch's lazy imports are done (rarely)
         return written
