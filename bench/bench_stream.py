@@ -189,7 +189,7 @@ def run(online: str, args: argparse.Namespace) -> None:
         p.join()
         took = time.perf_counter() - t
         n = stats.written - before
-        q = stats.latency_quantiles((0.5, 0.9, 0.99, 0.999)) or {}
+        q = stats.latency_quantiles((0.5, 0.9, 0.99, 0.999), samples=None) or {}
         print(
             f"[{online}{' +aggregations' if args.aggregations else ''}] latency at "
             f"{args.rate:,} events/s offered: {n:,} events in {took:.1f} s "

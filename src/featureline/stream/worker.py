@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from featureline.feature_store import FeatureStore
 
 LATENCY_SAMPLES = 200_000  # the publish -> servable latencies kept for quantiles (newest)
+SUMMARY_SAMPLES = 20_000  # of which the quantiles published each second take at most this many
 STATS_DIR = ("data", "stream")  # under the repo: <view>/<consumer>.json, for /metrics
 
 
@@ -107,11 +108,20 @@ class StreamStats:
         while self._lat_n - len(self._lat[0]) >= LATENCY_SAMPLES:
             self._lat_n -= len(self._lat.pop(0))
 
-    def latency_quantiles(self, qs: Sequence[float] = (0.5, 0.99)) -> dict[float, float] | None:
+    def latency_quantiles(
+        self, qs: Sequence[float] = (0.5, 0.99), *, samples: int | None = SUMMARY_SAMPLES
+    ) -> dict[float, float] | None:
+        """Quantiles of the kept publish -> servable latencies (seconds): over every one with
+        `samples=None`, else over an even subsample of at most `samples` of them. The counters
+        published each second (`snapshot`, /metrics) and `featureline stream`'s progress lines
+        take the subsample: the selection over the 200,000 kept samples took 3-22 ms of the
+        worker's thread each time, a stall that the next batch's events waited out."""
         if not self._lat:
             return None
         lat = np.concatenate(self._lat)
-        return {q: float(np.quantile(lat, q)) for q in qs}
+        if samples is not None and len(lat) > samples:
+            lat = lat[:: -(-len(lat) // max(1, samples))]
+        return dict(zip(qs, map(float, np.quantile(lat, list(qs))), strict=True))
 
     def reset_latency(self) -> None:
         self._lat, self._lat_n = [], 0
