@@ -173,3 +173,22 @@ def test_epoch_times_and_their_range() -> None:
         _same(p.parse(msgs), p.parse_each(msgs, time.time_ns() // 1000))
         refused = bool(p.parse(msgs)[2])  # with the per-message reason
         assert refused == (raw != 1.5e12)  # a float is read (rounded to the microsecond)
+
+
+def test_a_batch_larger_than_one_block_is_read_whole_and_alike() -> None:
+    """Over one block (1 MiB) Arrow's reader takes its thread pool (a smaller batch is read on
+    the calling thread): the rows are the same either way."""
+    p = _parser()
+    events = [
+        {"user_id": i, "ts": (BASE + timedelta(seconds=i)).isoformat(), "tag": "x" * 40}
+        for i in range(16_000)
+    ]
+    msgs = _msgs([json.dumps(e).encode() for e in events])
+    assert sum(len(m.data) for m in msgs) > 1 << 20
+    now = time.time_ns() // 1000
+    for batch in (msgs, msgs[:50]):
+        fast = p.fast.table(batch, now)
+        assert fast is not None and fast.num_rows == len(batch)
+        slow, _good, bad = p.parse_each(batch, now)
+        assert not bad and slow is not None
+        assert fast.schema == slow.schema and fast.to_pylist() == slow.to_pylist()
