@@ -19,6 +19,12 @@ changes with a bootstrap 95% interval over the rounds, and beside it the bound t
 cost puts on it: the CPU us auth adds per request through the ASGI app (no socket) over the
 server's CPU us per HTTP request (a server bound by its CPU loses at most that share).
 
+`--together` adds a run that does not depend on how the load drifts between rounds: both
+servers (off and on) on CPU 0 at once, each with its own 8 clients (this process, on CPU 1), so
+the kernel shares the core between them while both always have work; each one's requests/s
+then stands for the inverse of its CPU cost per request, under the same interference. Per
+round: the change of req/s on / off and each server's share of CPU 0.
+
 `--baseline DIR` compares with another checkout (DIR/src; e.g. `git worktree add DIR HEAD~3` or
 `git archive HEAD~3 src | tar -x -C DIR`) in the same run: its servers (off and on) alternate
 with this tree's on the same repos, and the in-process and ASGI figures of both trees are taken
@@ -300,6 +306,60 @@ def over_http(
             proc.wait(timeout=30)
 
 
+async def _load_both(
+    bases: dict[str, str], body: bytes, token: str, seconds: float
+) -> dict[str, int]:
+    """8 keep-alive clients on each server at once (`on` with the token) for `seconds`: the
+    requests each answered."""
+    from urllib.parse import urlsplit
+
+    stop_at = time.perf_counter() + seconds
+    lats: dict[str, list[float]] = {mode: [] for mode in bases}
+    errors: list[str] = []
+    jobs = []
+    for mode, base in bases.items():
+        parts = urlsplit(base)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        auth = f"Authorization: Bearer {token}\r\n" if mode == "on" else ""
+        request = (
+            f"POST /features/online HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\n{auth}Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        jobs += [
+            bench_http._raw_worker(host, port, request, stop_at, lats[mode], errors)
+            for _ in range(8)
+        ]
+    await asyncio.gather(*jobs)
+    if errors:
+        raise SystemExit(f"errors: {errors[:3]}")
+    return {mode: len(lat) for mode, lat in lats.items()}
+
+
+def together(
+    off: Path, on: Path, token: str, rounds: int, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Both servers on CPU 0 at once (clients on CPU 1): per round the % change of req/s on /
+    off, and the on server's share of the CPU both used."""
+    body = json.dumps(bench_http.DEFAULT_BODY).encode()
+    os.sched_setaffinity(0, {1})
+    procs = {"off": _start(off, SRC, 0), "on": _start(on, SRC, 0)}
+    try:
+        bases = {mode: base for mode, (_, base) in procs.items()}
+        asyncio.run(_load_both(bases, body, token, 1.0))  # warm up
+        changes, shares = [], []
+        for _ in range(rounds):
+            c0 = {mode: _cpu_seconds(p.pid) for mode, (p, _) in procs.items()}
+            n = asyncio.run(_load_both(bases, body, token, seconds))
+            used = {mode: _cpu_seconds(p.pid) - c0[mode] for mode, (p, _) in procs.items()}
+            changes.append(100 * (n["on"] - n["off"]) / n["off"])
+            shares.append(used["on"] / max(used["on"] + used["off"], 1e-9))
+        return changes, shares
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 def _change(per: dict[str, list[float]]) -> list[float]:
     """% change of `on` against `off`, round by round (each pair ran back to back)."""
     return [100 * (b - a) / a for a, b in zip(per["off"], per["on"], strict=True)]
@@ -315,6 +375,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=5000, help="ASGI requests per round")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--pin", action="store_true", help="servers on CPU 0, clients on CPU 1")
+    ap.add_argument("--together", action="store_true", help="both servers at once on CPU 0")
     ap.add_argument("--baseline", type=Path, help="another checkout: compare its src/ in the run")
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -389,6 +450,16 @@ def main() -> None:
                     f"  {tree:<10} {med:+.1f}% [{lo:+.1f}, {hi:+.1f}]; added ASGI CPU {added:.1f} us "
                     f"per request / the server's CPU per HTTP request = {bound:+.1f}%  (bar: >= -5%)"
                 )
+
+        if args.together:
+            changes, shares = together(off, on, token, args.rounds, args.seconds)
+            med, lo, hi = _bootstrap(changes)
+            print(
+                f"HTTP, both servers at once on CPU 0, 8 clients each ({args.rounds} rounds x "
+                f"{args.seconds:g} s): req/s change on / off {med:+.1f}% [{lo:+.1f}, {hi:+.1f}] "
+                f"(median [bootstrap 95%]; rounds {_fig(changes, 1)}); the on server's share "
+                f"of the CPU both used {_fig([100 * x for x in shares], 1)}%  (bar: >= -5%)"
+            )
 
 
 if __name__ == "__main__":
