@@ -3,49 +3,22 @@ when the push holding it returned (readable online), not when the broker took it
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import featureline as fl
 from featureline.stream import Broker, StreamWorker, open_broker
+from tests.integration.stream_kit import fresh_stream, publish, tx_store
 
-USER = fl.Entity("user", ["user_id"])
 ACK_SECONDS = 1.0
-
-
-def _store(tmp: Path, stream: str, url: str) -> fl.FeatureStore:
-    root = tmp / "repo"
-    fl.init_repo(root, project="l" + uuid.uuid4().hex[:8], with_data=False)
-    (root / "definitions.py").unlink()
-    with (root / "featureline.yaml").open("a") as f:
-        f.write(f"\nstreams:\n  redis: {{url: '{url}'}}\n")
-    store = fl.FeatureStore(root)
-    view = fl.FeatureView(
-        "tx",
-        [USER],
-        [fl.Field("user_id", fl.Int64), fl.Field("amount", fl.Float64)],
-        stream_source=fl.StreamSource("redis", stream, timestamp_field="ts"),
-    )
-    store.apply([USER, view])
-    return store
 
 
 @pytest.fixture
 def stream(redis_url: str) -> Iterator[str]:
-    name = f"fltest.lat{uuid.uuid4().hex[:12]}"
-    yield name
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    r.delete(name, f"{name}:dead")
-    r.close()
+    yield from fresh_stream(redis_url, "lat")
 
 
 class _SlowAck:
@@ -65,7 +38,7 @@ class _SlowAck:
 def test_latency_ends_when_the_push_returns_not_after_the_ack(
     tmp_path: Path, stream: str, redis_url: str
 ) -> None:
-    store = _store(tmp_path, stream, redis_url)
+    store = tx_store(tmp_path, stream, redis_url, "l")
 
     def slow(*args: Any, **kw: Any) -> Broker:
         return _SlowAck(open_broker(*args, **kw))  # type: ignore[return-value]
@@ -74,12 +47,7 @@ def test_latency_ends_when_the_push_returns_not_after_the_ack(
         store, consumer="lat", batch_size=1000, broker_factory=slow, publish_stats=False
     )
     try:
-        pub = open_broker("redis", redis_url, stream, "featureline_tx", "pub", f"{stream}:dead")
-        now = datetime.now(UTC).isoformat()
-        pub.publish(
-            [json.dumps({"user_id": i, "ts": now, "amount": 1.0}).encode() for i in range(20)]
-        )
-        pub.close()
+        publish(redis_url, stream, 20)
         t = time.monotonic()
         (stats,) = worker.run(once=True)
         took = time.monotonic() - t
@@ -101,7 +69,7 @@ def test_a_batch_whose_ack_failed_keeps_the_time_its_push_returned(
 ) -> None:
     """The push returned, the ack failed: the retry acknowledges it (no second commit), and
     its events count as servable from the first push, not from the retry's ack."""
-    store = _store(tmp_path, stream, redis_url)
+    store = tx_store(tmp_path, stream, redis_url, "l")
     failed: list[float] = []
 
     class _AckFailsOnce(_SlowAck):
@@ -121,12 +89,7 @@ def test_a_batch_whose_ack_failed_keeps_the_time_its_push_returned(
         store, consumer="lat2", batch_size=1000, broker_factory=flaky, publish_stats=False
     )
     try:
-        pub = open_broker("redis", redis_url, stream, "featureline_tx", "pub", f"{stream}:dead")
-        now = datetime.now(UTC).isoformat()
-        pub.publish(
-            [json.dumps({"user_id": i, "ts": now, "amount": 1.0}).encode() for i in range(5)]
-        )
-        pub.close()
+        publish(redis_url, stream, 5)
         (stats,) = worker.run(once=True)
         assert stats.written == 5 and stats.errors == 1 and stats.replayed == 0
         q = stats.latency_quantiles((1.0,))
