@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,44 +41,12 @@ _TOTAL = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
 def _serve(repo: Path, out: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """`featureline serve` on `repo` under callgrind; its port once /health answers."""
-    port = bench_http.free_port()
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={out}/cg.%p",
-        sys.executable,
-        "-m",
-        "featureline.cli",
-        "--repo",
-        str(repo),
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-    ]
-    log = (out / "serve.log").open("wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 600  # start-up runs ~50x slower under valgrind
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"featureline serve under valgrind exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-                s.sendall(
-                    f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
-                )
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return proc, port
-        except OSError:
-            pass
-        time.sleep(1)
-    proc.kill()
-    raise SystemExit("featureline serve did not become healthy under valgrind in 600 s")
+    """`featureline serve` on `repo` under callgrind; its port once /health answers (start-up
+    runs ~50x slower under valgrind)."""
+    wrap = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p"]
+    with (out / "serve.log").open("wb") as log:
+        proc, base = bench_http.start_server(repo, 1, wrap=wrap, wait=600, output=log)
+    return proc, int(base.rsplit(":", 1)[1])
 
 
 def _post(port: int, n: int, token: str | None) -> None:

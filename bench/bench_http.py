@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +64,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(repo: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    repo: Path,
+    workers: int,
+    wrap: list[str] | None = None,
+    wait: float = 60,
+    output: Any = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`featureline serve` on `repo` (run under `wrap`, e.g. valgrind, when given; its output to
+    `output`) and its base URL once /health answers, within `wait` seconds."""
     port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [
+        *(wrap or []),
         sys.executable,
         "-m",
         "featureline.cli",
@@ -83,14 +93,14 @@ def start_server(repo: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
         "--log-level",
         "warning",
     ]
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, stdout=output, stderr=output)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"featureline serve exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=max(1, wait / 5)) as s:
                 s.sendall(
                     f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
                 )
@@ -100,7 +110,7 @@ def start_server(repo: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
             pass
         time.sleep(0.1)
     proc.kill()
-    raise SystemExit("featureline serve did not become healthy in 60 s")
+    raise SystemExit(f"featureline serve did not become healthy in {wait:g} s")
 
 
 # -- clients -------------------------------------------------------------------------------------------
