@@ -148,3 +148,27 @@ def test_a_denied_plan_is_not_kept_and_a_new_catalog_is_decided_anew(tmp_path: P
                     FEATURES, ENTITIES, False, hook(_call(token), "/features/online")
                 )
         assert not any(c.catalog is store._current() for c in caller._plans)  # denied: not kept
+
+
+@pytest.mark.parametrize("rate", [0.2, 1.0])
+def test_reads_let_in_by_the_hook_are_audited_at_the_configured_rate(
+    tmp_path: Path, rate: float
+) -> None:
+    """A read the HTTP hook just let in (its decision held, the common case) is sampled for the
+    audit once, at the configured rate: every one at 1.0."""
+    root = _repo(
+        tmp_path, EVERYWHERE, f"\nauth:\n  enabled: true\n  audit:\n    read_sample_rate: {rate}\n"
+    )
+    with fl.FeatureStore(root) as store:
+        a = store.authorizer
+        assert a is not None and a.audit is not None
+        token = a.tokens.create("reader", ["reader"])[0]
+        hook = http_authenticator(a)
+        for _ in range(3000):
+            store._read_online(FEATURES, ENTITIES, False, hook(_call(token), "/features/online"))
+        reads = a.audit.query(action="read_online", principal="reader")
+    if rate == 1.0:
+        assert len(reads) == 3000
+    else:
+        assert 480 <= len(reads) <= 720, len(reads)  # 600 expected; sd 22
+    assert {e["result"] for e in reads} == {"allowed"}
