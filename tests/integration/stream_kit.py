@@ -1,5 +1,5 @@
-"""What the stream worker's integration tests share: a repo whose view `tx` reads a Redis
-stream, and a fresh stream name removed after the test."""
+"""What the stream worker's integration tests share: a repo reading Redis streams (with a view
+`tx` fed by one), a fresh stream name removed after the test, and a publisher."""
 
 from __future__ import annotations
 
@@ -14,14 +14,19 @@ import featureline as fl
 USER = fl.Entity("user", ["user_id"])
 
 
-def tx_store(tmp: Path, stream: str, url: str, project: str = "s") -> fl.FeatureStore:
-    """A repo under `tmp` with view `tx` (user_id, amount) fed by the Redis stream `stream`."""
+def stream_repo(tmp: Path, url: str, project: str = "s") -> Path:
+    """An empty repo under `tmp` (no definitions, no data) whose `redis` stream is at `url`."""
     root = tmp / "repo"
     fl.init_repo(root, project=project + uuid.uuid4().hex[:8], with_data=False)
     (root / "definitions.py").unlink()
     with (root / "featureline.yaml").open("a") as f:
         f.write(f"\nstreams:\n  redis: {{url: '{url}'}}\n")
-    store = fl.FeatureStore(root)
+    return root
+
+
+def tx_store(tmp: Path, stream: str, url: str, project: str = "s") -> fl.FeatureStore:
+    """A repo under `tmp` with view `tx` (user_id, amount) fed by the Redis stream `stream`."""
+    store = fl.FeatureStore(stream_repo(tmp, url, project))
     view = fl.FeatureView(
         "tx",
         [USER],

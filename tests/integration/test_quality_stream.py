@@ -13,6 +13,7 @@ import pytest
 
 import featureline as fl
 from featureline.stream import StreamWorker, open_broker
+from tests.integration.stream_kit import stream_repo
 
 pytestmark = pytest.mark.integration
 
@@ -20,12 +21,7 @@ USER = fl.Entity("user", ["user_id"])
 
 
 def _store(tmp: Path, url: str, stream: str, gate: str) -> fl.FeatureStore:
-    root = tmp / "repo"
-    fl.init_repo(root, project="q" + uuid.uuid4().hex[:8], with_data=False)
-    (root / "definitions.py").unlink()
-    with (root / "featureline.yaml").open("a") as f:
-        f.write(f"\nstreams:\n  redis: {{url: '{url}'}}\n")
-    store = fl.FeatureStore(root)
+    store = fl.FeatureStore(stream_repo(tmp, url, "q"))
     view = fl.FeatureView(
         "tx",
         [USER],
